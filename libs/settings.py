@@ -1,0 +1,50 @@
+"""Process-wide settings, read from the environment (prefix ``BINOME_``).
+
+Every knob an operator may turn lives here, so there is one place to read them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BINOME_", extra="ignore")
+
+    # Storage and broker. Empty means "start the embedded one".
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    data_dir: Path = Path(".binome")
+
+    # Topic names are "<topic_prefix>binome.<context>.events"; tests set a prefix
+    # so that each test has its own topics on a shared broker.
+    topic_prefix: str = ""
+
+    # Auth: the algorithms are fixed here, never taken from a token header.
+    jwt_issuer: str = "binome-dev"
+    jwt_audience: str = "binome"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = None
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Consumer runtime
+    consumer_max_attempts: int = 3
+    consumer_session_timeout_ms: int = 6000
+    consumer_fetch_max_wait_ms: int = 50
+
+    # Outbox relay
+    relay_batch_size: int = 1000
+    relay_poll_interval_s: float = 0.5
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
