@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 SPEC_VERSION = "1.0"
 
@@ -43,7 +43,7 @@ class Envelope(BaseModel):
     source: str
     type: str
     subject: str
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
     # Extensions

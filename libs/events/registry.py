@@ -21,6 +21,7 @@ next version's ``data``::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -74,7 +75,7 @@ class EventRegistry:
     def upcast(self, type_: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Follow upcasters from ``type_`` to the newest version that exists."""
         while type_ in self.upcasters:
-            data = self.upcasters[type_](dict(data))
+            data = self.upcasters[type_](copy.deepcopy(data))  # never touch the stored envelope
             prefix, _, version = type_.rpartition(".v")
             type_ = f"{prefix}.v{int(version) + 1}"
         return type_, data

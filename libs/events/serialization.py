@@ -8,13 +8,16 @@ import orjson
 
 from libs.events.envelope import Envelope
 
-_OPTIONAL_ATTRIBUTES = ("country", "correlationid", "causationid")
+#: Attributes omitted from the wire when None. Public because the JSON Schema
+#: generator (libs/events/schemagen.py) derives "required" from it: every other
+#: envelope attribute is always written.
+OPTIONAL_ATTRIBUTES = ("country", "correlationid", "causationid")
 
 
 def dumps(envelope: Envelope) -> bytes:
     body = envelope.model_dump(mode="python")
     # CloudEvents: an absent optional attribute is omitted, not null.
-    for key in _OPTIONAL_ATTRIBUTES:
+    for key in OPTIONAL_ATTRIBUTES:
         if body[key] is None:
             del body[key]
     return orjson.dumps(body, option=orjson.OPT_UTC_Z)

@@ -1,0 +1,1 @@
+"""Shared HTTP plumbing for Binome services (app factory, errors, security)."""

@@ -1,0 +1,53 @@
+"""The one way to build a Binome service's FastAPI application.
+
+    app = create_service_app("enrollment", title="Enrollment", version="1",
+                             verifier=TokenVerifier.from_settings(),
+                             readiness_checks={"database": db_ready})
+    app.include_router(waves_router, prefix="/v1")
+
+Every service then has the same error format, metrics, ops routes and auth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from fastapi import FastAPI
+
+from libs.api.problems import Problem, install_problem_handlers
+from libs.auth.tokens import TokenVerifier
+from libs.observability.health import ReadinessCheck, install_ops_routes
+from libs.observability.metrics import MetricsMiddleware
+
+
+def create_service_app(
+    service: str,
+    *,
+    title: str,
+    version: str,
+    verifier: TokenVerifier,
+    readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+    lifespan: Any = None,
+    exception_mappings: Mapping[type[Exception], int | Callable[[Exception], Problem]]
+    | None = None,
+    metrics_scope: Literal["service", "process"] = "service",
+) -> FastAPI:
+    """Build a service app; add the service's ``/v1`` routers to the result.
+
+    ``exception_mappings`` maps domain exceptions to statuses (see
+    ``libs.api.problems.map_exception``). ``metrics_scope="process"`` is for
+    an app that mounts other service apps and should expose all of the
+    process's metrics at its /metrics.
+    """
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app.state.service = service
+    # Read by libs.api.security.current_principal on every request.
+    app.state.token_verifier = verifier
+    install_problem_handlers(app, exception_mappings)
+    # Added as user middleware: it runs inside Starlette's ServerErrorMiddleware
+    # (so it sees unhandled exceptions and counts them as 500) and outside the
+    # exception middleware (so it sees the status of every handled error).
+    app.add_middleware(MetricsMiddleware, service=service)
+    install_ops_routes(app, service, readiness_checks, metrics_scope=metrics_scope)
+    return app

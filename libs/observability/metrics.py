@@ -1,0 +1,143 @@
+"""Prometheus metrics shared by every Binome service.
+
+All metrics are defined once, here, on prometheus-client's default registry.
+Several services may run in one process (the embedded stack), so every metric
+has a ``service`` label instead of a per-service registry; ``/metrics`` of a
+service shows only its own series (see ``libs.observability.health``).
+
+Use them directly from the code that does the work, e.g.::
+
+    EVENTS_APPENDED.labels(service="enrollment", type=event_type).inc()
+    OUTBOX_LAG_EVENTS.labels(service="enrollment").set(pending)
+
+Label values must come from small, fixed sets (event types, topics, route
+templates), never from ids, or the number of series explodes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# --- HTTP ---------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "binome_http_requests_total",
+    "HTTP requests handled, by route template and status code.",
+    ["service", "route", "method", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "binome_http_request_duration_seconds",
+    "Time to handle an HTTP request, by route template.",
+    ["service", "route", "method"],
+)
+
+# --- write side ---------------------------------------------------------
+EVENTS_APPENDED = Counter(
+    "binome_events_appended_total",
+    "Events appended to the service's event store.",
+    ["service", "type"],
+)
+OUTBOX_LAG_EVENTS = Gauge(
+    "binome_outbox_lag_events",
+    "Outbox rows committed but not yet published.",
+    ["service"],
+)
+OUTBOX_LAG_SECONDS = Gauge(
+    "binome_outbox_lag_seconds",
+    "Age of the oldest unpublished outbox row (0 when the outbox is empty).",
+    ["service"],
+)
+EVENTS_PUBLISHED = Counter(
+    "binome_events_published_total",
+    "Events published to Kafka by the outbox relay.",
+    ["service", "topic"],
+)
+
+# --- read side ----------------------------------------------------------
+CONSUMER_LAG = Gauge(
+    "binome_consumer_lag",
+    "Messages between a consumer's committed offset and the partition end.",
+    ["service", "consumer", "topic", "partition"],
+)
+EVENTS_APPLIED = Counter(
+    "binome_events_applied_total",
+    "Events applied to a read model (duplicates skipped are not counted).",
+    ["service", "consumer"],
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "binome_projection_lag_seconds",
+    "Time between an event's 'time' and its application to a read model.",
+    ["service", "consumer"],
+)
+DEAD_LETTERS = Counter(
+    "binome_dead_letters_total",
+    "Events sent to the dead-letter topic, by reason.",
+    ["service", "consumer", "reason"],
+)
+
+# Route label for requests that matched no route (404 scans, typos): one
+# series for all of them instead of one per path an attacker can invent.
+UNMATCHED_ROUTE = "<unmatched>"
+_RECORDED = "binome.metrics_recorded"  # scope key
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _route_template(scope: Scope, root_path_before: str) -> str:
+    # The router records the matched route in the scope ("route"); its
+    # ``path`` is the template ("/v1/pairs/{pair_id}"), not the raw path.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    # Inside a Mount, root_path grew by the mount prefix; keep it in the label.
+    prefix = scope.get("root_path", "")[len(root_path_before) :]
+    if isinstance(route, Mount):
+        # A mounted non-router app (static files...): the prefix is all we know.
+        return prefix + "/{path}"
+    return prefix + path
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: request count and latency per route template.
+
+    Pure ASGI (not BaseHTTPMiddleware) so it adds no task or body buffering
+    and sees the status of streaming responses too.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+        root_path_before = scope.get("root_path", "")
+        status = 500  # if the app raises before responding, that is a 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            # When service apps are mounted in a parent app that also has this
+            # middleware (the embedded platform), the innermost one records the
+            # request under its own service and route; the outer ones skip it,
+            # so a request is never counted twice.
+            if not scope.get(_RECORDED):
+                scope[_RECORDED] = True
+                self._record(scope, root_path_before, method, status, start)
+
+    def _record(self, scope: Scope, root_path_before: str, method: str, status: int, start: float) -> None:
+        route = _route_template(scope, root_path_before)
+        HTTP_REQUEST_DURATION.labels(self.service, route, method).observe(time.perf_counter() - start)
+        HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()

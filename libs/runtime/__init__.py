@@ -1,0 +1,1 @@
+"""Running Binome: what a service declares, and the process that runs them all."""

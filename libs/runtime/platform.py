@@ -1,0 +1,238 @@
+"""``binome up``: one process running every service on embedded (or given)
+infrastructure.
+
+Start-up order: PostgreSQL (``BINOME_DATABASE_URL`` or the embedded wheel) ->
+the ``binome`` database -> migrations of every service schema -> the broker
+(``BINOME_KAFKA_BOOTSTRAP`` or embedded Tansu) -> per service: its outbox
+relay and its consumers, supervised (restarted with backoff if they fail) ->
+one HTTP server with each service mounted under ``/<service>``.
+
+The embedded broker keeps nothing across restarts, so on start-up each
+service queues its whole log for publishing again: consumers skip what they
+applied already (idempotent by event id) and apply what they had missed.
+PostgreSQL is the history; Kafka only carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from tenacity import wait_exponential_jitter
+
+from libs.api.app import create_service_app
+from libs.auth.tokens import TokenVerifier
+from libs.embedded import postgres as embedded_postgres
+from libs.embedded.broker import EmbeddedBroker
+from libs.eventstore.migrations import migrate
+from libs.eventstore.store import EventStore
+from libs.messaging.consumer import ConsumerRunner
+from libs.messaging.relay import OutboxRelay
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from libs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Infrastructure:
+    database_url: str
+    bootstrap: str
+    broker: EmbeddedBroker | None = None
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker is not None
+
+    def close(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+
+
+async def start_infrastructure(settings: Settings) -> Infrastructure:
+    """The database and the broker: the environment's, or embedded ones."""
+    if settings.database_url:
+        database_url = settings.database_url
+    else:
+        server_url = await asyncio.to_thread(embedded_postgres.start, settings.data_dir)
+        database_url = await embedded_postgres.ensure_database(server_url)
+    if settings.kafka_bootstrap:
+        return Infrastructure(database_url, settings.kafka_bootstrap)
+    broker = await asyncio.to_thread(EmbeddedBroker().start)
+    return Infrastructure(database_url, broker.bootstrap, broker)
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """The configured key source, or the local dev key (``binome token`` mints with it)."""
+    return TokenVerifier.from_settings(settings)
+
+
+async def migrate_all(pool: asyncpg.Pool, services: Sequence[ServiceDefinition]) -> None:
+    async with pool.acquire() as conn:
+        for service in services:
+            applied = await migrate(conn, service.schema, *([service.migrations] if service.migrations else []))
+            if applied:
+                log.info("%s: applied migrations %s", service.name, ", ".join(applied))
+
+
+async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run a background worker until ``stop``; restart it with backoff if it fails."""
+    backoff = wait_exponential_jitter(multiplier=0.2, max=10.0)
+    failures = 0
+    while not stop.is_set():
+        try:
+            await run(stop)
+            failures = 0
+        except Exception:
+            failures += 1
+            log.exception("%s failed; restarting (failure %d)", name, failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff(_Attempt(failures)))
+
+
+@dataclass
+class _Attempt:
+    attempt_number: int
+
+
+@dataclass
+class Platform:
+    """The services, their workers and the HTTP app, over one infrastructure."""
+
+    settings: Settings
+    services: Sequence[ServiceDefinition]
+    infrastructure: Infrastructure
+    pool: asyncpg.Pool
+    verifier: TokenVerifier | None = None
+    contexts: dict[str, ServiceContext] = field(default_factory=dict)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
+        infrastructure = await start_infrastructure(settings)
+        pool = await asyncpg.create_pool(infrastructure.database_url, min_size=2, max_size=20)
+        await migrate_all(pool, services)
+        verifier = token_verifier(settings)
+        platform = cls(settings, services, infrastructure, pool, verifier)
+        for service in services:
+            store = EventStore(pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name)
+            platform.contexts[service.name] = ServiceContext(
+                service.name, pool, store, infrastructure.bootstrap, settings, verifier
+            )
+        if infrastructure.embedded_broker:
+            # A fresh in-memory broker has no history: carry the log again.
+            for ctx in platform.contexts.values():
+                await ctx.store.republish_all()
+        platform._start_workers()
+        return platform
+
+    def _start_workers(self) -> None:
+        for service in self.services:
+            ctx = self.contexts[service.name]
+            relay = OutboxRelay(
+                self.pool,
+                service.schema,
+                ctx.bootstrap,
+                service=service.name,
+                batch_size=self.settings.relay_batch_size,
+                poll_interval_s=self.settings.relay_poll_interval_s,
+            )
+            self._spawn(f"{service.name} relay", relay.run)
+            for projection in service.projections(ctx):
+                runner = ConsumerRunner(
+                    self.pool,
+                    service.schema,
+                    projection,
+                    ctx.bootstrap,
+                    service=service.name,
+                    topic_prefix=self.settings.topic_prefix,
+                    max_attempts=self.settings.consumer_max_attempts,
+                    session_timeout_ms=self.settings.consumer_session_timeout_ms,
+                    fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+                )
+                self._spawn(f"{service.name} consumer {projection.name}", runner.run)
+
+    def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        self.tasks.append(asyncio.create_task(supervise(name, run, self.stop), name=name))
+
+    def asgi_app(self) -> FastAPI:
+        """One app: each service under ``/<service>``, plus platform ops routes."""
+        root = create_service_app(
+            "platform",
+            title="Binome",
+            version="1",
+            verifier=self.verifier,
+            readiness_checks={"database": self._database_ready},
+            metrics_scope="process",  # the one /metrics Prometheus scrapes: every service's series
+        )
+        for service in self.services:
+            root.mount(f"/{service.name}", service.create_app(self.contexts[service.name]))
+
+        @root.get("/v1/services", tags=["platform"])
+        async def list_services() -> dict[str, list[dict[str, str]]]:
+            return {
+                "services": [
+                    {"name": s.name, "api": f"/{s.name}/v1", "docs": f"/{s.name}/docs"} for s in self.services
+                ]
+            }
+
+        return root
+
+    async def _database_ready(self) -> bool:
+        return await self.pool.fetchval("SELECT true")
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pool.close()
+        self.infrastructure.close()
+
+
+async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> None:
+    """Run everything until Ctrl-C (uvicorn handles the signal), then stop cleanly."""
+    platform = await Platform.start(settings, services)
+    try:
+        config = uvicorn.Config(platform.asgi_app(), host=settings.host, port=settings.port, log_level="info")
+        server = _Server(config)
+        print(f"Binome is up on http://{settings.host}:{settings.port}")
+        print(f"  database: {_redact(platform.infrastructure.database_url)}")
+        print(f"  broker:   {platform.infrastructure.bootstrap}{' (embedded)' if platform.infrastructure.embedded_broker else ''}")
+        for service in services:
+            print(f"  {service.name}: http://{settings.host}:{settings.port}/{service.name}/docs")
+        if not services:
+            print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
+        await server.serve()
+    finally:
+        await platform.shutdown()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT after serving, which would skip our clean
+    shutdown; handle the signals on the loop instead (a second Ctrl-C forces)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def _redact(url: str) -> str:
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, _credentials = head.partition("://")
+    return f"{scheme}://***@{tail}"

@@ -1,0 +1,61 @@
+"""Rebuild a read model from the log.
+
+The log of each context is its service's event store (PostgreSQL), not the
+broker: the embedded broker keeps no history, and a production cluster may
+not keep it for ever either. A rebuild therefore (1) empties the read model
+and forgets what it applied, in one transaction, and (2) asks each source
+service to publish its whole log again. The projection applies every event
+once; every other consumer skips the re-published events it has applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from libs.eventstore.store import EventStore
+from libs.messaging.consumer import rebuild
+from libs.runtime.platform import token_verifier
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from libs.settings import Settings
+
+
+class UnknownReadModel(LookupError):
+    pass
+
+
+async def replay(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    services: Sequence[ServiceDefinition],
+    service_name: str,
+    projection_name: str | None = None,
+) -> dict[str, int]:
+    """Rebuild one projection (or all of a service's); return events queued per projection."""
+    by_name = {s.name: s for s in services}
+    if service_name not in by_name:
+        raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
+    service = by_name[service_name]
+    ctx = ServiceContext(
+        service.name,
+        pool,
+        EventStore(pool, service.schema, topic_prefix=settings.topic_prefix),
+        bootstrap="",
+        settings=settings,
+        verifier=token_verifier(settings),
+    )
+    projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
+    if not projections:
+        raise UnknownReadModel(f"{service_name} has no projection {projection_name!r}")
+
+    queued: dict[str, int] = {}
+    for projection in projections:
+        await rebuild(pool, service.schema, projection)
+        total = 0
+        for context in projection.contexts:
+            if context in by_name:  # a context's log is its service's store
+                source = by_name[context]
+                total += await EventStore(pool, source.schema, topic_prefix=settings.topic_prefix).republish_all()
+        queued[projection.name] = total
+    return queued

@@ -1,0 +1,170 @@
+"""The consumer runtime: idempotent, crash-safe, with a dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from libs.events import topic_for_context
+from libs.events.serialization import dumps
+from libs.eventstore.store import EventStore
+from libs.messaging.consumer import ConsumerRunner, rebuild
+from libs.messaging.kafka import dead_letter_topic, ensure_topics
+from libs.messaging.relay import OutboxRelay
+from tests.support.events import probe
+from tests.support.kafka import read_topic, wait_for
+from tests.support.projections import ProbeTally
+
+pytestmark = pytest.mark.integration
+
+
+class SimulatedCrash(BaseException):
+    """Escapes every ``except Exception``: the process is gone at this point."""
+
+
+def runner(pool, schema, projection, bootstrap, prefix, **kw) -> ConsumerRunner:
+    return ConsumerRunner(
+        pool, schema, projection, bootstrap, topic_prefix=prefix,
+        session_timeout_ms=1000, fetch_max_wait_ms=50, retry_backoff_s=0.01, **kw,
+    )
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[str]) -> None:
+    await ensure_topics(bootstrap, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for key, value in zip(keys, values, strict=True):
+            await producer.send(topic, value=value, key=key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def tally_count(pool, projection, n):
+    rows = await projection.rows(pool)
+    return rows if len(rows) >= n else None
+
+
+@pytest.fixture
+async def tally(pool: asyncpg.Pool, schema: str) -> ProbeTally:
+    projection = ProbeTally(schema, name=f"tally-{uuid.uuid4().hex[:8]}")
+    await projection.create(pool)
+    return projection
+
+
+async def test_crash_after_db_commit_before_offset_commit_applies_once(
+    pool, schema, kafka_bootstrap, topic_prefix, tally
+) -> None:
+    envelopes = [probe(f"s{i % 4}", i) for i in range(40)]
+    topic = topic_for_context("platform", topic_prefix)
+    await produce(kafka_bootstrap, topic, [dumps(e) for e in envelopes], [e.subject for e in envelopes])
+
+    async def crash(_offsets):
+        raise SimulatedCrash()
+
+    stop = asyncio.Event()
+    first = runner(pool, schema, tally, kafka_bootstrap, topic_prefix, after_db_commit=crash)
+    with pytest.raises(SimulatedCrash):
+        await first.run(stop)
+    applied_before_restart = len(await tally.rows(pool))
+    assert applied_before_restart > 0  # the DB committed, the offsets did not
+
+    second = runner(pool, schema, tally, kafka_bootstrap, topic_prefix)
+    task = asyncio.create_task(second.run(stop))
+    rows = await wait_for(lambda: tally_count(pool, tally, 40))
+    await asyncio.sleep(0.5)  # let any redelivered duplicate arrive
+    stop.set()
+    await task
+    rows = await tally.rows(pool)
+    assert len(rows) == 40
+    assert {r["times"] for r in rows} == {1}
+    assert sorted(r["value"] for r in rows) == list(range(40))
+
+
+async def test_relay_duplicate_on_the_wire_has_no_second_effect(
+    pool, schema, kafka_bootstrap, topic_prefix, tally
+) -> None:
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    for i in range(10):
+        await store.append(f"s{i}", 0, [probe(f"s{i}", i)])
+
+    async def crash(_positions):
+        raise SimulatedCrash()
+
+    stop = asyncio.Event()
+    with pytest.raises(SimulatedCrash):  # sent to Kafka, then died before deleting the rows
+        await OutboxRelay(pool, schema, kafka_bootstrap, after_publish=crash).run(stop)
+    relay_task = asyncio.create_task(OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=0.05).run(stop))
+    consumer_task = asyncio.create_task(runner(pool, schema, tally, kafka_bootstrap, topic_prefix).run(stop))
+
+    on_wire = await read_topic(kafka_bootstrap, topic_for_context("platform", topic_prefix), until=20)
+    assert len(on_wire) == 20  # every event twice
+    await wait_for(lambda: tally_count(pool, tally, 10))
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(relay_task, consumer_task)
+    rows = await tally.rows(pool)
+    assert len(rows) == 10 and {r["times"] for r in rows} == {1}
+
+
+async def test_transient_failure_is_retried_and_poison_is_dead_lettered(
+    pool, schema, kafka_bootstrap, topic_prefix, tally
+) -> None:
+    tally.fail_first = {3}
+    tally.poison = {5}
+    envelopes = [probe("one-stream", i) for i in range(10)]
+    topic = topic_for_context("platform", topic_prefix)
+    garbage = b"not json at all"
+    await produce(
+        kafka_bootstrap, topic, [dumps(e) for e in envelopes] + [garbage], [e.subject for e in envelopes] + ["one-stream"]
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner(pool, schema, tally, kafka_bootstrap, topic_prefix, max_attempts=3).run(stop))
+    await wait_for(lambda: tally_count(pool, tally, 9))
+    dead = await read_topic(kafka_bootstrap, dead_letter_topic(topic_prefix), until=2)
+    stop.set()
+    await task
+
+    rows = await tally.rows(pool)
+    assert sorted(r["value"] for r in rows) == [0, 1, 2, 3, 4, 6, 7, 8, 9]  # later events flowed
+    assert {r["times"] for r in rows} == {1}
+    assert tally.attempts[3] == 2  # failed once, applied on redelivery
+    assert tally.attempts[5] == 3  # tried max_attempts times
+    assert len(dead) == 2
+    headers = [dict(r.headers) for r in dead]
+    poison = next(h for h, r in zip(headers, dead) if r.value != garbage)
+    assert orjson.loads(next(r.value for r in dead if r.value != garbage))["data"]["value"] == 5
+    assert b"poison value 5" in poison["reason"]
+    assert poison["consumer"] == tally.name.encode()
+    assert any(h["reason"].startswith(b"undecodable") for h in headers)
+    recorded = await pool.fetchrow(
+        f"SELECT outcome, reason FROM {schema}.applied_events WHERE event_id = $1", envelopes[5].id
+    )
+    assert recorded["outcome"] == "dead_lettered" and "poison" in recorded["reason"]
+
+
+async def test_rebuild_from_the_log_equals_the_live_model(pool, schema, kafka_bootstrap, topic_prefix, tally) -> None:
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    for i in range(30):
+        await store.append(f"s{i % 5}", None, [probe(f"s{i % 5}", i)])
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=0.05).run(stop))
+    consumer_task = asyncio.create_task(runner(pool, schema, tally, kafka_bootstrap, topic_prefix).run(stop))
+    await wait_for(lambda: tally_count(pool, tally, 30))
+    live = [dict(r) for r in await tally.rows(pool)]
+
+    await rebuild(pool, schema, tally)
+    assert await tally.rows(pool) == []
+    await store.republish_all()
+    rebuilt = await wait_for(lambda: tally_count(pool, tally, 30))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.gather(relay_task, consumer_task)
+    assert [dict(r) for r in await tally.rows(pool)] == live
+    assert len(rebuilt) == 30

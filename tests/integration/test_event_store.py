@@ -1,0 +1,140 @@
+"""The event store against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from libs.eventstore.migrations import migrate
+from libs.eventstore.store import Checkpoint, ConcurrencyError, EventStore, StreamAppend
+from tests.support.events import probe
+
+pytestmark = pytest.mark.integration
+
+
+async def test_append_and_read_stream(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    first = await store.append("s-1", 0, [probe("s-1", 1), probe("s-1", 2)])
+    assert first.version == 2
+    second = await store.append("s-1", 2, [probe("s-1", 3)])
+    assert second.version == 3
+    events = await store.read_stream("s-1")
+    assert [e.sequence for e in events] == [1, 2, 3]
+    assert [e.data["value"] for e in events] == [1, 2, 3]
+    assert [e.sequence for e in await store.read_stream("s-1", after_version=2)] == [3]
+
+
+async def test_wrong_expected_version_is_a_concurrency_error(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    await store.append("s-1", 0, [probe("s-1")])
+    with pytest.raises(ConcurrencyError) as raised:
+        await store.append("s-1", 0, [probe("s-1")])
+    assert raised.value.actual == 1
+    assert await store.stream_version("s-1") == 1
+
+
+async def test_twenty_concurrent_appends_at_one_version_exactly_one_wins(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    await store.append("hot", 0, [probe("hot")])
+
+    async def attempt(i: int) -> str:
+        try:
+            await store.append("hot", 1, [probe("hot", i)])
+            return "won"
+        except ConcurrencyError:
+            return "conflict"
+
+    outcomes = await asyncio.gather(*(attempt(i) for i in range(20)))
+    assert outcomes.count("won") == 1
+    assert outcomes.count("conflict") == 19
+    versions = [e.sequence for e in await store.read_stream("hot")]
+    assert versions == [1, 2]
+
+
+async def test_retried_append_writes_one_copy(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    batch = [probe("s-1", 1), probe("s-1", 2)]
+    original = await store.append("s-1", 0, batch)
+    # The reply was lost; the client sends the very same append again.
+    retried = await store.append("s-1", 0, batch)
+    assert retried.replayed and not original.replayed
+    assert retried.version == original.version == 2
+    assert len(await store.read_stream("s-1")) == 2
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 2
+
+
+async def test_concurrent_identical_retries_write_one_copy(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    batch = [probe("s-1", 1)]
+    results = await asyncio.gather(*(store.append("s-1", 0, batch) for _ in range(8)))
+    assert {r.version for r in results} == {1}
+    assert len(await store.read_stream("s-1")) == 1
+
+
+async def test_append_joins_the_callers_transaction(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await store.append("s-1", 0, [probe("s-1")], conn=conn)
+                raise RuntimeError("the command failed after appending")
+    assert await store.read_stream("s-1") == []
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0
+
+
+async def test_append_many_is_atomic(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    await store.append("b", 0, [probe("b")])
+    with pytest.raises(ConcurrencyError):
+        await store.append_many([StreamAppend("a", 0, [probe("a")]), StreamAppend("b", 0, [probe("b")])])
+    assert await store.read_stream("a") == []
+
+
+async def test_outbox_rows_commit_with_events(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema, topic_prefix="x.")
+    await store.append("s-1", 0, [probe("s-1")])
+    topic = await pool.fetchval(f"SELECT topic FROM {schema}.outbox")
+    assert topic == "x.binome.platform.events"
+
+
+async def test_read_all_walks_the_log_in_commit_order(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    for i in range(5):
+        await store.append(f"s-{i}", 0, [probe(f"s-{i}", i)])
+    seen = [s async for s in store.iterate_all(batch=2)]
+    assert [s.envelope.data["value"] for s in seen] == [0, 1, 2, 3, 4]
+    after = await store.read_all(seen[2].checkpoint)
+    assert [s.envelope.data["value"] for s in after] == [3, 4]
+
+
+async def test_read_all_never_passes_an_uncommitted_transaction(pool: asyncpg.Pool, schema: str) -> None:
+    """The classic gap: position 1 is taken by a slow transaction, position 2
+    commits first. A reader must not return 2 and move past 1."""
+    store = EventStore(pool, schema)
+    async with pool.acquire() as slow:
+        tx = slow.transaction()
+        await tx.start()
+        await store.append("slow", 0, [probe("slow")], conn=slow)
+        await store.append("fast", 0, [probe("fast")])
+        assert await store.read_all() == []  # fast is held back behind slow
+        await tx.commit()
+    seen = await store.read_all()
+    assert [s.envelope.subject for s in seen] == ["slow", "fast"]
+
+
+async def test_migrations_are_versioned_and_idempotent(pool: asyncpg.Pool, schema: str) -> None:
+    async with pool.acquire() as conn:
+        assert await migrate(conn, schema) == []
+        names = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")
+    assert [r["name"] for r in names] == ["0:0001_event_store.sql"]
+
+
+async def test_republish_all_queues_the_whole_log(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    await store.append("s-1", 0, [probe("s-1"), probe("s-1")])
+    await pool.execute(f"DELETE FROM {schema}.outbox")
+    assert await store.republish_all() == 2
+    assert await store.republish_all() == 0
+    assert Checkpoint() < Checkpoint(1, 0)

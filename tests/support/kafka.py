@@ -1,0 +1,47 @@
+"""Reading a topic back in tests (no consumer group: no join delay)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_topic(bootstrap: str, topic: str, *, until: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every record of ``topic`` from the start, once ``until`` have arrived."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: set[int] | None = None
+        while partitions is None:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topic {topic} does not exist")
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while len(records) < until and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05):
+    """Poll an async predicate until it returns a truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met in {timeout}s (last value {value!r})")
+        await asyncio.sleep(interval)
