@@ -56,6 +56,9 @@ class Projection(Protocol):
         """Empty the read model (for a rebuild)."""
 
 
+#: Returned for an event another runner applied meanwhile.
+_DUPLICATE = "duplicate"
+
 AfterCommitHook = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 
 
@@ -94,6 +97,10 @@ class ConsumerRunner:
         self._sql_seen = f"SELECT event_id FROM {s}.applied_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
         self._sql_record = f"""INSERT INTO {s}.applied_events (consumer, event_id, outcome, reason)
                                VALUES ($1, $2, $3, $4)"""
+        # Claimed before the handler runs: a second runner holding the same event
+        # (during a group rebalance) waits on this row, then sees it and skips.
+        self._sql_claim = f"""INSERT INTO {s}.applied_events (consumer, event_id) VALUES ($1, $2)
+                              ON CONFLICT DO NOTHING RETURNING true"""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. Exceptions from the seams propagate."""
@@ -170,7 +177,9 @@ class ConsumerRunner:
                     continue
                 seen.add(envelope.id)  # a duplicate within the same batch
                 reason = await self._apply_with_retries(conn, envelope)
-                if reason is None:
+                if reason == _DUPLICATE:
+                    outcome.skipped += 1
+                elif reason is None:
                     outcome.applied += 1
                     if outcome.newest_event_time is None or envelope.time > outcome.newest_event_time:
                         outcome.newest_event_time = envelope.time
@@ -187,14 +196,15 @@ class ConsumerRunner:
             return None, f"undecodable: {exc}"[:1000]
 
     async def _apply_with_retries(self, conn: asyncpg.Connection, envelope: Envelope) -> str | None:
-        """Apply in a savepoint, retrying; return the failure reason, or None."""
+        """Apply in a savepoint, retrying; return None, ``_DUPLICATE`` or the failure reason."""
         reason = None
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with conn.transaction():  # savepoint: a failure undoes only this event
+                    if not await conn.fetchval(self._sql_claim, self.projection.name, envelope.id):
+                        return _DUPLICATE
                     event = self.registry.load(envelope)
                     await self.projection.handle(conn, envelope, event)
-                    await conn.execute(self._sql_record, self.projection.name, envelope.id, "applied", None)
                 return None
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:1000]

@@ -168,3 +168,21 @@ async def test_rebuild_from_the_log_equals_the_live_model(pool, schema, kafka_bo
     await asyncio.gather(relay_task, consumer_task)
     assert [dict(r) for r in await tally.rows(pool)] == live
     assert len(rebuilt) == 30
+
+
+async def test_two_runners_holding_the_same_events_apply_them_once(pool, schema, tally) -> None:
+    """During a group rebalance two members may hold the same records at once."""
+    from aiokafka import ConsumerRecord
+
+    envelopes = [probe(f"s{i}", i) for i in range(20)]
+    records = [
+        ConsumerRecord("t", 0, i, 0, 0, e.subject.encode(), dumps(e), None, 0, 0, [])
+        for i, e in enumerate(envelopes)
+    ]
+    first = runner(pool, schema, tally, "unused:9092", "x.")
+    second = runner(pool, schema, tally, "unused:9092", "x.")
+    outcomes = await asyncio.gather(first._apply_batch(None, records), second._apply_batch(None, records))
+    assert sum(o.applied for o in outcomes) == 20
+    assert sum(o.skipped for o in outcomes) == 20 and sum(o.dead for o in outcomes) == 0
+    rows = await tally.rows(pool)
+    assert len(rows) == 20 and {r["times"] for r in rows} == {1}
