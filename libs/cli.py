@@ -86,11 +86,15 @@ def replay(
     context it reads for publishing again. A running ``binome up`` re-applies
     it at once; otherwise the next ``binome up`` does.
     """
+    from libs.runtime.replay import READ_TABLES
     from libs.runtime.replay import replay as do_replay
 
     rebuilt = _run(lambda: _with_pool(lambda pool: do_replay(pool, get_settings(), _services(), service, name)))
     for projection, queued in rebuilt.items():
-        typer.echo(f"{projection}: emptied; {queued} events queued again from the log")
+        if projection == READ_TABLES:
+            typer.echo(f"{projection}: rebuilt from the {queued} events of the log")
+        else:
+            typer.echo(f"{projection}: emptied; {queued} events queued again from the log")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ next version's ``data``::
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -133,12 +134,16 @@ def new_envelope(
     country: str | None = None,
     correlationid: str | None = None,
     causationid: str | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> Envelope:
     """Wrap a payload in its CloudEvents envelope.
 
     ``sequence`` is provisional: the event store sets the real one on append.
+    ``event_id`` defaults to a new UUID; pass a deterministic one to make a
+    retried write idempotent (the store ignores an append it already has).
     """
     return Envelope(
+        id=event_id or uuid.uuid4(),
         source=f"/binome/{service}",
         type=payload.event_type(),
         subject=subject,

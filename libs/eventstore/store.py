@@ -197,8 +197,11 @@ class EventStore:
 
     # -- reading -------------------------------------------------------------
 
-    async def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
-        rows = await self.pool.fetch(
+    async def read_stream(
+        self, stream_id: str, after_version: int = 0, *, conn: asyncpg.Connection | None = None
+    ) -> list[Envelope]:
+        """The stream's events in version order; ``conn`` reads inside a caller's transaction."""
+        rows = await (conn or self.pool).fetch(
             f"SELECT envelope::text FROM {self.schema}.events"
             " WHERE stream_id = $1 AND version > $2 ORDER BY version",
             stream_id,
@@ -243,6 +246,27 @@ class EventStore:
             for stored in chunk:
                 yield stored
             after = chunk[-1].checkpoint
+
+    async def iterate_log_exclusively(self, conn: asyncpg.Connection, batch: int = 1000) -> AsyncIterator[Envelope]:
+        """The whole log in position order, for rebuilding a read model kept in
+        the writers' own transactions.
+
+        Locks out writers for the rest of the caller's transaction first (the
+        lock waits for appends in flight), so no event can commit behind the
+        reader and position order is commit order; readers are not blocked.
+        Unlike ``read_all``, it does not stop at transactions of other schemas
+        still running. ``conn`` must be in a transaction.
+        """
+        await conn.execute(f"LOCK TABLE {self.schema}.events IN EXCLUSIVE MODE")
+        after = 0
+        while rows := await conn.fetch(
+            f"SELECT position, envelope::text FROM {self.schema}.events WHERE position > $1 ORDER BY position LIMIT $2",
+            after,
+            batch,
+        ):
+            for row in rows:
+                yield loads(row[1])
+            after = rows[-1][0]
 
     # -- outbox --------------------------------------------------------------
 

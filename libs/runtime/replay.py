@@ -6,6 +6,10 @@ not keep it for ever either. A rebuild therefore (1) empties the read model
 and forgets what it applied, in one transaction, and (2) asks each source
 service to publish its whole log again. The projection applies every event
 once; every other consumer skips the re-published events it has applied.
+
+A service's own read tables, written in the transactions that append its
+events, are rebuilt at once instead (``READ_TABLES``): in one transaction
+that holds writers back, from its own log.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
 
+#: The name under which a service's inline read tables are rebuilt (at once,
+#: in one transaction, from its own log; ``ServiceDefinition.rebuild_read_tables``).
+READ_TABLES = "read-tables"
+
+
 class UnknownReadModel(LookupError):
     pass
 
@@ -32,7 +41,8 @@ async def replay(
     service_name: str,
     projection_name: str | None = None,
 ) -> dict[str, int]:
-    """Rebuild one projection (or all of a service's); return events queued per projection."""
+    """Rebuild one projection (or all of a service's); return events queued per
+    projection (for ``READ_TABLES``: events applied, the rebuild is done)."""
     by_name = {s.name: s for s in services}
     if service_name not in by_name:
         raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
@@ -46,10 +56,13 @@ async def replay(
         verifier=token_verifier(settings),
     )
     projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
-    if not projections:
+    inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None
+    if not projections and inline is None:
         raise UnknownReadModel(f"{service_name} has no projection {projection_name!r}")
 
     queued: dict[str, int] = {}
+    if inline is not None:
+        queued[READ_TABLES] = await inline(ctx)
     for projection in projections:
         await rebuild(pool, service.schema, projection)
         total = 0

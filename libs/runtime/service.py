@@ -6,7 +6,7 @@ and is listed in ``services.SERVICES``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,10 @@ class ServiceDefinition:
     migrations: Path | None = None
     #: Read models this service keeps from other contexts' events.
     projections: Callable[[ServiceContext], Sequence[Projection]] = field(default=lambda ctx: ())
+    #: Read tables the service writes in the same transaction as its own
+    #: events (not through Kafka): rebuilds them from its log and returns the
+    #: number of events applied. ``binome replay SERVICE`` runs it.
+    rebuild_read_tables: Callable[[ServiceContext], Awaitable[int]] | None = None
 
     @property
     def schema(self) -> str:

@@ -127,8 +127,8 @@ async def test_read_all_never_passes_an_uncommitted_transaction(pool: asyncpg.Po
 async def test_migrations_are_versioned_and_idempotent(pool: asyncpg.Pool, schema: str) -> None:
     async with pool.acquire() as conn:
         assert await migrate(conn, schema) == []
-        names = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")
-    assert [r["name"] for r in names] == ["0:0001_event_store.sql"]
+        names = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations ORDER BY name")
+    assert [r["name"] for r in names] == ["0:0001_event_store.sql", "0:0002_idempotency_keys.sql"]
 
 
 async def test_republish_all_queues_the_whole_log(pool: asyncpg.Pool, schema: str) -> None:
@@ -138,3 +138,17 @@ async def test_republish_all_queues_the_whole_log(pool: asyncpg.Pool, schema: st
     assert await store.republish_all() == 2
     assert await store.republish_all() == 0
     assert Checkpoint() < Checkpoint(1, 0)
+
+
+async def test_iterate_log_exclusively_reads_everything_while_writers_wait(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    for i in range(5):
+        await store.append(f"s-{i % 2}", None, [probe(f"s-{i % 2}", i)])
+    async with pool.acquire() as conn, conn.transaction():
+        seen = [e.data["value"] async for e in store.iterate_log_exclusively(conn, batch=2)]
+        writer = asyncio.create_task(store.append("late", 0, [probe("late")]))
+        await asyncio.sleep(0.2)
+        assert not writer.done()  # appends wait for the rebuild's transaction
+    await writer
+    assert seen == [0, 1, 2, 3, 4]
+    assert len(await store.read_stream("late")) == 1

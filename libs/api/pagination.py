@@ -1,0 +1,121 @@
+"""Cursor pagination for list endpoints (keyset, opaque cursors).
+
+    @router.get("/v1/waves")
+    async def list_waves(page: PageParams = Depends(page_params), country: str | None = None):
+        scope = cursor_scope(country=country)
+        after = page.after(scope)                   # None on the first page
+        rows = await fetch(..., after=after, limit=page.limit + 1)
+        return Page.of(rows, page.limit, scope, key=lambda r: r["row_id"], item=to_out)
+
+* A cursor is the sort key of the last item returned, base64url-encoded
+  JSON: clients must treat it as opaque. Keyset pagination never skips or
+  repeats a row when rows are added meanwhile, and costs the same on page 1
+  and page 1,000.
+* A cursor remembers the filters it was issued for (``cursor_scope``); using
+  it with other filters is a 422 naming ``query.cursor``, not a silently
+  wrong page.
+* ``limit`` defaults to ``DEFAULT_LIMIT`` and may not exceed ``MAX_LIMIT``
+  (422 naming ``query.limit``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+
+from libs.api.problems import VALIDATION_ERROR, Problem
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def invalid_query(field: str, message: str) -> Problem:
+    """A 422 problem naming one query parameter, shaped like FastAPI's own."""
+    return Problem(
+        422,
+        title="Unprocessable Content",
+        detail="The request is invalid; see 'errors'.",
+        type=VALIDATION_ERROR,
+        errors=[{"field": f"query.{field}", "message": message, "type": "value_error"}],
+    )
+
+
+def cursor_scope(**filters: Any) -> str:
+    """A short fingerprint of the filters a cursor belongs to."""
+    canonical = orjson.dumps(
+        {k: v for k, v in filters.items() if v is not None}, option=orjson.OPT_SORT_KEYS, default=str
+    )
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def encode_cursor(after: Any, scope: str) -> str:
+    raw = orjson.dumps({"a": after, "s": scope})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, scope: str) -> Any:
+    """The sort key stored in ``cursor``; 422 if it is malformed or belongs to other filters."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body = orjson.loads(raw)
+        after, issued_for = body["a"], body["s"]
+    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise invalid_query("cursor", "Not a cursor this API issued.") from None
+    if issued_for != scope:
+        raise invalid_query("cursor", "This cursor was issued for other filters; start again without it.")
+    return after
+
+
+@dataclass(frozen=True)
+class PageParams:
+    cursor: str | None
+    limit: int
+
+    def after(self, scope: str) -> Any:
+        """The sort key to continue after (None: first page)."""
+        return None if self.cursor is None else decode_cursor(self.cursor, scope)
+
+
+def page_params(
+    cursor: str | None = Query(None, max_length=1024, description="Opaque cursor from a previous page's next_cursor."),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT})."),
+) -> PageParams:
+    """FastAPI dependency: the ``cursor`` and ``limit`` query parameters."""
+    return PageParams(cursor, limit)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ``next_cursor`` is null on the last page."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[R],
+        limit: int,
+        scope: str,
+        *,
+        key: Callable[[R], Any],
+        item: Callable[[R], T],
+    ) -> Page[T]:
+        """Build a page from up to ``limit + 1`` rows fetched in sort order
+        (the extra row only says that there is a next page)."""
+        shown = rows[:limit]
+        more = len(rows) > limit
+        return cls(
+            items=[item(r) for r in shown],
+            next_cursor=encode_cursor(key(shown[-1]), scope) if more and shown else None,
+        )

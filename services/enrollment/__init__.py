@@ -1,0 +1,30 @@
+"""The enrollment service: programmes, waves by country, participants, needs
+questionnaires and mentor qualification. The write side every other service
+learns from (topic ``binome.enrollment.events``).
+
+    domain/         aggregates (Programme, Wave, Participant) and their rules; pure Python
+    service_layer/  command handlers, bulk import, views (reads with visibility rules)
+    adapters/       event-sourced repository, read-table projector, CSV/JSON rows
+    entrypoints/    the FastAPI app (/v1) and its request/response models
+    migrations/     the read tables ({schema} = the service's schema)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.enrollment.bootstrap import Enrollment
+from services.enrollment.entrypoints.api import create_app
+
+
+async def rebuild_read_tables(ctx: ServiceContext) -> int:
+    return await Enrollment(ctx.pool, ctx.store).rebuild_read_tables()
+
+
+SERVICE = ServiceDefinition(
+    "enrollment",
+    create_app,
+    migrations=Path(__file__).parent / "migrations",
+    rebuild_read_tables=rebuild_read_tables,
+)

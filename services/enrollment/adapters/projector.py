@@ -1,0 +1,267 @@
+"""Events -> read tables, inside the transaction that appends the events.
+
+The read tables (``migrations/0001_read_model.sql``) are a pure function of
+the log: ``apply`` is the only code that writes them, both when a command
+appends events and when ``rebuild`` replays the whole log. A participant row
+carries its API document (``doc``) plus the columns that lists filter on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from libs.events.contexts.enrollment import (
+    EnrollmentEvent,
+    MentorQualificationAssessed,
+    NeedsAnswered,
+    ParticipantEnrolled,
+    ParticipantProfileUpdated,
+    ParticipantWithdrew,
+    ProgrammeCreated,
+    ProgrammeSettingsChanged,
+    Role,
+    WaveEnded,
+    WaveEnrolmentClosed,
+    WaveOpened,
+)
+from libs.events.envelope import Envelope
+from libs.events.registry import registry
+from libs.eventstore.migrations import check_schema_name
+from libs.eventstore.store import EventStore
+from services.enrollment.domain.values import ParticipantStatus, WaveStatus, is_matchable
+
+READ_TABLES = ("participants", "waves", "programmes")  # children first
+ONE_ENROLMENT_PER_PERSON = "participants_one_enrolment_per_person"
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json")
+
+
+def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: EnrollmentEvent) -> dict[str, Any]:
+    """The participant document after ``event`` (a pure function of the log)."""
+    at, actor = envelope.time.isoformat(), _dump(event.actor)
+    if isinstance(event, ParticipantEnrolled):
+        doc = {
+            **event.model_dump(mode="json", exclude={"actor", "import_id"}),
+            "status": ParticipantStatus.ENROLLED.value,
+            "needs": None,
+            "qualification": None,
+            "withdrawal": None,
+            "import_id": event.import_id,
+            "enrolled_at": at,
+            "enrolled_by": actor,
+        }
+    else:
+        assert doc is not None, f"{event.event_type()} before ParticipantEnrolled"
+        doc = dict(doc)
+        if isinstance(event, ParticipantProfileUpdated):
+            doc["profile"] = _dump(event.profile)
+            for name in ("display_name", "email", "motivation", "manager_ref"):
+                if getattr(event, name) is not None:
+                    doc[name] = getattr(event, name)
+            if event.manager_ref_removed:
+                doc["manager_ref"] = None
+        elif isinstance(event, ParticipantWithdrew):
+            doc["status"] = ParticipantStatus.WITHDRAWN.value
+            doc["withdrawal"] = {"reason": event.reason, "withdrawn_at": at, "withdrawn_by": actor}
+        elif isinstance(event, NeedsAnswered):
+            doc["needs"] = {
+                "answers": [_dump(a) for a in event.answers],
+                "comments": event.comments,
+                "answered_at": at,
+                "answered_by": actor,
+            }
+            doc["profile"] = {**doc["profile"], "themes_wanted": [_dump(t) for t in event.themes_wanted]}
+        elif isinstance(event, MentorQualificationAssessed):
+            doc["qualification"] = {
+                "scores": _dump(event.scores),
+                "rule": _dump(event.rule),
+                "qualified": event.qualified,
+                "assessed_at": at,
+                "assessed_by": actor,
+            }
+        else:
+            raise TypeError(f"not a participant event: {event.event_type()}")
+    doc["version"] = envelope.sequence
+    doc["updated_at"] = at
+    doc["updated_by"] = actor
+    doc["matchable"] = is_matchable(
+        Role(doc["role"]),
+        ParticipantStatus(doc["status"]),
+        bool(doc["qualification"] and doc["qualification"]["qualified"]),
+        bool(doc["profile"]["themes_wanted"]),
+    )
+    return doc
+
+
+PARTICIPANT_EVENTS = (
+    ParticipantEnrolled,
+    ParticipantProfileUpdated,
+    ParticipantWithdrew,
+    NeedsAnswered,
+    MentorQualificationAssessed,
+)
+
+
+class Projector:
+    def __init__(self, schema: str) -> None:
+        s = self.schema = check_schema_name(schema)
+        self._sql_programme_created = f"""
+            INSERT INTO {s}.programmes (programme_id, organisation, name, mode, settings, version,
+                                        created_at, created_by, updated_at, updated_by)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::jsonb, $7, $8::jsonb)"""
+        self._sql_programme_changed = f"""
+            UPDATE {s}.programmes SET settings = $2::jsonb, version = $3, updated_at = $4, updated_by = $5::jsonb
+            WHERE programme_id = $1"""
+        self._sql_wave_opened = f"""
+            INSERT INTO {s}.waves (wave_id, programme_id, organisation, name, region, country, committee,
+                                   starts_on, ends_on, target_pairs, status, version,
+                                   opened_at, opened_by, updated_at, updated_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $13, $14::jsonb)"""
+        self._sql_wave_status = f"""
+            UPDATE {s}.waves SET status = $2, version = $3, updated_at = $4, updated_by = $5::jsonb
+            WHERE wave_id = $1"""
+        self._sql_participant_docs = (
+            f"SELECT participant_id, doc::text FROM {s}.participants WHERE participant_id = ANY($1::uuid[])"
+        )
+        # One statement for any number of rows (a 1,500-row import is one round trip).
+        self._sql_participant_upsert = f"""
+            INSERT INTO {s}.participants (participant_id, organisation, programme_id, wave_id, country, role,
+                                          status, employee_ref, themes, needs_answered, qualified, matchable,
+                                          version, enrolled_at, updated_at, doc)
+            SELECT participant_id, organisation, programme_id, wave_id, country, role, status, employee_ref,
+                   themes, needs_answered, qualified, matchable, version, enrolled_at, updated_at, doc
+            FROM jsonb_to_recordset($1::jsonb) AS r(
+                participant_id uuid, organisation text, programme_id uuid, wave_id uuid, country text, role text,
+                status text, employee_ref text, themes text[], needs_answered boolean, qualified boolean,
+                matchable boolean, version integer, enrolled_at timestamptz, updated_at timestamptz, doc jsonb)
+            ON CONFLICT (participant_id) DO UPDATE SET
+                status = EXCLUDED.status, employee_ref = EXCLUDED.employee_ref, themes = EXCLUDED.themes,
+                needs_answered = EXCLUDED.needs_answered, qualified = EXCLUDED.qualified,
+                matchable = EXCLUDED.matchable, version = EXCLUDED.version,
+                updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc"""
+
+    async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """Apply events in log order; a run of participant events is written
+        in one batch (a 1,500-row import is one statement round)."""
+        batch: list[tuple[Envelope, EnrollmentEvent]] = []
+        for envelope in envelopes:
+            event = registry.load(envelope)
+            assert isinstance(event, EnrollmentEvent), f"{envelope.type} is not an enrollment event"
+            if isinstance(event, PARTICIPANT_EVENTS):
+                batch.append((envelope, event))
+                continue
+            await self._participants(conn, batch)
+            batch = []
+            await self._programme_or_wave(conn, envelope, event)
+        await self._participants(conn, batch)
+
+    async def _programme_or_wave(self, conn: asyncpg.Connection, envelope: Envelope, event: EnrollmentEvent) -> None:
+        at, actor, version = envelope.time, _json(_dump(event.actor)), envelope.sequence
+        if isinstance(event, ProgrammeCreated):
+            await conn.execute(
+                self._sql_programme_created,
+                event.programme_id,
+                envelope.tenant,
+                event.programme_name,
+                event.mode.value,
+                _json(_dump(event.settings)),
+                version,
+                at,
+                actor,
+            )
+        elif isinstance(event, ProgrammeSettingsChanged):
+            await conn.execute(
+                self._sql_programme_changed, event.programme_id, _json(_dump(event.settings)), version, at, actor
+            )
+        elif isinstance(event, WaveOpened):
+            await conn.execute(
+                self._sql_wave_opened,
+                event.wave_id,
+                event.programme_id,
+                envelope.tenant,
+                event.wave_name,
+                event.region,
+                event.country,
+                event.committee,
+                event.starts_on,
+                event.ends_on,
+                event.target_pairs,
+                WaveStatus.OPEN.value,
+                version,
+                at,
+                actor,
+            )
+        elif isinstance(event, (WaveEnrolmentClosed, WaveEnded)):
+            status = WaveStatus.ENDED if isinstance(event, WaveEnded) else WaveStatus.ENROLMENT_CLOSED
+            await conn.execute(self._sql_wave_status, event.wave_id, status.value, version, at, actor)
+        else:
+            raise TypeError(f"no read table for {event.event_type()}")
+
+    async def _participants(self, conn: asyncpg.Connection, batch: list[tuple[Envelope, EnrollmentEvent]]) -> None:
+        if not batch:
+            return
+        existing = [e.participant_id for _, e in batch if not isinstance(e, ParticipantEnrolled)]
+        docs: dict[Any, dict[str, Any]] = {}
+        tenants: dict[Any, str] = {}
+        if existing:
+            for row in await conn.fetch(self._sql_participant_docs, existing):
+                docs[row[0]] = orjson.loads(row[1])
+        for envelope, event in batch:
+            pid = event.participant_id
+            docs[pid] = participant_doc(docs.get(pid), envelope, event)
+            tenants[pid] = envelope.tenant
+        rows = [_participant_row(tenants[p], d) for p, d in docs.items()]
+        await conn.execute(self._sql_participant_upsert, _json(rows))
+
+    async def rebuild(self, conn: asyncpg.Connection, store: EventStore, batch: int = 1000) -> int:
+        """Empty the read tables and apply the whole log again, inside the
+        caller's transaction (writers wait meanwhile); return the events applied."""
+        await conn.execute(f"TRUNCATE {', '.join(f'{self.schema}.{t}' for t in READ_TABLES)}")
+        applied, chunk = 0, []
+        async for envelope in store.iterate_log_exclusively(conn, batch):
+            chunk.append(envelope)
+            if len(chunk) == batch:
+                await self.apply(conn, chunk)
+                applied, chunk = applied + len(chunk), []
+        await self.apply(conn, chunk)
+        return applied + len(chunk)
+
+
+COPIED_COLUMNS = (
+    "participant_id",
+    "programme_id",
+    "wave_id",
+    "country",
+    "role",
+    "status",
+    "employee_ref",
+    "matchable",
+    "version",
+    "enrolled_at",
+    "updated_at",
+)
+
+
+def _participant_row(organisation: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The participants row of a document: the document and what lists filter on."""
+    profile, qualification = doc["profile"], doc["qualification"]
+    return {
+        **{name: doc[name] for name in COPIED_COLUMNS},
+        "organisation": organisation,
+        "themes": sorted(
+            {t["theme"] for t in profile["themes_wanted"]} | {t["theme"] for t in profile["themes_offered"]}
+        ),
+        "needs_answered": doc["needs"] is not None,
+        "qualified": None if qualification is None else qualification["qualified"],
+        "doc": doc,
+    }

@@ -1,0 +1,133 @@
+"""Rows out of an uploaded file: CSV (as spreadsheets export it) or JSON.
+
+CSV: UTF-8 (a BOM is fine), the first line names the columns, the delimiter
+is whichever of ``,`` ``;`` or tab the header uses (spreadsheets in much of
+Europe export ``;``). Inside a cell, lists are separated by ``|``
+(``fr|en``) and a theme with its level is ``code:level``
+(``data_ai:3|cybersecurity:2``). Empty cells are absent values. Lines count
+as in a text editor (the header is line 1); a quoted cell spanning several
+lines is reported at the line where its row starts.
+
+JSON: an array of objects, or ``{"participants": [...]}``; a row's "line" is
+its position in the array, from 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+LIST_SEPARATOR = "|"
+LEVEL_SEPARATOR = ":"
+DELIMITERS = (",", ";", "\t")
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """What is wrong with a row: the line, the column (or "row"), why."""
+
+    line: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Table:
+    rows: list[Row] = field(default_factory=list)
+    bad_rows: list[RowError] = field(default_factory=list)
+
+
+class UnreadableFile(ValueError):
+    """The file as a whole cannot be read (not a row's fault)."""
+
+    def __init__(self, field: str, message: str, line: int = 1) -> None:
+        super().__init__(message)
+        self.field, self.message, self.line = field, message, line
+
+
+def read_csv(
+    body: bytes, *, columns: Collection[str], list_columns: Collection[str] = (), level_columns: Collection[str] = ()
+) -> Table:
+    """Rows keyed by column name; ``list_columns`` split on ``|``,
+    ``level_columns`` into ``{"theme": code, "level": level}`` items."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile("file", "The file is not UTF-8 text.") from None
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(DELIMITERS, key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except StopIteration:
+        raise UnreadableFile("file", "The file is empty.") from None
+    unknown = [name for name in header if name not in columns]
+    if unknown:
+        raise UnreadableFile(
+            unknown[0], f"Unknown column(s): {', '.join(unknown)}. Known: {', '.join(sorted(columns))}."
+        )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise UnreadableFile(repeated[0], f"Column(s) given twice: {', '.join(repeated)}.")
+
+    table = Table()
+    line = reader.line_num + 1  # where the next record starts
+    for record in reader:
+        start, line = line, reader.line_num + 1
+        if not any(cell.strip() for cell in record):
+            continue  # blank lines are not rows
+        if len(record) != len(header):
+            table.bad_rows.append(RowError(start, "row", f"{len(record)} cells where the header has {len(header)}."))
+            continue
+        values: dict[str, Any] = {}
+        for name, cell in zip(header, record, strict=True):
+            cell = cell.strip()
+            if not cell:
+                continue
+            if name in level_columns:
+                values[name] = [_with_level(item) for item in _split(cell)]
+            elif name in list_columns:
+                values[name] = _split(cell)
+            else:
+                values[name] = cell
+        table.rows.append(Row(start, values))
+    return table
+
+
+def _split(cell: str) -> list[str]:
+    return [item.strip() for item in cell.split(LIST_SEPARATOR) if item.strip()]
+
+
+def _with_level(item: str) -> dict[str, str]:
+    code, separator, level = item.partition(LEVEL_SEPARATOR)
+    # A missing level stays missing: the row model reports "level: Field required".
+    return {"theme": code.strip(), "level": level.strip()} if separator else {"theme": code.strip()}
+
+
+def read_json(body: bytes) -> Table:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UnreadableFile("file", f"Not valid JSON: {exc}") from None
+    if isinstance(document, dict) and set(document) == {"participants"}:
+        document = document["participants"]
+    if not isinstance(document, list):
+        raise UnreadableFile("file", 'Expected an array of rows, or {"participants": [...]}.')
+    table = Table()
+    for position, item in enumerate(document, start=1):
+        if isinstance(item, dict):
+            table.rows.append(Row(position, item))
+        else:
+            table.bad_rows.append(RowError(position, "row", "Each row is a JSON object."))
+    return table

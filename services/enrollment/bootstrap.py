@@ -1,0 +1,47 @@
+"""Wires the enrollment service's parts over one store schema (the API builds
+one ``Enrollment`` per app; tests build theirs over a test schema)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from fastapi.responses import Response
+
+from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.eventstore.store import EventStore
+from services.enrollment.adapters.projector import Projector
+from services.enrollment.adapters.repository import Repository
+from services.enrollment.service_layer.unit_of_work import UnitOfWork
+from services.enrollment.service_layer.views import Views
+
+
+class Enrollment:
+    """The service's parts, built once per app over its store's schema."""
+
+    def __init__(self, pool: asyncpg.Pool, store: EventStore) -> None:
+        self.pool, self.store = pool, store
+        self.projector = Projector(store.schema)
+        self.views = Views(store.schema)
+        self.keys = IdempotencyKeys(store.schema)
+
+    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
+        return UnitOfWork(conn, Repository(conn, self.store, self.projector, correlation_id=correlation_id), self.views)
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[Response]],
+        *,
+        key: IdempotencyKey | None = None,
+        correlation_id: str | None = None,
+    ) -> Response:
+        """Run a command and build its response in one transaction (with its
+        idempotency key, when the request has one)."""
+        return await run_idempotently(
+            self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
+        )
+
+    async def rebuild_read_tables(self) -> int:
+        """Empty the read tables and apply the whole log again (one transaction)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self.projector.rebuild(conn, self.store)

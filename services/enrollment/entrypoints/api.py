@@ -1,0 +1,544 @@
+"""The enrollment REST API (``/v1``): programmes, waves, participants.
+
+Every command runs in one transaction (``Enrollment.run``): the events, the
+read tables, and the ``Idempotency-Key``'s stored response commit together.
+A command answers with the object as it now is, with its ``ETag`` (the
+aggregate's version); ``PATCH`` takes ``If-Match`` (a stale version is a 412).
+
+Who may call what: the roles in each route's ``requires``; then, on the
+object, the rules of ``service_layer.views`` (another country's or
+organisation's object is a 404). ``ops`` holds none of these roles: it sees no
+business data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from libs.api.app import create_service_app
+from libs.api.idempotency import IdempotencyKey, idempotency_key
+from libs.api.pagination import Page, PageParams, page_params
+from libs.api.patch import sent
+from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
+from libs.api.security import requires
+from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.events.contexts.enrollment import Role
+from libs.eventstore.store import ConcurrencyError, DuplicateEventError
+from libs.runtime.service import ServiceContext
+from services.enrollment.adapters import tabular
+from services.enrollment.bootstrap import Enrollment
+from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, InvalidState, NotFound
+from services.enrollment.domain.values import ParticipantStatus, WaveStatus
+from services.enrollment.domain.wave import WavePlan
+from services.enrollment.entrypoints.schemas import (
+    IMPORT_COLUMNS,
+    IMPORT_LEVEL_COLUMNS,
+    IMPORT_LIST_COLUMNS,
+    EnrolmentIn,
+    FunnelOut,
+    ImportReportOut,
+    NeedsIn,
+    ParticipantOut,
+    ProfilePatch,
+    ProgrammeIn,
+    ProgrammeOut,
+    QualificationIn,
+    SettingsPatch,
+    WaveIn,
+    WaveOut,
+    WithdrawIn,
+)
+from services.enrollment.service_layer import commands, handlers
+from services.enrollment.service_layer.importing import ImportRejected, import_participants
+from services.enrollment.service_layer.unit_of_work import UnitOfWork
+from services.enrollment.service_layer.views import ParticipantFilters, WaveFilters
+
+NAME = "enrollment"
+READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
+WRITERS = (HR_ADMIN, REGIONAL_COMMITTEE)
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_ROWS = 10_000
+
+CONFLICT = "urn:binome:problem:conflict"
+CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
+DUPLICATE_ENROLMENT = "urn:binome:problem:duplicate-enrolment"
+STALE_VERSION = "urn:binome:problem:stale-version"
+IMPORT_REJECTED = "urn:binome:problem:import-rejected"
+
+COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+
+router = APIRouter(prefix="/v1")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def service(request: Request) -> Enrollment:
+    return request.app.state.enrollment
+
+
+def correlation_id(request: Request) -> str:
+    return request.headers.get("x-correlation-id") or request.headers.get("x-request-id") or str(uuid4())
+
+
+def if_match(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise _invalid(
+            [{"field": "header.If-Match", "message": 'An ETag of this API, e.g. "3".', "type": "value_error"}]
+        )
+    return int(tag)
+
+
+def _invalid(errors: list[dict[str, Any]], detail: str = "The request is invalid; see 'errors'.") -> Problem:
+    return Problem(422, title="Unprocessable Content", detail=detail, type=VALIDATION_ERROR, errors=errors)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How to read back and address the object a command acted on."""
+
+    model: type[BaseModel]
+    view: Callable[[UnitOfWork, Principal, UUID], Awaitable[dict[str, Any]]]
+    route: str
+    param: str
+
+
+PROGRAMME = Resource(
+    ProgrammeOut, lambda uow, who, id_: uow.views.programme(uow.conn, who, id_), "get_programme", "programme_id"
+)
+WAVE = Resource(WaveOut, lambda uow, who, id_: uow.views.wave(uow.conn, who, id_), "get_wave", "wave_id")
+PARTICIPANT_ = Resource(
+    ParticipantOut, lambda uow, who, id_: uow.views.participant(uow.conn, who, id_), "get_participant", "participant_id"
+)
+
+
+def document(
+    model: type[BaseModel], doc: dict[str, Any], status: int = 200, location: str | None = None
+) -> JSONResponse:
+    headers = {"ETag": f'"{doc["version"]}"'}
+    if location is not None:
+        headers["Location"] = location
+    return JSONResponse(model.model_validate(doc).model_dump(mode="json"), status_code=status, headers=headers)
+
+
+async def execute(
+    request: Request,
+    principal: Principal,
+    key: IdempotencyKey | None,
+    handler: Callable[[UnitOfWork, Principal, Any], Awaitable[UUID]],
+    command: Any,
+    resource: Resource,
+    *,
+    created: bool = False,
+) -> Response:
+    """Run ``command`` and answer with the object it created or changed."""
+
+    async def work(uow: UnitOfWork) -> Response:
+        object_id = await handler(uow, principal, command)
+        doc = await resource.view(uow, principal, object_id)
+        if not created:
+            return document(resource.model, doc)
+        location = str(request.url_for(resource.route, **{resource.param: str(object_id)}))
+        return document(resource.model, doc, 201, location)
+
+    return await service(request).run(work, key=key, correlation_id=correlation_id(request))
+
+
+async def read(request: Request, principal: Principal, resource: Resource, object_id: UUID) -> Response:
+    async with service(request).pool.acquire() as conn:
+        doc = await resource.view(service(request).unit_of_work(conn), principal, object_id)
+    return document(resource.model, doc)
+
+
+# --------------------------------------------------------------------------- programmes
+
+
+@router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=COMMAND_ERRORS, tags=["programmes"])
+async def create_programme(
+    body: ProgrammeIn,
+    request: Request,
+    who: Principal = Depends(requires(HR_ADMIN)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Create a programme (global HR admin); unspecified settings take the defaults."""
+    command = commands.CreateProgramme(name=body.name, mode=body.mode, settings=sent(body.settings))
+    return await execute(request, who, key, handlers.create_programme, command, PROGRAMME, created=True)
+
+
+@router.get("/programmes", response_model=Page[ProgrammeOut], responses=READ_ERRORS, tags=["programmes"])
+async def list_programmes(
+    request: Request, page: PageParams = Depends(page_params), who: Principal = Depends(requires(*READERS))
+) -> Page[Any]:
+    return await service(request).views.programmes(service(request).pool, who, page)
+
+
+@router.get("/programmes/{programme_id}", response_model=ProgrammeOut, responses=READ_ERRORS, tags=["programmes"])
+async def get_programme(
+    programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS, PARTICIPANT))
+) -> Response:
+    """A programme: every business role of its organisation reads it (participants: their own)."""
+    return await read(request, who, PROGRAMME, programme_id)
+
+
+@router.patch(
+    "/programmes/{programme_id}/settings",
+    response_model=ProgrammeOut,
+    responses={**COMMAND_ERRORS, **problem_responses(412)},
+    tags=["programmes"],
+)
+async def change_programme_settings(
+    programme_id: UUID,
+    body: SettingsPatch,  # type: ignore[valid-type]
+    request: Request,
+    version: int | None = Depends(if_match),
+    who: Principal = Depends(requires(HR_ADMIN)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Change settings: themes, languages, learner profiles, intentions, needs questions (2-3),
+    qualification and seniority rules, matching weights. Sent settings replace the current ones."""
+    command = commands.ChangeProgrammeSettings(programme_id, sent(body), version)
+    return await execute(request, who, key, handlers.change_programme_settings, command, PROGRAMME)
+
+
+# --------------------------------------------------------------------------- waves
+
+
+@router.post(
+    "/programmes/{programme_id}/waves",
+    status_code=201,
+    response_model=WaveOut,
+    responses=COMMAND_ERRORS,
+    tags=["waves"],
+)
+async def open_wave(
+    programme_id: UUID,
+    body: WaveIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Open a wave in one country (HR admin, or the regional committee of that country)."""
+    command = commands.OpenWave(programme_id, WavePlan(**body.model_dump()))
+    return await execute(request, who, key, handlers.open_wave, command, WAVE, created=True)
+
+
+@router.get("/waves", response_model=Page[WaveOut], responses=READ_ERRORS, tags=["waves"])
+async def list_waves(
+    request: Request,
+    programme_id: UUID | None = None,
+    country: str | None = Query(None, pattern=r"^[A-Za-z]{2}$"),
+    status: WaveStatus | None = None,
+    page: PageParams = Depends(page_params),
+    who: Principal = Depends(requires(*READERS)),
+) -> Page[Any]:
+    filters = WaveFilters(programme_id, country, status.value if status else None)
+    return await service(request).views.waves(service(request).pool, who, filters, page)
+
+
+@router.get("/waves/{wave_id}", response_model=WaveOut, responses=READ_ERRORS, tags=["waves"])
+async def get_wave(wave_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
+    return await read(request, who, WAVE, wave_id)
+
+
+@router.post("/waves/{wave_id}:close-enrolment", response_model=WaveOut, responses=COMMAND_ERRORS, tags=["waves"])
+async def close_wave_enrolment(
+    wave_id: UUID,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """open -> enrolment closed (matching may run)."""
+    return await execute(request, who, key, handlers.close_wave_enrolment, commands.CloseWaveEnrolment(wave_id), WAVE)
+
+
+@router.post("/waves/{wave_id}:end", response_model=WaveOut, responses=COMMAND_ERRORS, tags=["waves"])
+async def end_wave(
+    wave_id: UUID,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """enrolment closed -> ended."""
+    return await execute(request, who, key, handlers.end_wave, commands.EndWave(wave_id), WAVE)
+
+
+@router.get("/waves/{wave_id}/funnel", response_model=FunnelOut, responses=READ_ERRORS, tags=["waves"])
+async def wave_funnel(wave_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> dict[str, Any]:
+    """The wave's enrolment funnel per role: enrolled, withdrawn, needs answered or qualified, matchable."""
+    return await service(request).views.funnel(service(request).pool, who, wave_id)
+
+
+# --------------------------------------------------------------------------- participants
+
+
+@router.post(
+    "/waves/{wave_id}/participants",
+    status_code=201,
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def enrol(
+    wave_id: UUID,
+    body: EnrolmentIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Enrol a person into an open wave, as mentor or mentee (one enrolment per person per programme)."""
+    command = commands.Enrol(wave_id, body.to_enrolment())
+    return await execute(request, who, key, handlers.enrol, command, PARTICIPANT_, created=True)
+
+
+@router.post(
+    "/waves/{wave_id}/participants:import",
+    response_model=ImportReportOut,
+    responses={**COMMAND_ERRORS, **problem_responses(413, 415)},
+    tags=["participants"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/EnrolmentIn"}}
+                },
+            },
+        }
+    },
+)
+async def import_participants_route(
+    wave_id: UUID,
+    request: Request,
+    mode: Literal["all_or_nothing", "valid_only"] = "all_or_nothing",
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Import a wave's participants from CSV or JSON. Every row is checked first; with a bad
+    row nothing is imported (422 listing each bad row's line and field) unless
+    ``mode=valid_only``. Uploading the same file again imports nothing more."""
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise Problem(413, detail=f"An import file holds at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB.")
+    command = commands.ImportParticipants(
+        wave_id,
+        hashlib.sha256(body).hexdigest(),
+        _import_rows(request.headers.get("content-type", ""), body),
+        mode == "valid_only",
+    )
+
+    async def work(uow: UnitOfWork) -> Response:
+        report = await import_participants(uow, who, command)
+        return JSONResponse(ImportReportOut.model_validate(report, from_attributes=True).model_dump(mode="json"))
+
+    return await service(request).run(work, key=key, correlation_id=correlation_id(request))
+
+
+def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
+    media_type = content_type.split(";")[0].strip().lower()
+    try:
+        if media_type in ("text/csv", "application/csv"):
+            table = tabular.read_csv(
+                body, columns=IMPORT_COLUMNS, list_columns=IMPORT_LIST_COLUMNS, level_columns=IMPORT_LEVEL_COLUMNS
+            )
+        elif media_type == "application/json":
+            table = tabular.read_json(body)
+        else:
+            raise Problem(415, detail="Send text/csv or application/json.")
+    except tabular.UnreadableFile as exc:
+        raise _invalid(
+            [{"line": exc.line, "field": exc.field, "message": exc.message}], "The file cannot be read."
+        ) from None
+    if len(table.rows) + len(table.bad_rows) > MAX_IMPORT_ROWS:
+        raise Problem(413, detail=f"An import holds at most {MAX_IMPORT_ROWS} rows; split the file.")
+    rows = [commands.ImportRow(bad.line, None, (bad,)) for bad in table.bad_rows]
+    for row in table.rows:
+        try:
+            rows.append(commands.ImportRow(row.line, EnrolmentIn.model_validate(row.values).to_enrolment()))
+        except ValidationError as exc:
+            errors = tuple(
+                tabular.RowError(row.line, ".".join(str(p) for p in e["loc"]) or "row", e["msg"]) for e in exc.errors()
+            )
+            rows.append(commands.ImportRow(row.line, None, errors))
+    return sorted(rows, key=lambda r: r.line)
+
+
+@router.get("/participants", response_model=Page[ParticipantOut], responses=READ_ERRORS, tags=["participants"])
+async def list_participants(
+    request: Request,
+    programme_id: UUID | None = None,
+    wave_id: UUID | None = None,
+    country: str | None = Query(None, pattern=r"^[A-Za-z]{2}$"),
+    role: Role | None = None,
+    status: ParticipantStatus | None = None,
+    theme: str | None = Query(None, pattern=r"^[a-z][a-z0-9_]{1,39}$", description="Wanted or offered."),
+    matchable: bool | None = None,
+    page: PageParams = Depends(page_params),
+    who: Principal = Depends(requires(*READERS)),
+) -> Page[Any]:
+    filters = ParticipantFilters(
+        programme_id, wave_id, country, role.value if role else None, status.value if status else None, theme, matchable
+    )
+    return await service(request).views.participants(service(request).pool, who, filters, page)
+
+
+@router.get(
+    "/participants/{participant_id}", response_model=ParticipantOut, responses=READ_ERRORS, tags=["participants"]
+)
+async def get_participant(
+    participant_id: UUID, request: Request, who: Principal = Depends(requires(*READERS, PARTICIPANT))
+) -> Response:
+    """A participant (a participant may read its own record)."""
+    return await read(request, who, PARTICIPANT_, participant_id)
+
+
+@router.patch(
+    "/participants/{participant_id}",
+    response_model=ParticipantOut,
+    responses={**COMMAND_ERRORS, **problem_responses(412)},
+    tags=["participants"],
+)
+async def update_profile(
+    participant_id: UUID,
+    body: ProfilePatch,
+    request: Request,
+    version: int | None = Depends(if_match),
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Change profile fields; role, country, wave and employee reference cannot change."""
+    profile, personal = body.changes()
+    command = commands.UpdateProfile(participant_id, profile, personal, version)
+    return await execute(request, who, key, handlers.update_profile, command, PARTICIPANT_)
+
+
+@router.post(
+    "/participants/{participant_id}:withdraw",
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def withdraw(
+    participant_id: UUID,
+    body: WithdrawIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS, PARTICIPANT)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Withdraw from the programme, with a reason (HR, or the participant itself)."""
+    command = commands.Withdraw(participant_id, body.reason)
+    return await execute(request, who, key, handlers.withdraw, command, PARTICIPANT_)
+
+
+@router.post(
+    "/participants/{participant_id}/needs-answers",
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def answer_needs(
+    participant_id: UUID,
+    body: NeedsIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS, PARTICIPANT)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Answer the programme's needs questionnaire (the mentee, or HR for them); the
+    answers' themes join the themes wanted."""
+    command = commands.AnswerNeeds(participant_id, body.to_answers(), body.comments)
+    return await execute(request, who, key, handlers.answer_needs, command, PARTICIPANT_)
+
+
+@router.post(
+    "/participants/{participant_id}/qualification",
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def assess_qualification(
+    participant_id: UUID,
+    body: QualificationIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Record a mentor's qualification: case study, teaching ease, interpersonal skills,
+    training. The programme's rule decides whether the mentor is qualified (matchable)."""
+    command = commands.AssessQualification(participant_id, body.to_scores())
+    return await execute(request, who, key, handlers.assess_qualification, command, PARTICIPANT_)
+
+
+# --------------------------------------------------------------------------- errors and app
+
+
+def _rule_broken(exc: Exception) -> Problem:
+    assert isinstance(exc, InvalidInput)
+    errors = [{"field": f"body.{i.field}", "message": i.message, "type": "rule"} for i in exc.issues]
+    return _invalid(errors, "The request breaks the programme's rules; see 'errors'.")
+
+
+def _duplicate(exc: Exception) -> Problem:
+    assert isinstance(exc, DuplicateEnrolment)
+    existing = str(exc.existing) if exc.existing is not None and exc.visible else None
+    return Problem(
+        409, detail=str(exc), type=DUPLICATE_ENROLMENT, field="body.employee_ref", existing_participant_id=existing
+    )
+
+
+def _import_rejected(exc: Exception) -> Problem:
+    assert isinstance(exc, ImportRejected)
+    report = exc.report
+    return Problem(
+        422,
+        title="Import rejected",
+        detail=str(exc),
+        type=IMPORT_REJECTED,
+        file_sha256=report.file_sha256,
+        rows=report.rows,
+        errors=[{"line": e.line, "field": e.field, "message": e.message} for e in report.errors],
+    )
+
+
+def _concurrent(exc: Exception) -> Problem:
+    return Problem(409, detail="The object changed meanwhile; read it again and retry.", type=CONCURRENT_CHANGE)
+
+
+EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
+    NotFound: 404,
+    InvalidInput: _rule_broken,
+    InvalidState: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
+    DuplicateEnrolment: _duplicate,
+    ImportRejected: _import_rejected,
+    ConcurrencyError: _concurrent,
+    DuplicateEventError: _concurrent,
+    handlers.StaleVersion: lambda exc: Problem(412, detail=str(exc), type=STALE_VERSION),
+}
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    async def database_ready() -> bool:
+        return await ctx.pool.fetchval("SELECT true")
+
+    app = create_service_app(
+        NAME,
+        title="Binome enrollment",
+        version="1",
+        verifier=ctx.verifier,
+        readiness_checks={"database": database_ready},
+        exception_mappings=EXCEPTION_MAPPINGS,
+    )
+    app.state.enrollment = Enrollment(ctx.pool, ctx.store)
+    app.include_router(router)
+    return app

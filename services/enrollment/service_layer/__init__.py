@@ -1,0 +1,1 @@
+"""Use cases: command handlers (write side) and views (read side)."""

@@ -1,0 +1,191 @@
+"""Command handlers: load the aggregates, check the caller may act on them,
+let the domain decide, save the new events (and the read tables) in the
+caller's transaction.
+
+Authorisation happens here, on the aggregates as the log has them: an object
+of another organisation, or of a country the caller does not hold, is
+``NotFound`` (404), exactly like an object that does not exist.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from libs.auth.principal import Principal
+from libs.events.contexts.enrollment import Actor, ProgrammeSettings
+from services.enrollment.domain.aggregate import Aggregate
+from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, NotFound
+from services.enrollment.domain.participant import Participant
+from services.enrollment.domain.programme import Programme
+from services.enrollment.domain.values import default_settings
+from services.enrollment.domain.wave import Wave
+from services.enrollment.service_layer import commands
+from services.enrollment.service_layer.unit_of_work import UnitOfWork
+from services.enrollment.service_layer.views import is_self
+
+
+class StaleVersion(Exception):
+    """``If-Match`` named a version the object has moved past (HTTP 412)."""
+
+    def __init__(self, kind: str, expected: int, actual: int) -> None:
+        super().__init__(f"The {kind} is at version {actual}, not {expected}: read it again and retry.")
+        self.expected, self.actual = expected, actual
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(subject=principal.subject, client_id=principal.client_id)
+
+
+def check_version(aggregate: Aggregate, expected: int | None) -> None:
+    if expected is not None and expected != aggregate.version:
+        raise StaleVersion(aggregate.kind, expected, aggregate.version)
+
+
+# -- loading what the caller may act on ----------------------------------------------
+
+
+async def load_programme(uow: UnitOfWork, principal: Principal, programme_id: UUID) -> Programme:
+    programme = await uow.repo.get(Programme, programme_id)
+    if programme is None or programme.organisation != principal.organisation:
+        raise NotFound("programme", programme_id)
+    return programme
+
+
+async def load_wave(uow: UnitOfWork, principal: Principal, wave_id: UUID, *, lock: bool = False) -> Wave:
+    """``lock``: hold the wave's read row until commit, so that enrolments and
+    the closing of the wave's enrolment serialise."""
+    if lock:
+        await uow.views.lock_wave(uow.conn, wave_id)
+    wave = await uow.repo.get(Wave, wave_id)
+    if wave is None or not principal.can_see(wave.organisation, wave.country):
+        raise NotFound("wave", wave_id)
+    return wave
+
+
+async def load_participant(
+    uow: UnitOfWork, principal: Principal, participant_id: UUID, *, allow_self: bool
+) -> tuple[Participant, Programme, Wave]:
+    participant = await uow.repo.get(Participant, participant_id)
+    if participant is None or not (
+        principal.can_see(participant.organisation, participant.country)
+        or (allow_self and is_self(principal, participant_id, participant.organisation))
+    ):
+        raise NotFound("participant", participant_id)
+    programme = await uow.repo.get(Programme, participant.programme_id)
+    wave = await uow.repo.get(Wave, participant.wave_id)
+    assert programme is not None and wave is not None, "a participant's programme and wave exist"
+    return participant, programme, wave
+
+
+async def refuse_duplicate(uow: UnitOfWork, principal: Principal, programme_id: UUID, employee_ref: str) -> None:
+    """409 naming the existing enrolment (by id only if the caller may see it)."""
+    found = (await uow.views.active_enrolments(uow.conn, programme_id, [employee_ref])).get(employee_ref)
+    if found is not None:
+        participant_id, country = found
+        raise DuplicateEnrolment(employee_ref, participant_id, visible=principal.can_see_country(country))
+
+
+# -- programmes ------------------------------------------------------------------------
+
+
+async def create_programme(uow: UnitOfWork, principal: Principal, cmd: commands.CreateProgramme) -> UUID:
+    settings = ProgrammeSettings.model_validate({**default_settings(cmd.mode).model_dump(), **cmd.settings})
+    try:
+        programme = Programme.create(
+            programme_id=uuid4(),
+            organisation=principal.organisation,
+            name=cmd.name,
+            mode=cmd.mode,
+            settings=settings,
+            actor=actor_of(principal),
+        )
+    except InvalidInput as exc:
+        raise exc.under("settings") from None
+    await uow.repo.add(programme)
+    return programme.id
+
+
+async def change_programme_settings(
+    uow: UnitOfWork, principal: Principal, cmd: commands.ChangeProgrammeSettings
+) -> UUID:
+    programme = await load_programme(uow, principal, cmd.programme_id)
+    check_version(programme, cmd.expected_version)
+    programme.change_settings(cmd.changes, actor_of(principal))
+    await uow.repo.add(programme)
+    return programme.id
+
+
+# -- waves -------------------------------------------------------------------------------
+
+
+async def open_wave(uow: UnitOfWork, principal: Principal, cmd: commands.OpenWave) -> UUID:
+    programme = await load_programme(uow, principal, cmd.programme_id)
+    # A committee opens waves in its own countries only (403: it named the country itself).
+    principal.require_country(programme.organisation, cmd.plan.country)
+    wave = Wave.open(wave_id=uuid4(), programme=programme, plan=cmd.plan, actor=actor_of(principal))
+    await uow.repo.add(wave)
+    return wave.id
+
+
+async def close_wave_enrolment(uow: UnitOfWork, principal: Principal, cmd: commands.CloseWaveEnrolment) -> UUID:
+    wave = await load_wave(uow, principal, cmd.wave_id)
+    wave.close_enrolment(actor_of(principal))
+    await uow.repo.add(wave)
+    return wave.id
+
+
+async def end_wave(uow: UnitOfWork, principal: Principal, cmd: commands.EndWave) -> UUID:
+    wave = await load_wave(uow, principal, cmd.wave_id)
+    wave.end(actor_of(principal))
+    await uow.repo.add(wave)
+    return wave.id
+
+
+# -- participants ------------------------------------------------------------------------
+
+
+async def enrol(uow: UnitOfWork, principal: Principal, cmd: commands.Enrol) -> UUID:
+    wave = await load_wave(uow, principal, cmd.wave_id, lock=True)
+    programme = await load_programme(uow, principal, wave.programme_id)
+    employee_ref = cmd.enrolment.employee_ref
+    await refuse_duplicate(uow, principal, programme.id, employee_ref)
+    participant = Participant.enrol(
+        participant_id=uuid4(), programme=programme, wave=wave, enrolment=cmd.enrolment, actor=actor_of(principal)
+    )
+    try:
+        await uow.repo.add(participant)
+    except DuplicateEnrolment:
+        # A concurrent enrolment of the same person won the unique index; it
+        # has committed by now, so it can be named.
+        await refuse_duplicate(uow, principal, programme.id, employee_ref)
+        raise
+    return participant.id
+
+
+async def update_profile(uow: UnitOfWork, principal: Principal, cmd: commands.UpdateProfile) -> UUID:
+    participant, programme, wave = await load_participant(uow, principal, cmd.participant_id, allow_self=False)
+    check_version(participant, cmd.expected_version)
+    participant.update_profile(programme, wave, cmd.profile, cmd.personal, actor_of(principal))
+    await uow.repo.add(participant)
+    return participant.id
+
+
+async def withdraw(uow: UnitOfWork, principal: Principal, cmd: commands.Withdraw) -> UUID:
+    participant, _, wave = await load_participant(uow, principal, cmd.participant_id, allow_self=True)
+    participant.withdraw(wave, cmd.reason, actor_of(principal))
+    await uow.repo.add(participant)
+    return participant.id
+
+
+async def answer_needs(uow: UnitOfWork, principal: Principal, cmd: commands.AnswerNeeds) -> UUID:
+    participant, programme, wave = await load_participant(uow, principal, cmd.participant_id, allow_self=True)
+    participant.answer_needs(programme, wave, cmd.answers, cmd.comments, actor_of(principal))
+    await uow.repo.add(participant)
+    return participant.id
+
+
+async def assess_qualification(uow: UnitOfWork, principal: Principal, cmd: commands.AssessQualification) -> UUID:
+    participant, programme, wave = await load_participant(uow, principal, cmd.participant_id, allow_self=False)
+    participant.assess_qualification(programme, wave, cmd.scores, actor_of(principal))
+    await uow.repo.add(participant)
+    return participant.id

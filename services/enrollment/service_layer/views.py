@@ -1,0 +1,252 @@
+"""The read side: programmes, waves, participants and funnels from the read
+tables, as the caller may see them.
+
+Visibility: a global HR admin (and a Binome service) sees the whole
+organisation; a regional committee the waves and participants of its
+countries; a participant its own record (and its programme). Anything else,
+and anything of another organisation, is "not found": a 404 never tells a
+caller that an object it may not see exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
+from libs.eventstore.migrations import check_schema_name
+from services.enrollment.domain.errors import NotFound
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+
+def is_self(principal: Principal, participant_id: UUID | str, organisation: str) -> bool:
+    """A participant acting on its own record (token subject = participant id)."""
+    return (
+        principal.has_role(PARTICIPANT)
+        and principal.subject == str(participant_id)
+        and principal.organisation == organisation
+    )
+
+
+def visible_countries(principal: Principal) -> list[str] | None:
+    """None: every country of the organisation; else the only ones visible."""
+    return None if principal.sees_all_countries() else sorted(principal.countries)
+
+
+class Query:
+    """A WHERE clause built from optional filters, with numbered parameters."""
+
+    def __init__(self) -> None:
+        self.conditions: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, condition: str, *values: Any) -> None:
+        """``condition`` uses ``$?`` for each value, in order."""
+        for value in values:
+            self.params.append(value)
+            condition = condition.replace("$?", f"${len(self.params)}", 1)
+        self.conditions.append(condition)
+
+    def where(self) -> str:
+        return " AND ".join(self.conditions) or "true"
+
+
+@dataclass(frozen=True)
+class WaveFilters:
+    programme_id: UUID | None = None
+    country: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantFilters:
+    programme_id: UUID | None = None
+    wave_id: UUID | None = None
+    country: str | None = None
+    role: str | None = None
+    status: str | None = None
+    theme: str | None = None
+    matchable: bool | None = None
+
+
+class Views:
+    def __init__(self, schema: str) -> None:
+        self.s = check_schema_name(schema)
+
+    # -- single objects -------------------------------------------------------------
+
+    async def programme(self, db: Executor, principal: Principal, programme_id: UUID) -> dict[str, Any]:
+        row = await db.fetchrow(
+            f"SELECT organisation, (to_jsonb(p) - 'row_id' - 'organisation')::text AS doc"
+            f" FROM {self.s}.programmes p WHERE programme_id = $1",
+            programme_id,
+        )
+        if row is None or row["organisation"] != principal.organisation:
+            raise NotFound("programme", programme_id)
+        if not principal.has_role(HR_ADMIN, REGIONAL_COMMITTEE, SERVICE) and not await self._own_programme(
+            db, principal, programme_id
+        ):
+            raise NotFound("programme", programme_id)
+        return orjson.loads(row["doc"])
+
+    async def _own_programme(self, db: Executor, principal: Principal, programme_id: UUID) -> bool:
+        try:
+            participant_id = UUID(principal.subject)
+        except ValueError:
+            return False
+        return bool(
+            await db.fetchval(
+                f"SELECT true FROM {self.s}.participants"
+                " WHERE participant_id = $1 AND programme_id = $2 AND organisation = $3",
+                participant_id,
+                programme_id,
+                principal.organisation,
+            )
+        )
+
+    async def wave(self, db: Executor, principal: Principal, wave_id: UUID) -> dict[str, Any]:
+        row = await db.fetchrow(
+            f"SELECT organisation, country, (to_jsonb(w) - 'row_id' - 'organisation')::text AS doc"
+            f" FROM {self.s}.waves w WHERE wave_id = $1",
+            wave_id,
+        )
+        if row is None or not principal.can_see(row["organisation"], row["country"]):
+            raise NotFound("wave", wave_id)
+        return orjson.loads(row["doc"])
+
+    async def participant(self, db: Executor, principal: Principal, participant_id: UUID) -> dict[str, Any]:
+        row = await db.fetchrow(
+            f"SELECT organisation, country, doc::text AS doc FROM {self.s}.participants WHERE participant_id = $1",
+            participant_id,
+        )
+        if row is None or not (
+            principal.can_see(row["organisation"], row["country"])
+            or is_self(principal, participant_id, row["organisation"])
+        ):
+            raise NotFound("participant", participant_id)
+        return orjson.loads(row["doc"])
+
+    # -- lists ------------------------------------------------------------------------
+
+    async def programmes(self, db: Executor, principal: Principal, page: PageParams) -> Page[Any]:
+        scope = cursor_scope(kind="programmes")
+        query = Query()
+        query.add("organisation = $?", principal.organisation)
+        return await self._page(
+            db, f"{self.s}.programmes", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope
+        )
+
+    async def waves(self, db: Executor, principal: Principal, filters: WaveFilters, page: PageParams) -> Page[Any]:
+        scope = cursor_scope(kind="waves", **vars(filters))
+        query = self._scoped(principal, filters.country)
+        if filters.programme_id is not None:
+            query.add("programme_id = $?", filters.programme_id)
+        if filters.status is not None:
+            query.add("status = $?", filters.status)
+        return await self._page(db, f"{self.s}.waves", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope)
+
+    async def participants(
+        self, db: Executor, principal: Principal, filters: ParticipantFilters, page: PageParams
+    ) -> Page[Any]:
+        scope = cursor_scope(kind="participants", **vars(filters))
+        query = self._scoped(principal, filters.country)
+        if filters.wave_id is not None:
+            await self.wave(db, principal, filters.wave_id)  # 404 unless visible
+            query.add("wave_id = $?", filters.wave_id)
+        for column in ("programme_id", "role", "status", "matchable"):
+            value = getattr(filters, column)
+            if value is not None:
+                query.add(f"{column} = $?", value)
+        if filters.theme is not None:
+            query.add("themes @> ARRAY[$?::text]", filters.theme)
+        return await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope)
+
+    def _scoped(self, principal: Principal, country: str | None) -> Query:
+        """Organisation and visible countries; filtering on an invisible country is a 404."""
+        query = Query()
+        query.add("organisation = $?", principal.organisation)
+        countries = visible_countries(principal)
+        if country is not None:
+            country = normalise_country(country)
+            if countries is not None and country not in countries:
+                raise NotFound("country", country)
+            query.add("country = $?", country)
+        elif countries is not None:
+            query.add("country = ANY($?::text[])", countries)
+        return query
+
+    async def _page(
+        self, db: Executor, table: str, document: str, query: Query, page: PageParams, scope: str
+    ) -> Page[Any]:
+        after = page.after(scope)
+        if after is not None:
+            if not isinstance(after, int):
+                raise invalid_query("cursor", "Not a cursor this API issued.")
+            query.add("row_id > $?", after)
+        query.params.append(page.limit + 1)
+        rows = await db.fetch(
+            f"SELECT row_id, {document}::text AS doc FROM {table} t WHERE {query.where()}"
+            f" ORDER BY row_id LIMIT ${len(query.params)}",
+            *query.params,
+        )
+        return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: orjson.loads(r["doc"]))
+
+    # -- the enrolment funnel -----------------------------------------------------------
+
+    async def funnel(self, db: Executor, principal: Principal, wave_id: UUID) -> dict[str, Any]:
+        wave = await self.wave(db, principal, wave_id)
+        rows = await db.fetch(
+            f"""SELECT role,
+                       count(*) AS enrolled,
+                       count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn,
+                       count(*) FILTER (WHERE status <> 'withdrawn') AS active,
+                       count(*) FILTER (WHERE status <> 'withdrawn' AND needs_answered) AS needs_answered,
+                       count(*) FILTER (WHERE status <> 'withdrawn' AND qualified IS NOT NULL) AS assessed,
+                       count(*) FILTER (WHERE status <> 'withdrawn' AND qualified) AS qualified,
+                       count(*) FILTER (WHERE matchable) AS matchable,
+                       coalesce(sum((doc->'profile'->>'capacity')::int) FILTER (WHERE matchable), 0) AS slots
+                FROM {self.s}.participants WHERE wave_id = $1 GROUP BY role""",
+            wave_id,
+        )
+        by_role = {r["role"]: r for r in rows}
+
+        def counts(role: str, *names: str) -> dict[str, int]:
+            row = by_role.get(role)
+            return {name: row[name] if row else 0 for name in names}
+
+        mentees = counts("mentee", "enrolled", "withdrawn", "active", "needs_answered", "matchable")
+        mentors = counts("mentor", "enrolled", "withdrawn", "active", "assessed", "qualified", "matchable")
+        mentors["mentee_slots"] = counts("mentor", "slots")["slots"]
+        return {
+            "wave_id": wave["wave_id"],
+            "status": wave["status"],
+            "target_pairs": wave["target_pairs"],
+            "mentees": mentees,
+            "mentors": mentors,
+            "possible_pairs": min(mentees["matchable"], mentors["mentee_slots"]),
+        }
+
+    # -- what command handlers need -------------------------------------------------
+
+    async def lock_wave(self, conn: asyncpg.Connection, wave_id: UUID) -> None:
+        """Hold the wave's row until commit: an enrolment and the closing of
+        the wave's enrolment cannot interleave."""
+        await conn.execute(f"SELECT 1 FROM {self.s}.waves WHERE wave_id = $1 FOR SHARE", wave_id)
+
+    async def active_enrolments(
+        self, db: Executor, programme_id: UUID, employee_refs: list[str]
+    ) -> dict[str, tuple[UUID, str]]:
+        """employee_ref -> (participant id, country) of the refs enrolled in the programme."""
+        rows = await db.fetch(
+            f"""SELECT employee_ref, participant_id, country FROM {self.s}.participants
+                WHERE programme_id = $1 AND employee_ref = ANY($2::text[]) AND status <> 'withdrawn'""",
+            programme_id,
+            employee_refs,
+        )
+        return {r["employee_ref"]: (r["participant_id"], r["country"]) for r in rows}
