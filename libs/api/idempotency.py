@@ -132,6 +132,7 @@ class IdempotencyKeys:
             UPDATE {s}.idempotency_keys SET status = $3, headers = $4::jsonb, body = $5
             WHERE owner = $1 AND key = $2"""
         self._sql_purge = f"DELETE FROM {s}.idempotency_keys WHERE expires_at < clock_timestamp()"
+        self._sql_forget = f"DELETE FROM {s}.idempotency_keys WHERE position($1::bytea IN body) > 0"
 
     async def claim(self, conn: asyncpg.Connection, key: IdempotencyKey) -> StoredResponse | None:
         """Claim ``key`` inside the caller's transaction.
@@ -162,6 +163,12 @@ class IdempotencyKeys:
             orjson.dumps(headers).decode(),
             bytes(response.body),
         )
+
+    async def forget(self, conn: asyncpg.Connection | asyncpg.Pool, object_id: str) -> int:
+        """Drop stored responses that mention ``object_id`` (GDPR erasure: a
+        stored response may hold the erased person's data)."""
+        status = await conn.execute(self._sql_forget, object_id.encode())
+        return int(status.split()[-1])
 
     async def purge_expired(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
         status = await conn.execute(self._sql_purge)

@@ -57,6 +57,11 @@ async def current_principal(
         raise Problem(503, detail="Token keys are temporarily unavailable.") from exc
     # Kept on the request so logging and audit code can record who acted.
     request.state.principal = principal
+    # Per-client rate limit (libs/api/limits.py), set on apps built by
+    # ServiceDefinition.build_app.
+    limits = getattr(request.app.state, "rate_limits", None)
+    if limits is not None:
+        limits.check(principal)
     return principal
 
 

@@ -10,7 +10,6 @@ developer's machine.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -23,30 +22,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from libs.auth.principal import ALL_ROLES, normalise_country
+from libs.localfiles import write_new_file
 from libs.settings import get_settings
 
 PRIVATE_KEY_NAME = "dev-jwt-private.pem"
 PUBLIC_KEY_NAME = "dev-jwt-public.pem"
-
-
-def _write_new_file(path: Path, data: bytes, mode: int) -> bool:
-    """Create ``path`` with ``data`` unless it exists; True if we created it.
-
-    Writes a temporary file then hard-links it into place: the link is atomic
-    and fails if the target exists, so two processes starting at once (two
-    services of the embedded stack) never both "win" or see a half-written key.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def ensure_dev_keypair(data_dir: Path | str | None = None) -> tuple[Path, Path]:
@@ -64,7 +44,7 @@ def ensure_dev_keypair(data_dir: Path | str | None = None) -> tuple[Path, Path]:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_new_file(private_path, pem, 0o600)
+        write_new_file(private_path, pem, 0o600)
     if not public_path.exists():
         # Always derive the public key from the private key on disk (which may
         # have been written by another process), so the pair always matches.
@@ -72,7 +52,7 @@ def ensure_dev_keypair(data_dir: Path | str | None = None) -> tuple[Path, Path]:
         public_pem = private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        _write_new_file(public_path, public_pem, 0o644)
+        write_new_file(public_path, public_pem, 0o644)
     return private_path, public_path
 
 

@@ -40,8 +40,14 @@ class DomainEvent(BaseModel):
     context: ClassVar[str]
     name: ClassVar[str]
     version: ClassVar[int]
-    #: Names of fields holding personal data (encrypted per participant, GDPR).
+    #: Names of top-level fields holding personal data: every string in them
+    #: is sealed with a data key before the event is stored (libs/gdpr).
     personal_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Dotted path in ``data`` to the id of the key that seals them, and the
+    #: paths of the participants who own that key (erasing any one of them
+    #: shreds it). Pair events use the pair id, owned by both people.
+    personal_key: ClassVar[str] = "participant_id"
+    personal_owners: ClassVar[tuple[str, ...]] = ("participant_id",)
 
     @classmethod
     def event_type(cls) -> str:

@@ -50,9 +50,15 @@ def load_migrations(*directories: Path) -> list[Migration]:
 
 
 async def migrate(conn: asyncpg.Connection, schema: str, *service_dirs: Path) -> list[str]:
-    """Apply pending migrations to ``schema``; return the names applied."""
+    """Apply pending event-store and service migrations to ``schema``; return
+    the names applied."""
+    return await migrate_directories(conn, schema, EVENT_STORE_MIGRATIONS, *service_dirs)
+
+
+async def migrate_directories(conn: asyncpg.Connection, schema: str, *directories: Path) -> list[str]:
+    """Apply pending migrations of ``directories`` (in that order) to ``schema``."""
     check_schema_name(schema)
-    migrations = load_migrations(EVENT_STORE_MIGRATIONS, *service_dirs)
+    migrations = load_migrations(*directories)
     applied_now: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"binome.migrate.{schema}")

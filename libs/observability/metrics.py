@@ -16,6 +16,7 @@ templates), never from ids, or the number of series explodes.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -78,14 +79,50 @@ DEAD_LETTERS = Counter(
     ["service", "consumer", "reason"],
 )
 
+# --- relay health -------------------------------------------------------
+RELAY_PUBLISH_FAILURES = Counter(
+    "binome_relay_publish_failures_total",
+    "Outbox relay batches that failed to publish (broker down, database error); retried.",
+    ["service"],
+)
+
+# --- matching -------------------------------------------------------------
+MATCHING_RUN_DURATION = Histogram(
+    "binome_matching_run_duration_seconds",
+    "Time to compute one matching run (scoring and solving); outcome is ok or failed.",
+    ["service", "outcome"],
+    # A wave of ~30 pairs solves in well under a second; a whole programme of
+    # ~1,500 participants may take a minute: buckets span both.
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+
+# --- business gauges (set by the read models that know them) -------------
+# Labelled by country only: programmes and waves are unbounded sets, countries
+# are not (one group runs in a few dozen).
+PAIRS_ACTIVE = Gauge(
+    "binome_pairs_active",
+    "Pairs currently active (formed, not dissolved nor ended), by country.",
+    ["service", "country"],
+)
+PAIRS_AT_RISK = Gauge(
+    "binome_pairs_at_risk",
+    "Active pairs the pair-health read model flags as at risk, by country.",
+    ["service", "country"],
+)
+
 # Route label for requests that matched no route (404 scans, typos): one
 # series for all of them instead of one per path an attacker can invent.
 UNMATCHED_ROUTE = "<unmatched>"
 _RECORDED = "binome.metrics_recorded"  # scope key
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Ops routes are polled every few seconds by probes and Prometheus: their
+#: access lines go to DEBUG so they do not drown the requests that matter.
+_QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
+access_log = logging.getLogger("binome.access")
 
 
-def _route_template(scope: Scope, root_path_before: str) -> str:
+def route_template(scope: Scope, root_path_before: str = "") -> str:
+    """The matched route's template (``/v1/pairs/{pair_id}``), never the raw path."""
     # The router records the matched route in the scope ("route"); its
     # ``path`` is the template ("/v1/pairs/{pair_id}"), not the raw path.
     route = scope.get("route")
@@ -101,7 +138,9 @@ def _route_template(scope: Scope, root_path_before: str) -> str:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware: request count and latency per route template.
+    """Pure ASGI middleware: request count and latency per route template,
+    and one access log line per request (``http.request``; it carries the
+    request's correlation id, set by the outer CorrelationMiddleware).
 
     Pure ASGI (not BaseHTTPMiddleware) so it adds no task or body buffering
     and sees the status of streaming responses too.
@@ -138,6 +177,19 @@ class MetricsMiddleware:
                 self._record(scope, root_path_before, method, status, start)
 
     def _record(self, scope: Scope, root_path_before: str, method: str, status: int, start: float) -> None:
-        route = _route_template(scope, root_path_before)
-        HTTP_REQUEST_DURATION.labels(self.service, route, method).observe(time.perf_counter() - start)
+        route = route_template(scope, root_path_before)
+        duration = time.perf_counter() - start
+        HTTP_REQUEST_DURATION.labels(self.service, route, method).observe(duration)
         HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
+        access_log.log(
+            logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
+            "http.request",
+            extra={
+                "service": self.service,
+                "route": route,
+                "method": method,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(duration * 1000, 1),
+            },
+        )

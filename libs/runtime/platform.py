@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from tenacity import wait_exponential_jitter
@@ -35,6 +36,9 @@ from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.relay import OutboxRelay
+from libs.gdpr.export import gdpr_router
+from libs.gdpr.masters import MasterKeys
+from libs.gdpr.vault import KeyVault, migrate_vault
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
@@ -69,13 +73,31 @@ async def start_infrastructure(settings: Settings) -> Infrastructure:
     return Infrastructure(database_url, broker.bootstrap, broker)
 
 
+def select_services(
+    services: Sequence[ServiceDefinition], names: Sequence[str] | None
+) -> list[ServiceDefinition]:
+    """The services named (all when none is), in their declared order.
+
+    ``binome up --service enrollment`` runs one service alone, with its own
+    relay and consumers: one container per service in docker-compose.yml.
+    """
+    if not names:
+        return list(services)
+    known = {s.name for s in services}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return [s for s in services if s.name in names]
+
+
 def token_verifier(settings: Settings) -> TokenVerifier:
     """The configured key source, or the local dev key (``binome token`` mints with it)."""
     return TokenVerifier.from_settings(settings)
 
 
-async def migrate_all(pool: asyncpg.Pool, services: Sequence[ServiceDefinition]) -> None:
+async def migrate_all(pool: asyncpg.Pool, services: Sequence[ServiceDefinition], vault_schema: str) -> None:
     async with pool.acquire() as conn:
+        await migrate_vault(conn, vault_schema)
         for service in services:
             applied = await migrate(conn, service.schema, *([service.migrations] if service.migrations else []))
             if applied:
@@ -119,13 +141,14 @@ class Platform:
     async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
         infrastructure = await start_infrastructure(settings)
         pool = await asyncpg.create_pool(infrastructure.database_url, min_size=2, max_size=20)
-        await migrate_all(pool, services)
+        await migrate_all(pool, services, settings.vault_schema)
         verifier = token_verifier(settings)
+        vault = KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings))
         platform = cls(settings, services, infrastructure, pool, verifier)
         for service in services:
             store = EventStore(pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name)
             platform.contexts[service.name] = ServiceContext(
-                service.name, pool, store, infrastructure.bootstrap, settings, verifier
+                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault
             )
         if infrastructure.embedded_broker:
             # A fresh in-memory broker has no history: carry the log again.
@@ -173,8 +196,17 @@ class Platform:
             readiness_checks={"database": self._database_ready},
             metrics_scope="process",  # the one /metrics Prometheus scrapes: every service's series
         )
+        exporters: dict[str, httpx.AsyncClient] = {}
         for service in self.services:
-            root.mount(f"/{service.name}", service.create_app(self.contexts[service.name]))
+            app = service.build_app(self.contexts[service.name])
+            root.mount(f"/{service.name}", app)
+            if service.exports_personal_data:
+                # In-process calls, with the caller's token: each service's own
+                # isolation rules apply to its part of the export.
+                exporters[service.name] = httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url=f"http://{service.name}"
+                )
+        root.include_router(gdpr_router(lambda: exporters))
 
         @root.get("/v1/services", tags=["platform"])
         async def list_services() -> dict[str, list[dict[str, str]]]:
@@ -200,7 +232,16 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
     """Run everything until Ctrl-C (uvicorn handles the signal), then stop cleanly."""
     platform = await Platform.start(settings, services)
     try:
-        config = uvicorn.Config(platform.asgi_app(), host=settings.host, port=settings.port, log_level="info")
+        # log_config=None: uvicorn's lines go through Binome's logging (JSON
+        # with correlation ids); the access line is CorrelationMiddleware's.
+        config = uvicorn.Config(
+            platform.asgi_app(),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            log_config=None,
+            access_log=False,
+        )
         server = _Server(config)
         print(f"Binome is up on http://{settings.host}:{settings.port}")
         print(f"  database: {_redact(platform.infrastructure.database_url)}")

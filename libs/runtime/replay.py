@@ -21,6 +21,8 @@ import asyncpg
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import rebuild
 from libs.runtime.platform import token_verifier
+from libs.gdpr.masters import MasterKeys
+from libs.gdpr.vault import KeyVault
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
@@ -54,6 +56,7 @@ async def replay(
         bootstrap="",
         settings=settings,
         verifier=token_verifier(settings),
+        vault=KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings)),
     )
     projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
     inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None

@@ -13,8 +13,12 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
+from libs.api.limits import BodySizeLimit, RateLimits
+from libs.audit.api import install_audit
+from libs.audit.trail import AuditTrail
 from libs.auth.tokens import TokenVerifier
 from libs.eventstore.store import EventStore
+from libs.gdpr.vault import KeyVault
 from libs.messaging.consumer import Projection
 from libs.settings import Settings
 
@@ -29,6 +33,8 @@ class ServiceContext:
     bootstrap: str
     settings: Settings
     verifier: TokenVerifier
+    #: The GDPR key vault (libs/gdpr): data keys of participants, outside the log.
+    vault: KeyVault | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,20 @@ class ServiceDefinition:
     #: events (not through Kafka): rebuilds them from its log and returns the
     #: number of events applied. ``binome replay SERVICE`` runs it.
     rebuild_read_tables: Callable[[ServiceContext], Awaitable[int]] | None = None
+    #: Serves its part of a participant's GDPR export (libs/gdpr/export.py).
+    exports_personal_data: bool = False
 
     @property
     def schema(self) -> str:
         return self.name
+
+    def build_app(self, ctx: ServiceContext) -> FastAPI:
+        """The service's app with the protections every Binome API has: an
+        audit trail of every /v1 request (``GET /v1/audit``), a body size
+        limit and per-client rate limits. ``binome up`` and the tests build
+        apps through here, never with ``create_app`` alone."""
+        app = self.create_app(ctx)
+        install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
+        app.state.rate_limits = RateLimits(ctx.settings.rate_limit, ctx.settings.rate_limit_storage)
+        app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+        return app

@@ -19,7 +19,7 @@ from services.enrollment.entrypoints.api import create_app
 
 
 async def rebuild_read_tables(ctx: ServiceContext) -> int:
-    return await Enrollment(ctx.pool, ctx.store).rebuild_read_tables()
+    return await Enrollment(ctx.pool, ctx.store, ctx.vault).rebuild_read_tables()
 
 
 SERVICE = ServiceDefinition(
@@ -27,4 +27,5 @@ SERVICE = ServiceDefinition(
     create_app,
     migrations=Path(__file__).parent / "migrations",
     rebuild_read_tables=rebuild_read_tables,
+    exports_personal_data=True,
 )

@@ -4,13 +4,18 @@ one ``Enrollment`` per app; tests build theirs over a test schema)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
 
 import asyncpg
 from fastapi.responses import Response
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.auth.principal import Principal
 from libs.eventstore.store import EventStore
+from libs.gdpr.vault import KeyVault
 from services.enrollment.adapters.projector import Projector
+from services.enrollment.domain.errors import NotFound
 from services.enrollment.adapters.repository import Repository
 from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import Views
@@ -19,8 +24,8 @@ from services.enrollment.service_layer.views import Views
 class Enrollment:
     """The service's parts, built once per app over its store's schema."""
 
-    def __init__(self, pool: asyncpg.Pool, store: EventStore) -> None:
-        self.pool, self.store = pool, store
+    def __init__(self, pool: asyncpg.Pool, store: EventStore, vault: KeyVault | None) -> None:
+        self.pool, self.store, self.vault = pool, store, vault
         self.projector = Projector(store.schema)
         self.views = Views(store.schema)
         self.keys = IdempotencyKeys(store.schema)
@@ -40,6 +45,27 @@ class Enrollment:
         return await run_idempotently(
             self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
         )
+
+    async def forget(self, participant_id: UUID) -> None:
+        """After ``ParticipantErased`` committed: shred the person's keys and
+        drop stored responses that could still show their data."""
+        if self.vault is None:
+            raise RuntimeError("this service runs without a key vault: erasure cannot shred keys")
+        await self.vault.erase(participant_id)
+        await self.keys.forget(self.pool, str(participant_id))
+
+    async def export(self, principal: Principal, participant_id: UUID) -> dict[str, Any] | None:
+        """GDPR access: the participant as the API shows them, and every fact
+        of their stream (None if unknown or not the caller's to see)."""
+        try:
+            doc = await self.views.participant(self.pool, principal, participant_id)
+        except NotFound:
+            return None
+        history = await self.store.read_stream(str(participant_id))
+        return {
+            "participant": doc,
+            "history": [{"type": e.type, "time": e.time.isoformat(), "data": e.data} for e in history],
+        }
 
     async def rebuild_read_tables(self) -> int:
         """Empty the read tables and apply the whole log again (one transaction)."""

@@ -582,6 +582,7 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Enroll
     await env.post(f"/v1/participants/{e}/needs-answers", NEEDS)
     await env.post(f"/v1/participants/{m}/qualification", QUALIFIED)
     await env.post(f"/v1/participants/{e}:withdraw", {"reason": "x"})
+    await env.post(f"/v1/participants/{m}:erase", {})
     await env.post(f"/v1/waves/{wid}:close-enrolment", {})
     await env.post(f"/v1/waves/{wid}:end", {})
 
@@ -618,7 +619,10 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Enroll
 async def test_openapi_documents_every_route_and_the_import_formats(env: EnrollmentEnv) -> None:
     document = (await env.client.get("/openapi.json")).json()
     paths = document["paths"]
-    assert len([m for p in paths.values() for m in p]) == 18
+    # The service's 19 operations, plus the audit trail every Binome API
+    # serves and its part of a participant's GDPR export.
+    assert len([m for p in paths.values() for m in p]) == 21
+    assert {"/v1/audit", "/v1/participants/{participant_id}/export"} <= paths.keys()
     imported = paths["/v1/waves/{wave_id}/participants:import"]["post"]
     assert set(imported["requestBody"]["content"]) == {"text/csv", "application/json"}
     assert "application/problem+json" in imported["responses"]["422"]["content"]

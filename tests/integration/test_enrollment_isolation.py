@@ -82,6 +82,10 @@ NOT_COUNTRY_OWNED = {
     ("PATCH", "/v1/programmes/{programme_id}/settings"): "global HR admins only",
     (
         "POST",
+        "/v1/participants/{participant_id}:erase",
+    ): "GDPR: global HR admins only; another organisation gets 404 (test_enrollment_gdpr)",
+    (
+        "POST",
         "/v1/programmes/{programme_id}/waves",
     ): "the caller names the country: 403 outside its own (test_wave_access)",
     ("GET", "/v1/waves"): "lists only the caller's countries (test_unfiltered_lists_hold_only_visible_countries)",

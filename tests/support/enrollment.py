@@ -15,10 +15,11 @@ from libs.auth.devkeys import mint
 from libs.auth.tokens import TokenVerifier
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
+from libs.gdpr.masters import MasterKeys
+from libs.gdpr.vault import KeyVault, migrate_vault
 from libs.runtime.service import ServiceContext
 from libs.settings import Settings
 from services.enrollment import SERVICE
-from services.enrollment.entrypoints.api import create_app
 
 ORG = "org-a"
 
@@ -31,6 +32,7 @@ class EnrollmentEnv:
     store: EventStore
     client: httpx.AsyncClient
     data_dir: Path
+    vault: KeyVault
 
     def auth(
         self,
@@ -65,18 +67,22 @@ class EnrollmentEnv:
 async def enrollment_env(pool: asyncpg.Pool, data_dir: Path) -> AsyncIterator[EnrollmentEnv]:
     """A migrated schema of its own, the app over it, and an ASGI client."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
+    vault_schema = f"{schema}_vault"
     async with pool.acquire() as conn:
         await migrate(conn, schema, SERVICE.migrations)
+        await migrate_vault(conn, vault_schema)
     settings = Settings(data_dir=data_dir)
     prefix = f"t{uuid.uuid4().hex[:10]}."
     store = EventStore(pool, schema, topic_prefix=prefix, service="enrollment")
-    ctx = ServiceContext("enrollment", pool, store, "", settings, TokenVerifier.from_settings(settings))
-    transport = httpx.ASGITransport(app=create_app(ctx))
+    vault = KeyVault(pool, vault_schema, MasterKeys.from_settings(settings))
+    ctx = ServiceContext("enrollment", pool, store, "", settings, TokenVerifier.from_settings(settings), vault)
+    transport = httpx.ASGITransport(app=SERVICE.build_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
         try:
-            yield EnrollmentEnv(pool, schema, prefix, store, client, data_dir)
+            yield EnrollmentEnv(pool, schema, prefix, store, client, data_dir, vault)
         finally:
             await pool.execute(f"DROP SCHEMA {schema} CASCADE")
+            await pool.execute(f"DROP SCHEMA {vault_schema} CASCADE")
 
 
 def programme_body(**overrides: Any) -> dict[str, Any]:

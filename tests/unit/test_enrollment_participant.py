@@ -332,3 +332,23 @@ def test_generation_bands_replace_birth_years() -> None:
         "gen_z",
     ]
     assert profile(Role.MENTEE).generation_band is None
+
+
+def test_erasure_forgets_the_person_and_ends_every_change() -> None:
+    from libs.events.contexts.enrollment import ParticipantErased
+    from libs.gdpr.personal import ERASED
+
+    prog = programme()
+    w = wave(prog)
+    mentor = enrolled(prog, w, Role.MENTOR)
+    mentor.withdraw(w, "New job", ACTOR)  # erasure works whatever the state
+    mentor.take_pending()
+    mentor.erase(ACTOR)
+    [event] = mentor.take_pending()
+    assert isinstance(event, ParticipantErased) and not ParticipantErased.personal_fields
+    assert mentor.status is ParticipantStatus.ERASED and not mentor.matchable
+    assert {mentor.person.display_name, mentor.person.email, mentor.person.employee_ref} == {ERASED}
+    mentor.erase(ACTOR)  # erasing again records nothing
+    assert mentor.take_pending() == []
+    with pytest.raises(InvalidState, match="erased"):
+        mentor.update_profile(prog, w, {"capacity": 3}, {}, ACTOR)

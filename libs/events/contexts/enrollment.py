@@ -335,6 +335,16 @@ class ParticipantWithdrew(ParticipantEvent):
     reason: str
 
 
+@event(CONTEXT, "ParticipantErased", version=1)
+class ParticipantErased(ParticipantEvent):
+    """GDPR erasure: the participant's data keys are shredded (libs/gdpr), so
+    every personal value about them in the log now reads as erased; every
+    service drops or anonymises the person in its read models. Carries no
+    personal data itself."""
+
+    role: Role
+
+
 @event(CONTEXT, "NeedsAnswered", version=1)
 class NeedsAnswered(ParticipantEvent):
     """A participant answered the needs questionnaire; ``themes_wanted`` is

@@ -32,6 +32,7 @@ Conventions, as in the enrollment context:
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -141,7 +142,13 @@ class MatchingEvent(DomainEvent):
 
 
 class PairEvent(MatchingEvent):
-    """Every fact about one pair: its stream id is ``pair_id``."""
+    """Every fact about one pair: its stream id is ``pair_id``.
+
+    What the two people write about their pair is sealed with the pair's key,
+    owned by both: erasing either of them shreds it."""
+
+    personal_key: ClassVar[str] = "pair_id"
+    personal_owners: ClassVar[tuple[str, ...]] = ("people.mentee_id", "people.mentor_id")
 
     pair_id: UUID
     programme_id: UUID
@@ -184,6 +191,8 @@ class PairProposed(PairEvent):
     #: For a mentee's choice: the mentors it ranked after this one, tried in
     #: order when a mentor declines.
     next_choices: list[UUID] = []
+    #: For a choice proposed after a decline: the declined pair it follows.
+    follows_pair_id: UUID | None = None
 
 
 @event(CONTEXT, "PairAccepted", version=1)
@@ -226,3 +235,27 @@ class PairDissolved(PairEvent):
 @event(CONTEXT, "PairCompleted", version=1)
 class PairCompleted(PairEvent):
     """A formed pair reached the end of its mentoring."""
+
+
+# --------------------------------------------------------------------------- exclusions
+
+
+@event(CONTEXT, "PairExcluded", version=1)
+class PairExcluded(MatchingEvent):
+    """HR ruled a mentee-mentor pair out: no run or choice will propose it.
+
+    One stream per excluded pair (``subject`` = ``exclusion_id``, derived
+    from the two participant ids), so excluding a pair twice is a conflict.
+    ``country`` is the mentee's: the committee that owns the mentee decides.
+    """
+
+    personal_fields = frozenset({"note"})
+    personal_key: ClassVar[str] = "exclusion_id"
+    personal_owners: ClassVar[tuple[str, ...]] = ("mentee_id", "mentor_id")
+
+    exclusion_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    note: str | None = None

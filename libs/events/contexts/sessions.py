@@ -12,7 +12,9 @@ A session is its own stream (``subject`` = ``session_id``)::
 
 Check-ins are streams of their own (one per check-in); a mentor's time budget
 is a stream per mentor and month (``MentorTimeLogged``,
-``MentorBudgetExceeded``).
+``MentorBudgetExceeded``; ``subject`` = ``budget:<mentor_id>:<YYYY-MM>``); a
+programme's session rules are a stream per programme
+(``SessionSettingsChanged``, ``subject`` = ``programme_id``).
 
 Conventions, as in the other contexts: ``data`` names the pair, programme,
 wave and country (the pair's home: the mentee's wave) so consumers file a fact
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import ClassVar
 from uuid import UUID
 
 from libs.events.contexts.enrollment import Actor
@@ -53,7 +56,11 @@ class SessionsEvent(DomainEvent):
 
 
 class PairFact(SessionsEvent):
-    """A fact about one pair's activity."""
+    """A fact about one pair's activity; free text is sealed with the pair's
+    key, owned by both members."""
+
+    personal_key: ClassVar[str] = "pair_id"
+    personal_owners: ClassVar[tuple[str, ...]] = ("mentee_id", "mentor_id")
 
     pair_id: UUID
     programme_id: UUID
@@ -161,6 +168,9 @@ class MentorTimeLogged(MentorBudgetEvent):
     session_id: UUID | None = None
     minutes: int
     total_minutes: int  # the month's total after this entry
+    #: How ``minutes`` splits (None in entries that do not say).
+    session_minutes: int | None = None
+    preparation_minutes: int | None = None
 
 
 @event(CONTEXT, "MentorBudgetExceeded", version=1)
@@ -168,3 +178,20 @@ class MentorBudgetExceeded(MentorBudgetEvent):
     """A mentor's time this month went over the programme's budget."""
 
     total_minutes: int
+
+
+# --------------------------------------------------------------------------- programme rules
+
+
+@event(CONTEXT, "SessionSettingsChanged", version=1)
+class SessionSettingsChanged(SessionsEvent):
+    """HR set a programme's session rules (its own stream, ``subject`` =
+    ``programme_id``): the mentor time budget, as a share of a weekly working
+    time, and the notice under which a cancellation counts as late. Until the
+    first such event a programme has the defaults (5 % of 40 h, 24 h)."""
+
+    programme_id: UUID
+    budget_share_percent: float  # of working time a mentor may give the programme
+    weekly_hours: float  # a mentor's working week
+    monthly_budget_minutes: int  # what the two give per month (52/12 weeks)
+    late_cancellation_hours: int

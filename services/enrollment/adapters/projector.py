@@ -19,6 +19,7 @@ from libs.events.contexts.enrollment import (
     MentorQualificationAssessed,
     NeedsAnswered,
     ParticipantEnrolled,
+    ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantWithdrew,
     ProgrammeCreated,
@@ -32,6 +33,7 @@ from libs.events.envelope import Envelope
 from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
+from libs.gdpr.personal import ERASED
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus, is_matchable
 
 READ_TABLES = ("participants", "waves", "programmes")  # children first
@@ -73,6 +75,9 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
         elif isinstance(event, ParticipantWithdrew):
             doc["status"] = ParticipantStatus.WITHDRAWN.value
             doc["withdrawal"] = {"reason": event.reason, "withdrawn_at": at, "withdrawn_by": actor}
+        elif isinstance(event, ParticipantErased):
+            doc = erased_doc(doc)
+            doc["erasure"] = {"erased_at": at, "erased_by": actor}
         elif isinstance(event, NeedsAnswered):
             doc["needs"] = {
                 "answers": [_dump(a) for a in event.answers],
@@ -103,10 +108,30 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
     return doc
 
 
+#: Personal values of a participant document (ARCHITECTURE.md, GDPR).
+PERSONAL_DOC_FIELDS = ("display_name", "email", "motivation", "employee_ref", "manager_ref")
+
+
+def erased_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with every personal value gone (ids, profile codes and
+    dates stay: they say nothing about who the person was on their own)."""
+    doc = {**doc, "status": ParticipantStatus.ERASED.value}
+    for name in PERSONAL_DOC_FIELDS:
+        if doc.get(name) is not None:
+            doc[name] = ERASED
+    if doc.get("withdrawal"):
+        doc["withdrawal"] = {**doc["withdrawal"], "reason": ERASED}
+    if doc.get("needs"):
+        doc["needs"] = {**doc["needs"], "comments": {}}
+    return doc
+
+
 PARTICIPANT_EVENTS = (
     ParticipantEnrolled,
+    ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantWithdrew,
+    ParticipantErased,
     NeedsAnswered,
     MentorQualificationAssessed,
 )
@@ -255,8 +280,15 @@ COPIED_COLUMNS = (
 def _participant_row(organisation: str, doc: dict[str, Any]) -> dict[str, Any]:
     """The participants row of a document: the document and what lists filter on."""
     profile, qualification = doc["profile"], doc["qualification"]
+    employee_ref = doc["employee_ref"]
+    if employee_ref == ERASED:
+        # Unique per participant: erased people never collide in the
+        # one-enrolment-per-person index, even while a replay passes through
+        # their enrolment before their erasure.
+        employee_ref = f"{ERASED}:{doc['participant_id']}"
     return {
         **{name: doc[name] for name in COPIED_COLUMNS},
+        "employee_ref": employee_ref,
         "organisation": organisation,
         "themes": sorted(
             {t["theme"] for t in profile["themes_wanted"]} | {t["theme"] for t in profile["themes_offered"]}

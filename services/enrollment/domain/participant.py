@@ -12,6 +12,7 @@ from libs.events.contexts.enrollment import (
     NeedsAnswer,
     NeedsAnswered,
     ParticipantEnrolled,
+    ParticipantErased,
     ParticipantProfile,
     ParticipantProfileUpdated,
     ParticipantWithdrew,
@@ -20,6 +21,7 @@ from libs.events.contexts.enrollment import (
     Role,
     ThemeLevel,
 )
+from libs.gdpr.personal import ERASED
 from services.enrollment.domain.aggregate import Aggregate
 from services.enrollment.domain.errors import InvalidInput, InvalidState, Issue, Issues
 from services.enrollment.domain.programme import MAX_JOB_LEVEL, Programme
@@ -214,6 +216,8 @@ class Participant(Aggregate):
         }
 
     def _require_active(self, wave: Wave) -> None:
+        if self.status is ParticipantStatus.ERASED:
+            raise InvalidState(f"Participant {self.id} was erased.")
         if self.status is ParticipantStatus.WITHDRAWN:
             raise InvalidState(f"Participant {self.id} has withdrawn.")
         wave.require_not_ended()
@@ -257,6 +261,14 @@ class Participant(Aggregate):
     def withdraw(self, wave: Wave, reason: str, actor: Actor) -> None:
         self._require_active(wave)
         self._record(ParticipantWithdrew(**self._ids(), role=self.role, reason=reason, actor=actor))
+
+    def erase(self, actor: Actor) -> None:
+        """GDPR erasure, whatever the participant's state (the keys are shredded
+        by the service layer once this is recorded). Erasing twice records
+        nothing more, so a retried erasure can finish shredding."""
+        if self.status is ParticipantStatus.ERASED:
+            return
+        self._record(ParticipantErased(**self._ids(), role=self.role, actor=actor))
 
     def answer_needs(
         self, programme: Programme, wave: Wave, answers: list[NeedsAnswer], comments: dict[str, str], actor: Actor
@@ -332,6 +344,14 @@ class Participant(Aggregate):
 
     def _on_ParticipantWithdrew(self, event: ParticipantWithdrew) -> None:
         self.status = ParticipantStatus.WITHDRAWN
+
+    def _on_ParticipantErased(self, event: ParticipantErased) -> None:
+        self.status = ParticipantStatus.ERASED
+        self.person = replace(
+            self.person,
+            **{name: ERASED for name in ("display_name", "email", "motivation", "employee_ref")},
+            manager_ref=None,
+        )
 
     def _on_NeedsAnswered(self, event: NeedsAnswered) -> None:
         self.needs_answers = event.answers

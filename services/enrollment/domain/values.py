@@ -44,6 +44,7 @@ class WaveStatus(StrEnum):
 class ParticipantStatus(StrEnum):
     ENROLLED = "enrolled"
     WITHDRAWN = "withdrawn"
+    ERASED = "erased"  # GDPR: the person is gone; only ids and counts remain
 
 
 DEFAULT_THEMES = (

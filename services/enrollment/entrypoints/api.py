@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -31,6 +31,8 @@ from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.enrollment import Role
+from libs.gdpr.export import export_router
+from libs.observability.correlation import current_correlation_id
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.runtime.service import ServiceContext
 from services.enrollment.adapters import tabular
@@ -84,10 +86,6 @@ router = APIRouter(prefix="/v1")
 
 def service(request: Request) -> Enrollment:
     return request.app.state.enrollment
-
-
-def correlation_id(request: Request) -> str:
-    return request.headers.get("x-correlation-id") or request.headers.get("x-request-id") or str(uuid4())
 
 
 def if_match(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
@@ -153,7 +151,7 @@ async def execute(
         location = str(request.url_for(resource.route, **{resource.param: str(object_id)}))
         return document(resource.model, doc, 201, location)
 
-    return await service(request).run(work, key=key, correlation_id=correlation_id(request))
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 async def read(request: Request, principal: Principal, resource: Resource, object_id: UUID) -> Response:
@@ -343,7 +341,7 @@ async def import_participants_route(
         report = await import_participants(uow, who, command)
         return JSONResponse(ImportReportOut.model_validate(report, from_attributes=True).model_dump(mode="json"))
 
-    return await service(request).run(work, key=key, correlation_id=correlation_id(request))
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
@@ -443,6 +441,27 @@ async def withdraw(
 
 
 @router.post(
+    "/participants/{participant_id}:erase",
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["gdpr"],
+)
+async def erase(
+    participant_id: UUID,
+    request: Request,
+    who: Principal = Depends(requires(HR_ADMIN)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """GDPR erasure (global HR admin): records ``ParticipantErased``, then
+    shreds the person's data keys, so every personal value about them in the
+    log, on the topics and in replays reads as erased; every service forgets
+    them on the event. Safe to retry: a second call only shreds again."""
+    response = await execute(request, who, key, handlers.erase, commands.Erase(participant_id), PARTICIPANT_)
+    await service(request).forget(participant_id)
+    return response
+
+
+@router.post(
     "/participants/{participant_id}/needs-answers",
     response_model=ParticipantOut,
     responses=COMMAND_ERRORS,
@@ -539,6 +558,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         readiness_checks={"database": database_ready},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
-    app.state.enrollment = Enrollment(ctx.pool, ctx.store)
+    app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault)
     app.include_router(router)
+    app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid)))
     return app

@@ -336,6 +336,11 @@ class WithdrawalOut(BaseModel):
     withdrawn_by: Actor
 
 
+class ErasureOut(BaseModel):
+    erased_at: datetime
+    erased_by: Actor
+
+
 class ParticipantOut(BaseModel):
     participant_id: UUID
     programme_id: UUID
@@ -353,6 +358,7 @@ class ParticipantOut(BaseModel):
     needs: NeedsOut | None
     qualification: QualificationOut | None
     withdrawal: WithdrawalOut | None
+    erasure: ErasureOut | None = None
     import_id: str | None
     version: int
     enrolled_at: datetime

@@ -64,6 +64,11 @@ class Withdraw:
 
 
 @dataclass(frozen=True)
+class Erase:
+    participant_id: UUID
+
+
+@dataclass(frozen=True)
 class AnswerNeeds:
     participant_id: UUID
     answers: list[NeedsAnswer]

@@ -177,6 +177,13 @@ async def withdraw(uow: UnitOfWork, principal: Principal, cmd: commands.Withdraw
     return participant.id
 
 
+async def erase(uow: UnitOfWork, principal: Principal, cmd: commands.Erase) -> UUID:
+    participant, _, _ = await load_participant(uow, principal, cmd.participant_id, allow_self=False)
+    participant.erase(actor_of(principal))
+    await uow.repo.add(participant)
+    return participant.id
+
+
 async def answer_needs(uow: UnitOfWork, principal: Principal, cmd: commands.AnswerNeeds) -> UUID:
     participant, programme, wave = await load_participant(uow, principal, cmd.participant_id, allow_self=True)
     participant.answer_needs(programme, wave, cmd.answers, cmd.comments, actor_of(principal))

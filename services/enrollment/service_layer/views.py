@@ -205,10 +205,10 @@ class Views:
             f"""SELECT role,
                        count(*) AS enrolled,
                        count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn,
-                       count(*) FILTER (WHERE status <> 'withdrawn') AS active,
-                       count(*) FILTER (WHERE status <> 'withdrawn' AND needs_answered) AS needs_answered,
-                       count(*) FILTER (WHERE status <> 'withdrawn' AND qualified IS NOT NULL) AS assessed,
-                       count(*) FILTER (WHERE status <> 'withdrawn' AND qualified) AS qualified,
+                       count(*) FILTER (WHERE status NOT IN ('withdrawn', 'erased')) AS active,
+                       count(*) FILTER (WHERE status NOT IN ('withdrawn', 'erased') AND needs_answered) AS needs_answered,
+                       count(*) FILTER (WHERE status NOT IN ('withdrawn', 'erased') AND qualified IS NOT NULL) AS assessed,
+                       count(*) FILTER (WHERE status NOT IN ('withdrawn', 'erased') AND qualified) AS qualified,
                        count(*) FILTER (WHERE matchable) AS matchable,
                        coalesce(sum((doc->'profile'->>'capacity')::int) FILTER (WHERE matchable), 0) AS slots
                 FROM {self.s}.participants WHERE wave_id = $1 GROUP BY role""",
@@ -245,7 +245,7 @@ class Views:
         """employee_ref -> (participant id, country) of the refs enrolled in the programme."""
         rows = await db.fetch(
             f"""SELECT employee_ref, participant_id, country FROM {self.s}.participants
-                WHERE programme_id = $1 AND employee_ref = ANY($2::text[]) AND status <> 'withdrawn'""",
+                WHERE programme_id = $1 AND employee_ref = ANY($2::text[]) AND status NOT IN ('withdrawn', 'erased')""",
             programme_id,
             employee_refs,
         )

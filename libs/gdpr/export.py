@@ -1,0 +1,83 @@
+"""A participant's data as one JSON document (GDPR right of access).
+
+Each service that keeps personal data serves its own part at
+``GET /v1/participants/{participant_id}/export`` (``export_router``), from its
+own tables only. ``GET /v1/gdpr/participants/{participant_id}/export``
+(``gdpr_router``, on the platform's root app) asks every such service with the
+caller's own token and puts the parts together, so the services' isolation
+rules apply to the export exactly as to any read. Both are for the global HR
+admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+
+from libs.api.problems import Problem
+from libs.api.security import requires
+from libs.auth.principal import HR_ADMIN, Principal
+
+EXPORT_PATH = "/v1/participants/{participant_id}/export"
+
+#: A service's part: its data about the participant, or None if it has none
+#: (or the caller may not see them: the same 404 as any read).
+Collect = Callable[[Request, Principal, UUID], Awaitable[dict[str, Any] | None]]
+
+
+def export_router(service: str, collect: Collect) -> APIRouter:
+    router = APIRouter(tags=["gdpr"])
+
+    @router.get(EXPORT_PATH)
+    async def export_participant(
+        participant_id: UUID, request: Request, who: Principal = Depends(requires(HR_ADMIN))
+    ) -> dict[str, Any]:
+        """Everything this service keeps about the participant (global HR admin)."""
+        data = await collect(request, who, participant_id)
+        if data is None:
+            raise Problem(404, detail=f"No participant {participant_id} here.")
+        return {"service": service, "participant_id": str(participant_id), "data": data}
+
+    return router
+
+
+async def assemble(
+    participant_id: UUID, authorization: str, services: Mapping[str, httpx.AsyncClient]
+) -> dict[str, Any]:
+    """Ask every service for its part; 404 if none knows the participant."""
+    parts: dict[str, Any] = {}
+    for name, client in services.items():
+        response = await client.get(
+            EXPORT_PATH.format(participant_id=participant_id), headers={"Authorization": authorization}
+        )
+        if response.status_code == 404:
+            continue
+        if response.status_code != 200:
+            # Never hand out a partial export as if it were whole.
+            raise Problem(502, detail=f"The {name} service could not export ({response.status_code}).")
+        parts[name] = response.json()["data"]
+    if not parts:
+        raise Problem(404, detail=f"No participant {participant_id}.")
+    return {
+        "participant_id": str(participant_id),
+        "generated_at": datetime.now(UTC).isoformat(),
+        "services": parts,
+    }
+
+
+def gdpr_router(services: Callable[[], Mapping[str, httpx.AsyncClient]]) -> APIRouter:
+    router = APIRouter(tags=["gdpr"])
+
+    @router.get("/v1/gdpr/participants/{participant_id}/export")
+    async def export_everything(
+        participant_id: UUID, request: Request, who: Principal = Depends(requires(HR_ADMIN))
+    ) -> dict[str, Any]:
+        """One JSON document with what every service keeps about the participant."""
+        return await assemble(participant_id, request.headers["authorization"], services())
+
+    return router

@@ -1,0 +1,112 @@
+"""Sealing and opening the personal fields of events.
+
+Before an event is stored, every string inside its ``personal_fields`` is
+sealed with the data key its model names (``personal_key``, a dotted path into
+``data``; usually the participant id, or the pair id for what two people
+wrote together, owned by both). Everything downstream (outbox, Kafka, replays)
+only ever sees sealed values; a reader opens them with the vault's keys just
+before it loads the typed event. A value whose key was shredded opens as
+``ERASED``: the event still loads, replays still work, and the person is gone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from libs.events.envelope import Envelope
+from libs.events.registry import DomainEvent, EventRegistry, registry
+from libs.gdpr.cipher import is_sealed, key_id_of, open_sealed, seal
+from libs.gdpr.vault import KeyVault
+
+#: What a personal value reads as once its owner is erased.
+ERASED = "[erased]"
+
+
+def resolve(data: dict[str, Any], path: str) -> Any:
+    """``data`` at a dotted ``path`` (``people.mentee_id``)."""
+    value: Any = data
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def key_of(model: type[DomainEvent], data: dict[str, Any]) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """The data key id and its owners for one event's data."""
+    key_id = uuid.UUID(str(resolve(data, model.personal_key)))
+    owners = [uuid.UUID(str(resolve(data, path))) for path in model.personal_owners]
+    return key_id, owners
+
+
+def _map_strings(value: Any, fn) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    return value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+
+
+class PersonalData:
+    """Seals events on the write side and opens them on the read side."""
+
+    def __init__(self, vault: KeyVault, events: EventRegistry = registry) -> None:
+        self.vault = vault
+        self.events = events
+
+    def _personal_model(self, envelope: Envelope) -> type[DomainEvent] | None:
+        model = self.events.models.get(envelope.type)
+        return model if model is not None and model.personal_fields else None
+
+    async def seal(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        keys: dict[uuid.UUID, bytes] = {}
+        sealed: list[Envelope] = []
+        for envelope in envelopes:
+            model = self._personal_model(envelope)
+            if model is None:
+                sealed.append(envelope)
+                continue
+            key_id, owners = key_of(model, envelope.data)
+            if key_id not in keys:
+                keys[key_id] = await self.vault.key_for(key_id, owners, envelope.country)
+            key = keys[key_id]
+            data = dict(envelope.data)
+            for field in model.personal_fields & data.keys():
+                data[field] = _map_strings(data[field], lambda s: s if is_sealed(s) else seal(s, key_id, key))
+            sealed.append(envelope.model_copy(update={"data": data}))
+        return sealed
+
+    async def open(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        """The same envelopes with personal values opened (or ``ERASED``)."""
+        key_ids = {key_id_of(s) for e in envelopes for s in _sealed_strings(e.data)}
+        if not key_ids:
+            return list(envelopes)
+        keys = await self.vault.keys(key_ids)
+
+        def open_one(value: str) -> str:
+            if not is_sealed(value):
+                return value
+            key = keys.get(key_id_of(value))
+            return open_sealed(value, key) if key is not None else ERASED
+
+        return [
+            e.model_copy(update={"data": _map_strings(e.data, open_one)}) if any(_sealed_strings(e.data)) else e
+            for e in envelopes
+        ]
+
+
+def _sealed_strings(data: dict[str, Any]) -> Iterable[str]:
+    return (s for s in _strings(data) if is_sealed(s))

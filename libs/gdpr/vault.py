@@ -1,0 +1,103 @@
+"""The key vault: one data key per participant (and per pair, for what two
+people wrote together), kept outside the event log and wrapped by its
+region's master key.
+
+Erasing a participant deletes every key they own; whatever those keys sealed
+in the log is unreadable from then on, in every copy (topics, replays,
+backups of the log). An erased key id never gets a new key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import asyncpg
+
+from libs.eventstore.migrations import check_schema_name, migrate_directories
+from libs.gdpr.cipher import new_data_key
+from libs.gdpr.masters import MasterKeys
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class KeyShredded(LookupError):
+    """The key was erased: nothing new may be sealed with it."""
+
+
+async def migrate_vault(conn: asyncpg.Connection, schema: str) -> list[str]:
+    return await migrate_directories(conn, schema, MIGRATIONS)
+
+
+class KeyVault:
+    """Keys in ``schema`` of the vault's own database (``pool``): with a
+    database per service, every service reaches the one vault, and only it."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, masters: MasterKeys) -> None:
+        self.pool = pool
+        self.schema = check_schema_name(schema)
+        self.masters = masters
+
+    async def key_for(self, key_id: uuid.UUID, owners: Iterable[uuid.UUID], country: str | None) -> bytes:
+        """The data key ``key_id``, created on first use; raises KeyShredded
+        if it was erased."""
+        async with self.pool.acquire() as conn:
+            return await self._key_for(conn, key_id, owners, country)
+
+    async def _key_for(
+        self, conn: asyncpg.Connection, key_id: uuid.UUID, owners: Iterable[uuid.UUID], country: str | None
+    ) -> bytes:
+        row = await conn.fetchrow(f"SELECT region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = $1", key_id)
+        if row is None:
+            if await conn.fetchval(f"SELECT 1 FROM {self.schema}.shredded_keys WHERE key_id = $1", key_id):
+                raise KeyShredded(str(key_id))
+            region = self.masters.region_of(country)
+            wrapped = self.masters.wrap(region, new_data_key())
+            # Two writers may create the same key at once: the first one wins
+            # and both use it.
+            await conn.execute(
+                f"""INSERT INTO {self.schema}.data_keys (key_id, owners, region, wrapped_key)
+                    VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING""",
+                key_id,
+                sorted(set(owners)),
+                region,
+                wrapped,
+            )
+            row = await conn.fetchrow(
+                f"SELECT region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = $1", key_id
+            )
+        return self.masters.unwrap(row["region"], row["wrapped_key"])
+
+    async def keys(self, key_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+        """The data keys that still exist among ``key_ids`` (erased ones are absent)."""
+        rows = await self.pool.fetch(
+            f"SELECT key_id, region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = ANY($1::uuid[])",
+            list(set(key_ids)),
+        )
+        return {r["key_id"]: self.masters.unwrap(r["region"], r["wrapped_key"]) for r in rows}
+
+    async def erase(self, participant_id: uuid.UUID) -> list[uuid.UUID]:
+        """Shred every key ``participant_id`` owns; return their ids."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            shredded = [
+                r["key_id"]
+                for r in await conn.fetch(
+                    f"DELETE FROM {self.schema}.data_keys WHERE $1 = ANY(owners) RETURNING key_id", participant_id
+                )
+            ]
+            # The participant's own key id is the participant id: shred it even
+            # if nothing was ever sealed with it, so it can never be created.
+            await conn.execute(
+                f"""INSERT INTO {self.schema}.shredded_keys (key_id)
+                    SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING""",
+                list({*shredded, participant_id}),
+            )
+            await conn.execute(
+                f"INSERT INTO {self.schema}.erased (participant_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                participant_id,
+            )
+        return sorted(shredded)
+
+    async def is_erased(self, participant_id: uuid.UUID) -> bool:
+        return bool(await self.pool.fetchval(f"SELECT 1 FROM {self.schema}.erased WHERE participant_id = $1", participant_id))

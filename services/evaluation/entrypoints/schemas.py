@@ -1,0 +1,168 @@
+"""The API's request and response bodies. Requests forbid unknown fields and
+check formats; the domain checks the rules (languages of the programme,
+options, answers against the template version)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from libs.events.contexts.enrollment import Actor
+from libs.events.contexts.evaluation import (
+    ActionStatus,
+    AnswerItem,
+    Phase,
+    Question,
+    QuestionKind,
+    QuestionOption,
+    Respondent,
+    SurveyKind,
+    TemplateOrigin,
+)
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+Texts = Annotated[dict[Language, Annotated[str, StringConstraints(max_length=2000)]], Field(max_length=30)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptionIn(Input):
+    code: Code
+    text: Texts
+
+
+class QuestionIn(Input):
+    question_id: Code
+    kind: QuestionKind
+    text: Texts
+    required: bool = True
+    options: list[OptionIn] = Field(default_factory=list, max_length=30)
+
+    def to_question(self) -> Question:
+        return Question(
+            question_id=self.question_id,
+            kind=self.kind,
+            text=self.text,
+            required=self.required,
+            options=[QuestionOption(code=o.code, text=o.text) for o in self.options],
+        )
+
+
+class TemplateVersionIn(Input):
+    """The whole new version: a title and questions in every language of the programme."""
+
+    title: Texts
+    questions: list[QuestionIn] = Field(max_length=100)
+
+
+class SettingsIn(Input):
+    k_anonymity: int = Field(description="Smallest group whose aggregates are shown (at least 3).", le=10_000)
+
+
+class ActionIn(Input):
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    status: ActionStatus
+
+
+class AnswersIn(Input):
+    """``answers`` maps each question id to: an integer 1-5 (scale), an option
+    code (single choice), a list of codes (multiple choice) or text (free
+    text). ``actions``: the closing self-assessment's committed actions."""
+
+    answers: dict[Code, Any] = Field(max_length=100)
+    actions: list[ActionIn] | None = Field(None, max_length=50)
+
+    def action_list(self) -> list[tuple[str, ActionStatus]] | None:
+        return None if self.actions is None else [(a.description, a.status) for a in self.actions]
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class TemplateOut(BaseModel):
+    template_id: UUID
+    programme_id: UUID
+    kind: SurveyKind
+    template_version: int
+    origin: TemplateOrigin
+    languages: list[str]
+    title: dict[str, str]
+    questions: list[Question]
+    published_at: datetime | None = None
+    published_by: Actor | None = None
+
+
+class SettingsOut(BaseModel):
+    programme_id: UUID
+    k_anonymity: int
+    version: int
+
+
+class ActionOut(BaseModel):
+    status: ActionStatus
+    description: str | None = None  # its author's only
+
+
+class SurveyOut(BaseModel):
+    title: dict[str, str]
+    languages: list[str]
+    questions: list[Question]
+
+
+class AssignmentOut(BaseModel):
+    assignment_id: UUID
+    programme_id: UUID
+    wave_id: UUID
+    country: str
+    pair_id: UUID
+    participant_id: UUID
+    template_id: UUID
+    template_version: int
+    kind: SurveyKind
+    phase: Phase
+    respondent: Respondent
+    session_id: UUID | None
+    status: str
+    due_at: datetime
+    overdue: bool
+    assigned_at: datetime
+    assigned_by: Actor
+    reminders: int
+    last_reminded_at: datetime | None
+    answers: list[AnswerItem] | None
+    free_text: dict[str, str] | None = Field(None, description="Shown to its author only.")
+    actions: list[ActionOut] | None
+    answered_at: datetime | None
+    cancelled: dict[str, Any] | None
+    version: int
+    survey: SurveyOut | None = Field(None, description="The questions of the version assigned (single reads).")
+
+
+class RemindedOut(BaseModel):
+    reminded: list[UUID]
+
+
+class PairMaturityOut(BaseModel):
+    pair_id: UUID
+    pre_answered: bool
+    post_answered: bool
+    pre: float | None
+    post: float | None
+    delta: float | None
+    delta_percent: float | None
+
+
+class ResultsOut(BaseModel):
+    programme_id: UUID
+    group_by: str
+    k_anonymity: int
+    groups: list[dict[str, Any]] = Field(
+        description="Per group: response_rates, maturity (pre, post, paired delta), averages, actions; "
+        "a figure from fewer than k respondents has value null and withheld true."
+    )

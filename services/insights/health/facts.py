@@ -1,0 +1,110 @@
+"""Loading pairs' health facts and their programme's rules from the read model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from services.insights.health.rules import HealthRules, PairFacts, Verdict, evaluate
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+# Optional filters as nullable parameters: one statement, no SQL built from input.
+_PAIRS = """
+SELECT p.pair_id, p.programme_id, p.wave_id, p.country, w.region, w.name AS wave_name, p.status,
+       p.formed_at, p.ended_at, p.dissolution_reason, m.sessions_per_month,
+       a.sessions_held, a.sessions_cancelled, a.no_shows, a.first_held_at, a.last_held_at,
+       a.last_mood, a.last_mood_at, a.feedback_scores, a.last_feedback_at, a.open_survey_due,
+       a.budget_exceeded_month, a.budget_exceeded_at
+FROM {s}.pairs p
+LEFT JOIN {s}.waves w ON w.wave_id = p.wave_id
+LEFT JOIN {s}.participants m ON m.participant_id = p.mentee_id
+LEFT JOIN {s}.pair_activity a ON a.pair_id = p.pair_id
+WHERE ($1::text IS NULL OR p.organisation = $1) AND p.status IN ('formed', 'completed', 'dissolved')
+  AND ($2::uuid IS NULL OR p.programme_id = $2)
+  AND ($3::uuid IS NULL OR p.wave_id = $3)
+  AND ($4::text[] IS NULL OR p.country = ANY($4))
+  AND ($5::text IS NULL OR w.region = $5)
+  AND ($6::uuid IS NULL OR p.pair_id = $6)
+"""
+
+
+@dataclass(frozen=True)
+class PairScope:
+    """Which pairs to load: None means every organisation (the business gauges
+    only) or every country."""
+
+    organisation: str | None
+    programme_id: UUID | None = None
+    wave_id: UUID | None = None
+    countries: list[str] | None = None
+    region: str | None = None
+    pair_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class PairHealth:
+    row: dict[str, Any]
+    verdict: Verdict
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = ("pair_id", "programme_id", "wave_id", "wave_name", "country", "region", "formed_at", "ended_at")
+        return {
+            **{k: self.row[k] for k in keys},
+            "status": self.verdict.status.value,
+            "reasons": [r.as_dict() for r in self.verdict.reasons],
+            "activity": {
+                "sessions_held": self.row["sessions_held"] or 0,
+                "sessions_cancelled": self.row["sessions_cancelled"] or 0,
+                "no_shows": self.row["no_shows"] or 0,
+                "last_held_at": self.row["last_held_at"],
+                "last_mood": self.row["last_mood"],
+            },
+        }
+
+
+def to_facts(row: asyncpg.Record) -> PairFacts:
+    return PairFacts(
+        status=row["status"],
+        formed_at=row["formed_at"],
+        ended_at=row["ended_at"],
+        dissolution_reason=row["dissolution_reason"],
+        sessions_per_month=row["sessions_per_month"],
+        sessions_held=row["sessions_held"] or 0,
+        sessions_cancelled=row["sessions_cancelled"] or 0,
+        no_shows=row["no_shows"] or 0,
+        first_held_at=row["first_held_at"],
+        last_held_at=row["last_held_at"],
+        last_mood=row["last_mood"],
+        last_mood_at=row["last_mood_at"],
+        feedback_scores=tuple(row["feedback_scores"] or ()),
+        last_feedback_at=row["last_feedback_at"],
+        open_survey_due=tuple(row["open_survey_due"] or ()),
+        budget_exceeded_month=row["budget_exceeded_month"],
+        budget_exceeded_at=row["budget_exceeded_at"],
+    )
+
+
+async def rules_for(db: Executor, schema: str, programme_ids: set[UUID]) -> dict[UUID, HealthRules]:
+    """Each programme's effective rules: its overrides on top of the defaults."""
+    rows = await db.fetch(
+        f"SELECT programme_id, rules::text FROM {schema}.health_rules WHERE programme_id = ANY($1::uuid[])",
+        list(programme_ids),
+    )
+    overrides = {r["programme_id"]: orjson.loads(r["rules"]) for r in rows}
+    return {pid: HealthRules(**overrides.get(pid, {})) for pid in programme_ids}
+
+
+async def pair_health(db: Executor, schema: str, scope: PairScope, now: datetime) -> list[PairHealth]:
+    """Every formed (or ended) pair in ``scope`` with its verdict as of ``now``."""
+    rows = await db.fetch(
+        _PAIRS.format(s=schema),
+        scope.organisation, scope.programme_id, scope.wave_id, scope.countries, scope.region, scope.pair_id,
+    )
+    rules = await rules_for(db, schema, {r["programme_id"] for r in rows})
+    return [PairHealth(dict(r), evaluate(to_facts(r), rules[r["programme_id"]], now)) for r in rows]

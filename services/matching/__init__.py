@@ -1,0 +1,35 @@
+"""The matching service: the candidate pool, matching runs, the choice flow
+and the life of pairs (topic ``binome.matching.events``). Its API is
+documented in ``services/matching/README.md``.
+
+    domain/         profiles, explainable scores, the exact solver, the Pair aggregate; pure Python
+    service_layer/  runs, choice, pair lifecycle, pool queries, views (reads with visibility rules)
+    adapters/       candidate-pool projection (enrollment events), repository, read tables, mapping
+    entrypoints/    the FastAPI app (/v1) and its request/response models
+    migrations/     the pool and read tables ({schema} = the service's schema)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.matching.bootstrap import Matching
+from services.matching.entrypoints.api import create_app
+
+
+async def rebuild_read_tables(ctx: ServiceContext) -> int:
+    return await Matching(ctx.pool, ctx.store).rebuild_read_tables()
+
+
+def projections(ctx: ServiceContext) -> list:
+    return [Matching(ctx.pool, ctx.store).candidate_pool()]
+
+
+SERVICE = ServiceDefinition(
+    "matching",
+    create_app,
+    migrations=Path(__file__).parent / "migrations",
+    projections=projections,
+    rebuild_read_tables=rebuild_read_tables,
+)

@@ -1,0 +1,1 @@
+"""Matching's adapters: candidate-pool projection, repository, read tables, mapping."""

@@ -1,0 +1,150 @@
+"""Request and response bodies of the matching API. Requests forbid unknown
+fields: a misspelt field is a 422 naming it, not silently ignored."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from libs.events.contexts.enrollment import MatchingObjective
+from libs.events.contexts.matching import CriterionPoints, DissolutionReason, PairRef, RunInputs, RunUnmatched
+
+Note = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PinIn(Body):
+    mentee_id: UUID
+    mentor_id: UUID
+
+
+class RunIn(Body):
+    wave_ids: list[UUID] = Field(
+        min_length=1, max_length=100, description="One wave, or several (cross-border: hr_admin)."
+    )
+    objective: MatchingObjective | None = Field(None, description="Default: the programme's objective.")
+    pins: list[PinIn] = Field([], max_length=5000, description="Pairs HR fixed before the run.")
+
+    @field_validator("wave_ids")
+    @classmethod
+    def _distinct_waves(cls, value: list[UUID]) -> list[UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("each wave at most once")
+        return value
+
+    @field_validator("pins")
+    @classmethod
+    def _one_pin_per_mentee(cls, value: list[PinIn]) -> list[PinIn]:
+        mentees = [p.mentee_id for p in value]
+        if len(set(mentees)) != len(mentees):
+            raise ValueError("a mentee is pinned at most once")
+        return value
+
+
+class ChoiceIn(Body):
+    mentor_ids: list[UUID] = Field(min_length=1, max_length=10, description="Mentors in order of preference.")
+
+    @field_validator("mentor_ids")
+    @classmethod
+    def _distinct_mentors(cls, value: list[UUID]) -> list[UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("each mentor at most once")
+        return value
+
+
+class DeclineIn(Body):
+    note: Note | None = None
+
+
+class DissolveIn(Body):
+    reason: DissolutionReason
+    note: Note | None = None
+
+
+class ExclusionIn(Body):
+    mentee_id: UUID
+    mentor_id: UUID
+    note: Note | None = None
+
+
+class EndedOut(BaseModel):
+    at: str
+    by: dict
+    side: str | None
+    reason: str | None
+
+
+class PairOut(BaseModel):
+    pair_id: UUID
+    programme_id: UUID
+    wave_id: UUID
+    country: str
+    people: PairRef
+    status: str
+    origin: str
+    run_id: UUID | None
+    score: float
+    breakdown: list[CriterionPoints]
+    next_choices: list[UUID]
+    follows_pair_id: UUID | None
+    accepted_by: list[str]
+    confirmed_by: str | None = None
+    proposed_at: str
+    proposed_by: dict
+    formed_at: str | None
+    ended: EndedOut | None
+    version: int
+    updated_at: str
+    updated_by: dict
+
+
+class RunPairOut(BaseModel):
+    pair_id: UUID | None  # None in a preview: nothing was recorded
+    mentee_id: UUID
+    mentor_id: UUID
+    score: float
+    pinned: bool
+
+
+class RunOut(BaseModel):
+    run_id: UUID | None  # None in a preview
+    programme_id: UUID
+    wave_ids: list[UUID]
+    countries: list[str]
+    objective: MatchingObjective
+    inputs: RunInputs
+    pairs: list[RunPairOut]
+    unmatched: list[RunUnmatched]
+    total_score: float
+    optimal: bool
+    duration_ms: float
+    recorded: bool = True
+    completed_at: str | None = None
+    completed_by: dict | None = None
+
+
+class SuggestionOut(BaseModel):
+    mentor_id: UUID
+    wave_id: UUID
+    country: str
+    score: float
+    remaining_capacity: int
+    breakdown: list[CriterionPoints]
+
+
+class SuggestionsOut(BaseModel):
+    mentee_id: UUID
+    suggestions: list[SuggestionOut]
+
+
+class ExclusionOut(BaseModel):
+    exclusion_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str

@@ -1,0 +1,1 @@
+"""Matching's command handlers and views."""

@@ -1,0 +1,142 @@
+"""A pair's life after its proposal: accept (each person), confirm (HR),
+decline, dissolve, complete; HR exclusions; and what a withdrawal from the
+programme does to the person's pairs.
+
+Authorisation is checked on the pair as its stream has it: a pair the caller
+may not see is "not found" (404). Illegal transitions are 409
+(``IllegalTransition``), concurrent changes of one pair 409 too (the store's
+expected version).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+from libs.auth.principal import PARTICIPANT, Principal
+from libs.events.contexts.enrollment import Actor, ParticipantEvent
+from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
+from services.matching.adapters.repository import NewStream
+from services.matching.domain.errors import InvalidRequest, NotFound
+from services.matching.domain.pair import Pair, PairStatus
+from services.matching.domain.profiles import Role
+from services.matching.service_layer.access import actor_of
+from services.matching.service_layer.choice import load_mentee, propose_next
+from services.matching.service_layer.unit_of_work import UnitOfWork
+
+#: Exclusion stream ids derive from the two people: one stream per excluded pair.
+EXCLUSIONS = uuid.UUID("6f1c2a52-5d0c-4f0e-9a59-2b1d8f0c7e11")
+
+
+async def load_pair(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> tuple[Pair, Side]:
+    """The pair and the side the caller acts for (HR roles: ``Side.HR``)."""
+    pair = await uow.repo.pair(pair_id)
+    if pair is not None and pair.organisation == principal.organisation:
+        if principal.can_see_country(pair.country):
+            return pair, Side.HR
+        side = pair.side_of(principal.subject) if principal.has_role(PARTICIPANT) else None
+        if side is not None:
+            return pair, side
+    raise NotFound("pair", pair_id)
+
+
+async def accept(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> UUID:
+    """A person of the pair accepts it (its own side); HR confirms instead."""
+    pair, side = await load_pair(uow, principal, pair_id)
+    if side is Side.HR:
+        raise NotFound("pair", pair_id)  # HR is no side of the pair
+    pair.accept(side, actor_of(principal))
+    await uow.repo.save([pair])
+    return pair.id
+
+
+async def confirm(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> UUID:
+    """HR confirms the pair for both people: it is formed."""
+    return await _as_hr(uow, principal, pair_id, lambda pair: pair.accept(Side.HR, actor_of(principal)))
+
+
+async def decline(uow: UnitOfWork, principal: Principal, pair_id: UUID, note: str | None) -> UUID:
+    """Decline a proposal (a person for its side, HR for both); the seat is
+    free again and, for a mentee's choice, its next choice is proposed."""
+    pair, side = await load_pair(uow, principal, pair_id)
+    await end_proposal(uow, pair, side, actor_of(principal), note)
+    return pair.id
+
+
+async def end_proposal(uow: UnitOfWork, pair: Pair, side: Side, actor: Actor, note: str | None = None) -> None:
+    pair.decline(side, actor, note)
+    await uow.repo.save([pair])
+    await propose_next(uow, pair, actor)
+
+
+async def dissolve(
+    uow: UnitOfWork, principal: Principal, pair_id: UUID, reason: DissolutionReason, note: str | None
+) -> UUID:
+    """End a formed pair early; both people return to the pool and are never
+    proposed to each other again."""
+    pair, side = await load_pair(uow, principal, pair_id)
+    pair.dissolve(reason, side, actor_of(principal), note)
+    await uow.repo.save([pair])
+    return pair.id
+
+
+async def complete(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> UUID:
+    return await _as_hr(uow, principal, pair_id, lambda pair: pair.complete(actor_of(principal)))
+
+
+async def _as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID, change: Callable[[Pair], None]) -> UUID:
+    """A change only HR (of the pair's country) makes."""
+    pair, side = await load_pair(uow, principal, pair_id)
+    if side is not Side.HR:
+        raise NotFound("pair", pair_id)
+    change(pair)
+    await uow.repo.save([pair])
+    return pair.id
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    mentee_id: UUID
+    mentor_id: UUID
+    note: str | None = None
+
+
+async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -> UUID:
+    """HR rules a pair out for good (a second exclusion of it is a 409)."""
+    mentee = await load_mentee(uow, principal, exclusion.mentee_id)
+    mentor = await uow.pool.candidate(uow.conn, principal.organisation, exclusion.mentor_id)
+    if mentor is None or mentor["role"] != Role.MENTOR.value or mentor["programme_id"] != mentee["programme_id"]:
+        raise InvalidRequest("mentor_id", "Not a mentor of the mentee's programme.")
+    exclusion_id = uuid.uuid5(EXCLUSIONS, f"{exclusion.mentee_id}/{exclusion.mentor_id}")
+    event = PairExcluded(
+        exclusion_id=exclusion_id,
+        programme_id=mentee["programme_id"],
+        mentee_id=exclusion.mentee_id,
+        mentor_id=exclusion.mentor_id,
+        country=mentee["country"],
+        note=exclusion.note,
+        actor=actor_of(principal),
+    )
+    await uow.repo.save(new=[NewStream(exclusion_id, principal.organisation, mentee["country"], [event])])
+    return exclusion_id
+
+
+async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> None:
+    """The person left the programme (withdrew, or was erased): its proposals
+    are declined for its side (a mentee's next choice is proposed when its
+    mentor left) and its formed pairs dissolved with reason
+    ``left_programme``. The actor is whoever recorded the departure."""
+    person = str(withdrawal.participant_id)
+    for pair_id in await uow.pool.open_pairs_of(uow.conn, withdrawal.participant_id):
+        pair = await uow.repo.pair(pair_id)
+        assert pair is not None, "an open pair's stream exists"
+        side = pair.side_of(person)
+        assert side is not None, "the withdrawn person is in its open pairs"
+        if pair.status is PairStatus.PROPOSED:
+            await end_proposal(uow, pair, side, withdrawal.actor)
+        else:
+            pair.dissolve(DissolutionReason.LEFT_PROGRAMME, side, withdrawal.actor)
+            await uow.repo.save([pair])
+

@@ -1,0 +1,165 @@
+"""The read side: runs and pairs from the read tables, as the caller may see
+them (see ``access``). Lists are keyset-paginated on ``row_id``; a filter on
+a country or wave the caller may not see is a 404, like the object itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.auth.principal import REGIONAL_COMMITTEE, Principal, normalise_country
+from libs.eventstore.migrations import check_schema_name
+from services.matching.domain.errors import NotFound
+from services.matching.service_layer.access import is_self
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+
+@dataclass(frozen=True)
+class PairFilters:
+    programme_id: UUID | None = None
+    wave_id: UUID | None = None
+    country: str | None = None
+    status: str | None = None
+    participant_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    programme_id: UUID | None = None
+    wave_id: UUID | None = None
+
+
+class Where:
+    """Conditions joined by AND; ``param`` numbers each value as it is added."""
+
+    def __init__(self, organisation: str) -> None:
+        self.values: list[Any] = [organisation]
+        self.clauses = ["organisation = $1"]
+
+    def param(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses)
+
+
+class Views:
+    def __init__(self, schema: str) -> None:
+        self.s = check_schema_name(schema)
+
+    # -- one object -------------------------------------------------------------------
+
+    async def pair(self, db: Executor, principal: Principal, pair_id: UUID) -> dict[str, Any]:
+        row = await db.fetchrow(
+            f"""SELECT organisation, country, mentee_id, mentor_id, doc::text AS doc
+                FROM {self.s}.pairs WHERE pair_id = $1""",
+            pair_id,
+        )
+        if row is None or row["organisation"] != principal.organisation:
+            raise NotFound("pair", pair_id)
+        if not (
+            principal.can_see_country(row["country"])
+            or is_self(principal, row["mentee_id"])
+            or is_self(principal, row["mentor_id"])
+        ):
+            raise NotFound("pair", pair_id)
+        return orjson.loads(row["doc"])
+
+    async def run(self, db: Executor, principal: Principal, run_id: UUID) -> dict[str, Any]:
+        row = await db.fetchrow(
+            f"SELECT organisation, countries, doc::text AS doc FROM {self.s}.runs WHERE run_id = $1", run_id
+        )
+        if row is None or not all(principal.can_see(row["organisation"], c) for c in row["countries"]):
+            raise NotFound("run", run_id)
+        return orjson.loads(row["doc"])
+
+    async def exclusion(self, db: Executor, exclusion_id: UUID) -> dict[str, Any]:
+        """An exclusion just recorded (its command checked who may see it)."""
+        return orjson.loads(
+            await db.fetchval(f"SELECT doc::text FROM {self.s}.exclusions WHERE exclusion_id = $1", exclusion_id)
+        )
+
+    # -- lists ------------------------------------------------------------------------
+
+    async def pairs(self, db: Executor, principal: Principal, filters: PairFilters, page: PageParams) -> Page[Any]:
+        where = Where(principal.organisation)
+        if self._by_country(principal):
+            self._countries(where, principal, filters.country)
+        else:
+            # A participant lists only the pairs it is in.
+            me = where.param(_as_uuid(principal.subject))
+            where.clauses.append(f"(mentee_id = {me} OR mentor_id = {me})")
+            if filters.country is not None:
+                where.clauses.append(f"country = {where.param(normalise_country(filters.country))}")
+        if filters.wave_id is not None:
+            await self._check_wave(db, principal, filters.wave_id)
+            where.clauses.append(f"wave_id = {where.param(filters.wave_id)}")
+        if filters.programme_id is not None:
+            where.clauses.append(f"programme_id = {where.param(filters.programme_id)}")
+        if filters.status is not None:
+            where.clauses.append(f"status = {where.param(filters.status)}")
+        if filters.participant_id is not None:
+            who = where.param(filters.participant_id)
+            where.clauses.append(f"(mentee_id = {who} OR mentor_id = {who})")
+        return await self._page(db, "pairs", where, page, cursor_scope(kind="pairs", **vars(filters)))
+
+    async def runs(self, db: Executor, principal: Principal, filters: RunFilters, page: PageParams) -> Page[Any]:
+        where = Where(principal.organisation)
+        if not principal.sees_all_countries():
+            # A committee sees the runs of its countries only (never a cross-border one beyond them).
+            where.clauses.append(f"countries <@ {where.param(sorted(principal.countries))}::text[]")
+        if filters.programme_id is not None:
+            where.clauses.append(f"programme_id = {where.param(filters.programme_id)}")
+        if filters.wave_id is not None:
+            await self._check_wave(db, principal, filters.wave_id)
+            where.clauses.append(f"{where.param(filters.wave_id)}::uuid = ANY(wave_ids)")
+        return await self._page(db, "runs", where, page, cursor_scope(kind="runs", **vars(filters)))
+
+    async def _check_wave(self, db: Executor, principal: Principal, wave_id: UUID) -> None:
+        """A filter naming a wave of another country (or none) is a 404."""
+        row = await db.fetchrow(f"SELECT organisation, country FROM {self.s}.waves WHERE wave_id = $1", wave_id)
+        if row is None or row["organisation"] != principal.organisation:
+            raise NotFound("wave", wave_id)
+        if self._by_country(principal) and not principal.can_see_country(row["country"]):
+            raise NotFound("wave", wave_id)
+
+    @staticmethod
+    def _by_country(principal: Principal) -> bool:
+        """HR roles see by country; anyone else (a participant) only its own pairs."""
+        return principal.sees_all_countries() or principal.has_role(REGIONAL_COMMITTEE)
+
+    def _countries(self, where: Where, principal: Principal, country: str | None) -> None:
+        if country is not None:
+            country = normalise_country(country)
+            if not principal.can_see_country(country):
+                raise NotFound("country", country)
+            where.clauses.append(f"country = {where.param(country)}")
+        elif not principal.sees_all_countries():
+            where.clauses.append(f"country = ANY({where.param(sorted(principal.countries))}::text[])")
+
+    async def _page(self, db: Executor, table: str, where: Where, page: PageParams, scope: str) -> Page[Any]:
+        after = page.after(scope)
+        if after is not None:
+            if not isinstance(after, int):
+                raise invalid_query("cursor", "Not a cursor this API issued.")
+            where.clauses.append(f"row_id > {where.param(after)}")
+        limit = where.param(page.limit + 1)
+        rows = await db.fetch(
+            f"SELECT row_id, doc::text AS doc FROM {self.s}.{table} WHERE {where.sql()} ORDER BY row_id LIMIT {limit}",
+            *where.values,
+        )
+        return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: orjson.loads(r["doc"]))
+
+
+def _as_uuid(subject: str) -> UUID | None:
+    try:
+        return UUID(subject)
+    except ValueError:
+        return None

@@ -1,0 +1,77 @@
+"""The consumer that teaches sessions about the world: which pairs exist and
+whether they are still formed (matching), and each programme's themes
+(enrollment). Run by the consumer runtime (libs/messaging/consumer.py), which
+makes it idempotent and crash-safe; it keeps only what sessions needs.
+
+A pair's events come in stream order (key = pair id), and every one of them
+names the whole pair, so each is an upsert guarded by the stream version: a
+replayed older event never brings a dissolved pair back.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from libs.events.contexts.enrollment import ProgrammeCreated, ProgrammeSettingsChanged
+from libs.events.contexts.matching import PairCompleted, PairDissolved, PairEvent, PairFormed
+from libs.events.envelope import Envelope
+from libs.events.registry import DomainEvent
+from libs.eventstore.migrations import check_schema_name
+from services.sessions.domain.values import PairStatus
+
+NAME = "sessions-pair-directory"
+
+PAIR_STATUS: dict[type[PairEvent], PairStatus] = {
+    PairFormed: PairStatus.FORMED,
+    PairDissolved: PairStatus.DISSOLVED,
+    PairCompleted: PairStatus.COMPLETED,
+}
+
+
+class PairDirectory:
+    """Read tables ``pairs`` and ``programmes`` of the sessions schema."""
+
+    name = NAME
+    contexts = ("matching", "enrollment")
+
+    def __init__(self, schema: str, name: str = NAME) -> None:
+        self.name = name  # the consumer group (tests give each environment its own)
+        s = self.schema = check_schema_name(schema)
+        self._sql_pair = f"""
+            INSERT INTO {s}.pairs (pair_id, organisation, programme_id, wave_id, country, mentee_id, mentor_id,
+                                   mentor_country, status, sequence, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (pair_id) DO UPDATE SET status = EXCLUDED.status, sequence = EXCLUDED.sequence,
+                                                updated_at = EXCLUDED.updated_at
+            WHERE {s}.pairs.sequence < EXCLUDED.sequence"""
+        self._sql_programme = f"""
+            INSERT INTO {s}.programmes (programme_id, organisation, themes, sequence) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (programme_id) DO UPDATE SET themes = EXCLUDED.themes, sequence = EXCLUDED.sequence
+            WHERE {s}.programmes.sequence < EXCLUDED.sequence"""
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
+        status = PAIR_STATUS.get(type(event))
+        if status is not None:
+            assert isinstance(event, PairEvent)
+            people = event.people
+            await conn.execute(
+                self._sql_pair,
+                event.pair_id,
+                envelope.tenant,
+                event.programme_id,
+                event.wave_id,
+                event.country,
+                people.mentee_id,
+                people.mentor_id,
+                people.mentor_country,
+                status.value,
+                envelope.sequence,
+                envelope.time,
+            )
+        elif isinstance(event, (ProgrammeCreated, ProgrammeSettingsChanged)):
+            themes = sorted(theme.code for theme in event.settings.themes)
+            await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, themes, envelope.sequence)
+        # Every other event of these contexts says nothing sessions needs.
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(f"TRUNCATE {self.schema}.pairs, {self.schema}.programmes")

@@ -1,0 +1,56 @@
+"""Wires the sessions service's parts over one store schema (the API builds
+one ``Sessions`` per app; tests build theirs over a test schema with a clock
+they move)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+from fastapi.responses import Response
+
+from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.eventstore.store import EventStore
+from services.sessions.adapters.projector import Projector
+from services.sessions.adapters.repository import Repository
+from services.sessions.service_layer.unit_of_work import UnitOfWork
+from services.sessions.service_layer.views import Views
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sessions:
+    """The service's parts, built once per app over its store's schema."""
+
+    def __init__(self, pool: asyncpg.Pool, store: EventStore, clock: Clock = system_clock) -> None:
+        self.pool, self.store, self.clock = pool, store, clock
+        self.projector = Projector(store.schema)
+        self.views = Views(store.schema)
+        self.keys = IdempotencyKeys(store.schema)
+
+    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
+        repo = Repository(conn, self.store, self.projector, correlation_id)
+        return UnitOfWork(conn, repo, self.views, self.clock())
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[Response]],
+        *,
+        key: IdempotencyKey | None = None,
+        correlation_id: str | None = None,
+    ) -> Response:
+        """Run a command and build its response in one transaction (with its
+        idempotency key, when the request has one)."""
+        return await run_idempotently(
+            self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
+        )
+
+    async def rebuild_read_tables(self) -> int:
+        """Empty the own read tables and apply the whole log again (one transaction)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self.projector.rebuild(conn, self.store)

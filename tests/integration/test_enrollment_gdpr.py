@@ -1,0 +1,104 @@
+"""GDPR in the enrollment service, on the real stack. Erasure: the global HR
+admin erases a participant; their personal values are gone from the API and
+the read tables, their keys are shredded, nothing else about them can change,
+and the same person may enrol again as someone new."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from libs.gdpr.personal import ERASED
+from tests.support.enrollment import EnrollmentEnv, enrollment_env, mentee
+
+CANARY = "canary-e7b2d41f"
+
+
+@pytest.fixture(scope="module")
+async def env(pool: asyncpg.Pool, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EnrollmentEnv]:
+    async for environment in enrollment_env(pool, tmp_path_factory.mktemp("enrollment-erasure")):
+        yield environment
+
+
+async def enrolled_with_canary(env: EnrollmentEnv, ref: str) -> tuple[str, str]:
+    programme = await env.programme()
+    wave = await env.wave(programme["programme_id"])
+    body = mentee(ref, display_name=f"Ada {CANARY}", email=f"{CANARY}@example.com", motivation=f"why {CANARY}",
+                  manager_ref=f"M-{CANARY}")
+    participant = await env.enrol(wave["wave_id"], body)
+    return wave["wave_id"], participant["participant_id"]
+
+
+async def test_an_erased_participant_keeps_no_personal_value(env: EnrollmentEnv) -> None:
+    wave_id, pid = await enrolled_with_canary(env, "E-ERASE-1")
+    hr = env.auth("hr_admin", sub="hr-global")
+
+    erased = await env.client.post(f"/v1/participants/{pid}:erase", headers=hr)
+    assert erased.status_code == 200, erased.text
+    doc = erased.json()
+    assert doc["status"] == "erased"
+    assert {doc[k] for k in ("display_name", "email", "motivation", "employee_ref", "manager_ref")} == {ERASED}
+    assert doc["erasure"]["erased_by"]["subject"] == "hr-global"
+    assert doc["profile"]["themes_wanted"]  # what is not personal stays, for the programme's figures
+
+    row = await env.pool.fetchrow(f"SELECT * FROM {env.schema}.participants WHERE participant_id = $1::uuid", pid)
+    assert CANARY not in str(dict(row))
+    assert await env.vault.is_erased(uuid.UUID(pid))
+
+    # Nothing more can happen to them, and a second erasure only shreds again.
+    patch = await env.client.patch(f"/v1/participants/{pid}", json={"display_name": "Back"}, headers=hr)
+    assert patch.status_code == 409
+    again = await env.client.post(f"/v1/participants/{pid}:erase", headers=hr)
+    assert again.status_code == 200 and again.json()["version"] == doc["version"]
+
+    # The person, now unknown, may enrol again.
+    await env.enrol(wave_id, mentee("E-ERASE-1"))
+
+
+async def test_only_the_global_hr_admin_erases(env: EnrollmentEnv) -> None:
+    _, pid = await enrolled_with_canary(env, "E-ERASE-2")
+    committee = env.auth("regional_committee", countries=["FR"])
+    assert (await env.client.post(f"/v1/participants/{pid}:erase", headers=committee)).status_code == 403
+    other_org = env.auth("hr_admin", org="org-b")
+    assert (await env.client.post(f"/v1/participants/{pid}:erase", headers=other_org)).status_code == 404
+    got = (await env.client.get(f"/v1/participants/{pid}", headers=env.auth())).json()
+    assert got["status"] == "enrolled" and got["display_name"] == f"Ada {CANARY}"
+
+
+async def test_the_read_tables_rebuilt_from_the_log_stay_erased(env: EnrollmentEnv) -> None:
+    from services.enrollment.bootstrap import Enrollment
+
+    _, pid = await enrolled_with_canary(env, "E-ERASE-3")
+    _, other = await enrolled_with_canary(env, "E-ERASE-4")
+    hr = env.auth()
+    for participant in (pid, other):
+        assert (await env.client.post(f"/v1/participants/{participant}:erase", headers=hr)).status_code == 200
+    await Enrollment(env.pool, env.store, env.vault).rebuild_read_tables()
+    rows = await env.pool.fetch(
+        f"SELECT status, doc FROM {env.schema}.participants WHERE participant_id = ANY($1::uuid[])", [pid, other]
+    )
+    assert [r["status"] for r in rows] == ["erased", "erased"]
+    assert CANARY not in str([dict(r) for r in rows])
+
+
+async def test_the_export_holds_the_profile_and_every_fact(env: EnrollmentEnv) -> None:
+    _, pid = await enrolled_with_canary(env, "E-EXPORT-1")
+    await env.post(f"/v1/participants/{pid}:withdraw", {"reason": f"moving on {CANARY}"})
+    response = await env.client.get(f"/v1/participants/{pid}/export", headers=env.auth())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["service"] == "enrollment" and body["participant_id"] == pid
+    assert body["data"]["participant"]["display_name"] == f"Ada {CANARY}"
+    assert [h["type"] for h in body["data"]["history"]] == [
+        "binome.enrollment.ParticipantEnrolled.v1",
+        "binome.enrollment.ParticipantWithdrew.v1",
+    ]
+    assert body["data"]["history"][1]["data"]["reason"] == f"moving on {CANARY}"
+    # Only the global HR admin of the organisation exports.
+    committee = env.auth("regional_committee", countries=["FR"])
+    assert (await env.client.get(f"/v1/participants/{pid}/export", headers=committee)).status_code == 403
+    other = env.auth("hr_admin", org="org-b")
+    assert (await env.client.get(f"/v1/participants/{pid}/export", headers=other)).status_code == 404

@@ -1,0 +1,125 @@
+"""Crypto-shredding on a real PostgreSQL: personal fields are sealed with the
+participant's (or the pair's) key, open for readers while the key exists, and
+read as ERASED for ever once the participant is erased."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import orjson
+import pytest
+
+from libs.events.contexts.enrollment import Actor, ParticipantEnrolled, Role
+from libs.events.contexts.matching import PairDissolved, PairRef, DissolutionReason, Side
+from libs.events.registry import new_envelope, registry
+from libs.gdpr.masters import MasterKeys
+from libs.gdpr.personal import ERASED, PersonalData
+from libs.gdpr.vault import KeyShredded, KeyVault, migrate_vault
+from tests.support.enrollment_domain import profile
+
+CANARY = "canary-7f3a9c"
+
+
+@pytest.fixture
+async def vault(pool: asyncpg.Pool, tmp_path) -> AsyncIterator[KeyVault]:
+    schema = f"v_{uuid.uuid4().hex[:12]}"
+    async with pool.acquire() as conn:
+        await migrate_vault(conn, schema)
+    try:
+        yield KeyVault(pool, schema, MasterKeys(keys={}, country_regions={"FR": "emea"}, dev_dir=tmp_path))
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def enrolled(participant_id: uuid.UUID) -> ParticipantEnrolled:
+    return ParticipantEnrolled(
+        actor=Actor(subject="hr-1"),
+        participant_id=participant_id,
+        programme_id=uuid.uuid4(),
+        wave_id=uuid.uuid4(),
+        country="FR",
+        role=Role.MENTEE,
+        profile=profile(Role.MENTEE),
+        employee_ref="E-42",
+        display_name=f"Grace {CANARY}",
+        email=f"{CANARY}@example.org",
+        motivation="learn",
+    )
+
+
+def envelope_of(payload, subject: uuid.UUID):
+    return new_envelope(payload, service="enrollment", subject=str(subject), tenant="org-1", country="FR")
+
+
+async def test_personal_fields_are_sealed_then_opened(pool: asyncpg.Pool, vault: KeyVault) -> None:
+    personal = PersonalData(vault)
+    pid = uuid.uuid4()
+    [sealed] = await personal.seal([envelope_of(enrolled(pid), pid)])
+    wire = orjson.dumps(sealed.model_dump(mode="json")).decode()
+    assert CANARY not in wire and "E-42" not in wire
+    assert sealed.data["profile"] == enrolled(pid).model_dump(mode="json")["profile"]  # not personal: readable
+    [opened] = await personal.open([sealed])
+    event = registry.load(opened)
+    assert event.display_name == f"Grace {CANARY}" and event.employee_ref == "E-42"
+
+
+async def test_erasure_shreds_the_key_for_ever(pool: asyncpg.Pool, vault: KeyVault) -> None:
+    personal = PersonalData(vault)
+    pid, other = uuid.uuid4(), uuid.uuid4()
+    sealed = await personal.seal([envelope_of(enrolled(pid), pid), envelope_of(enrolled(other), other)])
+    assert await vault.erase(pid) == [pid]
+    assert await vault.is_erased(pid)
+    gone, kept = await personal.open(sealed)
+    with pytest.raises(KeyShredded):
+        await vault.key_for(pid, [pid], "FR")
+    with pytest.raises(KeyShredded):
+        await personal.seal([envelope_of(enrolled(pid), pid)])
+    erased = registry.load(gone)  # the event still loads: replays keep working
+    assert erased.display_name == ERASED and erased.email == ERASED and erased.employee_ref == ERASED
+    assert CANARY not in orjson.dumps(gone.model_dump(mode="json")).decode()
+    assert registry.load(kept).display_name == f"Grace {CANARY}"
+
+
+async def test_a_pair_key_is_shredded_by_either_member(pool: asyncpg.Pool, vault: KeyVault) -> None:
+    personal = PersonalData(vault)
+    mentee, mentor, pair = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    wave = uuid.uuid4()
+    dissolved = PairDissolved(
+        actor=Actor(subject="hr-1"),
+        pair_id=pair,
+        programme_id=uuid.uuid4(),
+        wave_id=wave,
+        country="FR",
+        people=PairRef(
+            mentee_id=mentee, mentor_id=mentor, mentee_wave_id=wave, mentor_wave_id=wave,
+            mentee_country="FR", mentor_country="FR",
+        ),
+        reason=DissolutionReason.NO_CHEMISTRY,
+        side=Side.MENTEE,
+        note=f"we never clicked {CANARY}",
+    )
+    [sealed] = await personal.seal([envelope_of(dissolved, pair)])
+    assert CANARY not in str(sealed.data)
+    [opened] = await personal.open([sealed])
+    assert registry.load(opened).note == f"we never clicked {CANARY}"
+    assert await vault.erase(mentor) == [pair]
+    [after] = await personal.open([sealed])
+    assert registry.load(after).note == ERASED
+
+
+async def test_a_key_created_by_two_writers_at_once_is_one_key(pool: asyncpg.Pool, vault: KeyVault) -> None:
+    import asyncio
+
+    pid = uuid.uuid4()
+
+    async def create() -> bytes:
+        return await vault.key_for(pid, [pid], "FR")
+
+    keys = await asyncio.gather(*(create() for _ in range(8)))
+    assert len(set(keys)) == 1
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(f"SELECT count(*) FROM {vault.schema}.data_keys") == 1
+        assert await conn.fetchval(f"SELECT region FROM {vault.schema}.data_keys") == "emea"

@@ -1,0 +1,92 @@
+"""Abuse limits: body size (413, announced or streamed) and per-client rate
+(429 with Retry-After), both problem+json, neither reaching the handler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import Depends, FastAPI, Request
+
+from libs.api.app import create_service_app
+from libs.api.limits import BodySizeLimit, RateLimits
+from libs.api.problems import PROBLEM_JSON
+from libs.api.security import current_principal
+from libs.auth.principal import Principal
+from libs.auth.tokens import TokenVerifier
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PUBLIC_PEM = KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def bearer(sub: str, client_id: str | None = None, org: str = "acme") -> dict[str, str]:
+    now = int(time.time())
+    claims = {"iss": "idp", "aud": "binome", "sub": sub, "org": org, "roles": ["hr_admin"], "iat": now, "exp": now + 60}
+    if client_id:
+        claims["client_id"] = client_id
+    return {"Authorization": f"Bearer {jwt.encode(claims, KEY, algorithm='RS256')}"}
+
+
+def build_app(calls: list[int]) -> FastAPI:
+    app = create_service_app("t", title="t", version="1",
+                             verifier=TokenVerifier(issuer="idp", audience="binome", public_key=PUBLIC_PEM))
+
+    @app.post("/v1/upload")
+    async def upload(request: Request, who: Principal = Depends(current_principal)) -> dict[str, int]:
+        body = await request.body()
+        calls.append(len(body))
+        return {"bytes": len(body)}
+
+    app.state.rate_limits = RateLimits("3/minute")
+    app.add_middleware(BodySizeLimit, max_bytes=1000)
+    return app
+
+
+async def client_for(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_an_announced_large_body_is_refused_before_the_app_reads_it() -> None:
+    calls: list[int] = []
+    async with await client_for(build_app(calls)) as c:
+        ok = await c.post("/v1/upload", content=b"x" * 1000, headers=bearer("u1"))
+        big = await c.post("/v1/upload", content=b"x" * 1001, headers=bearer("u1"))
+    assert ok.status_code == 200 and ok.json() == {"bytes": 1000}
+    assert big.status_code == 413 and big.headers["content-type"] == PROBLEM_JSON
+    assert "1000 bytes" in big.json()["detail"]
+    assert calls == [1000]
+
+
+async def test_a_streamed_large_body_is_refused_too() -> None:
+    calls: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(5):
+            yield b"y" * 300
+
+    async with await client_for(build_app(calls)) as c:
+        r = await c.post("/v1/upload", content=chunks(), headers=bearer("u1"))
+    assert r.status_code == 413
+    assert calls == []
+
+
+async def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not() -> None:
+    calls: list[int] = []
+    async with await client_for(build_app(calls)) as c:
+        statuses = [(await c.post("/v1/upload", content=b"a", headers=bearer("u1", "portal"))).status_code for _ in range(4)]
+        # Another user of the same OAuth client shares its budget...
+        shared = await c.post("/v1/upload", content=b"a", headers=bearer("u2", "portal"))
+        # ...while another client, or the same client id in another organisation, does not.
+        other = await c.post("/v1/upload", content=b"a", headers=bearer("u3", "mobile"))
+        other_org = await c.post("/v1/upload", content=b"a", headers=bearer("u1", "portal", org="globex"))
+    assert statuses == [200, 200, 200, 429]
+    assert shared.status_code == 429
+    limited = shared
+    assert limited.headers["content-type"] == PROBLEM_JSON
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert other.status_code == 200 and other_org.status_code == 200
+    assert len(calls) == 5
