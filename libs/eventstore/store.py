@@ -5,14 +5,17 @@
   ``ConcurrencyError`` (HTTP 409).
 * Appends are idempotent by event id: retrying an append whose reply was lost
   writes nothing more and returns the original result.
-* The events and their outbox rows commit in one transaction (transactional
-  outbox); ``pg_notify`` wakes the relay at commit.
+* The events and their outbox rows commit in one statement (transactional
+  outbox); ``pg_notify`` then wakes the relay.
 * ``read_all`` walks the whole log in commit-safe order (see its docstring).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -20,7 +23,10 @@ import asyncpg
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.serialization import dumps, loads
 from libs.eventstore.migrations import check_schema_name
+from libs.gdpr.personal import PersonalData
 from libs.observability import metrics
+
+log = logging.getLogger(__name__)
 
 
 class ConcurrencyError(Exception):
@@ -68,28 +74,71 @@ def notify_channel(schema: str) -> str:
     return f"binome_outbox_{schema}"
 
 
+#: Active relays running in this process, by (pool, schema): an append through
+#: the same pool wakes its relay with a function call instead of a NOTIFY round
+#: trip. Writers elsewhere use NOTIFY, which every active relay listens to.
+_local_relays: dict[tuple[asyncpg.Pool, str], Callable[[], None]] = {}
+
+
+@contextmanager
+def local_relay(pool: asyncpg.Pool, schema: str, wake: Callable[[], None]) -> Iterator[None]:
+    """Register the active relay of ``schema`` for in-process wake-ups while inside."""
+    key = (pool, schema)
+    _local_relays[key] = wake
+    try:
+        yield
+    finally:
+        if _local_relays.get(key) is wake:
+            del _local_relays[key]
+
+
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str, *, topic_prefix: str = "", service: str | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        *,
+        topic_prefix: str = "",
+        service: str | None = None,
+        personal: PersonalData | None = None,
+    ):
         self.pool = pool
+        #: GDPR: seals personal fields before they are stored and opens them
+        #: on every read (libs/gdpr). None: events are stored as given.
+        self.personal = personal
         self.schema = check_schema_name(schema)
         self.service = service or schema
         self.topic_prefix = topic_prefix
         s = self.schema
-        self._sql_insert = f"""
-            WITH new AS (
+        # The whole append in one statement, so that without a caller's
+        # transaction it runs in autocommit: one round trip, no BEGIN/COMMIT.
+        # It reads each stream's version, checks the expected ones, and inserts
+        # the events (sequence stamped) and their outbox rows only if every
+        # check holds. Two writers reading the same version both try to insert
+        # it: the unique (stream_id, version) lets one win. It returns, per
+        # stream, the version found and whether the checks held.
+        self._sql_append = f"""
+            WITH stream AS (
+                SELECT x.stream_id, x.expected,
+                       coalesce((SELECT max(e.version) FROM {s}.events e WHERE e.stream_id = x.stream_id), 0) AS actual
+                FROM unnest($1::text[], $2::int[]) AS x(stream_id, expected)
+            ), checked AS (
+                SELECT coalesce(bool_and(expected IS NULL OR expected = actual), true) AS ok FROM stream
+            ), new AS (
                 INSERT INTO {s}.events (event_id, stream_id, version, type, envelope)
-                SELECT u.event_id, u.stream_id, u.version, u.type, u.envelope::jsonb
-                FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[])
-                     WITH ORDINALITY AS u(event_id, stream_id, version, type, envelope, n)
+                SELECT u.event_id, u.stream_id, st.actual + u.nth, u.type,
+                       jsonb_set(u.envelope::jsonb, '{{sequence}}', to_jsonb(st.actual + u.nth))
+                FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[])
+                     WITH ORDINALITY AS u(event_id, stream_id, nth, type, envelope, n)
+                JOIN stream st USING (stream_id)
+                WHERE (SELECT ok FROM checked)
                 ORDER BY u.n
                 RETURNING position, type
+            ), queued AS (
+                INSERT INTO {s}.outbox (position, topic)
+                SELECT position, $8 || 'binome.' || split_part(type, '.', 2) || '.events' FROM new
             )
-            INSERT INTO {s}.outbox (position, topic)
-            SELECT position, $6 || 'binome.' || split_part(type, '.', 2) || '.events' FROM new
-        """
-        self._sql_versions = f"""
-            SELECT stream_id, max(version) AS version FROM {s}.events
-            WHERE stream_id = ANY($1::text[]) GROUP BY stream_id
+            SELECT stream_id, expected, actual, (SELECT ok FROM checked) AS ok FROM stream
         """
         self._sql_existing_ids = f"""
             SELECT event_id, stream_id, version FROM {s}.events WHERE event_id = ANY($1::uuid[])
@@ -112,65 +161,114 @@ class EventStore:
     async def append_many(
         self, appends: Sequence[StreamAppend], *, conn: asyncpg.Connection | None = None
     ) -> list[AppendResult]:
-        """Append to several streams atomically (one round trip for the rows)."""
+        """Append to several streams atomically, in one statement."""
+        if not appends:
+            return []
+        # What is stored (and so published) has its personal values sealed;
+        # the results keep the caller's envelopes, which it may project now.
+        columns = self._columns(await self._sealed(appends))
         if conn is None:
             async with self.pool.acquire() as own:
-                return await self._append_retrying_idempotently(own, appends)
-        return await self._append_retrying_idempotently(conn, appends)
+                return await self._append_and_notify(own, appends, columns)
+        return await self._append_and_notify(conn, appends, columns)
 
-    async def _append_retrying_idempotently(
-        self, conn: asyncpg.Connection, appends: Sequence[StreamAppend]
+    async def _append_and_notify(
+        self, conn: asyncpg.Connection, appends: Sequence[StreamAppend], columns: tuple
     ) -> list[AppendResult]:
-        try:
-            # A savepoint when the caller has a transaction open, else a transaction.
-            async with conn.transaction():
-                results = await self._append_in_transaction(conn, appends)
-        except asyncpg.UniqueViolationError:
-            # Either a concurrent writer took the version, or an identical retry
-            # raced us. Tell them apart by looking for our event ids.
-            replayed = await self._already_stored(conn, appends)
-            if replayed is not None:
-                return replayed
-            first = appends[0]
-            raise ConcurrencyError(first.stream_id, first.expected_version) from None
-        if not results or not results[0].replayed:
-            for result in results:
-                for envelope in result.events:
-                    metrics.EVENTS_APPENDED.labels(self.service, envelope.type).inc()
+        in_transaction = conn.is_in_transaction()
+        results = await self._append_or_replay(conn, appends, columns, in_transaction)
+        if columns[0] and not results[0].replayed:
+            if in_transaction:  # delivered when the caller commits, dropped if it rolls back
+                await conn.execute("SELECT pg_notify($1, '')", notify_channel(self.schema))
+            else:
+                await self._wake_relay(conn)
+        if not results[0].replayed:
+            appended = Counter(envelope.type for result in results for envelope in result.events)
+            for event_type, count in appended.items():
+                metrics.EVENTS_APPENDED.labels(self.service, event_type).inc(count)
         return results
 
-    async def _append_in_transaction(
-        self, conn: asyncpg.Connection, appends: Sequence[StreamAppend]
-    ) -> list[AppendResult]:
-        replayed = await self._already_stored(conn, appends)
-        if replayed is not None:
-            return replayed
+    async def _sealed(self, appends: Sequence[StreamAppend]) -> Sequence[StreamAppend]:
+        if self.personal is None:
+            return appends
+        return [
+            StreamAppend(a.stream_id, a.expected_version, await self.personal.seal(a.events)) for a in appends
+        ]
+
+    async def _opened(self, envelopes: list[Envelope]) -> list[Envelope]:
+        return envelopes if self.personal is None else await self.personal.open(envelopes)
+
+    def _columns(self, appends: Sequence[StreamAppend]) -> tuple[list, list, list, list, list]:
+        """The events as the statement's arrays: id, stream, position in its append, type, JSON."""
         stream_ids = [a.stream_id for a in appends]
         if len(set(stream_ids)) != len(stream_ids):
             raise ValueError("append_many takes each stream at most once")
-        current = {r["stream_id"]: r["version"] for r in await conn.fetch(self._sql_versions, stream_ids)}
-
-        results: list[AppendResult] = []
         columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
         for item in appends:
-            actual = current.get(item.stream_id, 0)
-            if item.expected_version is not None and item.expected_version != actual:
-                raise ConcurrencyError(item.stream_id, item.expected_version, actual)
-            stamped = tuple(e.with_sequence(actual + i + 1) for i, e in enumerate(item.events))
-            for envelope in stamped:
+            for nth, envelope in enumerate(item.events, start=1):
                 if envelope.subject != item.stream_id:
                     raise ValueError(f"event subject {envelope.subject} is not stream {item.stream_id}")
                 columns[0].append(envelope.id)
                 columns[1].append(item.stream_id)
-                columns[2].append(envelope.sequence)
+                columns[2].append(nth)
                 columns[3].append(envelope.type)
-                columns[4].append(dumps(envelope).decode())
-            results.append(AppendResult(item.stream_id, actual + len(stamped), stamped))
+                columns[4].append(dumps(envelope).decode())  # its sequence is stamped in SQL
+        return columns
 
-        if columns[0]:
-            await conn.execute(self._sql_insert, *columns, self.topic_prefix)
+    async def _append_or_replay(
+        self, conn: asyncpg.Connection, appends: Sequence[StreamAppend], columns: tuple, in_transaction: bool
+    ) -> list[AppendResult]:
+        """Append; a retry of an append already stored returns the original result.
+
+        No look-up of the event ids beforehand: a retry is rare, so it is
+        detected only when the append fails (its versions or ids are taken).
+        """
+        args = ([a.stream_id for a in appends], [a.expected_version for a in appends], *columns, self.topic_prefix)
+        try:
+            if in_transaction:
+                # A savepoint: a conflict leaves the caller's transaction usable.
+                async with conn.transaction():
+                    rows = await conn.fetch(self._sql_append, *args)
+            else:
+                rows = await conn.fetch(self._sql_append, *args)  # autocommit: atomic on its own
+        except asyncpg.UniqueViolationError:
+            # A concurrent writer took the version, or an identical retry raced us.
+            first = appends[0]
+            conflict: ConcurrencyError = ConcurrencyError(first.stream_id, first.expected_version)
+        else:
+            actual = {r["stream_id"]: r["actual"] for r in rows}
+            if rows[0]["ok"]:
+                return [self._stamped(item, actual[item.stream_id]) for item in appends]
+            # A stale expected version, or a retry finding the stream moved on.
+            stale = next(r for r in rows if r["expected"] is not None and r["expected"] != r["actual"])
+            conflict = ConcurrencyError(stale["stream_id"], stale["expected"], stale["actual"])
+        replayed = await self._already_stored(conn, appends)
+        if replayed is not None:
+            return replayed
+        raise conflict
+
+    @staticmethod
+    def _stamped(item: StreamAppend, actual: int) -> AppendResult:
+        events = tuple(e.with_sequence(actual + i) for i, e in enumerate(item.events, start=1))
+        return AppendResult(item.stream_id, actual + len(events), events)
+
+    async def _wake_relay(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        """Wake the relay once the events committed.
+
+        Directly if it runs in this process; else a NOTIFY in its own
+        statement, not inside the append: PostgreSQL serialises the commits of
+        transactions that NOTIFY (a global lock held through the WAL flush),
+        which halved concurrent append throughput here. If the NOTIFY fails,
+        the events are stored all the same and the relay's poll finds them.
+        """
+        wake = _local_relays.get((self.pool, self.schema))
+        if wake is not None:
+            wake()
+            return
+        try:
             await conn.execute("SELECT pg_notify($1, '')", notify_channel(self.schema))
-        return results
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            log.warning("relay wake-up for %s failed; its poll will find the events", self.schema, exc_info=True)
 
     async def _already_stored(
         self, conn: asyncpg.Connection, appends: Sequence[StreamAppend]
@@ -207,7 +305,7 @@ class EventStore:
             stream_id,
             after_version,
         )
-        return [loads(r[0]) for r in rows]
+        return await self._opened([loads(r[0]) for r in rows])
 
     async def stream_version(self, stream_id: str) -> int:
         version = await self.pool.fetchval(
@@ -236,7 +334,8 @@ class EventStore:
             after.position,
             limit,
         )
-        return [StoredEvent(Checkpoint(int(r["tx"]), r["position"]), loads(r["envelope"])) for r in rows]
+        envelopes = await self._opened([loads(r["envelope"]) for r in rows])
+        return [StoredEvent(Checkpoint(int(r["tx"]), r["position"]), e) for r, e in zip(rows, envelopes, strict=True)]
 
     async def iterate_all(self, after: Checkpoint = Checkpoint(), batch: int = 1000) -> AsyncIterator[StoredEvent]:
         while True:
@@ -264,8 +363,8 @@ class EventStore:
             after,
             batch,
         ):
-            for row in rows:
-                yield loads(row[1])
+            for envelope in await self._opened([loads(row[1]) for row in rows]):
+                yield envelope
             after = rows[-1][0]
 
     # -- outbox --------------------------------------------------------------
@@ -283,7 +382,7 @@ class EventStore:
             ,
             self.topic_prefix,
         )
-        await self.pool.execute("SELECT pg_notify($1, '')", notify_channel(self.schema))
+        await self._wake_relay(self.pool)
         return int(status.split()[-1])
 
 
@@ -295,6 +394,7 @@ __all__ = [
     "EventStore",
     "StoredEvent",
     "StreamAppend",
+    "local_relay",
     "notify_channel",
     "topic_for_context",
 ]

@@ -3,18 +3,27 @@ once in effect.
 
 For each batch fetched from the consumer group:
 
-1. one database transaction; per record a savepoint in which the handler runs
-   and ``applied_events`` records the event id (so the read-model change and
-   the record of what was applied commit together);
-2. a record already in ``applied_events`` is skipped (duplicates from the
-   relay's at-least-once delivery or from a redelivered batch);
-3. a record whose handler raises is retried up to ``max_attempts`` times; then
-   it goes to the dead-letter topic with the reason, is recorded as
-   dead-lettered, counted in a metric, and the partition moves on;
-4. Kafka offsets are committed only after the transaction committed.
+1. records that are not envelopes go to the dead-letter topic at once;
+2. one database transaction claims every event id of the batch in
+   ``applied_events`` with one statement (ids sorted, so two runners holding
+   the same records during a rebalance lock them in the same order and never
+   deadlock); ids claimed already are duplicates (the relay's at-least-once
+   delivery, a redelivered batch) and are skipped;
+3. the projection applies the claimed events in that same transaction (its
+   ``handle_batch`` if it has one, else ``handle`` per event), so the
+   read-model change and the record of what was applied commit together;
+4. if anything in the batch fails, the transaction rolls back and the batch is
+   applied again record by record: a savepoint per record, retried up to
+   ``max_attempts`` handler calls in all (the failed batch call counts for the
+   event that raised); an event that still fails goes to the dead-letter
+   topic with the reason, is recorded as dead-lettered, counted in a metric,
+   and the partition moves on;
+5. Kafka offsets are committed only after the transaction committed.
 
 A crash anywhere loses nothing (offsets not committed: redelivered) and
-applies nothing twice (``applied_events``).
+applies nothing twice (``applied_events``). The fast path costs a fixed number
+of round trips per batch, not per event; the slow path runs only for a batch
+that holds a failing event.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -36,13 +47,23 @@ from libs.events.envelope import Envelope, topic_for_context
 from libs.events.registry import DomainEvent, EventRegistry, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
 from libs.messaging.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer
+from libs.gdpr.personal import PersonalData
 from libs.observability import metrics
+from libs.observability.correlation import correlation
 
 log = logging.getLogger(__name__)
 
 
 class Projection(Protocol):
-    """What a read model provides to the runtime."""
+    """What a read model provides to the runtime.
+
+    A projection may also define ``async def handle_batch(conn, items)``,
+    ``items`` being ``(envelope, event)`` pairs in delivery order, to write a
+    whole batch at once (one statement instead of one per event). The runtime
+    uses it when present, else calls ``handle`` per event. Either runs inside
+    the runtime's transaction; if it raises, the runtime falls back to
+    ``handle`` per event to find the failing one.
+    """
 
     #: Unique name: the Kafka consumer group and the key in ``applied_events``.
     name: str
@@ -56,10 +77,16 @@ class Projection(Protocol):
         """Empty the read model (for a rebuild)."""
 
 
-#: Returned for an event another runner applied meanwhile.
-_DUPLICATE = "duplicate"
-
+BatchHandler = Callable[[asyncpg.Connection, Sequence[tuple[Envelope, DomainEvent]]], Awaitable[None]]
 AfterCommitHook = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+
+
+@dataclass
+class _Item:
+    """A decoded record."""
+
+    record: ConsumerRecord
+    envelope: Envelope
 
 
 @dataclass
@@ -68,6 +95,19 @@ class _Outcome:
     skipped: int = 0
     dead: int = 0
     newest_event_time: datetime | None = None
+
+    def count_applied(self, envelope: Envelope) -> None:
+        self.applied += 1
+        if self.newest_event_time is None or envelope.time > self.newest_event_time:
+            self.newest_event_time = envelope.time
+
+
+class _BatchFailed(Exception):
+    """The fast path failed; ``failed`` maps the event that raised, if known, to why."""
+
+    def __init__(self, failed: dict[uuid.UUID, str]):
+        super().__init__(f"batch failed: {failed or 'cause not tied to one event'}")
+        self.failed = failed
 
 
 @dataclass
@@ -83,10 +123,17 @@ class ConsumerRunner:
     fetch_max_wait_ms: int = 50
     retry_backoff_s: float = 0.05
     registry: EventRegistry = field(default_factory=lambda: default_registry)
+    #: GDPR: opens sealed personal values before the projection sees them
+    #: (an erased person's read as ``libs.gdpr.personal.ERASED``).
+    personal: PersonalData | None = None
     #: Test seam: runs after the DB commit, before the Kafka offset commit.
     after_db_commit: AfterCommitHook | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
+    #: While running and busy, the runner keeps one pool connection from batch
+    #: to batch: writers saturating the pool then cannot starve the read side.
+    _keep_connection: bool = field(default=False, init=False)
+    _held: asyncpg.Connection | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
@@ -94,13 +141,14 @@ class ConsumerRunner:
         self.topics = [topic_for_context(c, self.topic_prefix) for c in self.projection.contexts]
         self.dead_letter_topic = dead_letter_topic(self.topic_prefix)
         s = self.schema
-        self._sql_seen = f"SELECT event_id FROM {s}.applied_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
-        self._sql_record = f"""INSERT INTO {s}.applied_events (consumer, event_id, outcome, reason)
-                               VALUES ($1, $2, $3, $4)"""
-        # Claimed before the handler runs: a second runner holding the same event
-        # (during a group rebalance) waits on this row, then sees it and skips.
-        self._sql_claim = f"""INSERT INTO {s}.applied_events (consumer, event_id) VALUES ($1, $2)
-                              ON CONFLICT DO NOTHING RETURNING true"""
+        # Claimed before the handler runs: a second runner holding the same
+        # events (during a group rebalance) waits on these rows, then sees them
+        # and skips. RETURNING gives the ids this transaction claimed.
+        self._sql_claim = f"""INSERT INTO {s}.applied_events (consumer, event_id)
+                              SELECT $1, id FROM unnest($2::uuid[]) AS id
+                              ON CONFLICT DO NOTHING RETURNING event_id"""
+        self._sql_dead = f"""UPDATE {s}.applied_events SET outcome = 'dead_lettered', reason = $3
+                             WHERE consumer = $1 AND event_id = $2"""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. Exceptions from the seams propagate."""
@@ -116,15 +164,20 @@ class ConsumerRunner:
         await consumer.start()
         await producer.start()
         self._consumer = consumer
+        self._keep_connection = True
         self.started.set()
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200)
                 if batch:
                     await self._process(consumer, producer, batch)
+                else:
+                    await self._release_connection()  # idle: give it back to the pool
                 await self._record_lag(consumer)
         finally:
             self._consumer = None
+            self._keep_connection = False
+            await self._release_connection()
             # No offset commit here: only _process commits, after the DB.
             await consumer.stop()
             await producer.stop()
@@ -137,6 +190,25 @@ class ConsumerRunner:
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError(f"consumer {self.projection.name} got no partitions in {timeout}s")
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if not self._keep_connection:  # not running (tests hand batches in): borrow one
+            async with self.pool.acquire() as conn:
+                yield conn
+            return
+        if self._held is None:
+            self._held = await self.pool.acquire()
+        try:
+            yield self._held
+        except BaseException:
+            await self._release_connection()  # perhaps broken: the pool checks it
+            raise
+
+    async def _release_connection(self) -> None:
+        if self._held is not None:
+            conn, self._held = self._held, None
+            await self.pool.release(conn)
 
     # -- one batch -------------------------------------------------------------
 
@@ -163,54 +235,113 @@ class ConsumerRunner:
 
     async def _apply_batch(self, producer, records: list[ConsumerRecord]) -> _Outcome:
         outcome = _Outcome()
-        decoded = [self._decode(r) for r in records]
-        ids = [env.id for env, _ in decoded if env is not None]
-        async with self.pool.acquire() as conn, conn.transaction():
-            seen = {r[0] for r in await conn.fetch(self._sql_seen, self.projection.name, ids)} if ids else set()
-            for record, (envelope, error) in zip(records, decoded, strict=True):
-                if envelope is None:
-                    await self._dead_letter(producer, record, error or "undecodable", attempts=0)
-                    outcome.dead += 1
-                    continue
-                if envelope.id in seen:
-                    outcome.skipped += 1
-                    continue
-                seen.add(envelope.id)  # a duplicate within the same batch
-                reason = await self._apply_with_retries(conn, envelope)
-                if reason == _DUPLICATE:
-                    outcome.skipped += 1
-                elif reason is None:
-                    outcome.applied += 1
-                    if outcome.newest_event_time is None or envelope.time > outcome.newest_event_time:
-                        outcome.newest_event_time = envelope.time
-                else:
-                    await self._dead_letter(producer, record, reason, attempts=self.max_attempts)
-                    await conn.execute(self._sql_record, self.projection.name, envelope.id, "dead_lettered", reason)
-                    outcome.dead += 1
+        items: list[_Item] = []
+        for record in records:
+            envelope, error = self._decode(record)
+            if envelope is None:  # not JSON, or not an envelope: nothing to retry
+                await self._dead_letter(producer, record, error or "undecodable", attempts=0)
+                outcome.dead += 1
+            else:
+                items.append(_Item(record, envelope))
+        if not items:
+            return outcome
+        if self.personal is not None:
+            opened = await self.personal.open([item.envelope for item in items])
+            items = [_Item(item.record, envelope) for item, envelope in zip(items, opened, strict=True)]
+        try:
+            await self._apply_at_once(items, outcome)
+        except _BatchFailed as failure:
+            log.info("%s: batch of %d failed, applying it record by record", self.projection.name, len(items))
+            await self._apply_one_by_one(producer, items, failure.failed, outcome)
         return outcome
 
     def _decode(self, record: ConsumerRecord) -> tuple[Envelope | None, str | None]:
         try:
             return Envelope.model_validate(orjson.loads(record.value)), None
-        except Exception as exc:  # not JSON, or not an envelope: nothing to retry
+        except Exception as exc:
             return None, f"undecodable: {exc}"[:1000]
 
-    async def _apply_with_retries(self, conn: asyncpg.Connection, envelope: Envelope) -> str | None:
-        """Apply in a savepoint, retrying; return None, ``_DUPLICATE`` or the failure reason."""
-        reason = None
-        for attempt in range(1, self.max_attempts + 1):
+    async def _claim(self, conn: asyncpg.Connection, items: list[_Item]) -> list[_Item]:
+        """Claim the batch's event ids; return the items to apply, each id once, in order."""
+        ids = sorted({item.envelope.id for item in items})  # one lock order for every runner
+        claimed = {r[0] for r in await conn.fetch(self._sql_claim, self.projection.name, ids)}
+        todo = []
+        for item in items:
+            if item.envelope.id in claimed:
+                claimed.discard(item.envelope.id)  # a duplicate later in the batch is skipped
+                todo.append(item)
+        return todo
+
+    # -- fast path: the whole batch in one transaction ---------------------------
+
+    async def _apply_at_once(self, items: list[_Item], outcome: _Outcome) -> None:
+        failed: dict[uuid.UUID, str] = {}
+        try:
+            async with self._connection() as conn, conn.transaction():
+                todo = await self._claim(conn, items)
+                await self._handle_all(conn, todo, failed)
+        except Exception as exc:  # whatever it was, the slow path finds out (or fails too)
+            raise _BatchFailed(failed) from exc
+        # Counted only once the transaction committed.
+        outcome.skipped += len(items) - len(todo)
+        for item in todo:
+            outcome.count_applied(item.envelope)
+
+    async def _handle_all(self, conn: asyncpg.Connection, todo: list[_Item], failed: dict[uuid.UUID, str]) -> None:
+        """Apply ``todo``; on failure, note in ``failed`` which event raised, when one did."""
+        handle_batch: BatchHandler | None = getattr(self.projection, "handle_batch", None)
+        pairs = []
+        for item in todo:
+            with _blame(failed, item.envelope):
+                if handle_batch is None:
+                    await self._handle_one(conn, item.envelope)
+                else:
+                    pairs.append((item.envelope, self.registry.load(item.envelope)))
+        if handle_batch is not None and pairs:
+            await handle_batch(conn, pairs)  # a failure here is not tied to one event
+
+    async def _handle_one(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        with correlation(envelope.correlationid):  # log lines of the handler carry it
+            await self.projection.handle(conn, envelope, self.registry.load(envelope))
+
+    # -- slow path: record by record, with retries and dead letters --------------
+
+    async def _apply_one_by_one(
+        self, producer, items: list[_Item], failed: dict[uuid.UUID, str], outcome: _Outcome
+    ) -> None:
+        async with self._connection() as conn, conn.transaction():
+            todo = await self._claim(conn, items)
+            outcome.skipped += len(items) - len(todo)
+            for item in todo:
+                reason = await self._apply_with_retries(conn, item.envelope, failed.get(item.envelope.id))
+                if reason is None:
+                    outcome.count_applied(item.envelope)
+                    continue
+                await self._dead_letter(producer, item.record, reason, attempts=self.max_attempts)
+                await conn.execute(self._sql_dead, self.projection.name, item.envelope.id, reason)
+                outcome.dead += 1
+
+    async def _apply_with_retries(
+        self, conn: asyncpg.Connection, envelope: Envelope, failed_before: str | None
+    ) -> str | None:
+        """Apply in a savepoint, retrying; return None or the last failure's reason.
+
+        ``failed_before``: the reason the fast path failed on this very event,
+        which counts as its first attempt.
+        """
+        reason = failed_before
+        attempt = 0 if failed_before is None else 1
+        while attempt < self.max_attempts:
+            if attempt:
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+            attempt += 1
             try:
                 async with conn.transaction():  # savepoint: a failure undoes only this event
-                    if not await conn.fetchval(self._sql_claim, self.projection.name, envelope.id):
-                        return _DUPLICATE
-                    event = self.registry.load(envelope)
-                    await self.projection.handle(conn, envelope, event)
+                    await self._handle_one(conn, envelope)
                 return None
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"[:1000]
+                reason = _reason(exc)
                 log.warning("%s: event %s failed (attempt %d): %s", self.projection.name, envelope.id, attempt, reason)
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
         return reason
 
     async def _dead_letter(self, producer, record: ConsumerRecord, reason: str, attempts: int) -> None:
@@ -235,6 +366,20 @@ class ConsumerRunner:
             metrics.CONSUMER_LAG.labels(self.service, self.projection.name, tp.topic, str(tp.partition)).set(
                 max(highwater - position, 0)
             )
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+@contextmanager
+def _blame(failed: dict[uuid.UUID, str], envelope: Envelope) -> Iterator[None]:
+    """Note in ``failed`` that ``envelope`` raised, and let the exception go on."""
+    try:
+        yield
+    except Exception as exc:
+        failed[envelope.id] = _reason(exc)
+        raise
 
 
 async def rebuild(pool: asyncpg.Pool, schema: str, projection: Projection) -> None:

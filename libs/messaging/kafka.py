@@ -8,9 +8,15 @@ keeps a published event durable on a real Kafka cluster.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+from functools import lru_cache
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 DEAD_LETTER_TOPIC = "binome.deadletter"
 DEFAULT_PARTITIONS = 3
@@ -54,15 +60,6 @@ def make_consumer(
     )
 
 
-async def list_topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()
-
-
 async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = DEFAULT_PARTITIONS) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -79,3 +76,38 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = DEF
                 pass  # created concurrently: what we wanted
     finally:
         await admin.close()
+
+
+@lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    """The hash Kafka's default partitioner uses (aiokafka's murmur2 is pure
+    Python: cached, since a stream's key comes back with each of its events)."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
+async def send_keyed(producer: AIOKafkaProducer, messages: Iterable[tuple[str, bytes, bytes]]) -> list[asyncio.Future]:
+    """Queue ``(topic, key, value)`` messages as record batches, one per partition
+    at a time; return the futures of their acknowledgements.
+
+    The same result as ``producer.send`` per message, at a fraction of its
+    Python cost: a key lands on the partition Kafka's default partitioner
+    picks, and each partition keeps the order of ``messages``.
+    """
+    partitions: dict[str, list[int]] = {}
+    open_batches: dict[tuple[str, int], BatchBuilder] = {}
+    acks: list[asyncio.Future] = []
+    for topic, key, value in messages:
+        if topic not in partitions:
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        candidates = partitions[topic]
+        target = (topic, candidates[_key_hash(key) % len(candidates)])
+        batch = open_batches.get(target)
+        if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+            if batch is not None:  # full: queue it, then start the partition's next batch
+                acks.append(await producer.send_batch(batch, target[0], partition=target[1]))
+            batch = open_batches[target] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a message of {len(value)} bytes does not fit in a record batch")
+    for (topic, partition), batch in open_batches.items():
+        acks.append(await producer.send_batch(batch, topic, partition=partition))
+    return acks

@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,8 +28,8 @@ from aiokafka import AIOKafkaProducer
 from tenacity import wait_exponential_jitter
 
 from libs.eventstore.migrations import check_schema_name
-from libs.eventstore.store import notify_channel
-from libs.messaging.kafka import ensure_topics, list_topics, make_producer
+from libs.eventstore.store import local_relay, notify_channel
+from libs.messaging.kafka import ensure_topics, make_producer, send_keyed
 from libs.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -42,10 +45,18 @@ class OutboxRelay:
     service: str = ""
     batch_size: int = 1000
     poll_interval_s: float = 0.5
+    #: The outbox-lag gauges cost a query: refreshed at most this often.
+    lag_interval_s: float = 1.0
     #: Test seam: runs after Kafka acknowledged a batch, before the rows are deleted.
     after_publish: AfterPublishHook | None = None
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    #: Topics known to exist since the current producer started.
+    _ensured: set[str] = field(default_factory=set, init=False)
+    _lag_recorded_at: float = field(default=float("-inf"), init=False)
+    #: The elected relay's own connection (it holds the lock): its queries skip
+    #: the pool's per-use reset round trip.
+    _conn: asyncpg.Connection | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
@@ -73,14 +84,20 @@ class OutboxRelay:
             else:
                 return
             await leader_conn.add_listener(notify_channel(self.schema), self._on_notify)
+            self._conn = leader_conn
             try:
-                await self._publish_until(stop)
+                with local_relay(self.pool, self.schema, self._on_notify):  # appends in this process
+                    await self._publish_until(stop)
             finally:
-                await leader_conn.remove_listener(notify_channel(self.schema), self._on_notify)
-                await leader_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._lock_key)
+                self._conn = None
                 await self.close()
+                if not leader_conn.is_closed():
+                    await leader_conn.remove_listener(notify_channel(self.schema), self._on_notify)
+                    await leader_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._lock_key)
 
     async def close(self) -> None:
+        # A new producer checks its topics again: the broker may have lost them.
+        self._ensured.clear()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             try:
@@ -99,17 +116,26 @@ class OutboxRelay:
         backoff = wait_exponential_jitter(multiplier=0.1, max=5.0)
         failures = 0
         while not stop.is_set():
+            # Cleared before the pass, not after: a notification that arrives
+            # while this pass runs must start the next one, not wait for the poll.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 failures = 0
             except Exception as exc:  # broker down, DB hiccup: keep the rows, retry
+                if self._conn is not None and self._conn.is_closed():
+                    raise  # the lock went with the connection: stop being the relay
                 failures += 1
+                metrics.RELAY_PUBLISH_FAILURES.labels(self.service).inc()
                 log.warning("relay %s: publish failed (%s), retry %d", self.schema, exc, failures)
+                # The lag keeps growing while the broker is down: let the
+                # gauges (and the relay-stuck alert) see it.
+                with contextlib.suppress(Exception):
+                    await self._record_lag_now_and_then()
                 await self.close()
                 await _sleep_or_stop(stop, backoff(_RetryState(failures)))
                 continue
             if published < self.batch_size:
-                self._wake.clear()
                 await self._wait_for_work(stop)
 
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
@@ -125,27 +151,31 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows; return how many were published."""
-        rows = await self.pool.fetch(self._sql_pending, self.batch_size)
+        db = self._conn or self.pool
+        rows = await db.fetch(self._sql_pending, self.batch_size)
         if rows:
             topics = {r["topic"] for r in rows}
             producer = await self._ensure_producer(topics)
-            sends = [
-                await producer.send(r["topic"], value=r["envelope"].encode(), key=r["stream_id"].encode())
-                for r in rows
-            ]
-            await asyncio.gather(*sends)  # every record acknowledged, or raise
-            await self._check_topics_survived(topics)
+            messages = ((r["topic"], r["stream_id"].encode(), r["envelope"].encode()) for r in rows)
+            await asyncio.gather(*await send_keyed(producer, messages))  # every record acknowledged, or raise
+            await self._check_topics_survived(producer, topics)
             positions = [r["position"] for r in rows]
             if self.after_publish is not None:
                 await self.after_publish(positions)
-            await self.pool.execute(self._sql_done, positions)
-            for topic in {r["topic"] for r in rows}:
-                metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(sum(1 for r in rows if r["topic"] == topic))
-        await self.record_lag()
+            await db.execute(self._sql_done, positions)
+            for topic, count in Counter(r["topic"] for r in rows).items():
+                metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
+        await self._record_lag_now_and_then()
         return len(rows)
 
+    async def _record_lag_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_recorded_at >= self.lag_interval_s:
+            self._lag_recorded_at = now
+            await self.record_lag()
+
     async def record_lag(self) -> None:
-        lag = await self.pool.fetchrow(self._sql_lag)
+        lag = await (self._conn or self.pool).fetchrow(self._sql_lag)
         metrics.OUTBOX_LAG_EVENTS.labels(self.service).set(lag["events"])
         metrics.OUTBOX_LAG_SECONDS.labels(self.service).set(float(lag["seconds"]))
 
@@ -158,20 +188,24 @@ class OutboxRelay:
                 await producer.stop()
                 raise
             self._producer = producer
-        # Checked on every batch, not cached: a restarted in-memory broker has
-        # lost its topics, and a producer with stale metadata would not notice.
-        await ensure_topics(self.bootstrap, sorted(topics))
+        # Created once per producer (an admin client costs several round
+        # trips); a broker that loses them later is caught after the acks.
+        if new := topics - self._ensured:
+            await ensure_topics(self.bootstrap, sorted(new))
+            self._ensured |= new
         return self._producer
 
-    async def _check_topics_survived(self, topics: set[str]) -> None:
+    async def _check_topics_survived(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
         """Refuse acknowledgements from a broker that lost the topic meanwhile.
 
         Tansu, the embedded memory-only broker, acknowledges records sent with
         stale metadata to a topic it no longer has after a restart, and drops
-        them. If the topic is gone after the acks, keep the rows and retry.
+        them. If the topic is gone after the acks, keep the rows and retry
+        (``close`` forgets the ensured topics, so they are created again). One
+        metadata request on the producer's own connection, no admin client.
         """
-        existing = await list_topics(self.bootstrap)
-        missing = topics - existing
+        cluster = await producer.client.fetch_all_metadata()
+        missing = topics - cluster.topics()
         if missing:
             raise BrokerLostTopics(f"topics vanished during publish: {sorted(missing)}")
 

@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 import httpx
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
+from libs.api.problems import Problem
+from libs.api.security import requires
+from libs.auth.principal import Principal
 from libs.auth.tokens import TokenVerifier
 from libs.embedded import postgres as embedded_postgres
 from libs.embedded.broker import EmbeddedBroker
@@ -38,7 +43,10 @@ from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.relay import OutboxRelay
 from libs.gdpr.export import gdpr_router
 from libs.gdpr.masters import MasterKeys
+from libs.gdpr.personal import PersonalData
 from libs.gdpr.vault import KeyVault, migrate_vault
+from libs.events.envelope import event_clock
+from libs.runtime.clock import AdvanceIn, ClockOut, EventClockScope, PlatformClock, clock_out
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
@@ -136,6 +144,16 @@ class Platform:
     contexts: dict[str, ServiceContext] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    #: Every service's "now" (libs/runtime/clock.py); moved forward through
+    #: POST /v1/dev/clock:advance when ``dev_clock`` is on.
+    clock: PlatformClock = field(default_factory=PlatformClock)
+
+    @property
+    def dev_clock(self) -> bool:
+        """``BINOME_DEV_CLOCK``; unset: on only for the fully embedded stack."""
+        if self.settings.dev_clock is not None:
+            return self.settings.dev_clock
+        return not self.settings.database_url and not self.settings.kafka_bootstrap
 
     @classmethod
     async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
@@ -144,11 +162,14 @@ class Platform:
         await migrate_all(pool, services, settings.vault_schema)
         verifier = token_verifier(settings)
         vault = KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings))
+        personal = PersonalData(vault)
         platform = cls(settings, services, infrastructure, pool, verifier)
         for service in services:
-            store = EventStore(pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name)
+            store = EventStore(
+                pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name, personal=personal
+            )
             platform.contexts[service.name] = ServiceContext(
-                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault
+                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock
             )
         if infrastructure.embedded_broker:
             # A fresh in-memory broker has no history: carry the log again.
@@ -180,11 +201,16 @@ class Platform:
                     max_attempts=self.settings.consumer_max_attempts,
                     session_timeout_ms=self.settings.consumer_session_timeout_ms,
                     fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+                    personal=ctx.store.personal,
                 )
                 self._spawn(f"{service.name} consumer {projection.name}", runner.run)
+            for name, run in service.workers(ctx):
+                self._spawn(f"{service.name} {name}", run)
 
     def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        self.tasks.append(asyncio.create_task(supervise(name, run, self.stop), name=name))
+        context = contextvars.copy_context()
+        context.run(event_clock.set, self.clock)  # the worker's events take the platform's time
+        self.tasks.append(asyncio.create_task(supervise(name, run, self.stop), name=name, context=context))
 
     def asgi_app(self) -> FastAPI:
         """One app: each service under ``/<service>``, plus platform ops routes."""
@@ -207,6 +233,10 @@ class Platform:
                     transport=httpx.ASGITransport(app=app), base_url=f"http://{service.name}"
                 )
         root.include_router(gdpr_router(lambda: exporters))
+        if self.dev_clock:
+            self._mount_dev_clock(root)
+        # Events recorded while serving a request take the platform's time.
+        root.add_middleware(EventClockScope, clock=self.clock)
 
         @root.get("/v1/services", tags=["platform"])
         async def list_services() -> dict[str, list[dict[str, str]]]:
@@ -217,6 +247,32 @@ class Platform:
             }
 
         return root
+
+    def _mount_dev_clock(self, root: FastAPI) -> None:
+        """Dev only (``BINOME_DEV_CLOCK``): read and advance every service's clock."""
+        clock = self.clock
+
+        @root.get("/v1/dev/clock", response_model=ClockOut, tags=["dev"])
+        async def read_clock(_: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
+            """The platform's now and how far it is ahead of the system clock."""
+            return clock_out(clock)
+
+        @root.post("/v1/dev/clock:advance", response_model=ClockOut, tags=["dev"])
+        async def advance_clock(body: AdvanceIn, _: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
+            """Move every service's clock forward, by ``seconds`` or ``to`` an instant (never back)."""
+            if (body.seconds is None) == (body.to is None):
+                raise Problem(422, detail="Give exactly one of seconds and to.",
+                              errors=[{"field": "body.seconds", "message": "Give exactly one of seconds and to."}])
+            try:
+                if body.seconds is not None:
+                    clock.advance(timedelta(seconds=body.seconds))
+                else:
+                    clock.advance_to(body.to)
+            except ValueError as exc:
+                field_name = "body.seconds" if body.seconds is not None else "body.to"
+                raise Problem(422, detail=str(exc), errors=[{"field": field_name, "message": str(exc)}]) from None
+            log.info("dev clock advanced: now %s", clock().isoformat())
+            return clock_out(clock)
 
     async def _database_ready(self) -> bool:
         return await self.pool.fetchval("SELECT true")
@@ -248,6 +304,8 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
         print(f"  broker:   {platform.infrastructure.bootstrap}{' (embedded)' if platform.infrastructure.embedded_broker else ''}")
         for service in services:
             print(f"  {service.name}: http://{settings.host}:{settings.port}/{service.name}/docs")
+        if platform.dev_clock:
+            print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (BINOME_DEV_CLOCK; `binome demo` uses it)")
         if not services:
             print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
         await server.serve()

@@ -22,6 +22,7 @@ from libs.eventstore.store import EventStore
 from libs.messaging.consumer import rebuild
 from libs.runtime.platform import token_verifier
 from libs.gdpr.masters import MasterKeys
+from libs.gdpr.personal import PersonalData
 from libs.gdpr.vault import KeyVault
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
@@ -49,14 +50,17 @@ async def replay(
     if service_name not in by_name:
         raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
     service = by_name[service_name]
+    vault = KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings))
     ctx = ServiceContext(
         service.name,
         pool,
-        EventStore(pool, service.schema, topic_prefix=settings.topic_prefix),
+        # Opens sealed personal values: a rebuilt read model shows what the
+        # live one shows, erased people included (as erased).
+        EventStore(pool, service.schema, topic_prefix=settings.topic_prefix, personal=PersonalData(vault)),
         bootstrap="",
         settings=settings,
         verifier=token_verifier(settings),
-        vault=KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings)),
+        vault=vault,
     )
     projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
     inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None

@@ -566,7 +566,9 @@ async def test_read_tables_rebuild_from_the_log(env: EnrollmentEnv) -> None:
     before = await snapshot()
     # `binome replay enrollment`, over this test's schema.
     service = dataclasses.replace(SERVICE, name=env.schema)
-    rebuilt = await replay(env.pool, Settings(data_dir=env.data_dir), [service], env.schema)
+    rebuilt = await replay(
+        env.pool, Settings(data_dir=env.data_dir, vault_schema=env.vault.schema), [service], env.schema
+    )
     assert rebuilt == {"read-tables": await env.count_events()}
     assert await snapshot() == before
 

@@ -102,3 +102,17 @@ async def test_the_export_holds_the_profile_and_every_fact(env: EnrollmentEnv) -
     assert (await env.client.get(f"/v1/participants/{pid}/export", headers=committee)).status_code == 403
     other = env.auth("hr_admin", org="org-b")
     assert (await env.client.get(f"/v1/participants/{pid}/export", headers=other)).status_code == 404
+
+
+async def test_the_log_holds_personal_values_sealed_and_erasure_makes_them_unreadable(env: EnrollmentEnv) -> None:
+    _, pid = await enrolled_with_canary(env, "E-SEALED-1")
+    stored = await env.pool.fetch(f"SELECT envelope::text FROM {env.schema}.events WHERE stream_id = $1", pid)
+    assert stored and all(CANARY not in row[0] for row in stored)  # sealed at rest (and so on the wire)
+    [enrolled] = await env.store.read_stream(pid)
+    assert enrolled.data["display_name"] == f"Ada {CANARY}"  # opened for the service itself
+
+    assert (await env.client.post(f"/v1/participants/{pid}:erase", headers=env.auth())).status_code == 200
+    history = await env.store.read_stream(pid)
+    assert [e.type for e in history][-1] == "binome.enrollment.ParticipantErased.v1"
+    assert history[0].data["display_name"] == ERASED and history[0].data["email"] == ERASED
+    assert CANARY not in str([e.data for e in history])

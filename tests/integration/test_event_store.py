@@ -6,9 +6,18 @@ import asyncio
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
-from libs.eventstore.migrations import migrate
-from libs.eventstore.store import Checkpoint, ConcurrencyError, EventStore, StreamAppend
+from libs.eventstore.migrations import EVENT_STORE_MIGRATIONS, load_migrations, migrate
+from libs.eventstore.store import (
+    Checkpoint,
+    ConcurrencyError,
+    DuplicateEventError,
+    EventStore,
+    StreamAppend,
+    local_relay,
+    notify_channel,
+)
 from tests.support.events import probe
 
 pytestmark = pytest.mark.integration
@@ -128,7 +137,10 @@ async def test_migrations_are_versioned_and_idempotent(pool: asyncpg.Pool, schem
     async with pool.acquire() as conn:
         assert await migrate(conn, schema) == []
         names = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations ORDER BY name")
-    assert [r["name"] for r in names] == ["0:0001_event_store.sql", "0:0002_idempotency_keys.sql"]
+    # Every event-store migration file, applied once, in file order (the list grows).
+    expected = [m.name for m in load_migrations(EVENT_STORE_MIGRATIONS)]
+    assert expected[:2] == ["0:0001_event_store.sql", "0:0002_idempotency_keys.sql"]
+    assert [r["name"] for r in names] == expected
 
 
 async def test_republish_all_queues_the_whole_log(pool: asyncpg.Pool, schema: str) -> None:
@@ -152,3 +164,84 @@ async def test_iterate_log_exclusively_reads_everything_while_writers_wait(pool:
     await writer
     assert seen == [0, 1, 2, 3, 4]
     assert len(await store.read_stream("late")) == 1
+
+
+async def test_retry_inside_a_callers_transaction_replays_and_leaves_it_usable(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    batch = [probe("s-1", 1)]
+    await store.append("s-1", 0, batch)
+    async with pool.acquire() as conn, conn.transaction():
+        retried = await store.append("s-1", 0, batch, conn=conn)  # the append failed in a savepoint
+        other = await store.append("s-2", 0, [probe("s-2")], conn=conn)  # the transaction goes on
+    assert retried.replayed and retried.version == 1
+    assert other.version == 1 and len(await store.read_stream("s-2")) == 1
+
+
+async def test_an_append_partly_stored_already_is_not_a_retry(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    stored = probe("s-1", 1)
+    await store.append("s-1", 0, [stored])
+    with pytest.raises(DuplicateEventError):
+        await store.append("s-1", 1, [stored, probe("s-1", 2)])
+    assert len(await store.read_stream("s-1")) == 1
+
+
+async def test_an_expected_version_ahead_of_the_stream_writes_nothing(pool: asyncpg.Pool, schema: str) -> None:
+    """No version gap: expecting 3 on a stream at 1 is a conflict, not version 4."""
+    store = EventStore(pool, schema)
+    await store.append("s-1", 0, [probe("s-1")])
+    with pytest.raises(ConcurrencyError) as raised:
+        await store.append_many([StreamAppend("s-2", 0, [probe("s-2")]), StreamAppend("s-1", 3, [probe("s-1")])])
+    assert (raised.value.stream_id, raised.value.expected, raised.value.actual) == ("s-1", 3, 1)
+    assert await store.read_stream("s-2") == []
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 1
+
+
+async def test_appended_sequences_are_stamped_in_the_stored_envelopes(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    await store.append("s-1", None, [probe("s-1", 1)])
+    result = await store.append("s-1", None, [probe("s-1", 2), probe("s-1", 3)])
+    assert [e.sequence for e in result.events] == [2, 3]
+    stored = await pool.fetch(f"SELECT version, (envelope->>'sequence')::int AS seq FROM {schema}.events ORDER BY position")
+    assert [(r["version"], r["seq"]) for r in stored] == [(1, 1), (2, 2), (3, 3)]
+
+
+async def test_a_retried_append_is_not_counted_again(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema, service=schema)
+    batch = [probe("s-1", 1), probe("s-1", 2)]
+    labels = {"service": schema, "type": batch[0].type}
+
+    def appended() -> float:
+        return REGISTRY.get_sample_value("binome_events_appended_total", labels) or 0.0
+
+    await store.append("s-1", 0, batch)
+    await store.append("s-1", 0, batch)
+    assert appended() == 2
+
+
+async def test_the_relay_is_woken_after_commit_and_never_for_a_rollback(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    woken: list[str] = []
+
+    def on_notify(_conn, _pid, channel: str, _payload: str) -> None:
+        notified.put_nowait(channel)
+
+    async with pool.acquire() as listener:
+        await listener.add_listener(notify_channel(schema), on_notify)
+        try:
+            await store.append("auto", 0, [probe("auto")])  # autocommit: NOTIFY after the commit
+            await asyncio.wait_for(notified.get(), timeout=10)
+            async with pool.acquire() as conn:
+                with pytest.raises(RuntimeError):
+                    async with conn.transaction():
+                        await store.append("rolled-back", 0, [probe("rolled-back")], conn=conn)
+                        raise RuntimeError("the command failed")
+            with local_relay(pool, schema, lambda: woken.append("local")):
+                await store.append("local", 0, [probe("local")])  # a relay in this process: no NOTIFY
+            await store.append("last", 0, [probe("last")])
+            await asyncio.wait_for(notified.get(), timeout=10)  # the one for "last"
+            assert notified.empty()  # nothing for the rollback nor for the local wake-up
+        finally:
+            await listener.remove_listener(notify_channel(schema), on_notify)
+    assert woken == ["local"]

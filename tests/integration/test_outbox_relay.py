@@ -8,6 +8,7 @@ import random
 import asyncpg
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from libs.embedded.broker import EmbeddedBroker
 from libs.events import topic_for_context
@@ -94,9 +95,68 @@ async def test_relay_survives_a_broker_outage(pool: asyncpg.Pool, schema: str, o
     await asyncio.sleep(1.5)  # the relay fails and backs off; rows stay
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 20
 
+    # Ops see it: failures are counted and the lag gauge keeps moving.
+    async def failing_and_lagging() -> bool:
+        failures = REGISTRY.get_sample_value("binome_relay_publish_failures_total", {"service": schema}) or 0
+        lag = REGISTRY.get_sample_value("binome_outbox_lag_events", {"service": schema})
+        return failures > 0 and lag == 20
+
+    await wait_for(failing_and_lagging, timeout=40)
+
     own_broker.start()  # same port, empty (memory-only broker)
     await wait_for(lambda: outbox_empty(pool, schema), timeout=40)
     stop.set()
     await task
     records = await read_topic(own_broker.bootstrap, topic_for_context("platform", topic_prefix), until=20)
     assert {orjson.loads(r.value)["id"] for r in records} == set(appended)
+
+
+async def test_a_wake_up_during_a_pass_starts_the_next_pass(
+    pool: asyncpg.Pool, schema: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """The lost wake-up: an event committed while a pass runs must not wait for
+    the poll (an hour here) but be published by the next pass."""
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    appended_during_pass: list[int] = []
+
+    async def append_during_the_pass(_positions: list[int]) -> None:
+        if not appended_during_pass:
+            appended_during_pass.append(1)
+            await store.append("second", 0, [probe("second")])  # wakes the relay mid-pass
+
+    relay = OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=3600, after_publish=append_during_the_pass)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await store.append("first", 0, [probe("first")])
+        await wait_for(lambda: outbox_empty(pool, schema), timeout=30)
+    finally:
+        stop.set()
+        await task
+    records = await read_topic(kafka_bootstrap, topic_for_context("platform", topic_prefix), until=2)
+    assert sorted(orjson.loads(r.value)["subject"] for r in records) == ["first", "second"]
+
+
+async def test_a_relay_that_loses_its_database_connection_steps_down(
+    pool: asyncpg.Pool, schema: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Its advisory lock went with the connection: it must stop publishing (the
+    supervisor restarts it) so that two relays never publish at once."""
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    relay = OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await store.append("before", 0, [probe("before")])
+    await wait_for(lambda: outbox_empty(pool, schema))
+
+    await pool.execute("SELECT pg_terminate_backend($1)", relay._conn.get_server_pid())
+    with pytest.raises((asyncpg.InterfaceError, asyncpg.PostgresConnectionError)):
+        await asyncio.wait_for(task, timeout=30)
+
+    await store.append("after", 0, [probe("after")])
+    successor = asyncio.create_task(OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=0.05).run(stop))
+    await wait_for(lambda: outbox_empty(pool, schema))
+    stop.set()
+    await successor
+    records = await read_topic(kafka_bootstrap, topic_for_context("platform", topic_prefix), until=2)
+    assert sorted(orjson.loads(r.value)["subject"] for r in records) == ["after", "before"]

@@ -16,6 +16,7 @@ from libs.auth.tokens import TokenVerifier
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
 from libs.gdpr.masters import MasterKeys
+from libs.gdpr.personal import PersonalData
 from libs.gdpr.vault import KeyVault, migrate_vault
 from libs.runtime.service import ServiceContext
 from libs.settings import Settings
@@ -73,8 +74,8 @@ async def enrollment_env(pool: asyncpg.Pool, data_dir: Path) -> AsyncIterator[En
         await migrate_vault(conn, vault_schema)
     settings = Settings(data_dir=data_dir)
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    store = EventStore(pool, schema, topic_prefix=prefix, service="enrollment")
     vault = KeyVault(pool, vault_schema, MasterKeys.from_settings(settings))
+    store = EventStore(pool, schema, topic_prefix=prefix, service="enrollment", personal=PersonalData(vault))
     ctx = ServiceContext("enrollment", pool, store, "", settings, TokenVerifier.from_settings(settings), vault)
     transport = httpx.ASGITransport(app=SERVICE.build_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
