@@ -6,12 +6,14 @@
     binome replay SERVICE [NAME]   rebuild read models from the log
     binome token --sub ... --org ... --role hr_admin [--country FR]   mint a dev token
     binome schemas                 write JSON Schema + AsyncAPI from the event models
+    binome demo                    drive a multinational rollout through the HTTP APIs of `binome up`
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import asyncpg
@@ -106,6 +108,39 @@ def replay(
             typer.echo(f"{projection}: rebuilt from the {queued} events of the log")
         else:
             typer.echo(f"{projection}: emptied; {queued} events queued again from the log")
+
+
+@app.command()
+def demo(
+    base_url: Annotated[str, typer.Option(help="The platform (`binome up`).")] = "http://127.0.0.1:8000",
+    seed: Annotated[int, typer.Option(help="Same seed, same world and same story.")] = 7,
+    countries: Annotated[int, typer.Option(min=1, max=26, help="Countries of the rollout.")] = 26,
+    mentors: Annotated[int, typer.Option(min=1, help="Mentors (junior digital natives).")] = 470,
+    mentees: Annotated[int, typer.Option(min=1, help="Executives as mentees.")] = 1000,
+    weeks: Annotated[int, typer.Option(min=3, help="Simulated weeks a pair meets.")] = 16,
+    second_wave_week: Annotated[int, typer.Option(min=1, help="Week the second waves start.")] = 8,
+    wave_size: Annotated[int, typer.Option(min=1, help="A country with more mentees runs a second wave.")] = 30,
+    k_anonymity: Annotated[int, typer.Option(min=3, help="Smallest group whose survey results are shown.")] = 5,
+    organisation: Annotated[str, typer.Option(help="Organisation (tenant) of the dev tokens.")] = "demo-group",
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: <data dir>/demo).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="HTTP requests in flight.")] = 4,
+) -> None:
+    """Drive a multinational rollout through the public HTTP APIs of a running
+    `binome up` (dev tokens from the same data dir; the platform's dev clock
+    simulates the months), print the rollout dashboard, the pairs at risk and
+    the cross-silo network, and write the pictures to files."""
+    from libs.demo import DemoError, Options, run_demo
+
+    options = Options(
+        base_url=base_url, data_dir=get_settings().data_dir, out=out, organisation=organisation, seed=seed,
+        countries=countries, mentors=mentors, mentees=mentees, weeks=weeks, second_wave_week=second_wave_week,
+        wave_size=wave_size, k_anonymity=k_anonymity, concurrency=concurrency,
+    )
+    try:
+        asyncio.run(run_demo(options))
+    except (DemoError, ValueError) as exc:
+        typer.secho(f"demo failed: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 if __name__ == "__main__":

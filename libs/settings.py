@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     country_regions: dict[str, str] = Field(default_factory=dict)
     vault_default_region: str = "global"
 
+    # Dev clock (libs/runtime/clock.py): mounts POST /v1/dev/clock:advance on
+    # the platform, which moves every service's "now" forward (``binome demo``
+    # simulates months with it). Never in production. None: ``binome up`` turns
+    # it on only when it runs the fully embedded stack (no database URL, no
+    # Kafka bootstrap); true/false force it.
+    dev_clock: bool | None = None
+
     # Outbox relay
     relay_batch_size: int = 1000
     relay_poll_interval_s: float = 0.5

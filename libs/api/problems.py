@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.auth.principal import Forbidden
+from libs.gdpr.vault import KeyShredded
 
 log = structlog.get_logger(__name__)
 
@@ -164,6 +166,30 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(Problem(500), request)
 
 
+#: PostgreSQL refuses the NUL character (``\u0000``) in text and JSONB; the
+#: statement fails and its transaction stores nothing. It is bad input, not a 500.
+_UNSTORABLE_TEXT = (asyncpg.exceptions.UntranslatableCharacterError, asyncpg.exceptions.CharacterNotInRepertoireError)
+
+
+async def _handle_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
+    problem = Problem(
+        422,
+        title="Unprocessable Content",
+        detail="Text may not contain the NUL character (\\u0000).",
+        type=VALIDATION_ERROR,
+        errors=[{"field": "request", "message": "Text may not contain the NUL character.", "type": "value_error"}],
+    )
+    return problem_response(problem, request)
+
+
+async def _handle_shredded(request: Request, exc: Exception) -> JSONResponse:
+    # A command that would seal new personal data under an erased key (an
+    # erased person, notes past their retention): the object's state forbids it.
+    problem = Problem(409, detail="The personal data of this object was erased; nothing personal can be added.",
+                      type="urn:binome:problem:erased")
+    return problem_response(problem, request)
+
+
 def map_exception(
     app: FastAPI,
     exc_type: type[Exception],
@@ -207,5 +233,8 @@ def install_problem_handlers(
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Forbidden, _handle_forbidden)
     app.add_exception_handler(Exception, _handle_unexpected)
+    for exc_type in _UNSTORABLE_TEXT:
+        app.add_exception_handler(exc_type, _handle_unstorable_text)
+    app.add_exception_handler(KeyShredded, _handle_shredded)
     for exc_type, status in (mappings or {}).items():
         map_exception(app, exc_type, status)

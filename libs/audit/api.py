@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from libs.api.pagination import Page, PageParams, cursor_scope, page_params
+from libs.api.problems import problem_responses
 from libs.api.security import requires
 from libs.audit.middleware import AuditMiddleware
 from libs.audit.trail import AuditTrail
@@ -32,7 +33,7 @@ class AuditEntry(BaseModel):
     correlation_id: str | None
 
 
-@router.get("/v1/audit", response_model=Page[AuditEntry])
+@router.get("/v1/audit", response_model=Page[AuditEntry], responses=problem_responses(401, 403, 422))
 async def audit_trail(
     request: Request,
     subject: str | None = Query(None, max_length=200, description="Only what this subject did or tried."),

@@ -10,12 +10,19 @@ lower-case alphanumerics, as CloudEvents 1.0 requires.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 SPEC_VERSION = "1.0"
+
+#: Where a new event's ``time`` comes from: the system clock, unless the
+#: platform runs with a clock of its own (libs/runtime/clock.py sets it for
+#: every request and worker), so that event times and "now" agree.
+event_clock: ContextVar[Callable[[], datetime]] = ContextVar("event_clock", default=lambda: datetime.now(UTC))
 
 
 def topic_for_context(context: str, prefix: str = "") -> str:
@@ -43,7 +50,7 @@ class Envelope(BaseModel):
     source: str
     type: str
     subject: str
-    time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: AwareDatetime = Field(default_factory=lambda: event_clock.get()())
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
     # Extensions

@@ -19,7 +19,7 @@ from uuid import UUID
 import httpx
 from fastapi import APIRouter, Depends, Request
 
-from libs.api.problems import Problem
+from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, Principal
 
@@ -33,7 +33,7 @@ Collect = Callable[[Request, Principal, UUID], Awaitable[dict[str, Any] | None]]
 def export_router(service: str, collect: Collect) -> APIRouter:
     router = APIRouter(tags=["gdpr"])
 
-    @router.get(EXPORT_PATH)
+    @router.get(EXPORT_PATH, responses=problem_responses(401, 403, 404, 422))
     async def export_participant(
         participant_id: UUID, request: Request, who: Principal = Depends(requires(HR_ADMIN))
     ) -> dict[str, Any]:

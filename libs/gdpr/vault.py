@@ -99,5 +99,22 @@ class KeyVault:
             )
         return sorted(shredded)
 
+    async def shred_key(self, key_id: uuid.UUID) -> bool:
+        """Shred one data key (retention: a pair's notes past their time);
+        it can never be created again. True if a key existed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            existed = await conn.fetchval(
+                f"DELETE FROM {self.schema}.data_keys WHERE key_id = $1 RETURNING true", key_id
+            )
+            await conn.execute(
+                f"INSERT INTO {self.schema}.shredded_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING", key_id
+            )
+        return bool(existed)
+
+    async def is_shredded(self, key_id: uuid.UUID) -> bool:
+        return bool(
+            await self.pool.fetchval(f"SELECT 1 FROM {self.schema}.shredded_keys WHERE key_id = $1", key_id)
+        )
+
     async def is_erased(self, participant_id: uuid.UUID) -> bool:
         return bool(await self.pool.fetchval(f"SELECT 1 FROM {self.schema}.erased WHERE participant_id = $1", participant_id))

@@ -23,6 +23,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -46,7 +47,15 @@ from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
 from libs.gdpr.vault import KeyVault, migrate_vault
 from libs.events.envelope import event_clock
-from libs.runtime.clock import AdvanceIn, ClockOut, EventClockScope, PlatformClock, clock_out
+from libs.runtime.clock import (
+    AdvanceIn,
+    ClockOut,
+    EventClockScope,
+    PlatformClock,
+    clock_out,
+    load_offset,
+    save_offset,
+)
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
@@ -155,6 +164,11 @@ class Platform:
             return self.settings.dev_clock
         return not self.settings.database_url and not self.settings.kafka_bootstrap
 
+    @property
+    def dev_clock_file(self) -> Path:
+        """Where the dev clock's offset is kept across restarts."""
+        return Path(self.settings.data_dir) / "dev-clock"
+
     @classmethod
     async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
         infrastructure = await start_infrastructure(settings)
@@ -164,6 +178,8 @@ class Platform:
         vault = KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings))
         personal = PersonalData(vault)
         platform = cls(settings, services, infrastructure, pool, verifier)
+        if platform.dev_clock:  # never back: a restart continues from the offset reached
+            platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:
             store = EventStore(
                 pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name, personal=personal
@@ -271,6 +287,7 @@ class Platform:
             except ValueError as exc:
                 field_name = "body.seconds" if body.seconds is not None else "body.to"
                 raise Problem(422, detail=str(exc), errors=[{"field": field_name, "message": str(exc)}]) from None
+            save_offset(self.dev_clock_file, clock.offset)
             log.info("dev clock advanced: now %s", clock().isoformat())
             return clock_out(clock)
 

@@ -6,6 +6,7 @@ and is listed in ``services.SERVICES``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from libs.auth.tokens import TokenVerifier
 from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
 from libs.messaging.consumer import Projection
+from libs.runtime.clock import Clock, system_clock
 from libs.settings import Settings
 
 
@@ -35,6 +37,9 @@ class ServiceContext:
     verifier: TokenVerifier
     #: The GDPR key vault (libs/gdpr): data keys of participants, outside the log.
     vault: KeyVault | None = None
+    #: "Now" for the service (libs/runtime/clock.py): the system clock, or the
+    #: platform's dev clock that ``binome demo`` moves forward.
+    clock: Clock = system_clock
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,11 @@ class ServiceDefinition:
     rebuild_read_tables: Callable[[ServiceContext], Awaitable[int]] | None = None
     #: Serves its part of a participant's GDPR export (libs/gdpr/export.py).
     exports_personal_data: bool = False
+    #: Background tasks besides relay and consumers (e.g. matching's notes
+    #: retention): (name, run) pairs; ``binome up`` supervises each ``run(stop)``.
+    workers: Callable[[ServiceContext], Sequence[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]]] = field(
+        default=lambda ctx: ()
+    )
 
     @property
     def schema(self) -> str:

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
 from libs.eventstore.store import EventStore
+from services.evaluation.adapters.erasure import FreeText
 from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
 from services.evaluation.adapters.repository import Repository
@@ -53,5 +54,8 @@ class Evaluation:
         )
 
     async def rebuild_read_tables(self) -> int:
+        """The own read tables from the log; free text dropped for GDPR is dropped again."""
         async with self.pool.acquire() as conn, conn.transaction():
-            return await self.projector.rebuild(conn, self.store)
+            applied = await self.projector.rebuild(conn, self.store)
+            await FreeText(self.store.schema).apply_again(conn)
+            return applied

@@ -22,7 +22,7 @@ from services.insights.projection import InsightsProjection
 
 
 def projections(ctx: ServiceContext) -> list[InsightsProjection]:
-    return [InsightsProjection(ctx.store.schema)]
+    return [InsightsProjection(ctx.store.schema, clock=ctx.clock)]
 
 
 SERVICE = ServiceDefinition(

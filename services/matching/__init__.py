@@ -16,6 +16,7 @@ from pathlib import Path
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.matching.bootstrap import Matching
 from services.matching.entrypoints.api import create_app
+from services.matching.service_layer.retention import RetentionWorker, system_clock
 
 
 async def rebuild_read_tables(ctx: ServiceContext) -> int:
@@ -26,10 +27,20 @@ def projections(ctx: ServiceContext) -> list:
     return [Matching(ctx.pool, ctx.store).candidate_pool()]
 
 
+def workers(ctx: ServiceContext) -> list:
+    """GDPR retention of ended pairs' notes (service_layer/retention.py), on the service's clock."""
+    if ctx.vault is None:
+        return []
+    clock = getattr(ctx, "clock", None) or system_clock
+    return [("notes retention", RetentionWorker(Matching(ctx.pool, ctx.store), ctx.vault, clock).run)]
+
+
 SERVICE = ServiceDefinition(
     "matching",
     create_app,
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
+    exports_personal_data=True,
+    workers=workers,
 )

@@ -34,4 +34,5 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
+    exports_personal_data=True,
 )

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
 from libs.eventstore.store import EventStore
+from services.sessions.adapters.erasure import FreeText
 from services.sessions.adapters.projector import Projector
 from services.sessions.adapters.repository import Repository
 from services.sessions.service_layer.unit_of_work import UnitOfWork
@@ -51,6 +52,9 @@ class Sessions:
         )
 
     async def rebuild_read_tables(self) -> int:
-        """Empty the own read tables and apply the whole log again (one transaction)."""
+        """Empty the own read tables and apply the whole log again (one
+        transaction); free text dropped for GDPR is dropped again."""
         async with self.pool.acquire() as conn, conn.transaction():
-            return await self.projector.rebuild(conn, self.store)
+            applied = await self.projector.rebuild(conn, self.store)
+            await FreeText(self.store.schema).apply_again(conn)
+            return applied

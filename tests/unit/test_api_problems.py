@@ -156,3 +156,27 @@ async def test_unexpected_error_is_a_500_problem_without_internals(client: httpx
     assert r.headers["content-type"] == PROBLEM_JSON
     assert "hunter2" not in r.text
     assert r.json()["title"] == "Internal Server Error"
+
+
+async def test_an_erased_persons_shredded_key_is_a_409_in_every_service_app() -> None:
+    from libs.api.app import create_service_app
+    from libs.auth.tokens import TokenVerifier
+    from libs.gdpr.vault import KeyShredded
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    app = create_service_app("any", title="t", version="1", verifier=TokenVerifier(issuer="i", audience="a", public_key=public))
+
+    @app.post("/v1/notes")
+    async def add_note() -> None:
+        raise KeyShredded("8d3c")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post("/v1/notes")
+    assert response.status_code == 409
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert "erased" in response.json()["detail"]

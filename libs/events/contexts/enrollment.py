@@ -167,6 +167,11 @@ class ProgrammeSettings(Value):
     qualification_rule: QualificationRule
     seniority_rule: SeniorityRule
     matching: MatchingPolicy
+    #: GDPR retention: days after a pair ends before its free-text notes
+    #: (session notes, cancellation reasons, check-ins, decline/dissolve
+    #: notes) are erased by shredding the pair's key. Absent in events written
+    #: before it existed: they read as the default.
+    notes_retention_days: int = 365
 
 
 class ThemeLevel(Value):

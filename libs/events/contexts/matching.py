@@ -31,6 +31,7 @@ Conventions, as in the enrollment context:
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 from uuid import UUID
@@ -235,6 +236,18 @@ class PairDissolved(PairEvent):
 @event(CONTEXT, "PairCompleted", version=1)
 class PairCompleted(PairEvent):
     """A formed pair reached the end of its mentoring."""
+
+
+@event(CONTEXT, "PairNotesExpired", version=1)
+class PairNotesExpired(PairEvent):
+    """GDPR retention: the pair ended ``retention_days`` ago or more, so the
+    pair's data key was shredded; every free-text note sealed with it (decline
+    and dissolve notes, session notes, cancellation reasons, check-ins) now
+    reads as erased, and every service drops the pair's free text from its
+    read models. Carries no personal data itself."""
+
+    ended_at: datetime
+    retention_days: int
 
 
 # --------------------------------------------------------------------------- exclusions

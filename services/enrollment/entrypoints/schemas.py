@@ -136,6 +136,9 @@ class SettingsIn(Input):
     qualification_rule: QualificationRuleIn
     seniority_rule: SeniorityRuleIn
     matching: MatchingPolicyIn
+    notes_retention_days: int = Field(
+        365, ge=1, le=3650, description="GDPR: days an ended pair's free-text notes are kept, then erased."
+    )
 
 
 SettingsPatch = partial_model(SettingsIn, "SettingsPatch", doc="Settings to change; the others stay as they are.")
@@ -299,7 +302,13 @@ class NeedsAnswerIn(Input):
 
 class NeedsIn(Input):
     answers: list[NeedsAnswerIn] = Field(min_length=1, max_length=3)
-    comments: dict[Code, Text] = Field(default_factory=dict, max_length=3, description="question_id -> free text.")
+    comments: dict[Code, Text] = Field(
+        default_factory=dict,
+        max_length=3,
+        description="question_id -> free text.",
+        # The keys are codes (case-insensitive): say so in OpenAPI, which drops a validated key's pattern.
+        json_schema_extra={"propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]{1,39}$"}},
+    )
 
     def to_answers(self) -> list[NeedsAnswer]:
         return [NeedsAnswer.model_validate(a.model_dump()) for a in self.answers]

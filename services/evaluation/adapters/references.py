@@ -11,6 +11,7 @@ import asyncpg
 from libs.events.envelope import Envelope
 from libs.events.serialization import dumps, loads
 from libs.eventstore.migrations import check_schema_name
+from services.evaluation.adapters.erasure import without_personal_values
 from services.evaluation.domain.assignments import Pair
 
 REF_TABLES = ("ref_programmes", "ref_waves", "ref_pairs", "deferred_triggers")
@@ -64,6 +65,8 @@ class References:
         await conn.execute(f"UPDATE {self.s}.ref_pairs SET status = $2 WHERE pair_id = $1", pair_id, status)
 
     async def defer(self, conn: asyncpg.Connection, envelope: Envelope, waiting_for: str) -> None:
+        # The trigger is kept for its ids and facts: personal values are withheld.
+        envelope = without_personal_values(envelope)
         await conn.execute(
             f"""INSERT INTO {self.s}.deferred_triggers (event_id, waiting_for, envelope) VALUES ($1, $2, $3::jsonb)
                 ON CONFLICT (event_id) DO NOTHING""",

@@ -27,8 +27,9 @@ from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.evaluation import SurveyKind
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
+from libs.gdpr.export import export_router
 from libs.runtime.service import ServiceContext
-from services.evaluation.bootstrap import Clock, Evaluation, system_clock
+from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
 from services.evaluation.entrypoints.schemas import (
     AnswersIn,
@@ -43,6 +44,7 @@ from services.evaluation.entrypoints.schemas import (
 )
 from services.evaluation.service_layer import handlers
 from services.evaluation.service_layer.handlers import UnitOfWork
+from services.evaluation.service_layer.export import Export
 from services.evaluation.service_layer.views import AssignmentFilters
 
 NAME = "evaluation"
@@ -294,7 +296,7 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
 }
 
 
-def create_app(ctx: ServiceContext, clock: Clock = system_clock) -> FastAPI:
+def create_app(ctx: ServiceContext, clock: Clock | None = None) -> FastAPI:
     async def database_ready() -> bool:
         return await ctx.pool.fetchval("SELECT true")
 
@@ -306,6 +308,8 @@ def create_app(ctx: ServiceContext, clock: Clock = system_clock) -> FastAPI:
         readiness_checks={"database": database_ready},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
-    app.state.evaluation = Evaluation(ctx.pool, ctx.store, clock)
+    app.state.evaluation = Evaluation(ctx.pool, ctx.store, clock or ctx.clock)  # a test's clock, else the platform's
     app.include_router(router)
+    part = Export(ctx.store.schema)
+    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
     return app

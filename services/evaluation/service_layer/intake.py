@@ -14,11 +14,17 @@ is not known yet waits in ``deferred_triggers`` and runs when it arrives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from libs.events.contexts.enrollment import Actor, ProgrammeCreated, ProgrammeSettingsChanged, WaveOpened
+from libs.events.contexts.enrollment import (
+    Actor,
+    ParticipantErased,
+    ProgrammeCreated,
+    ProgrammeSettingsChanged,
+    WaveOpened,
+)
 from libs.events.contexts.evaluation import (
     CancellationReason,
     Phase,
@@ -31,6 +37,7 @@ from libs.events.contexts.sessions import SessionHeld
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent, registry
 from libs.eventstore.store import EventStore
+from services.evaluation.adapters.erasure import FreeText
 from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
 from services.evaluation.adapters.repository import Change, Repository
@@ -56,9 +63,14 @@ class Intake:
     views: Views
     name: str = "evaluation-intake"
     contexts: tuple[str, ...] = ("enrollment", "matching", "sessions")
+    free_text: FreeText = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.free_text = FreeText(self.store.schema)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await self.references.reset(conn)
+        await self.free_text.reset(conn)
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
         repo = Repository(
@@ -77,6 +89,9 @@ class Intake:
             await self._pair_formed(conn, repo, envelope, event)
         elif isinstance(event, (SessionHeld, PairCompleted, PairDissolved)):
             await self._pair_fact(conn, repo, envelope, event)
+        elif isinstance(event, ParticipantErased):
+            # GDPR: the person's free text leaves the read tables (adapters/erasure.py).
+            await self.free_text.forget_participant(conn, event.participant_id, envelope.time)
         # Every other event of these contexts says nothing evaluation needs.
 
     async def _create_defaults(self, repo: Repository, organisation: str, event: ProgrammeCreated) -> None:

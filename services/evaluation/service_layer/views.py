@@ -162,7 +162,9 @@ class Views:
             _country_scope(where, principal, filters.country)
             await self._filters_visible(db, principal, filters.wave_id, filters.pair_id, filters.participant_id)
         else:  # a participant lists its own assignments only
-            where.add(f"participant_id = {where.param(_as_uuid(principal.subject))}")
+            me = _as_uuid(principal.subject)
+            where.add(f"participant_id = {where.param(me)}")
+            await self._own_filters(db, principal, me, filters.pair_id, filters.participant_id)
             if filters.country is not None:
                 where.add(f"country = {where.param(normalise_country(filters.country))}")
         for column in ("programme_id", "wave_id", "pair_id", "participant_id", "kind", "status"):
@@ -284,6 +286,19 @@ class Views:
             row = await db.fetchrow(sql, identifier)
             if row is not None and not principal.can_see(row["organisation"], row["country"]):
                 raise NotFound(kind, identifier)
+
+    async def _own_filters(
+        self, db: Db, principal: Principal, me: UUID | None, pair_id: UUID | None, participant_id: UUID | None
+    ) -> None:
+        """A participant's filter naming another person, or a pair it is not in, is a 404."""
+        if participant_id is not None and participant_id != me:
+            raise NotFound("participant", participant_id)
+        if pair_id is not None:
+            row = await db.fetchrow(
+                f"SELECT organisation, mentee_id, mentor_id FROM {self.s}.ref_pairs WHERE pair_id = $1", pair_id
+            )
+            if row is None or row["organisation"] != principal.organisation or me not in (row[1], row[2]):
+                raise NotFound("pair", pair_id)
 
     # -- what commands and the intake need ------------------------------------------
 

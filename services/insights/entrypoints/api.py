@@ -30,7 +30,7 @@ from services.insights.health.facts import PairScope, pair_health, rules_for
 from services.insights.health.rules import NEEDS_ATTENTION, HealthRules, Status
 from services.insights.network import export
 from services.insights.network.graph import build, by_wave, measures, scoped
-from services.insights.projection import Clock, utc_now
+from services.insights.projection import Clock
 from services.insights.rollout.chart import rollout_chart
 from services.insights.rollout.dashboard import dashboard
 
@@ -243,7 +243,7 @@ async def get_success_factors(
 # --------------------------------------------------------------------------- app
 
 
-def create_app(ctx: ServiceContext, *, clock: Clock = utc_now) -> FastAPI:
+def create_app(ctx: ServiceContext, *, clock: Clock | None = None) -> FastAPI:
     async def database_ready() -> bool:
         return await ctx.pool.fetchval("SELECT true")
 
@@ -252,6 +252,6 @@ def create_app(ctx: ServiceContext, *, clock: Clock = utc_now) -> FastAPI:
     )
     app.state.pool = ctx.pool
     app.state.schema = ctx.store.schema
-    app.state.clock = clock
+    app.state.clock = clock or ctx.clock  # a test's clock, else the platform's
     app.include_router(router)
     return app

@@ -25,6 +25,7 @@ from libs.events.contexts.matching import (
     PairEvent,
     PairExcluded,
     PairFormed,
+    PairNotesExpired,
     PairProposed,
 )
 from libs.events.envelope import Envelope
@@ -74,6 +75,9 @@ def pair_doc(doc: dict[str, Any] | None, envelope: Envelope, event: PairEvent) -
         elif isinstance(event, PairCompleted):
             doc["status"] = PairStatus.COMPLETED.value
             doc["ended"] = {"at": at, "by": actor, "side": None, "reason": None}
+        elif isinstance(event, PairNotesExpired):
+            # GDPR retention: the pair's key is shredded; its notes read as erased.
+            doc["notes_expired"] = {"at": at, "retention_days": event.retention_days}
         else:
             raise TypeError(f"not a pair event: {event.event_type()}")
     doc["version"] = envelope.sequence

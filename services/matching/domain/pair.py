@@ -13,6 +13,7 @@ the pair was loaded at, so two concurrent changes cannot both win.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from libs.events.contexts.matching import (
     PairDissolved,
     PairEvent,
     PairFormed,
+    PairNotesExpired,
     PairProposed,
     PairRef,
     ProposalOrigin,
@@ -44,6 +46,8 @@ class PairStatus(StrEnum):
 
 #: Statuses that hold one of the mentor's seats.
 SEAT_HOLDING = (PairStatus.PROPOSED, PairStatus.FORMED)
+#: Statuses of a pair that is over (its notes expire after the programme's retention).
+ENDED = (PairStatus.DECLINED, PairStatus.DISSOLVED, PairStatus.COMPLETED)
 
 
 class Pair:
@@ -55,6 +59,7 @@ class Pair:
         self.pending: list[PairEvent] = []
         self.accepted: set[Side] = set()
         self.status = PairStatus.PROPOSED
+        self.notes_expired = False
 
     # -- building --------------------------------------------------------------------
 
@@ -146,6 +151,15 @@ class Pair:
         self._require(PairStatus.FORMED, "complete")
         self._record(PairCompleted(**self._base(actor)))
 
+    def expire_notes(self, actor: Actor, ended_at: datetime, retention_days: int) -> None:
+        """GDPR retention: the ended pair's free-text notes are past their time
+        (the caller shreds the pair's key)."""
+        if self.status not in ENDED:
+            raise IllegalTransition(f"The notes of a {self.status.value} pair are still in use.")
+        if self.notes_expired:
+            raise IllegalTransition("The notes of this pair have expired already.")
+        self._record(PairNotesExpired(**self._base(actor), ended_at=ended_at, retention_days=retention_days))
+
     # -- folding ---------------------------------------------------------------------
 
     def _require(self, status: PairStatus, action: str) -> None:
@@ -181,6 +195,8 @@ class Pair:
             self.status = PairStatus.DISSOLVED
         elif isinstance(event, PairCompleted):
             self.status = PairStatus.COMPLETED
+        elif isinstance(event, PairNotesExpired):
+            self.notes_expired = True
         else:
             raise TypeError(f"not a pair event: {event.event_type()}")
 

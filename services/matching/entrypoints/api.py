@@ -14,11 +14,13 @@ of them: it sees only metrics); then, on the object, ``service_layer.access``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from libs.api.app import create_service_app
 from libs.api.idempotency import IdempotencyKey, idempotency_key, run_idempotently
@@ -27,6 +29,7 @@ from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
+from libs.gdpr.export import export_router
 from libs.runtime.service import ServiceContext
 from services.matching.bootstrap import Matching
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
@@ -42,7 +45,8 @@ from services.matching.entrypoints.schemas import (
     RunOut,
     SuggestionsOut,
 )
-from services.matching.service_layer import choice, lifecycle
+from services.matching.service_layer import choice, lifecycle, retention
+from services.matching.service_layer.export import Export
 from services.matching.service_layer.runs import RunRequest, run_matching
 from services.matching.service_layer.unit_of_work import UnitOfWork
 from services.matching.service_layer.views import PairFilters, RunFilters
@@ -163,7 +167,10 @@ async def get_run(run_id: UUID, request: Request, who: Principal = Depends(requi
 
 
 @router.get(
-    "/mentees/{mentee_id}/suggestions", response_model=SuggestionsOut, responses=READ_ERRORS, tags=["choice"]
+    "/mentees/{mentee_id}/suggestions",
+    response_model=SuggestionsOut,
+    responses={**READ_ERRORS, **problem_responses(409)},  # 409: the mentee is already paired
+    tags=["choice"],
 )
 async def get_suggestions(
     mentee_id: UUID,
@@ -303,6 +310,27 @@ async def exclude_pair(
     return await command(request, key, work)
 
 
+# --------------------------------------------------------------------------- GDPR retention
+
+
+class NotesExpiredOut(BaseModel):
+    at: datetime
+    expired: list[UUID]
+
+
+@router.post("/retention:expire-notes", response_model=NotesExpiredOut, responses=COMMAND_ERRORS, tags=["gdpr"])
+async def expire_pair_notes(request: Request, who: Principal = Depends(requires(HR_ADMIN))) -> NotesExpiredOut:
+    """Erase now the free-text notes of the organisation's ended pairs past their programme's
+    retention (``notes_retention_days``), as the periodic task does: the pair's key is shredded
+    and ``PairNotesExpired`` recorded. Global HR admin."""
+    vault = request.app.state.vault
+    if vault is None:
+        raise Problem(503, detail="This service runs without a key vault: notes cannot be erased.")
+    now = request.app.state.clock()
+    expired = await retention.expire_notes(service(request), vault, now, organisation=who.organisation)
+    return NotesExpiredOut(at=now, expired=expired)
+
+
 # --------------------------------------------------------------------------- errors and app
 
 
@@ -344,5 +372,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         exception_mappings=EXCEPTION_MAPPINGS,
     )
     app.state.matching = Matching(ctx.pool, ctx.store)
+    app.state.vault = ctx.vault
+    app.state.clock = getattr(ctx, "clock", None) or retention.system_clock
     app.include_router(router)
+    part = Export(ctx.store.schema)
+    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
     return app

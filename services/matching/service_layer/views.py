@@ -106,6 +106,7 @@ class Views:
         if filters.status is not None:
             where.clauses.append(f"status = {where.param(filters.status)}")
         if filters.participant_id is not None:
+            await self._check_participant(db, principal, filters.participant_id)
             who = where.param(filters.participant_id)
             where.clauses.append(f"(mentee_id = {who} OR mentor_id = {who})")
         return await self._page(db, "pairs", where, page, cursor_scope(kind="pairs", **vars(filters)))
@@ -129,6 +130,27 @@ class Views:
             raise NotFound("wave", wave_id)
         if self._by_country(principal) and not principal.can_see_country(row["country"]):
             raise NotFound("wave", wave_id)
+
+    async def _check_participant(self, db: Executor, principal: Principal, participant_id: UUID) -> None:
+        """A filter naming a participant the caller may not see is a 404, like a
+        wave's: another organisation's, another country's (unless in a pair of
+        the caller's countries), or, for a participant, anyone but itself."""
+        if not self._by_country(principal):
+            if participant_id != _as_uuid(principal.subject):
+                raise NotFound("participant", participant_id)
+            return
+        row = await db.fetchrow(
+            f"SELECT organisation, country FROM {self.s}.candidates WHERE participant_id = $1", participant_id
+        )
+        if row is not None and row["organisation"] == principal.organisation and principal.can_see_country(row["country"]):
+            return
+        paired = await db.fetch(
+            f"SELECT country FROM {self.s}.pairs WHERE organisation = $1 AND (mentee_id = $2 OR mentor_id = $2)",
+            principal.organisation,
+            participant_id,
+        )
+        if not any(principal.can_see_country(r["country"]) for r in paired):
+            raise NotFound("participant", participant_id)
 
     @staticmethod
     def _by_country(principal: Principal) -> bool:

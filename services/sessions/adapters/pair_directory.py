@@ -1,6 +1,8 @@
 """The consumer that teaches sessions about the world: which pairs exist and
 whether they are still formed (matching), and each programme's themes
-(enrollment). Run by the consumer runtime (libs/messaging/consumer.py), which
+(enrollment), and who must be forgotten (GDPR: ``ParticipantErased`` from
+enrollment, ``PairNotesExpired`` from matching; ``adapters/erasure.py``).
+Run by the consumer runtime (libs/messaging/consumer.py), which
 makes it idempotent and crash-safe; it keeps only what sessions needs.
 
 A pair's events come in stream order (key = pair id), and every one of them
@@ -12,11 +14,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from libs.events.contexts.enrollment import ProgrammeCreated, ProgrammeSettingsChanged
-from libs.events.contexts.matching import PairCompleted, PairDissolved, PairEvent, PairFormed
+from libs.events.contexts.enrollment import ParticipantErased, ProgrammeCreated, ProgrammeSettingsChanged
+from libs.events.contexts.matching import PairCompleted, PairDissolved, PairEvent, PairFormed, PairNotesExpired
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
+from services.sessions.adapters.erasure import FreeText
 from services.sessions.domain.values import PairStatus
 
 NAME = "sessions-pair-directory"
@@ -37,6 +40,7 @@ class PairDirectory:
     def __init__(self, schema: str, name: str = NAME) -> None:
         self.name = name  # the consumer group (tests give each environment its own)
         s = self.schema = check_schema_name(schema)
+        self.free_text = FreeText(s)
         self._sql_pair = f"""
             INSERT INTO {s}.pairs (pair_id, organisation, programme_id, wave_id, country, mentee_id, mentor_id,
                                    mentor_country, status, sequence, updated_at)
@@ -71,7 +75,11 @@ class PairDirectory:
         elif isinstance(event, (ProgrammeCreated, ProgrammeSettingsChanged)):
             themes = sorted(theme.code for theme in event.settings.themes)
             await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, themes, envelope.sequence)
+        elif isinstance(event, ParticipantErased):
+            await self.free_text.forget_participant(conn, event.participant_id, envelope.time)
+        elif isinstance(event, PairNotesExpired):
+            await self.free_text.forget_pair_notes(conn, event.pair_id, envelope.time)
         # Every other event of these contexts says nothing sessions needs.
 
     async def reset(self, conn: asyncpg.Connection) -> None:
-        await conn.execute(f"TRUNCATE {self.schema}.pairs, {self.schema}.programmes")
+        await conn.execute(f"TRUNCATE {self.schema}.pairs, {self.schema}.programmes, {self.schema}.forgotten")

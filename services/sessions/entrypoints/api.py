@@ -33,10 +33,12 @@ from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.sessions import Member
 from libs.eventstore.store import ConcurrencyError
+from libs.gdpr.export import export_router
 from libs.runtime.service import ServiceContext
-from services.sessions.bootstrap import Clock, Sessions, system_clock
+from services.sessions.bootstrap import Clock, Sessions
 from services.sessions.domain.errors import InvalidInput, InvalidState, NotFound, TimeTaken
 from services.sessions.domain.values import SessionRules, SessionStatus, month_of
+from services.sessions.service_layer.export import Export
 from services.sessions.entrypoints.schemas import (
     BudgetOut,
     CancelIn,
@@ -419,7 +421,7 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
 }
 
 
-def create_app(ctx: ServiceContext, clock: Clock = system_clock) -> FastAPI:
+def create_app(ctx: ServiceContext, clock: Clock | None = None) -> FastAPI:
     async def database_ready() -> bool:
         return await ctx.pool.fetchval("SELECT true")
 
@@ -431,6 +433,8 @@ def create_app(ctx: ServiceContext, clock: Clock = system_clock) -> FastAPI:
         readiness_checks={"database": database_ready},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
-    app.state.sessions = Sessions(ctx.pool, ctx.store, clock)
+    app.state.sessions = Sessions(ctx.pool, ctx.store, clock or ctx.clock)  # a test's clock, else the platform's
     app.include_router(router)
+    part = Export(ctx.store.schema)
+    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
     return app

@@ -224,13 +224,7 @@ class Views:
         self, db: Executor, principal: Principal, mentor_id: UUID, month: date
     ) -> dict[str, Any]:
         """A mentor's month; a month with nothing logged has the programme's budget and zeros."""
-        home = await db.fetchrow(
-            f"""SELECT organisation, programme_id, mentor_country AS country FROM {self.s}.pairs
-                WHERE mentor_id = $1 ORDER BY updated_at DESC LIMIT 1""",
-            mentor_id,
-        )
-        if home is None or not may_see(principal, home["organisation"], home["country"], (mentor_id,)):
-            raise NotFound("mentor", mentor_id)
+        home = await self._visible_mentor(db, principal, mentor_id)
         row = await db.fetchrow(
             f"SELECT {BUDGET_COLUMNS} FROM {self.s}.mentor_months WHERE mentor_id = $1 AND month = $2",
             mentor_id,
@@ -317,9 +311,22 @@ class Views:
         rows = await self._by_row_id(db, "check_ins", "doc::text", where, page, scope)
         return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: orjson.loads(r[1]))
 
+    async def _visible_mentor(self, db: Executor, principal: Principal, mentor_id: UUID) -> asyncpg.Record:
+        """The mentor's home (its latest pair: organisation, programme, country); 404 when the caller may not see it."""
+        home = await db.fetchrow(
+            f"""SELECT organisation, programme_id, mentor_country AS country FROM {self.s}.pairs
+                WHERE mentor_id = $1 ORDER BY updated_at DESC LIMIT 1""",
+            mentor_id,
+        )
+        if home is None or not may_see(principal, home["organisation"], home["country"], (mentor_id,)):
+            raise NotFound("mentor", mentor_id)
+        return home
+
     async def budgets(self, db: Executor, principal: Principal, filters: BudgetFilters, page: PageParams) -> Page[Any]:
         scope = cursor_scope(kind="budgets", **vars(filters))
         where = scoped(principal, filters.country, ("mentor_id",))
+        if filters.mentor_id is not None:  # naming a mentor the caller may not see is a 404, as on its budget
+            await self._visible_mentor(db, principal, filters.mentor_id)
         for column in ("month", "mentor_id", "programme_id", "over_budget"):
             value = getattr(filters, column)
             if value is not None:

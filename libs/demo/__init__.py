@@ -1,0 +1,45 @@
+"""``binome demo``: a multinational reverse-mentoring rollout, driven through
+the public HTTP APIs of a running platform (``binome up``), over simulated
+months (the platform's dev clock).
+
+    world.py    the organisation, countries, waves and people, from a seed
+    api.py      the HTTP client: dev tokens, Idempotency-Keys, retries, waits for facts
+    runner.py   the story, week by week
+    report.py   waits for insights, prints the dashboard, writes the pictures
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from libs.demo.api import DemoError
+from libs.demo.runner import Demo, Options, Result
+
+__all__ = ["DemoError", "Options", "Result", "run_demo"]
+
+
+async def run_demo(options: Options, console: Console | None = None) -> Result:
+    """Run the demo with progress bars on ``console`` (none when it is quiet), then print the report."""
+    from libs.demo.report import render
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log file: wide enough for the dashboard
+            console = Console(width=140)
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, disable=console.quiet,
+    )
+    demo = Demo(options, progress)
+    waves, people = demo.world.waves, demo.world.people()
+    console.print(
+        f"Rolling out a reverse-mentoring programme in {len(demo.world.countries)} countries "
+        f"({len(waves)} waves, {sum(p.role == 'mentor' for p in people)} mentors, "
+        f"{sum(p.role == 'mentee' for p in people)} executives as mentees) on {options.base_url}, "
+        f"seed {options.seed}, {options.weeks} simulated weeks per pair"
+    )
+    with progress:
+        result = await demo.run()
+    render(result, console)
+    return result

@@ -1,0 +1,14 @@
+"""Matching routes that are not country-owned (libs/runtime/scope.py says
+what this list is for); every other route is in the isolation matrix."""
+
+from __future__ import annotations
+
+from libs.runtime.scope import PLATFORM_ROUTES, NotCountryOwned
+
+NOT_COUNTRY_OWNED: NotCountryOwned = {
+    **PLATFORM_ROUTES,
+    (
+        "POST",
+        "/v1/retention:expire-notes",
+    ): "names no object: the retention task over the whole organisation; global HR admins only",
+}

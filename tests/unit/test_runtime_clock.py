@@ -1,0 +1,50 @@
+"""The platform's clock (libs/runtime/clock.py): forward only, kept across restarts,
+and the time new events take."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.events.envelope import Envelope, event_clock
+from libs.runtime.clock import PlatformClock, load_offset, save_offset
+
+
+def test_the_clock_only_moves_forward() -> None:
+    clock = PlatformClock()
+    before = clock()
+    after = clock.advance(timedelta(days=7))
+    assert after - before >= timedelta(days=7) and clock.offset == timedelta(days=7)
+    for delta in (timedelta(0), timedelta(seconds=-1)):
+        with pytest.raises(ValueError):
+            clock.advance(delta)
+    with pytest.raises(ValueError):
+        clock.advance_to(before)
+    target = clock() + timedelta(days=30)
+    assert clock.advance_to(target) >= target
+    with pytest.raises(ValueError):
+        PlatformClock(timedelta(seconds=-1))
+
+
+def test_the_offset_is_kept_for_the_next_start(tmp_path) -> None:
+    path = tmp_path / "dev-clock"
+    assert load_offset(path) == timedelta(0)
+    save_offset(path, timedelta(days=40, seconds=3))
+    assert load_offset(path) == timedelta(days=40, seconds=3)
+    path.write_text("not a number")
+    assert load_offset(path) == timedelta(0)
+
+
+def test_new_events_take_the_time_of_the_clock_in_force() -> None:
+    def envelope() -> Envelope:
+        return Envelope(source="/binome/test", type="binome.test.Probe.v1", subject="s", data={}, sequence=1, tenant="t")
+
+    assert abs(envelope().time - datetime.now(UTC)) < timedelta(minutes=1)
+    clock = PlatformClock(timedelta(days=90))
+    token = event_clock.set(clock)
+    try:
+        assert envelope().time - datetime.now(UTC) > timedelta(days=89)
+    finally:
+        event_clock.reset(token)
+    assert abs(envelope().time - datetime.now(UTC)) < timedelta(minutes=1)
