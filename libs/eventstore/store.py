@@ -166,7 +166,7 @@ class EventStore:
             return []
         # What is stored (and so published) has its personal values sealed;
         # the results keep the caller's envelopes, which it may project now.
-        columns = self._columns(await self._sealed(appends))
+        columns = self._columns(await self._sealed(appends, conn))
         if conn is None:
             async with self.pool.acquire() as own:
                 return await self._append_and_notify(own, appends, columns)
@@ -188,15 +188,27 @@ class EventStore:
                 metrics.EVENTS_APPENDED.labels(self.service, event_type).inc(count)
         return results
 
-    async def _sealed(self, appends: Sequence[StreamAppend]) -> Sequence[StreamAppend]:
+    def _vault_connection(self, conn: asyncpg.Connection | None) -> asyncpg.Connection | None:
+        """The caller's connection, when the vault lives in this store's
+        database: a writer holding a pooled connection in its transaction must
+        never wait for a second one (under load the pool runs dry and every
+        writer waits for every other)."""
+        assert self.personal is not None
+        return conn if conn is not None and self.personal.vault.pool is self.pool else None
+
+    async def _sealed(self, appends: Sequence[StreamAppend], conn: asyncpg.Connection | None) -> Sequence[StreamAppend]:
         if self.personal is None:
             return appends
+        vault_conn = self._vault_connection(conn)
         return [
-            StreamAppend(a.stream_id, a.expected_version, await self.personal.seal(a.events)) for a in appends
+            StreamAppend(a.stream_id, a.expected_version, await self.personal.seal(a.events, conn=vault_conn))
+            for a in appends
         ]
 
-    async def _opened(self, envelopes: list[Envelope]) -> list[Envelope]:
-        return envelopes if self.personal is None else await self.personal.open(envelopes)
+    async def _opened(self, envelopes: list[Envelope], conn: asyncpg.Connection | None = None) -> list[Envelope]:
+        if self.personal is None:
+            return envelopes
+        return await self.personal.open(envelopes, conn=self._vault_connection(conn))
 
     def _columns(self, appends: Sequence[StreamAppend]) -> tuple[list, list, list, list, list]:
         """The events as the statement's arrays: id, stream, position in its append, type, JSON."""
@@ -305,7 +317,7 @@ class EventStore:
             stream_id,
             after_version,
         )
-        return await self._opened([loads(r[0]) for r in rows])
+        return await self._opened([loads(r[0]) for r in rows], conn)
 
     async def stream_version(self, stream_id: str) -> int:
         version = await self.pool.fetchval(
@@ -363,7 +375,7 @@ class EventStore:
             after,
             batch,
         ):
-            for envelope in await self._opened([loads(row[1]) for row in rows]):
+            for envelope in await self._opened([loads(row[1]) for row in rows], conn):
                 yield envelope
             after = rows[-1][0]
 

@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import asyncpg
+
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent, EventRegistry, registry
 from libs.gdpr.cipher import is_sealed, key_id_of, open_sealed, seal
@@ -71,7 +73,8 @@ class PersonalData:
         model = self.events.models.get(envelope.type)
         return model if model is not None and model.personal_fields else None
 
-    async def seal(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+    async def seal(self, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None) -> list[Envelope]:
+        """``conn``: a connection to the vault's database the caller holds."""
         keys: dict[uuid.UUID, bytes] = {}
         sealed: list[Envelope] = []
         for envelope in envelopes:
@@ -81,7 +84,7 @@ class PersonalData:
                 continue
             key_id, owners = key_of(model, envelope.data)
             if key_id not in keys:
-                keys[key_id] = await self.vault.key_for(key_id, owners, envelope.country)
+                keys[key_id] = await self.vault.key_for(key_id, owners, envelope.country, conn=conn)
             key = keys[key_id]
             data = dict(envelope.data)
             for field in model.personal_fields & data.keys():
@@ -89,12 +92,12 @@ class PersonalData:
             sealed.append(envelope.model_copy(update={"data": data}))
         return sealed
 
-    async def open(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+    async def open(self, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None) -> list[Envelope]:
         """The same envelopes with personal values opened (or ``ERASED``)."""
         key_ids = {key_id_of(s) for e in envelopes for s in _sealed_strings(e.data)}
         if not key_ids:
             return list(envelopes)
-        keys = await self.vault.keys(key_ids)
+        keys = await self.vault.keys(key_ids, conn=conn)
 
         def open_one(value: str) -> str:
             if not is_sealed(value):

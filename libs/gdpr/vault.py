@@ -39,11 +39,22 @@ class KeyVault:
         self.schema = check_schema_name(schema)
         self.masters = masters
 
-    async def key_for(self, key_id: uuid.UUID, owners: Iterable[uuid.UUID], country: str | None) -> bytes:
+    async def key_for(
+        self,
+        key_id: uuid.UUID,
+        owners: Iterable[uuid.UUID],
+        country: str | None,
+        *,
+        conn: asyncpg.Connection | None = None,
+    ) -> bytes:
         """The data key ``key_id``, created on first use; raises KeyShredded
-        if it was erased."""
-        async with self.pool.acquire() as conn:
+        if it was erased. ``conn``: a connection of the vault's database the
+        caller holds (its transaction then owns a key it creates), so that a
+        writer never waits for a second connection of the same pool."""
+        if conn is not None:
             return await self._key_for(conn, key_id, owners, country)
+        async with self.pool.acquire() as own:
+            return await self._key_for(own, key_id, owners, country)
 
     async def _key_for(
         self, conn: asyncpg.Connection, key_id: uuid.UUID, owners: Iterable[uuid.UUID], country: str | None
@@ -69,9 +80,11 @@ class KeyVault:
             )
         return self.masters.unwrap(row["region"], row["wrapped_key"])
 
-    async def keys(self, key_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    async def keys(
+        self, key_ids: Iterable[uuid.UUID], *, conn: asyncpg.Connection | None = None
+    ) -> dict[uuid.UUID, bytes]:
         """The data keys that still exist among ``key_ids`` (erased ones are absent)."""
-        rows = await self.pool.fetch(
+        rows = await (conn or self.pool).fetch(
             f"SELECT key_id, region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = ANY($1::uuid[])",
             list(set(key_ids)),
         )

@@ -246,14 +246,22 @@ class ConsumerRunner:
         if not items:
             return outcome
         if self.personal is not None:
-            opened = await self.personal.open([item.envelope for item in items])
-            items = [_Item(item.record, envelope) for item, envelope in zip(items, opened, strict=True)]
+            items = await self._opened(items)
         try:
             await self._apply_at_once(items, outcome)
         except _BatchFailed as failure:
             log.info("%s: batch of %d failed, applying it record by record", self.projection.name, len(items))
             await self._apply_one_by_one(producer, items, failure.failed, outcome)
         return outcome
+
+    async def _opened(self, items: list[_Item]) -> list[_Item]:
+        """The items with personal values opened; through the runner's own
+        connection when the vault shares its database (never a second one)."""
+        assert self.personal is not None
+        async with self._connection() as conn:
+            vault_conn = conn if self.personal.vault.pool is self.pool else None
+            opened = await self.personal.open([item.envelope for item in items], conn=vault_conn)
+        return [_Item(item.record, envelope) for item, envelope in zip(items, opened, strict=True)]
 
     def _decode(self, record: ConsumerRecord) -> tuple[Envelope | None, str | None]:
         try:

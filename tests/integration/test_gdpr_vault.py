@@ -123,3 +123,36 @@ async def test_a_key_created_by_two_writers_at_once_is_one_key(pool: asyncpg.Poo
     async with pool.acquire() as conn:
         assert await conn.fetchval(f"SELECT count(*) FROM {vault.schema}.data_keys") == 1
         assert await conn.fetchval(f"SELECT region FROM {vault.schema}.data_keys") == "emea"
+
+
+async def test_writers_in_transactions_never_wait_for_a_second_connection(
+    database_url: str, schema: str, tmp_path
+) -> None:
+    """Every writer holds its pooled connection in a transaction while the store
+    seals its personal fields: the vault must use that same connection, or with
+    every connection taken all writers wait on each other for ever."""
+    import asyncio
+
+    from libs.eventstore.store import EventStore
+
+    small = await asyncpg.create_pool(database_url, min_size=2, max_size=2)
+    vault_schema = f"v_{uuid.uuid4().hex[:12]}"
+    try:
+        async with small.acquire() as conn:
+            await migrate_vault(conn, vault_schema)
+        vault = KeyVault(small, vault_schema, MasterKeys(keys={}, dev_dir=tmp_path))
+        store = EventStore(small, schema, service="enrollment", personal=PersonalData(vault))
+
+        async def write() -> None:
+            pid = uuid.uuid4()
+            async with small.acquire() as conn, conn.transaction():
+                await store.append(str(pid), 0, [envelope_of(enrolled(pid), pid)], conn=conn)
+                [read] = await store.read_stream(str(pid), conn=conn)
+                assert registry.load(read).display_name == f"Grace {CANARY}"
+
+        # A liveness bound, not a speed figure: a deadlock never finishes.
+        await asyncio.wait_for(asyncio.gather(*(write() for _ in range(6))), timeout=60)
+        assert await small.fetchval(f"SELECT count(*) FROM {vault_schema}.data_keys") == 6
+    finally:
+        await small.execute(f"DROP SCHEMA IF EXISTS {vault_schema} CASCADE")
+        await small.close()
