@@ -82,9 +82,18 @@ async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 @app.command()
 def migrate() -> None:
     """Apply pending migrations of every service (also done by ``up``)."""
-    from libs.runtime.platform import migrate_all
+    from libs.runtime.platform import migrate_all, vault_pool_for
 
-    _run(lambda: _with_pool(lambda pool: migrate_all(pool, _services(), get_settings().vault_schema)))
+    async def migrate_everything(pool: asyncpg.Pool) -> None:
+        settings = get_settings()
+        vault_pool = await vault_pool_for(settings, pool)
+        try:
+            await migrate_all(pool, _services(), settings.vault_schema, vault_pool)
+        finally:
+            if vault_pool is not pool:
+                await vault_pool.close()
+
+    _run(lambda: _with_pool(migrate_everything))
     typer.echo("migrations applied")
 
 

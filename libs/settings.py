@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # are created under <data_dir>/keys. ``country_regions`` maps ISO country
     # codes to those regions; unlisted countries use ``vault_default_region``.
     vault_schema: str = "binome_vault"
+    # The vault's database when it is not the service's own (a database per
+    # service, as in docker-compose.yml): every service must reach the one
+    # vault, or it could not open what another service sealed.
+    vault_database_url: str | None = None
     vault_master_keys: dict[str, str] = Field(default_factory=dict)
     country_regions: dict[str, str] = Field(default_factory=dict)
     vault_default_region: str = "global"

@@ -107,14 +107,24 @@ def select_services(
     return [s for s in services if s.name in names]
 
 
+async def vault_pool_for(settings: Settings, pool: asyncpg.Pool) -> asyncpg.Pool:
+    """The key vault's pool: the platform's own, or the shared vault database's."""
+    if settings.vault_database_url is None:
+        return pool
+    return await asyncpg.create_pool(settings.vault_database_url, min_size=1, max_size=10)
+
+
 def token_verifier(settings: Settings) -> TokenVerifier:
     """The configured key source, or the local dev key (``binome token`` mints with it)."""
     return TokenVerifier.from_settings(settings)
 
 
-async def migrate_all(pool: asyncpg.Pool, services: Sequence[ServiceDefinition], vault_schema: str) -> None:
-    async with pool.acquire() as conn:
+async def migrate_all(
+    pool: asyncpg.Pool, services: Sequence[ServiceDefinition], vault_schema: str, vault_pool: asyncpg.Pool | None = None
+) -> None:
+    async with (vault_pool or pool).acquire() as conn:
         await migrate_vault(conn, vault_schema)
+    async with pool.acquire() as conn:
         for service in services:
             applied = await migrate(conn, service.schema, *([service.migrations] if service.migrations else []))
             if applied:
@@ -173,9 +183,10 @@ class Platform:
     async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
         infrastructure = await start_infrastructure(settings)
         pool = await asyncpg.create_pool(infrastructure.database_url, min_size=2, max_size=20)
-        await migrate_all(pool, services, settings.vault_schema)
+        vault_pool = await vault_pool_for(settings, pool)
+        await migrate_all(pool, services, settings.vault_schema, vault_pool)
         verifier = token_verifier(settings)
-        vault = KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings))
+        vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
         personal = PersonalData(vault)
         platform = cls(settings, services, infrastructure, pool, verifier)
         if platform.dev_clock:  # never back: a restart continues from the offset reached
@@ -297,6 +308,9 @@ class Platform:
     async def shutdown(self) -> None:
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        vault_pool = next(iter(self.contexts.values())).vault.pool if self.contexts else self.pool
+        if vault_pool is not self.pool:
+            await vault_pool.close()
         await self.pool.close()
         self.infrastructure.close()
 

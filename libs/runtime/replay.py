@@ -20,7 +20,7 @@ import asyncpg
 
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import rebuild
-from libs.runtime.platform import token_verifier
+from libs.runtime.platform import token_verifier, vault_pool_for
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
 from libs.gdpr.vault import KeyVault
@@ -50,7 +50,23 @@ async def replay(
     if service_name not in by_name:
         raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
     service = by_name[service_name]
-    vault = KeyVault(pool, settings.vault_schema, MasterKeys.from_settings(settings))
+    vault_pool = await vault_pool_for(settings, pool)
+    try:
+        return await _replay(pool, settings, by_name, service, projection_name, vault_pool)
+    finally:
+        if vault_pool is not pool:
+            await vault_pool.close()
+
+
+async def _replay(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    by_name: dict[str, ServiceDefinition],
+    service: ServiceDefinition,
+    projection_name: str | None,
+    vault_pool: asyncpg.Pool,
+) -> dict[str, int]:
+    vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
     ctx = ServiceContext(
         service.name,
         pool,
@@ -65,7 +81,7 @@ async def replay(
     projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
     inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None
     if not projections and inline is None:
-        raise UnknownReadModel(f"{service_name} has no projection {projection_name!r}")
+        raise UnknownReadModel(f"{service.name} has no projection {projection_name!r}")
 
     queued: dict[str, int] = {}
     if inline is not None:

@@ -156,3 +156,34 @@ async def test_writers_in_transactions_never_wait_for_a_second_connection(
     finally:
         await small.execute(f"DROP SCHEMA IF EXISTS {vault_schema} CASCADE")
         await small.close()
+
+
+async def test_a_vault_in_its_own_database_serves_a_store_in_another(
+    pool: asyncpg.Pool, database_url: str, schema: str, tmp_path
+) -> None:
+    """docker-compose.yml: a database per service, one vault database for all."""
+    from libs.embedded.postgres import ensure_database
+    from libs.eventstore.store import EventStore
+    from libs.runtime.platform import vault_pool_for
+    from libs.settings import Settings
+
+    vault_url = await ensure_database(database_url, "binome_test_vault")
+    settings = Settings(data_dir=tmp_path, vault_database_url=vault_url, vault_schema=f"v_{uuid.uuid4().hex[:12]}")
+    vault_pool = await vault_pool_for(settings, pool)
+    try:
+        assert vault_pool is not pool
+        async with vault_pool.acquire() as conn:
+            await migrate_vault(conn, settings.vault_schema)
+        vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
+        store = EventStore(pool, schema, service="enrollment", personal=PersonalData(vault))
+        pid = uuid.uuid4()
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append(str(pid), 0, [envelope_of(enrolled(pid), pid)], conn=conn)
+        stored = await pool.fetchval(f"SELECT envelope::text FROM {schema}.events")
+        assert CANARY not in stored
+        [read] = await store.read_stream(str(pid))
+        assert registry.load(read).email == f"{CANARY}@example.org"
+        assert await vault_pool.fetchval(f"SELECT count(*) FROM {settings.vault_schema}.data_keys") == 1
+        await vault_pool.execute(f"DROP SCHEMA {settings.vault_schema} CASCADE")
+    finally:
+        await vault_pool.close()

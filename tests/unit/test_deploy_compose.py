@@ -157,3 +157,17 @@ def test_postgres_init_script_creates_the_databases_it_is_given() -> None:
     script = (ROOT / "deploy/postgres/create-databases.sh").read_text()
     assert "POSTGRES_DATABASES" in script and "CREATE DATABASE" in script
     assert ("./deploy/postgres/create-databases.sh", "/docker-entrypoint-initdb.d/create-databases.sh") in bind_mounts()
+
+
+def test_every_service_reaches_the_one_key_vault() -> None:
+    """With a database per service, the GDPR key vault must be one shared
+    database: what enrollment seals, matching and the others must open."""
+    databases = re.split(r"[,\s]+", COMPOSE["services"]["postgres"]["environment"]["POSTGRES_DATABASES"])
+    urls = set()
+    for spec in BINOME_SERVICES.values():
+        env = spec["environment"]
+        url = env["BINOME_VAULT_DATABASE_URL"]
+        assert url.rsplit("/", 1)[1] in databases
+        assert url != env["BINOME_DATABASE_URL"]
+        urls.add(url)
+    assert len(urls) == 1
