@@ -3,14 +3,13 @@ one ``Enrollment`` per app; tests build theirs over a test schema)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi.responses import Response
 
-from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.api.commands import IdempotentCommands
+from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
 from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
@@ -21,7 +20,7 @@ from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import Views
 
 
-class Enrollment:
+class Enrollment(IdempotentCommands):
     """The service's parts, built once per app over its store's schema."""
 
     def __init__(self, pool: asyncpg.Pool, store: EventStore, vault: KeyVault | None) -> None:
@@ -32,19 +31,6 @@ class Enrollment:
 
     def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
         return UnitOfWork(conn, Repository(conn, self.store, self.projector, correlation_id=correlation_id), self.views)
-
-    async def run(
-        self,
-        work: Callable[[UnitOfWork], Awaitable[Response]],
-        *,
-        key: IdempotencyKey | None = None,
-        correlation_id: str | None = None,
-    ) -> Response:
-        """Run a command and build its response in one transaction (with its
-        idempotency key, when the request has one)."""
-        return await run_idempotently(
-            self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
-        )
 
     async def forget(self, participant_id: UUID) -> None:
         """After ``ParticipantErased`` committed: shred the person's keys and

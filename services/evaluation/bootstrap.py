@@ -4,13 +4,13 @@ schema, with a clock of their own)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from fastapi.responses import Response
 
-from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.api.commands import IdempotentCommands
+from libs.api.idempotency import IdempotencyKeys
 from libs.eventstore.store import EventStore
 from services.evaluation.adapters.erasure import FreeText
 from services.evaluation.adapters.projector import Projector
@@ -27,7 +27,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class Evaluation:
+class Evaluation(IdempotentCommands):
     def __init__(self, pool: asyncpg.Pool, store: EventStore, clock: Clock = system_clock) -> None:
         self.pool, self.store, self.clock = pool, store, clock
         self.projector = Projector(store.schema)
@@ -40,18 +40,6 @@ class Evaluation:
 
     def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
         return UnitOfWork(conn, Repository(conn, self.store, self.projector, correlation_id=correlation_id), self.views)
-
-    async def run(
-        self,
-        work: Callable[[UnitOfWork], Awaitable[Response]],
-        *,
-        key: IdempotencyKey | None = None,
-        correlation_id: str | None = None,
-    ) -> Response:
-        """A command and its response in one transaction, with its idempotency key."""
-        return await run_idempotently(
-            self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
-        )
 
     async def rebuild_read_tables(self) -> int:
         """The own read tables from the log; free text dropped for GDPR is dropped again."""

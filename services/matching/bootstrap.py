@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
 from libs.events.contexts.enrollment import ParticipantEvent
 from libs.events.envelope import Envelope
@@ -18,7 +19,7 @@ from services.matching.service_layer.unit_of_work import UnitOfWork
 from services.matching.service_layer.views import Views
 
 
-class Matching:
+class Matching(IdempotentCommands):
     """The service's parts, built once per app (or consumer) over its store's schema."""
 
     def __init__(self, pool: asyncpg.Pool, store: EventStore) -> None:

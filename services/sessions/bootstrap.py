@@ -4,13 +4,13 @@ they move)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
-from fastapi.responses import Response
 
-from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.api.commands import IdempotentCommands
+from libs.api.idempotency import IdempotencyKeys
 from libs.eventstore.store import EventStore
 from services.sessions.adapters.erasure import FreeText
 from services.sessions.adapters.projector import Projector
@@ -25,7 +25,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class Sessions:
+class Sessions(IdempotentCommands):
     """The service's parts, built once per app over its store's schema."""
 
     def __init__(self, pool: asyncpg.Pool, store: EventStore, clock: Clock = system_clock) -> None:
@@ -37,19 +37,6 @@ class Sessions:
     def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
         repo = Repository(conn, self.store, self.projector, correlation_id)
         return UnitOfWork(conn, repo, self.views, self.clock())
-
-    async def run(
-        self,
-        work: Callable[[UnitOfWork], Awaitable[Response]],
-        *,
-        key: IdempotencyKey | None = None,
-        correlation_id: str | None = None,
-    ) -> Response:
-        """Run a command and build its response in one transaction (with its
-        idempotency key, when the request has one)."""
-        return await run_idempotently(
-            self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
-        )
 
     async def rebuild_read_tables(self) -> int:
         """Empty the own read tables and apply the whole log again (one

@@ -16,7 +16,6 @@ from jsonschema import Draft202012Validator
 
 from libs.events import registry, topic_for_context
 from libs.events.schemagen import envelope_schema
-from libs.messaging.relay import OutboxRelay
 from libs.runtime.replay import replay
 from libs.settings import Settings
 from services.enrollment import SERVICE
@@ -28,7 +27,8 @@ from tests.support.enrollment import (
     programme_body,
     wave_body,
 )
-from tests.support.kafka import read_topic, wait_for
+from tests.support.kafka import read_topic, relay_until_empty, wait_for
+from tests.support.problems import fields, problem
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +45,6 @@ NEEDS = {
 async def env(pool: asyncpg.Pool, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EnrollmentEnv]:
     async for environment in enrollment_env(pool, tmp_path_factory.mktemp("enrollment-api")):
         yield environment
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return response.json()
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    return sorted(e["field"] for e in body["errors"])
 
 
 async def unchanged(env: EnrollmentEnv, before: int) -> None:
@@ -588,14 +578,7 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Enroll
     await env.post(f"/v1/waves/{wid}:close-enrolment", {})
     await env.post(f"/v1/waves/{wid}:end", {})
 
-    relay = OutboxRelay(env.pool, env.schema, kafka_bootstrap, service="enrollment", poll_interval_s=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        await wait_for(lambda: env.pool.fetchval(f"SELECT count(*) = 0 FROM {env.schema}.outbox"))
-    finally:
-        stop.set()
-        await task
+    await relay_until_empty(env.pool, env.schema, kafka_bootstrap, service="enrollment")
     total = await env.count_events()
     records = await read_topic(kafka_bootstrap, topic_for_context("enrollment", env.topic_prefix), until=total)
     assert len(records) == total

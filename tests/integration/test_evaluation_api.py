@@ -21,6 +21,7 @@ from libs.messaging.consumer import rebuild
 from services.evaluation.bootstrap import Evaluation
 from tests.support.evaluation import EvaluationEnv, evaluation_env
 from tests.support.kafka import wait_for
+from tests.support.problems import fields, problem
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +34,6 @@ async def env(
 ) -> AsyncIterator[EvaluationEnv]:
     async for environment in evaluation_env(pool, kafka_bootstrap, tmp_path_factory.mktemp("evaluation-api")):
         yield environment
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return response.json()
-
-
-def error_fields(body: dict[str, Any]) -> list[str]:
-    return sorted(e["field"] for e in body["errors"])
 
 
 def maturity(level: int) -> dict[str, int]:
@@ -87,9 +78,9 @@ async def test_a_version_missing_a_language_is_422_naming_it_and_changes_nothing
     }
     before = await env.count_events()
     invalid = problem(await env.client.post(path, json=body, headers=env.auth()), 422)
-    assert error_fields(invalid) == ["body.questions.0.text.fr", "body.questions.1.options.1.text.fr"]
+    assert fields(invalid) == ["body.questions.0.text.fr", "body.questions.1.options.1.text.fr"]
     unknown = problem(await env.client.post(path, json={**body, "colour": "red"}, headers=env.auth()), 422)
-    assert error_fields(unknown) == ["body.colour"]
+    assert fields(unknown) == ["body.colour"]
     assert await env.count_events() == before
     committee = env.auth("regional_committee", countries=["FR"])
     problem(await env.client.post(path, json=body, headers=committee), 403)
@@ -111,7 +102,7 @@ async def test_k_anonymity_is_configurable_but_never_below_three(env: Evaluation
     assert (await env.client.get(path, headers=env.auth())).json()["k_anonymity"] == 5
     before = await env.count_events()
     body = problem(await env.client.put(path, json={"k_anonymity": 2}, headers=env.auth()), 422)
-    assert error_fields(body) == ["body.k_anonymity"]
+    assert fields(body) == ["body.k_anonymity"]
     problem(await env.client.put(path, json={"k_anonymity": 4, "x": 1}, headers=env.auth()), 422)
     problem(await env.client.put(path, json={"k_anonymity": 4}, headers=env.auth("regional_committee", countries=["FR"])), 403)
     assert await env.count_events() == before
@@ -210,14 +201,14 @@ async def test_answers_are_checked_against_the_version_and_taken_once(env: Evalu
     before = await env.count_events()
 
     bad = problem(await env.answer(feedback, {"useful": 7, "topics_covered": "maybe", "nope": 1}), 422)
-    assert error_fields(bad) == ["body.answers.nope", "body.answers.topics_covered", "body.answers.useful"]
+    assert fields(bad) == ["body.answers.nope", "body.answers.topics_covered", "body.answers.useful"]
     missing = problem(await env.answer(feedback, {"topics_covered": "yes"}), 422)
-    assert error_fields(missing) == ["body.answers.useful"]
+    assert fields(missing) == ["body.answers.useful"]
     actions = problem(await env.answer(feedback, {"useful": 4, "topics_covered": "yes"},
                                        actions=[{"description": "x", "status": "started"}]), 422)
-    assert error_fields(actions) == ["body.actions"]
+    assert fields(actions) == ["body.actions"]
     unknown = problem(await env.client.post(path, json={"answers": {}, "rating": 5}, headers=own), 422)
-    assert error_fields(unknown) == ["body.rating"]
+    assert fields(unknown) == ["body.rating"]
     # Only the participant assigned: the mentor is a stranger here (404), HR may not answer (403).
     problem(await env.client.post(path, json={"answers": {"useful": 4, "topics_covered": "yes"}},
                                   headers=env.participant(pair.mentor_id)), 404)

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from tests.support.matching import MatchingEnv, matching_env, problem
+from tests.support.matching import MatchingEnv, matching_env
+from tests.support.problems import problem
 
 pytestmark = pytest.mark.integration
 

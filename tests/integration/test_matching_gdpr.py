@@ -27,7 +27,8 @@ from services.matching import SERVICE
 from services.matching.bootstrap import Matching
 from services.matching.service_layer.retention import RetentionWorker
 from tests.support.kafka import wait_for
-from tests.support.matching import MatchingEnv, matching_env, problem
+from tests.support.matching import MatchingEnv, matching_env
+from tests.support.problems import problem
 
 pytestmark = pytest.mark.integration
 

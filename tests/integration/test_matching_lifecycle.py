@@ -20,7 +20,8 @@ from libs.messaging.relay import OutboxRelay
 from services.matching import SERVICE
 from services.matching.bootstrap import Matching
 from tests.support.kafka import read_topic
-from tests.support.matching import MatchingEnv, matching_env, problem
+from tests.support.matching import MatchingEnv, matching_env
+from tests.support.problems import problem
 
 pytestmark = pytest.mark.integration
 

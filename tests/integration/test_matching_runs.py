@@ -14,7 +14,8 @@ import pytest
 from libs.events import registry
 from libs.events.contexts.matching import MatchingRunCompleted, PairProposed
 from libs.events.serialization import loads
-from tests.support.matching import MatchingEnv, fields, matching_env, problem
+from tests.support.matching import MatchingEnv, matching_env
+from tests.support.problems import fields, problem
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from libs.events import registry
-from tests.support.sessions import NOW, SessionsEnv, fields, problem, schedule_body, sessions_env
+from tests.support.problems import fields, problem
+from tests.support.sessions import NOW, SessionsEnv, schedule_body, sessions_env
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,6 @@ models rebuilt from the logs."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -18,12 +17,12 @@ from jsonschema import Draft202012Validator
 from libs.events import registry, topic_for_context
 from libs.events.schemagen import envelope_schema
 from libs.messaging.consumer import rebuild
-from libs.messaging.relay import OutboxRelay
 from libs.runtime.replay import READ_TABLES, replay
 from libs.settings import Settings
 from services.sessions import SERVICE
-from tests.support.kafka import read_topic, wait_for
-from tests.support.sessions import NOW, PairIds, SessionsEnv, problem, sessions_env
+from tests.support.kafka import read_topic, relay_until_empty, wait_for
+from tests.support.problems import problem
+from tests.support.sessions import NOW, PairIds, SessionsEnv, sessions_env
 
 pytestmark = pytest.mark.integration
 
@@ -188,13 +187,7 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Sessio
     await hold(env, pair, 96, 60, 30)  # over 0.5 % of 40 h (52 minutes)
     await env.check_in(pair, {"mood": 5}, env.member(pair.mentor_id))
 
-    stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(env.pool, env.schema, kafka_bootstrap, poll_interval_s=0.05).run(stop))
-    try:
-        await wait_for(lambda: env.pool.fetchval(f"SELECT count(*) = 0 FROM {env.schema}.outbox"))
-    finally:
-        stop.set()
-        await task
+    await relay_until_empty(env.pool, env.schema, kafka_bootstrap)
     total = await env.count_events()
     records = await read_topic(kafka_bootstrap, topic_for_context("sessions", env.topic_prefix), until=total)
     assert len(records) == total

@@ -1,11 +1,16 @@
-"""Reading a topic back in tests (no consumer group: no join delay)."""
+"""Reading a topic back in tests (no consumer group: no join delay), and
+running a schema's outbox relay until it is empty."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from libs.messaging.relay import OutboxRelay
 
 
 async def read_topic(bootstrap: str, topic: str, *, until: int, timeout: float = 30.0) -> list[ConsumerRecord]:
@@ -45,3 +50,15 @@ async def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met in {timeout}s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+async def relay_until_empty(pool: asyncpg.Pool, schema: str, bootstrap: str, **relay: Any) -> None:
+    """Run the schema's outbox relay (``relay``: more of its settings) until
+    the outbox is empty, then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(OutboxRelay(pool, schema, bootstrap, poll_interval_s=0.05, **relay).run(stop))
+    try:
+        await wait_for(lambda: pool.fetchval(f"SELECT count(*) = 0 FROM {schema}.outbox"))
+    finally:
+        stop.set()
+        await task

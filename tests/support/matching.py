@@ -129,14 +129,3 @@ async def matching_env(pool: asyncpg.Pool, data_dir: Path, bootstrap: str) -> As
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await pool.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The problem+json document of a response that must have ``status``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return response.json()
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    return sorted(e["field"] for e in body["errors"])

@@ -271,15 +271,3 @@ async def sessions_env(pool: asyncpg.Pool, bootstrap: str, data_dir: Path) -> As
         await asyncio.gather(*workers, return_exceptions=True)
         await pool.execute(f"DROP SCHEMA {schema} CASCADE")
         await pool.execute(f"DROP SCHEMA {source_schema} CASCADE")
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The problem+json body of a refused request with ``status``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return response.json()
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    """The fields a 422 problem names."""
-    return sorted(e["field"] for e in body["errors"])

@@ -13,58 +13,11 @@ column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
+from libs.domain.errors import DomainError, InvalidInput, InvalidState, Issue, Issues, NotFound
 
-class DomainError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Issue:
-    field: str
-    message: str
-
-    def under(self, prefix: str) -> Issue:
-        return Issue(f"{prefix}.{self.field}" if prefix else self.field, self.message)
-
-
-class InvalidInput(DomainError):
-    def __init__(self, issues: list[Issue]) -> None:
-        self.issues = issues
-        super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues))
-
-    def under(self, prefix: str) -> InvalidInput:
-        return InvalidInput([i.under(prefix) for i in self.issues])
-
-
-class InvalidState(DomainError):
-    pass
-
-
-class NotFound(DomainError):
-    def __init__(self, kind: str, identifier: object) -> None:
-        self.kind, self.identifier = kind, identifier
-        super().__init__(f"{kind} {identifier} not found")
-
-
-class Issues:
-    """Collects every broken rule of a command, then raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[Issue] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.items.append(Issue(field, message))
-
-    def check(self, condition: bool, field: str, message: str) -> None:
-        if not condition:
-            self.add(field, message)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidInput(self.items)
+__all__ = ["DomainError", "DuplicateEnrolment", "InvalidInput", "InvalidState", "Issue", "Issues", "NotFound"]
 
 
 class DuplicateEnrolment(InvalidState):

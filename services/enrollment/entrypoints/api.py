@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from libs.api.app import create_service_app
+from libs.api.commands import concurrent_change, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
@@ -70,9 +71,7 @@ MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
 
 CONFLICT = "urn:binome:problem:conflict"
-CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 DUPLICATE_ENROLMENT = "urn:binome:problem:duplicate-enrolment"
-STALE_VERSION = "urn:binome:problem:stale-version"
 IMPORT_REJECTED = "urn:binome:problem:import-rejected"
 
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
@@ -530,19 +529,15 @@ def _import_rejected(exc: Exception) -> Problem:
     )
 
 
-def _concurrent(exc: Exception) -> Problem:
-    return Problem(409, detail="The object changed meanwhile; read it again and retry.", type=CONCURRENT_CHANGE)
-
-
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
     NotFound: 404,
     InvalidInput: _rule_broken,
     InvalidState: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
     DuplicateEnrolment: _duplicate,
     ImportRejected: _import_rejected,
-    ConcurrencyError: _concurrent,
-    DuplicateEventError: _concurrent,
-    handlers.StaleVersion: lambda exc: Problem(412, detail=str(exc), type=STALE_VERSION),
+    ConcurrencyError: concurrent_change,
+    DuplicateEventError: concurrent_change,
+    handlers.StaleVersion: stale_version,
 }
 
 

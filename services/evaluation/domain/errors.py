@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from libs.domain.errors import NotFound
+
+__all__ = ["Conflict", "InvalidInput", "NotFound"]
+
 
 @dataclass
 class InvalidInput(Exception):
@@ -26,7 +30,3 @@ class InvalidInput(Exception):
 class Conflict(Exception):
     """The request is well formed but the object's state forbids it."""
 
-
-class NotFound(Exception):
-    def __init__(self, kind: str, identifier: object) -> None:
-        super().__init__(f"{kind} {identifier} not found")

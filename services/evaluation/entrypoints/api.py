@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from libs.api.app import create_service_app
+from libs.api.commands import concurrent_change
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
@@ -28,6 +29,7 @@ from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVI
 from libs.events.contexts.evaluation import SurveyKind
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
+from libs.observability.correlation import current_correlation_id
 from libs.runtime.service import ServiceContext
 from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
@@ -52,17 +54,12 @@ READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 CONFLICT = "urn:binome:problem:conflict"
-CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 
 router = APIRouter(prefix="/v1")
 
 
 def service(request: Request) -> Evaluation:
     return request.app.state.evaluation
-
-
-def correlation_id(request: Request) -> str:
-    return request.headers.get("x-correlation-id") or request.headers.get("x-request-id") or str(uuid4())
 
 
 def respond(model: type, doc: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -74,7 +71,7 @@ async def command(
     key: IdempotencyKey | None,
     work: Callable[[UnitOfWork], Awaitable[Response]],
 ) -> Response:
-    return await service(request).run(work, key=key, correlation_id=correlation_id(request))
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 async def assignment_with_survey(
@@ -283,16 +280,12 @@ def _invalid(exc: Exception) -> Problem:
     )
 
 
-def _concurrent(exc: Exception) -> Problem:
-    return Problem(409, detail="The object changed meanwhile; read it again and retry.", type=CONCURRENT_CHANGE)
-
-
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
     NotFound: 404,
     InvalidInput: _invalid,
     Conflict: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
-    ConcurrencyError: _concurrent,
-    DuplicateEventError: _concurrent,
+    ConcurrencyError: concurrent_change,
+    DuplicateEventError: concurrent_change,
 }
 
 

@@ -10,6 +10,10 @@
 
 from __future__ import annotations
 
+from libs.domain.errors import NotFound
+
+__all__ = ["IllegalTransition", "InvalidRequest", "MatchingError", "NotFound"]
+
 
 class MatchingError(Exception):
     pass
@@ -24,8 +28,3 @@ class InvalidRequest(MatchingError):
 class IllegalTransition(MatchingError):
     pass
 
-
-class NotFound(MatchingError):
-    def __init__(self, kind: str, identifier: object) -> None:
-        self.kind, self.identifier = kind, identifier
-        super().__init__(f"{kind} {identifier} not found")

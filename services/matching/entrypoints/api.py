@@ -16,20 +16,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from libs.api.app import create_service_app
-from libs.api.idempotency import IdempotencyKey, idempotency_key, run_idempotently
+from libs.api.commands import CONCURRENT_CHANGE
+from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
+from libs.observability.correlation import current_correlation_id
 from libs.runtime.service import ServiceContext
 from services.matching.bootstrap import Matching
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
@@ -56,7 +58,6 @@ READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
 WRITERS = (HR_ADMIN, REGIONAL_COMMITTEE)
 
 CONFLICT = "urn:binome:problem:conflict"
-CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
@@ -71,18 +72,11 @@ def service(request: Request) -> Matching:
     return request.app.state.matching
 
 
-def correlation_id(request: Request) -> str:
-    return request.headers.get("x-correlation-id") or request.headers.get("x-request-id") or str(uuid4())
-
-
 async def command(
     request: Request, key: IdempotencyKey | None, work: Callable[[UnitOfWork], Awaitable[Response]]
 ) -> Response:
     """Run ``work`` in one transaction with the request's idempotency key."""
-    matching = service(request)
-    return await run_idempotently(
-        matching.pool, matching.keys, key, lambda conn: work(matching.unit_of_work(conn, correlation_id(request)))
-    )
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 def _json(model: type, doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from libs.api.app import create_service_app
+from libs.api.commands import concurrent_change, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
@@ -34,6 +35,7 @@ from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVI
 from libs.events.contexts.sessions import Member
 from libs.eventstore.store import ConcurrencyError
 from libs.gdpr.export import export_router
+from libs.observability.correlation import current_correlation_id
 from libs.runtime.service import ServiceContext
 from services.sessions.bootstrap import Clock, Sessions
 from services.sessions.domain.errors import InvalidInput, InvalidState, NotFound, TimeTaken
@@ -63,8 +65,6 @@ WRITERS = (HR_ADMIN, REGIONAL_COMMITTEE, PARTICIPANT)
 
 CONFLICT = "urn:binome:problem:conflict"
 TIME_TAKEN = "urn:binome:problem:time-taken"
-CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
-STALE_VERSION = "urn:binome:problem:stale-version"
 
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 412, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
@@ -79,10 +79,6 @@ router = APIRouter(prefix="/v1")
 
 def service(request: Request) -> Sessions:
     return request.app.state.sessions
-
-
-def correlation_id(request: Request) -> str:
-    return request.headers.get("x-correlation-id") or request.headers.get("x-request-id") or str(uuid4())
 
 
 def expected_version(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
@@ -135,7 +131,7 @@ async def command(
         location = str(request.url_for(route, **{param: str(object_id)}))
         return answer(model, doc, 201, Location=location, **headers)
 
-    return await service(request).run(work, key=key, correlation_id=correlation_id(request))
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 # --------------------------------------------------------------------------- pairs and sessions
@@ -414,10 +410,8 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
     InvalidInput: _rule_broken,
     InvalidState: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
     TimeTaken: _time_taken,
-    ConcurrencyError: lambda exc: Problem(
-        409, detail="The object changed meanwhile; read it again and retry.", type=CONCURRENT_CHANGE
-    ),
-    handlers.StaleVersion: lambda exc: Problem(412, detail=str(exc), type=STALE_VERSION),
+    ConcurrencyError: concurrent_change,
+    handlers.StaleVersion: stale_version,
 }
 
 

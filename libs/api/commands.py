@@ -1,0 +1,61 @@
+"""What a command endpoint of every service answers when the store or the
+``If-Match`` check refuses a write.
+
+Each service lists these in its ``EXCEPTION_MAPPINGS`` beside its own:
+
+* ``concurrent_change``: another writer appended to the stream first
+  (``ConcurrencyError``), or the same event ids exist already
+  (``DuplicateEventError``) -> 409 ``urn:binome:problem:concurrent-change``;
+* ``stale_version``: ``If-Match`` named a version the object has moved past
+  -> 412 ``urn:binome:problem:stale-version`` with the exception's text.
+
+``IdempotentCommands`` gives a service's parts object its ``run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from fastapi.responses import Response
+
+from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
+from libs.api.problems import Problem
+
+CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
+STALE_VERSION = "urn:binome:problem:stale-version"
+
+
+def concurrent_change(exc: Exception) -> Problem:
+    return Problem(409, detail="The object changed meanwhile; read it again and retry.", type=CONCURRENT_CHANGE)
+
+
+def stale_version(exc: Exception) -> Problem:
+    return Problem(412, detail=str(exc), type=STALE_VERSION)
+
+
+class IdempotentCommands:
+    """``run``: one command and its response in one transaction, with the
+    request's idempotency key. For a service's parts object that has
+    ``pool``, ``keys`` (its ``IdempotencyKeys``) and
+    ``unit_of_work(conn, correlation_id)``."""
+
+    pool: asyncpg.Pool
+    keys: IdempotencyKeys
+
+    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> Any:
+        raise NotImplementedError
+
+    async def run(
+        self,
+        work: Callable[[Any], Awaitable[Response]],
+        *,
+        key: IdempotencyKey | None = None,
+        correlation_id: str | None = None,
+    ) -> Response:
+        """Run a command and build its response in one transaction (with its
+        idempotency key, when the request has one)."""
+        return await run_idempotently(
+            self.pool, self.keys, key, lambda conn: work(self.unit_of_work(conn, correlation_id))
+        )

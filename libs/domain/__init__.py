@@ -1,0 +1,1 @@
+"""What every service's domain shares: the errors it refuses commands with."""
