@@ -14,7 +14,8 @@ PostgreSQL in a temporary directory unless ``BINOME_DATABASE_URL`` is set;
 embedded Tansu unless ``BINOME_KAFKA_BOOTSTRAP`` is set. Each scenario gets a
 fresh schema and a unique topic prefix, and drops its schema at the end.
 
-The table is printed and written to ``bench/out/pipeline.json``.
+The table is printed and written to ``bench/out/pipeline.json``, and drawn
+(Binome beside the baseline) in ``bench/out/pipeline.svg`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -1019,8 +1020,40 @@ def print_report(env: dict, sizes: Sizes, figures: list[Figure], elapsed: float)
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
-    console.print(f"written to {OUT.relative_to(ROOT)}")
+    charts = write_chart(report["figures"])
+    console.print(f"written to {OUT.relative_to(ROOT)}; chart: " + ", ".join(str(c.relative_to(ROOT)) for c in charts))
     return report
+
+
+def write_chart(figures: list[dict]) -> list[Path]:
+    """Binome beside the naive baseline: rates (events/s) on the left,
+    latencies (ms) on the right, both on log scales; a baseline that never
+    finished has no bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure as Chart
+
+    chart = Chart(figsize=(13, 5), dpi=100, layout="constrained")
+    panels = (("events/s", "rate (higher is better)"), ("ms", "latency at 1,000/s (lower is better; no bar: never arrived)"))
+    for n, (unit, title) in enumerate(panels, start=1):
+        rows = [f for f in figures if f["unit"] == unit]
+        axes = chart.add_subplot(1, 2, n)
+        xs = range(len(rows))
+        for offset, side, color in ((-0.2, "binome", "C0"), (0.2, "baseline", "C7")):
+            values = [f[side] if isinstance(f[side], (int, float)) and f[side] > 0 else 0 for f in rows]
+            axes.bar([x + offset for x in xs], values, 0.4, color=color, label="Binome" if side == "binome" else "naive")
+        axes.set_yscale("log")
+        axes.set_xticks(list(xs), [f["label"].split(" (")[0].replace(" @ 1,000/s", "") for f in rows], rotation=20, ha="right")
+        axes.set_ylabel(unit)
+        axes.set_title(title)
+        axes.legend()
+    written = []
+    for fmt in ("svg", "png"):
+        path = OUT.with_suffix(f".{fmt}")
+        chart.savefig(path, format=fmt)
+        written.append(path)
+    return written
 
 
 def _ratio_text(f: Figure) -> str:
