@@ -82,16 +82,12 @@ async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 @app.command()
 def migrate() -> None:
     """Apply pending migrations of every service (also done by ``up``)."""
-    from libs.runtime.platform import migrate_all, vault_pool_for
+    from libs.runtime.platform import migrate_all, vault_pool_scope
 
     async def migrate_everything(pool: asyncpg.Pool) -> None:
         settings = get_settings()
-        vault_pool = await vault_pool_for(settings, pool)
-        try:
+        async with vault_pool_scope(settings, pool) as vault_pool:
             await migrate_all(pool, _services(), settings.vault_schema, vault_pool)
-        finally:
-            if vault_pool is not pool:
-                await vault_pool.close()
 
     _run(lambda: _with_pool(migrate_everything))
     typer.echo("migrations applied")

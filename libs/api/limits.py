@@ -8,7 +8,8 @@
   ``limits`` library rate string such as ``"1200/minute"``, moving window);
   beyond it, 429 with ``Retry-After``. Checked in ``current_principal``, after
   the token is verified, so nobody spends another client's budget. The
-  counters live in ``rate_limit_storage``: ``memory://`` counts per process;
+  counters live in ``rate_limit_storage``: ``memory://`` counts per service app
+  (``ServiceDefinition.build_app`` gives each its own) in each process;
   ``redis://host:6379`` shares them between API replicas.
 """
 
@@ -16,14 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from functools import lru_cache
 
 from limits import parse, storage, strategies
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.api.problems import Problem, problem_response
+from libs.asgi import ResponseStatus
 from libs.auth.principal import Principal
-from libs.settings import get_settings
 
 
 class RateLimits:
@@ -49,13 +49,6 @@ class RateLimits:
         )
 
 
-@lru_cache
-def rate_limits_from_settings() -> RateLimits:
-    """One set of counters per process, shared by every service app in it."""
-    settings = get_settings()
-    return RateLimits(settings.rate_limit, settings.rate_limit_storage)
-
-
 class BodyTooLarge(Exception):
     pass
 
@@ -74,7 +67,7 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
-        started = False
+        response = ResponseStatus(send)
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -85,15 +78,10 @@ class BodySizeLimit:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, response.send)
         except BodyTooLarge:
-            if started:
+            if response.started:
                 raise
             await self._refuse(scope, receive, send)
 

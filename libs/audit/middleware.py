@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from libs.asgi import ResponseStatus
 from libs.audit.trail import AuditRecord, AuditTrail
 from libs.observability.correlation import current_correlation_id
 from libs.observability.metrics import route_template
@@ -31,18 +32,11 @@ class AuditMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(AUDITED_PREFIX):
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        response = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, response.send)
         finally:
-            await self._record(scope, status)
+            await self._record(scope, response.status or 500)
 
     async def _record(self, scope: Scope, status: int) -> None:
         state = scope.get("state") or {}

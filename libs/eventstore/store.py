@@ -188,18 +188,10 @@ class EventStore:
                 metrics.EVENTS_APPENDED.labels(self.service, event_type).inc(count)
         return results
 
-    def _vault_connection(self, conn: asyncpg.Connection | None) -> asyncpg.Connection | None:
-        """The caller's connection, when the vault lives in this store's
-        database: a writer holding a pooled connection in its transaction must
-        never wait for a second one (under load the pool runs dry and every
-        writer waits for every other)."""
-        assert self.personal is not None
-        return conn if conn is not None and self.personal.vault.pool is self.pool else None
-
     async def _sealed(self, appends: Sequence[StreamAppend], conn: asyncpg.Connection | None) -> Sequence[StreamAppend]:
         if self.personal is None:
             return appends
-        vault_conn = self._vault_connection(conn)
+        vault_conn = self.personal.vault_connection(self.pool, conn)
         return [
             StreamAppend(a.stream_id, a.expected_version, await self.personal.seal(a.events, conn=vault_conn))
             for a in appends
@@ -208,7 +200,7 @@ class EventStore:
     async def _opened(self, envelopes: list[Envelope], conn: asyncpg.Connection | None = None) -> list[Envelope]:
         if self.personal is None:
             return envelopes
-        return await self.personal.open(envelopes, conn=self._vault_connection(conn))
+        return await self.personal.open(envelopes, conn=self.personal.vault_connection(self.pool, conn))
 
     def _columns(self, appends: Sequence[StreamAppend]) -> tuple[list, list, list, list, list]:
         """The events as the statement's arrays: id, stream, position in its append, type, JSON."""

@@ -73,6 +73,13 @@ class PersonalData:
         model = self.events.models.get(envelope.type)
         return model if model is not None and model.personal_fields else None
 
+    def vault_connection(self, pool: asyncpg.Pool, conn: asyncpg.Connection | None) -> asyncpg.Connection | None:
+        """``conn`` (taken from ``pool``) when the vault lives in that same
+        database, else None. A caller holding a pooled connection (in its
+        transaction) must never wait for a second one of the same pool: under
+        load the pool runs dry and every holder waits for every other."""
+        return conn if conn is not None and self.vault.pool is pool else None
+
     async def seal(self, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None) -> list[Envelope]:
         """``conn``: a connection to the vault's database the caller holds."""
         keys: dict[uuid.UUID, bytes] = {}
@@ -94,7 +101,8 @@ class PersonalData:
 
     async def open(self, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None) -> list[Envelope]:
         """The same envelopes with personal values opened (or ``ERASED``)."""
-        key_ids = {key_id_of(s) for e in envelopes for s in _sealed_strings(e.data)}
+        sealed = [list(_sealed_strings(e.data)) for e in envelopes]  # walked once per envelope
+        key_ids = {key_id_of(s) for strings in sealed for s in strings}
         if not key_ids:
             return list(envelopes)
         keys = await self.vault.keys(key_ids, conn=conn)
@@ -106,8 +114,8 @@ class PersonalData:
             return open_sealed(value, key) if key is not None else ERASED
 
         return [
-            e.model_copy(update={"data": _map_strings(e.data, open_one)}) if any(_sealed_strings(e.data)) else e
-            for e in envelopes
+            e.model_copy(update={"data": _map_strings(e.data, open_one)}) if strings else e
+            for e, strings in zip(envelopes, sealed, strict=True)
         ]
 
 

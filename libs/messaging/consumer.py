@@ -259,7 +259,7 @@ class ConsumerRunner:
         connection when the vault shares its database (never a second one)."""
         assert self.personal is not None
         async with self._connection() as conn:
-            vault_conn = conn if self.personal.vault.pool is self.pool else None
+            vault_conn = self.personal.vault_connection(self.pool, conn)
             opened = await self.personal.open([item.envelope for item in items], conn=vault_conn)
         return [_Item(item.record, envelope) for item, envelope in zip(items, opened, strict=True)]
 

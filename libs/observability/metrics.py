@@ -21,7 +21,9 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from libs.asgi import ResponseStatus
 
 # --- HTTP ---------------------------------------------------------------
 HTTP_REQUESTS = Counter(
@@ -156,17 +158,10 @@ class MetricsMiddleware:
             return
         method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
         root_path_before = scope.get("root_path", "")
-        status = 500  # if the app raises before responding, that is a 500
+        response = ResponseStatus(send)
         start = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, response.send)
         finally:
             # When service apps are mounted in a parent app that also has this
             # middleware (the embedded platform), the innermost one records the
@@ -174,7 +169,8 @@ class MetricsMiddleware:
             # so a request is never counted twice.
             if not scope.get(_RECORDED):
                 scope[_RECORDED] = True
-                self._record(scope, root_path_before, method, status, start)
+                # No response started: the app raised, which is a 500.
+                self._record(scope, root_path_before, method, response.status or 500, start)
 
     def _record(self, scope: Scope, root_path_before: str, method: str, status: int, start: float) -> None:
         route = route_template(scope, root_path_before)

@@ -20,7 +20,7 @@ import contextlib
 import contextvars
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -114,6 +114,22 @@ async def vault_pool_for(settings: Settings, pool: asyncpg.Pool) -> asyncpg.Pool
     return await asyncpg.create_pool(settings.vault_database_url, min_size=1, max_size=10)
 
 
+async def close_vault_pool(vault_pool: asyncpg.Pool, pool: asyncpg.Pool) -> None:
+    """Close the vault's pool if it is its own (not the platform's ``pool``)."""
+    if vault_pool is not pool:
+        await vault_pool.close()
+
+
+@contextlib.asynccontextmanager
+async def vault_pool_scope(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """``vault_pool_for`` for the length of one command (migrate, replay)."""
+    vault_pool = await vault_pool_for(settings, pool)
+    try:
+        yield vault_pool
+    finally:
+        await close_vault_pool(vault_pool, pool)
+
+
 def token_verifier(settings: Settings) -> TokenVerifier:
     """The configured key source, or the local dev key (``binome token`` mints with it)."""
     return TokenVerifier.from_settings(settings)
@@ -160,6 +176,7 @@ class Platform:
     infrastructure: Infrastructure
     pool: asyncpg.Pool
     verifier: TokenVerifier | None = None
+    vault: KeyVault | None = None
     contexts: dict[str, ServiceContext] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -188,7 +205,7 @@ class Platform:
         verifier = token_verifier(settings)
         vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
         personal = PersonalData(vault)
-        platform = cls(settings, services, infrastructure, pool, verifier)
+        platform = cls(settings, services, infrastructure, pool, verifier, vault)
         if platform.dev_clock:  # never back: a restart continues from the offset reached
             platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:
@@ -308,9 +325,8 @@ class Platform:
     async def shutdown(self) -> None:
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        vault_pool = next(iter(self.contexts.values())).vault.pool if self.contexts else self.pool
-        if vault_pool is not self.pool:
-            await vault_pool.close()
+        if self.vault is not None:
+            await close_vault_pool(self.vault.pool, self.pool)
         await self.pool.close()
         self.infrastructure.close()
 

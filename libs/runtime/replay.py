@@ -20,7 +20,7 @@ import asyncpg
 
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import rebuild
-from libs.runtime.platform import token_verifier, vault_pool_for
+from libs.runtime.platform import token_verifier, vault_pool_scope
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
 from libs.gdpr.vault import KeyVault
@@ -50,12 +50,8 @@ async def replay(
     if service_name not in by_name:
         raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
     service = by_name[service_name]
-    vault_pool = await vault_pool_for(settings, pool)
-    try:
+    async with vault_pool_scope(settings, pool) as vault_pool:
         return await _replay(pool, settings, by_name, service, projection_name, vault_pool)
-    finally:
-        if vault_pool is not pool:
-            await vault_pool.close()
 
 
 async def _replay(

@@ -164,13 +164,12 @@ async def test_a_vault_in_its_own_database_serves_a_store_in_another(
     """docker-compose.yml: a database per service, one vault database for all."""
     from libs.embedded.postgres import ensure_database
     from libs.eventstore.store import EventStore
-    from libs.runtime.platform import vault_pool_for
+    from libs.runtime.platform import vault_pool_scope
     from libs.settings import Settings
 
     vault_url = await ensure_database(database_url, "binome_test_vault")
     settings = Settings(data_dir=tmp_path, vault_database_url=vault_url, vault_schema=f"v_{uuid.uuid4().hex[:12]}")
-    vault_pool = await vault_pool_for(settings, pool)
-    try:
+    async with vault_pool_scope(settings, pool) as vault_pool:
         assert vault_pool is not pool
         async with vault_pool.acquire() as conn:
             await migrate_vault(conn, settings.vault_schema)
@@ -185,5 +184,3 @@ async def test_a_vault_in_its_own_database_serves_a_store_in_another(
         assert registry.load(read).email == f"{CANARY}@example.org"
         assert await vault_pool.fetchval(f"SELECT count(*) FROM {settings.vault_schema}.data_keys") == 1
         await vault_pool.execute(f"DROP SCHEMA {settings.vault_schema} CASCADE")
-    finally:
-        await vault_pool.close()
