@@ -20,6 +20,7 @@ import asyncpg
 import typer
 
 from libs.auth.devkeys import token as token_command
+from libs.database import create_pool
 from libs.events.cli import schemas as schemas_command
 from libs.observability.logging import LogFormat, configure_logging
 from libs.settings import get_settings
@@ -72,7 +73,7 @@ async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 
     settings = get_settings().model_copy(update={"kafka_bootstrap": "unused"})  # no broker needed
     infrastructure = await start_infrastructure(settings)
-    pool = await asyncpg.create_pool(infrastructure.database_url, min_size=1, max_size=4)
+    pool = await create_pool(infrastructure.database_url, min_size=1, max_size=4)
     try:
         return await fn(pool)
     finally:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from libs.database import create_pool
 from libs.embedded import postgres as embedded_postgres
 from libs.embedded.broker import EmbeddedBroker
 from libs.eventstore.migrations import migrate
@@ -73,7 +74,7 @@ def own_broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture(scope="session")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=30)
+    pool = await create_pool(database_url, min_size=2, max_size=30)
     try:
         yield pool
     finally:

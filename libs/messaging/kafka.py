@@ -104,10 +104,17 @@ async def send_keyed(producer: AIOKafkaProducer, messages: Iterable[tuple[str, b
         batch = open_batches.get(target)
         if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
             if batch is not None:  # full: queue it, then start the partition's next batch
-                acks.append(await producer.send_batch(batch, target[0], partition=target[1]))
+                acks.append(await _queue(producer, batch, *target))
             batch = open_batches[target] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a message of {len(value)} bytes does not fit in a record batch")
     for (topic, partition), batch in open_batches.items():
-        acks.append(await producer.send_batch(batch, topic, partition=partition))
+        acks.append(await _queue(producer, batch, topic, partition))
     return acks
+
+
+async def _queue(producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int) -> asyncio.Future:
+    # Closed: the batch is complete, so the producer sends it at once instead
+    # of lingering (``linger_ms``) for records that will not come.
+    batch.close()
+    return await producer.send_batch(batch, topic, partition=partition)

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -49,13 +49,16 @@ class OutboxRelay:
     lag_interval_s: float = 1.0
     #: Test seam: runs after Kafka acknowledged a batch, before the rows are deleted.
     after_publish: AfterPublishHook | None = None
+    #: Opens the connection that holds the relay's lock and ``LISTEN``, outside
+    #: the pool. None: one of the pool's, reset before it goes back.
+    connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     #: Topics known to exist since the current producer started.
     _ensured: set[str] = field(default_factory=set, init=False)
     _lag_recorded_at: float = field(default=float("-inf"), init=False)
-    #: The elected relay's own connection (it holds the lock): its queries skip
-    #: the pool's per-use reset round trip.
+    #: The elected relay's connection (it holds the lock): its queries run
+    #: there, without a trip through the pool.
     _conn: asyncpg.Connection | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +79,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; only the elected relay publishes."""
-        async with self.pool.acquire() as leader_conn:
+        async with self._session() as leader_conn:
             while not stop.is_set():
                 if await leader_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock_key):
                     break
@@ -91,9 +94,28 @@ class OutboxRelay:
             finally:
                 self._conn = None
                 await self.close()
-                if not leader_conn.is_closed():
-                    await leader_conn.remove_listener(notify_channel(self.schema), self._on_notify)
-                    await leader_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._lock_key)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection for the lock and ``LISTEN``; both end with it.
+
+        Its own (``connect``): closing it ends them. The pool's: reset before
+        it goes back, so that pools which skip asyncpg's reset
+        (``libs/database.py``) never hand out a connection holding the lock.
+        """
+        if self.connect is not None:
+            conn = await self.connect()
+            try:
+                yield conn
+            finally:
+                await conn.close()
+            return
+        async with self.pool.acquire() as conn:
+            try:
+                yield conn
+            finally:
+                if not conn.is_closed():
+                    await conn.reset()  # unlocks, UNLISTEN *, drops the callback
 
     async def close(self) -> None:
         # A new producer checks its topics again: the broker may have lost them.
@@ -157,8 +179,11 @@ class OutboxRelay:
             topics = {r["topic"] for r in rows}
             producer = await self._ensure_producer(topics)
             messages = ((r["topic"], r["stream_id"].encode(), r["envelope"].encode()) for r in rows)
-            await asyncio.gather(*await send_keyed(producer, messages))  # every record acknowledged, or raise
-            await self._check_topics_survived(producer, topics)
+            acks = await send_keyed(producer, messages)
+            # Every record acknowledged, or raise. The topic check goes out
+            # beside the records, to the same broker: a broker that lost the
+            # topics before the records came says so in its answer.
+            await asyncio.gather(*acks, self._check_topics_survived(producer, topics))
             positions = [r["position"] for r in rows]
             if self.after_publish is not None:
                 await self.after_publish(positions)
@@ -196,11 +221,11 @@ class OutboxRelay:
         return self._producer
 
     async def _check_topics_survived(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
-        """Refuse acknowledgements from a broker that lost the topic meanwhile.
+        """Refuse acknowledgements from a broker that lost the topic.
 
         Tansu, the embedded memory-only broker, acknowledges records sent with
         stale metadata to a topic it no longer has after a restart, and drops
-        them. If the topic is gone after the acks, keep the rows and retry
+        them. If the topic is gone when the acks come, keep the rows and retry
         (``close`` forgets the ensured topics, so they are created again). One
         metadata request on the producer's own connection, no admin client.
         """

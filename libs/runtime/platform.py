@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -36,6 +37,7 @@ from libs.api.problems import Problem
 from libs.api.security import requires
 from libs.auth.principal import Principal
 from libs.auth.tokens import TokenVerifier
+from libs.database import create_pool
 from libs.embedded import postgres as embedded_postgres
 from libs.embedded.broker import EmbeddedBroker
 from libs.eventstore.migrations import migrate
@@ -56,6 +58,7 @@ from libs.runtime.clock import (
     load_offset,
     save_offset,
 )
+from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
@@ -111,7 +114,7 @@ async def vault_pool_for(settings: Settings, pool: asyncpg.Pool) -> asyncpg.Pool
     """The key vault's pool: the platform's own, or the shared vault database's."""
     if settings.vault_database_url is None:
         return pool
-    return await asyncpg.create_pool(settings.vault_database_url, min_size=1, max_size=10)
+    return await create_pool(settings.vault_database_url, min_size=1, max_size=10)
 
 
 async def close_vault_pool(vault_pool: asyncpg.Pool, pool: asyncpg.Pool) -> None:
@@ -199,7 +202,7 @@ class Platform:
     @classmethod
     async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
         infrastructure = await start_infrastructure(settings)
-        pool = await asyncpg.create_pool(infrastructure.database_url, min_size=2, max_size=20)
+        pool = await create_pool(infrastructure.database_url)
         vault_pool = await vault_pool_for(settings, pool)
         await migrate_all(pool, services, settings.vault_schema, vault_pool)
         verifier = token_verifier(settings)
@@ -232,6 +235,7 @@ class Platform:
                 service=service.name,
                 batch_size=self.settings.relay_batch_size,
                 poll_interval_s=self.settings.relay_poll_interval_s,
+                connect=functools.partial(asyncpg.connect, self.infrastructure.database_url),
             )
             self._spawn(f"{service.name} relay", relay.run)
             for projection in service.projections(ctx):
@@ -355,6 +359,8 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
             print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (BINOME_DEV_CLOCK; `binome demo` uses it)")
         if not services:
             print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
+        frozen = freeze_startup_heap()
+        log.info("start-up heap frozen: %d objects the garbage collector no longer walks", frozen)
         await server.serve()
     finally:
         await platform.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from libs.messaging.kafka import DEFAULT_PARTITIONS, ensure_topics, make_producer, send_keyed
@@ -40,3 +41,19 @@ async def test_keyed_batches_land_where_the_default_partitioner_puts_them_in_ord
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
             by_key.setdefault(record.key, []).append(record.value)
         assert by_key == {key: [v for k, v in sent if k == key] for key in by_key}  # per key: sent order
+
+
+async def test_a_full_batch_goes_out_without_lingering(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """``send_keyed`` closes each batch it queues: the producer sends it at once
+    instead of waiting ``linger_ms`` for more records (a relay pass waited for
+    the linger on every pass before)."""
+    topic = f"{topic_prefix}no-linger"
+    await ensure_topics(kafka_bootstrap, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=60_000)
+    await producer.start()
+    try:
+        acks = await send_keyed(producer, [(topic, b"k", b"v")])
+        # An open batch would sit in the accumulator for a minute.
+        await asyncio.wait_for(asyncio.gather(*acks), timeout=15)
+    finally:
+        await producer.stop()

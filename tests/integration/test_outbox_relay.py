@@ -160,3 +160,70 @@ async def test_a_relay_that_loses_its_database_connection_steps_down(
     await successor
     records = await read_topic(kafka_bootstrap, topic_for_context("platform", topic_prefix), until=2)
     assert sorted(orjson.loads(r.value)["subject"] for r in records) == ["after", "before"]
+
+
+async def held_advisory_locks(pool: asyncpg.Pool) -> list[int]:
+    """Backends that hold a session advisory lock in this database."""
+    rows = await pool.fetch(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    return [r["pid"] for r in rows]
+
+
+async def pooled_sessions(pool: asyncpg.Pool) -> dict[int, int]:
+    """Backend pid -> channels it listens to, for every connection the pool holds."""
+    held = [await pool.acquire() for _ in range(pool.get_size())]
+    try:
+        return {conn.get_server_pid(): await conn.fetchval("SELECT count(*) FROM pg_listening_channels()") for conn in held}
+    finally:
+        for conn in held:
+            await pool.release(conn)
+
+
+async def elected(relay: OutboxRelay) -> bool:
+    return relay._conn is not None
+
+
+async def test_a_relay_with_its_own_connection_keeps_its_lock_out_of_the_pool(
+    pool: asyncpg.Pool, schema: str, kafka_bootstrap: str, topic_prefix: str, database_url: str
+) -> None:
+    """The platform's relays hold their lock and LISTEN on a connection of
+    their own, so the pool (which skips asyncpg's reset) never hands out a
+    connection holding them; stopping the relay ends both."""
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    relay = OutboxRelay(
+        pool, schema, kafka_bootstrap, poll_interval_s=3600, connect=lambda: asyncpg.connect(database_url)
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await wait_for(lambda: elected(relay))
+    own = relay._conn.get_server_pid()
+    assert own in await held_advisory_locks(pool)
+    assert own not in await pooled_sessions(pool)
+
+    await store.append("woken", 0, [probe("woken")])  # LISTEN (or the in-process wake-up) works
+    await wait_for(lambda: outbox_empty(pool, schema))
+    stop.set()
+    await task
+    assert own not in await held_advisory_locks(pool)
+    assert relay._conn is None
+
+
+async def test_a_relay_on_a_pooled_connection_gives_it_back_clean(
+    pool: asyncpg.Pool, schema: str, kafka_bootstrap: str
+) -> None:
+    """Without ``connect`` the relay borrows a pooled connection; the test pool,
+    like the platform's, skips asyncpg's reset, so the relay resets it itself:
+    afterwards no pooled connection holds the lock or listens."""
+    relay = OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await wait_for(lambda: elected(relay))
+    borrowed = relay._conn.get_server_pid()
+    assert borrowed in await held_advisory_locks(pool)
+    assert (await pooled_sessions(pool)).get(borrowed) is None  # lent out to the relay
+    stop.set()
+    await task
+    assert borrowed not in await held_advisory_locks(pool)
+    assert (await pooled_sessions(pool))[borrowed] == 0  # back in the pool, listening to nothing
