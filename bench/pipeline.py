@@ -775,7 +775,7 @@ class Bench:
     @staticmethod
     def latencies(t0_wall: float, n: int, stages: dict[str, dict[int, float]]) -> dict:
         """Percentiles, from each event's scheduled time, of every stage it reached."""
-        out: dict = {"sent": n, "arrived": len(stages["applied"])}
+        out: dict = {"sent": n, "arrived": len(stages["applied"]), "started_at_unix_s": t0_wall}
         for stage in ("appended", "published", "applied", "visible"):
             times = stages.get(stage, {})
             # inf: never reached this stage before the drain timeout (counted, not dropped).
@@ -1015,7 +1015,7 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:,.0f}/s"
 
 
-def print_report(env: dict, sizes: Sizes, figures: list[Figure], elapsed: float) -> dict:
+def print_report(env: dict, sizes: Sizes, figures: list[Figure], elapsed: float, out: Path = OUT) -> dict:
     table = Table(title="Binome pipeline vs naive baseline (same process, same servers)")
     table.add_column("figure")
     table.add_column("Binome", justify="right", style="bold")
@@ -1066,14 +1066,18 @@ def print_report(env: dict, sizes: Sizes, figures: list[Figure], elapsed: float)
         "aims": _json_clean(aims),
         "elapsed_s": elapsed,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
-    charts = write_chart(report["figures"])
-    console.print(f"written to {OUT.relative_to(ROOT)}; chart: " + ", ".join(str(c.relative_to(ROOT)) for c in charts))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    charts = write_chart(report["figures"], out)
+    console.print(f"written to {_shown(out)}; chart: " + ", ".join(_shown(c) for c in charts))
     return report
 
 
-def write_chart(figures: list[dict]) -> list[Path]:
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def write_chart(figures: list[dict], out: Path = OUT) -> list[Path]:
     """Binome beside the naive baseline: rates (events/s) on the left,
     latencies (ms) on the right, both on log scales, each with its aim as a
     dashed line; a baseline that never finished has no bar."""
@@ -1101,7 +1105,7 @@ def write_chart(figures: list[dict]) -> list[Path]:
         axes.legend()
     written = []
     for fmt in ("svg", "png"):
-        path = OUT.with_suffix(f".{fmt}")
+        path = out.with_suffix(f".{fmt}")
         chart.savefig(path, format=fmt)
         written.append(path)
     return written
@@ -1185,6 +1189,9 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baselines (profiling, quick checks)")
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the whole run to FILE")
     parser.add_argument(
+        "--out", type=Path, default=OUT, help=f"the JSON report; the charts go beside it (default {OUT.relative_to(ROOT)})"
+    )
+    parser.add_argument(
         "--fetch-max-wait-ms", type=int, default=None, help="consumers' fetch wait (default: the platform's setting)"
     )
     args = parser.parse_args()
@@ -1214,7 +1221,7 @@ def main() -> int:
     finally:
         with console.status("stopping the broker and PostgreSQL..."):
             stack.close()
-    print_report(env, sizes, figures, time.perf_counter() - started)
+    print_report(env, sizes, figures, time.perf_counter() - started, args.out.resolve())
     return 0
 
 
