@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     # Topic names are "<topic_prefix>binome.<context>.events"; tests set a prefix
     # so that each test has its own topics on a shared broker.
     topic_prefix: str = ""
+    # Topics the relay or a consumer has to create (those created beforehand
+    # keep their own): on a cluster, a replication factor of 3.
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
 
     # Auth: the algorithms are fixed here, never taken from a token header.
     jwt_issuer: str = "binome-dev"

@@ -46,7 +46,7 @@ from aiokafka.structs import OffsetAndMetadata
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.registry import DomainEvent, EventRegistry, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
-from libs.messaging.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer
+from libs.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, make_consumer, make_producer
 from libs.gdpr.personal import PersonalData
 from libs.observability import metrics
 from libs.observability.correlation import correlation
@@ -122,6 +122,8 @@ class ConsumerRunner:
     session_timeout_ms: int = 6000
     fetch_max_wait_ms: int = 50
     retry_backoff_s: float = 0.05
+    #: Partitions and replication factor of the topics it has to create.
+    topic_spec: TopicSpec = field(default_factory=TopicSpec)
     registry: EventRegistry = field(default_factory=lambda: default_registry)
     #: GDPR: opens sealed personal values before the projection sees them
     #: (an erased person's read as ``libs.gdpr.personal.ERASED``).
@@ -152,7 +154,7 @@ class ConsumerRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. Exceptions from the seams propagate."""
-        await ensure_topics(self.bootstrap, [*self.topics, self.dead_letter_topic])
+        await ensure_topics(self.bootstrap, [*self.topics, self.dead_letter_topic], self.topic_spec)
         consumer = make_consumer(
             self.bootstrap,
             self.projection.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -20,6 +21,16 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 DEAD_LETTER_TOPIC = "binome.deadletter"
 DEFAULT_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How the relay and the consumers create a topic that does not exist
+    yet (``BINOME_KAFKA_TOPIC_PARTITIONS``, ``BINOME_KAFKA_REPLICATION_FACTOR``).
+    Topics created beforehand keep their own settings."""
+
+    partitions: int = DEFAULT_PARTITIONS
+    replication_factor: int = 1
 
 
 def dead_letter_topic(prefix: str = "") -> str:
@@ -60,7 +71,7 @@ def make_consumer(
     )
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = DEFAULT_PARTITIONS) -> None:
+async def ensure_topics(bootstrap: str, topics: list[str], spec: TopicSpec = TopicSpec()) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -70,7 +81,7 @@ async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = DEF
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [NewTopic(t, num_partitions=spec.partitions, replication_factor=spec.replication_factor) for t in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # created concurrently: what we wanted

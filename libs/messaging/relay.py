@@ -29,7 +29,7 @@ from tenacity import wait_exponential_jitter
 
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import local_relay, notify_channel
-from libs.messaging.kafka import ensure_topics, make_producer, send_keyed
+from libs.messaging.kafka import TopicSpec, ensure_topics, make_producer, send_keyed
 from libs.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class OutboxRelay:
     #: Opens the connection that holds the relay's lock and ``LISTEN``, outside
     #: the pool. None: one of the pool's, reset before it goes back.
     connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None
+    #: Partitions and replication factor of the topics it has to create.
+    topic_spec: TopicSpec = field(default_factory=TopicSpec)
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     #: Topics known to exist since the current producer started.
@@ -216,7 +218,7 @@ class OutboxRelay:
         # Created once per producer (an admin client costs several round
         # trips); a broker that loses them later is caught after the acks.
         if new := topics - self._ensured:
-            await ensure_topics(self.bootstrap, sorted(new))
+            await ensure_topics(self.bootstrap, sorted(new), self.topic_spec)
             self._ensured |= new
         return self._producer
 

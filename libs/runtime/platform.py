@@ -43,6 +43,7 @@ from libs.embedded.broker import EmbeddedBroker
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import ConsumerRunner
+from libs.messaging.kafka import TopicSpec
 from libs.messaging.relay import OutboxRelay
 from libs.gdpr.export import gdpr_router
 from libs.gdpr.masters import MasterKeys
@@ -195,6 +196,11 @@ class Platform:
         return not self.settings.database_url and not self.settings.kafka_bootstrap
 
     @property
+    def topic_spec(self) -> TopicSpec:
+        """How the relays and consumers create missing topics."""
+        return TopicSpec(self.settings.kafka_topic_partitions, self.settings.kafka_replication_factor)
+
+    @property
     def dev_clock_file(self) -> Path:
         """Where the dev clock's offset is kept across restarts."""
         return Path(self.settings.data_dir) / "dev-clock"
@@ -236,6 +242,7 @@ class Platform:
                 batch_size=self.settings.relay_batch_size,
                 poll_interval_s=self.settings.relay_poll_interval_s,
                 connect=functools.partial(asyncpg.connect, self.infrastructure.database_url),
+                topic_spec=self.topic_spec,
             )
             self._spawn(f"{service.name} relay", relay.run)
             for projection in service.projections(ctx):
@@ -249,6 +256,7 @@ class Platform:
                     max_attempts=self.settings.consumer_max_attempts,
                     session_timeout_ms=self.settings.consumer_session_timeout_ms,
                     fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+                    topic_spec=self.topic_spec,
                     personal=ctx.store.personal,
                 )
                 self._spawn(f"{service.name} consumer {projection.name}", runner.run)

@@ -111,6 +111,8 @@ async def test_ended_pairs_notes_expire_after_the_programmes_retention(
     assert last.causationid is None and "note" not in last.data
     doc = await env.pair(dissolved["pair_id"])
     assert doc["status"] == "dissolved" and doc["version"] == last.sequence
+    assert doc["notes_expired"] == {"at": last.time.isoformat(), "retention_days": 30}
+    assert (await env.pair(declined["pair_id"]))["notes_expired"] is None
     assert await expire(client, env) == []  # once
 
     # The periodic task does the same on its own.

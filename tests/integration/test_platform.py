@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.auth.devkeys import mint
 from libs.runtime.platform import Platform
@@ -22,6 +23,16 @@ async def tally(pool: asyncpg.Pool, n: int):
     return rows if len(rows) >= n else None
 
 
+async def partition_counts(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(["binome.platform.events", "binome.deadletter"])
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described}
+
+
 @pytest.fixture
 async def clean_platform_schema(pool: asyncpg.Pool):
     await pool.execute("DROP SCHEMA IF EXISTS platform CASCADE")
@@ -36,7 +47,10 @@ async def test_platform_serves_restarts_with_every_fact_and_rebuilds(
     migrations.mkdir()
     service = probe_service.definition(migrations)
     # No broker given: the platform starts its own embedded one, each time empty.
-    settings = Settings(database_url=database_url, kafka_bootstrap=None, data_dir=tmp_path, consumer_session_timeout_ms=1000)
+    settings = Settings(
+        database_url=database_url, kafka_bootstrap=None, data_dir=tmp_path, consumer_session_timeout_ms=1000,
+        kafka_topic_partitions=4,
+    )
     token = mint("hr-1", "org-1", ["hr_admin"], [], data_dir=tmp_path)
     auth = {"Authorization": f"Bearer {token}"}
 
@@ -54,6 +68,10 @@ async def test_platform_serves_restarts_with_every_fact_and_rebuilds(
             assert [p["value"] for p in listed] == [0, 1, 2, 3, 4]
             assert (await client.get("/v1/services")).json()["services"][0]["name"] == "platform"
             assert "binome_events_applied_total" in (await client.get("/metrics")).text
+        # The relay and the consumer created their topics as the settings say.
+        assert await partition_counts(first.infrastructure.bootstrap) == {
+            "binome.platform.events": 4, "binome.deadletter": 4
+        }
     finally:
         await first.shutdown()
 

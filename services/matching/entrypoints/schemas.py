@@ -79,6 +79,13 @@ class EndedOut(BaseModel):
     reason: str | None
 
 
+class NotesExpiredOut(BaseModel):
+    """GDPR retention: the pair's notes were shredded (they read as erased)."""
+
+    at: str
+    retention_days: int
+
+
 class PairOut(BaseModel):
     pair_id: UUID
     programme_id: UUID
@@ -98,6 +105,7 @@ class PairOut(BaseModel):
     proposed_by: dict
     formed_at: str | None
     ended: EndedOut | None
+    notes_expired: NotesExpiredOut | None = None
     version: int
     updated_at: str
     updated_by: dict
