@@ -1022,7 +1022,6 @@ def print_report(env: dict, sizes: Sizes, figures: list[Figure], elapsed: float,
     table.add_column("naive", justify="right")
     table.add_column("Binome / naive", justify="right")
     for f in figures:
-        ratio = f.ratio
         table.add_row(
             f.label,
             fmt(f.binome, f.unit),

@@ -9,6 +9,8 @@ Each service lists these in its ``EXCEPTION_MAPPINGS`` beside its own:
 * ``stale_version``: ``If-Match`` named a version the object has moved past
   -> 412 ``urn:binome:problem:stale-version`` with the exception's text.
 
+``if_match_version`` reads that ``If-Match`` for a command endpoint.
+
 ``IdempotentCommands`` gives a service's parts object its ``run``.
 """
 
@@ -18,13 +20,28 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from fastapi import Header
 from fastapi.responses import Response
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
-from libs.api.problems import Problem
+from libs.api.problems import Problem, invalid
 
 CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 STALE_VERSION = "urn:binome:problem:stale-version"
+
+
+def if_match_version(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
+    """The version a conditional command expects (a dependency).
+
+    ETags are the stream's version, ``"3"`` (``W/"3"`` is read the same).
+    Absent or ``*``: the command is unconditional.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise invalid([{"field": "header.If-Match", "message": 'An ETag of this API, e.g. "3".', "type": "value_error"}])
+    return int(tag)
 
 
 def concurrent_change(exc: Exception) -> Problem:

@@ -39,7 +39,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
-from libs.api.problems import VALIDATION_ERROR, Problem
+from libs.api.problems import Problem, invalid
 from libs.api.security import current_principal
 from libs.auth.principal import Principal
 from libs.eventstore.migrations import check_schema_name
@@ -70,18 +70,14 @@ def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
 def check_key(value: str) -> str:
     """A key is 1-255 visible ASCII characters (a UUID is the usual choice)."""
     if not 0 < len(value) <= MAX_KEY_LENGTH or not all(33 <= ord(c) <= 126 for c in value):
-        raise Problem(
-            422,
-            title="Unprocessable Content",
-            detail="The request is invalid; see 'errors'.",
-            type=VALIDATION_ERROR,
-            errors=[
+        raise invalid(
+            [
                 {
                     "field": f"header.{HEADER}",
                     "message": f"Must be 1 to {MAX_KEY_LENGTH} visible ASCII characters.",
                     "type": "value_error",
                 }
-            ],
+            ]
         )
     return value
 

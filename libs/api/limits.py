@@ -5,8 +5,8 @@
   length or streams it.
 * ``RateLimits``: each client (organisation + OAuth client id, or the token's
   subject for a user without one) may make ``rate_limit`` requests (a
-  ``limits`` library rate string such as ``"1200/minute"``, moving window);
-  beyond it, 429 with ``Retry-After``. Checked in ``current_principal``, after
+  ``limits`` library rate string such as ``"1200/minute"``, sliding window
+  counter); beyond it, 429 with ``Retry-After``. Checked in ``current_principal``, after
   the token is verified, so nobody spends another client's budget. The
   counters live in ``rate_limit_storage``: ``memory://`` counts per service app
   (``ServiceDefinition.build_app`` gives each its own) in each process;
@@ -29,7 +29,13 @@ from libs.auth.principal import Principal
 class RateLimits:
     def __init__(self, rate: str, storage_uri: str = "memory://") -> None:
         self.item = parse(rate)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        # A sliding window counter (two counters per client, the previous
+        # window's weighted by how much of it still overlaps) rather than a
+        # moving window (one timestamp per request): the in-memory storage
+        # sweeps its expired entries every 10 ms in a thread, and with a
+        # thousand clients sweeping the moving window's lists took 6 % of the
+        # platform's CPU during `binome demo`.
+        self.limiter = strategies.SlidingWindowCounterRateLimiter(storage.storage_from_string(storage_uri))
 
     @staticmethod
     def key_of(principal: Principal) -> str:

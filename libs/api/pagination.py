@@ -31,7 +31,7 @@ import orjson
 from fastapi import Query
 from pydantic import BaseModel
 
-from libs.api.problems import VALIDATION_ERROR, Problem
+from libs.api.problems import Problem, invalid
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -42,13 +42,7 @@ R = TypeVar("R")
 
 def invalid_query(field: str, message: str) -> Problem:
     """A 422 problem naming one query parameter, shaped like FastAPI's own."""
-    return Problem(
-        422,
-        title="Unprocessable Content",
-        detail="The request is invalid; see 'errors'.",
-        type=VALIDATION_ERROR,
-        errors=[{"field": f"query.{field}", "message": message, "type": "value_error"}],
-    )
+    return invalid([{"field": f"query.{field}", "message": message, "type": "value_error"}])
 
 
 def cursor_scope(**filters: Any) -> str:

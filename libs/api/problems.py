@@ -39,6 +39,8 @@ FORBIDDEN = "urn:binome:problem:forbidden"
 
 
 def _title(status: int) -> str:
+    if status == 422:
+        return "Unprocessable Content"  # RFC 9110's name; Python < 3.13 still says "Unprocessable Entity"
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -79,6 +81,12 @@ class Problem(Exception):
         # Extensions never overwrite the standard members.
         body.update({k: v for k, v in self.extra.items() if k not in body})
         return body
+
+
+def invalid(errors: list[dict[str, Any]], detail: str = "The request is invalid; see 'errors'.") -> Problem:
+    """A 422 validation problem; each error names its field (``body.x``,
+    ``query.x``, ``header.X``), as FastAPI's own validation errors do."""
+    return Problem(422, detail=detail, type=VALIDATION_ERROR, errors=errors)
 
 
 class ProblemDetails(BaseModel):
@@ -129,15 +137,7 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
         {"field": field_path(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
-    problem = Problem(
-        422,
-        # RFC 9110's name; Python < 3.13 still says "Unprocessable Entity".
-        title="Unprocessable Content",
-        detail="The request is invalid; see 'errors'.",
-        type=VALIDATION_ERROR,
-        errors=errors,
-    )
-    return problem_response(problem, request)
+    return problem_response(invalid(errors), request)
 
 
 async def _handle_http(request: Request, exc: Exception) -> Response:
@@ -172,12 +172,9 @@ _UNSTORABLE_TEXT = (asyncpg.exceptions.UntranslatableCharacterError, asyncpg.exc
 
 
 async def _handle_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
-    problem = Problem(
-        422,
-        title="Unprocessable Content",
+    problem = invalid(
+        [{"field": "request", "message": "Text may not contain the NUL character.", "type": "value_error"}],
         detail="Text may not contain the NUL character (\\u0000).",
-        type=VALIDATION_ERROR,
-        errors=[{"field": "request", "message": "Text may not contain the NUL character.", "type": "value_error"}],
     )
     return problem_response(problem, request)
 

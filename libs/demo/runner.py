@@ -30,12 +30,12 @@ import asyncio
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from libs.demo.api import HR, Api, DemoError
+from libs.demo.api import Api, DemoError
 from libs.demo.world import Person, Wave, World, build_world
 
 

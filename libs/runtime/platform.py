@@ -33,7 +33,7 @@ from fastapi import Depends, FastAPI
 from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
-from libs.api.problems import Problem
+from libs.api.problems import invalid
 from libs.api.security import requires
 from libs.auth.principal import Principal
 from libs.auth.tokens import TokenVerifier
@@ -317,8 +317,8 @@ class Platform:
         async def advance_clock(body: AdvanceIn, _: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
             """Move every service's clock forward, by ``seconds`` or ``to`` an instant (never back)."""
             if (body.seconds is None) == (body.to is None):
-                raise Problem(422, detail="Give exactly one of seconds and to.",
-                              errors=[{"field": "body.seconds", "message": "Give exactly one of seconds and to."}])
+                message = "Give exactly one of seconds and to."
+                raise invalid([{"field": "body.seconds", "message": message, "type": "value_error"}], detail=message)
             try:
                 if body.seconds is not None:
                     clock.advance(timedelta(seconds=body.seconds))
@@ -326,7 +326,7 @@ class Platform:
                     clock.advance_to(body.to)
             except ValueError as exc:
                 field_name = "body.seconds" if body.seconds is not None else "body.to"
-                raise Problem(422, detail=str(exc), errors=[{"field": field_name, "message": str(exc)}]) from None
+                raise invalid([{"field": field_name, "message": str(exc), "type": "value_error"}], detail=str(exc)) from None
             save_offset(self.dev_clock_file, clock.offset)
             log.info("dev clock advanced: now %s", clock().isoformat())
             return clock_out(clock)

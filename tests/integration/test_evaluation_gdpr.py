@@ -69,7 +69,7 @@ async def answered_pair(env: EvaluationEnv, tag: str) -> PairIds:
 
 
 async def test_an_erased_participant_loses_its_free_text_but_not_the_figures(env: EvaluationEnv) -> None:
-    erased, kept = await answered_pair(env, "erased"), await answered_pair(env, "kept")
+    erased, _kept = await answered_pair(env, "erased"), await answered_pair(env, "kept")
     assert f"{CANARY} erased" in await tables_text(env)
     event = ParticipantErased(
         participant_id=erased.mentee_id, programme_id=erased.programme_id, wave_id=erased.wave_id,

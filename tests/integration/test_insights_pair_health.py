@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from libs.events.registry import registry
 from libs.observability import metrics
+from services.insights.health import gauges
 from tests.support.insights import NOW, T0, Scenario, health_scenario, insights_env  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -135,3 +137,39 @@ async def test_business_gauges_count_active_and_at_risk_pairs_per_country(insigh
     await insights_env.pipeline.feed(sc)
     assert metrics.PAIRS_ACTIVE.labels("insights", "LU")._value.get() == 2
     assert metrics.PAIRS_AT_RISK.labels("insights", "LU")._value.get() == 1
+
+
+async def test_a_batch_refreshes_each_country_it_touched_once(insights_env, monkeypatch) -> None:  # noqa: F811
+    """The runtime hands a fetched batch to ``handle_batch``: the gauges, which
+    recompute every pair of a country, are refreshed once per country after
+    the batch, and come out as if the events had been applied one by one."""
+    sc = Scenario()
+    sc.programme()
+    sc.wave("LU")
+    sc.wave("MT")
+    for country in ("LU", "MT"):
+        formed = sc.pair(sc.enrol(country, "mentee"), sc.enrol(country, "mentor"))
+        sc.held(formed, NOW - timedelta(days=1))
+        sc.pair(sc.enrol(country, "mentee"), sc.enrol(country, "mentor"))  # no first session: at risk
+    items = [(envelope, registry.load(envelope)) for _, envelope in sc.events]
+    refreshed: list[str] = []
+    real_refresh = gauges.refresh
+
+    async def counting_refresh(db, schema, country, now):
+        refreshed.append(country)
+        await real_refresh(db, schema, country, now)
+
+    def gauge_values(country: str) -> tuple[float, float]:
+        return (
+            metrics.PAIRS_ACTIVE.labels("insights", country)._value.get(),
+            metrics.PAIRS_AT_RISK.labels("insights", country)._value.get(),
+        )
+
+    before = {country: gauge_values(country) for country in ("LU", "MT")}  # other tests' pairs count too
+    monkeypatch.setattr(gauges, "refresh", counting_refresh)
+    projection = insights_env.pipeline.projection
+    async with insights_env.pipeline.pool.acquire() as conn, conn.transaction():
+        await projection.handle_batch(conn, items)
+    assert len(items) > 10 and refreshed == ["LU", "MT"]
+    for country, (active, at_risk) in before.items():
+        assert gauge_values(country) == (active + 2, at_risk + 1)

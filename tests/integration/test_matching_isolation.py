@@ -15,7 +15,6 @@ from fastapi.routing import APIRoute
 
 from services.matching.entrypoints.api import router
 from services.matching.entrypoints.scope import NOT_COUNTRY_OWNED
-from services.matching.entrypoints.scope import NOT_COUNTRY_OWNED
 from tests.support.matching import MatchingEnv, matching_env
 from tests.support.problems import problem
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_structured
-from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.v1.http import from_json as v1_from_json
 from pydantic import ValidationError

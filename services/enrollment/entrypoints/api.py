@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from libs.api.app import create_service_app
-from libs.api.commands import concurrent_change, stale_version
+from libs.api.commands import concurrent_change, if_match_version, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
-from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
+from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.enrollment import Role
@@ -85,21 +85,6 @@ router = APIRouter(prefix="/v1")
 
 def service(request: Request) -> Enrollment:
     return request.app.state.enrollment
-
-
-def if_match(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise _invalid(
-            [{"field": "header.If-Match", "message": 'An ETag of this API, e.g. "3".', "type": "value_error"}]
-        )
-    return int(tag)
-
-
-def _invalid(errors: list[dict[str, Any]], detail: str = "The request is invalid; see 'errors'.") -> Problem:
-    return Problem(422, title="Unprocessable Content", detail=detail, type=VALIDATION_ERROR, errors=errors)
 
 
 @dataclass(frozen=True)
@@ -199,7 +184,7 @@ async def change_programme_settings(
     programme_id: UUID,
     body: SettingsPatch,  # type: ignore[valid-type]
     request: Request,
-    version: int | None = Depends(if_match),
+    version: int | None = Depends(if_match_version),
     who: Principal = Depends(requires(HR_ADMIN)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -355,7 +340,7 @@ def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
         else:
             raise Problem(415, detail="Send text/csv or application/json.")
     except tabular.UnreadableFile as exc:
-        raise _invalid(
+        raise invalid(
             [{"line": exc.line, "field": exc.field, "message": exc.message}], "The file cannot be read."
         ) from None
     if len(table.rows) + len(table.bad_rows) > MAX_IMPORT_ROWS:
@@ -411,7 +396,7 @@ async def update_profile(
     participant_id: UUID,
     body: ProfilePatch,
     request: Request,
-    version: int | None = Depends(if_match),
+    version: int | None = Depends(if_match_version),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -504,7 +489,7 @@ async def assess_qualification(
 def _rule_broken(exc: Exception) -> Problem:
     assert isinstance(exc, InvalidInput)
     errors = [{"field": f"body.{i.field}", "message": i.message, "type": "rule"} for i in exc.issues]
-    return _invalid(errors, "The request breaks the programme's rules; see 'errors'.")
+    return invalid(errors, "The request breaks the programme's rules; see 'errors'.")
 
 
 def _duplicate(exc: Exception) -> Problem:

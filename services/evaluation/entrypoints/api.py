@@ -23,7 +23,7 @@ from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
-from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
+from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.evaluation import SurveyKind
@@ -274,10 +274,7 @@ async def results(
 def _invalid(exc: Exception) -> Problem:
     assert isinstance(exc, InvalidInput)
     errors = [{"field": f"body.{path}", "message": message, "type": "rule"} for path, message in exc.issues]
-    return Problem(
-        422, title="Unprocessable Content", detail="The request breaks a rule; see 'errors'.",
-        type=VALIDATION_ERROR, errors=errors,
-    )
+    return invalid(errors, detail="The request breaks a rule; see 'errors'.")
 
 
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {

@@ -26,7 +26,7 @@ from libs.api.app import create_service_app
 from libs.api.commands import CONCURRENT_CHANGE
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
-from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
+from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
@@ -330,12 +330,9 @@ async def expire_pair_notes(request: Request, who: Principal = Depends(requires(
 
 def _invalid(exc: Exception) -> Problem:
     assert isinstance(exc, InvalidRequest)
-    return Problem(
-        422,
-        title="Unprocessable Content",
+    return invalid(
+        [{"field": f"body.{exc.field}", "message": exc.message, "type": "rule"}],
         detail="The request cannot be carried out; see 'errors'.",
-        type=VALIDATION_ERROR,
-        errors=[{"field": f"body.{exc.field}", "message": exc.message, "type": "rule"}],
     )
 
 

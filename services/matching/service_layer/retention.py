@@ -23,8 +23,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import asyncpg
-
 from libs.events.contexts.enrollment import Actor
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import ConcurrencyError

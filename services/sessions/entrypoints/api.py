@@ -21,15 +21,15 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from libs.api.app import create_service_app
-from libs.api.commands import concurrent_change, stale_version
+from libs.api.commands import concurrent_change, if_match_version, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
-from libs.api.problems import VALIDATION_ERROR, Problem, problem_responses
+from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.sessions import Member
@@ -79,16 +79,6 @@ router = APIRouter(prefix="/v1")
 
 def service(request: Request) -> Sessions:
     return request.app.state.sessions
-
-
-def expected_version(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
-    tag = (if_match or "*").strip().removeprefix("W/").strip('"')
-    if tag == "*":
-        return None
-    if not tag.isdigit():
-        error = {"field": "header.If-Match", "message": 'An ETag of this API, e.g. "3".', "type": "value_error"}
-        raise Problem(422, detail="The request is invalid; see 'errors'.", type=VALIDATION_ERROR, errors=[error])
-    return int(tag)
 
 
 def parse_month(value: str | None) -> date | None:
@@ -201,7 +191,7 @@ async def move_session(
     session_id: UUID,
     body: MoveIn,
     request: Request,
-    version: int | None = Depends(expected_version),
+    version: int | None = Depends(if_match_version),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -215,7 +205,7 @@ async def cancel_session(
     session_id: UUID,
     body: CancelIn,
     request: Request,
-    version: int | None = Depends(expected_version),
+    version: int | None = Depends(if_match_version),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -230,7 +220,7 @@ async def mark_held(
     session_id: UUID,
     body: HeldIn,
     request: Request,
-    version: int | None = Depends(expected_version),
+    version: int | None = Depends(if_match_version),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -249,7 +239,7 @@ async def mark_no_show(
     session_id: UUID,
     body: NoShowIn,
     request: Request,
-    version: int | None = Depends(expected_version),
+    version: int | None = Depends(if_match_version),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -389,9 +379,7 @@ async def set_session_settings(
 def _rule_broken(exc: Exception) -> Problem:
     assert isinstance(exc, InvalidInput)
     errors = [{"field": f"body.{i.field}", "message": i.message, "type": "rule"} for i in exc.issues]
-    return Problem(
-        422, detail="The request breaks the programme's rules; see 'errors'.", type=VALIDATION_ERROR, errors=errors
-    )
+    return invalid(errors, detail="The request breaks the programme's rules; see 'errors'.")
 
 
 def _time_taken(exc: Exception) -> Problem:
