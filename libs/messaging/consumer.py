@@ -96,10 +96,24 @@ class _Outcome:
     dead: int = 0
     newest_event_time: datetime | None = None
 
-    def count_applied(self, envelope: Envelope) -> None:
+    def count_applied(self, item: _Item) -> None:
         self.applied += 1
-        if self.newest_event_time is None or envelope.time > self.newest_event_time:
-            self.newest_event_time = envelope.time
+        happened = _happened_at(item)
+        if self.newest_event_time is None or happened > self.newest_event_time:
+            self.newest_event_time = happened
+
+
+def _happened_at(item: _Item) -> datetime:
+    """When the event happened, on the wall clock, for the projection lag.
+
+    Its ``time``, unless that is later than when the relay published it: the
+    dev clock (``binome demo``) dates events weeks ahead, which made the lag
+    negative (read as 0). Then the Kafka record's timestamp, set on publishing.
+    """
+    timestamp_ms = item.record.timestamp
+    if timestamp_ms is None or timestamp_ms < 0:
+        return item.envelope.time
+    return min(item.envelope.time, datetime.fromtimestamp(timestamp_ms / 1000, UTC))
 
 
 class _BatchFailed(Exception):
@@ -295,7 +309,7 @@ class ConsumerRunner:
         # Counted only once the transaction committed.
         outcome.skipped += len(items) - len(todo)
         for item in todo:
-            outcome.count_applied(item.envelope)
+            outcome.count_applied(item)
 
     async def _handle_all(self, conn: asyncpg.Connection, todo: list[_Item], failed: dict[uuid.UUID, str]) -> None:
         """Apply ``todo``; on failure, note in ``failed`` which event raised, when one did."""
@@ -325,7 +339,7 @@ class ConsumerRunner:
             for item in todo:
                 reason = await self._apply_with_retries(conn, item.envelope, failed.get(item.envelope.id))
                 if reason is None:
-                    outcome.count_applied(item.envelope)
+                    outcome.count_applied(item)
                     continue
                 await self._dead_letter(producer, item.record, reason, attempts=self.max_attempts)
                 await conn.execute(self._sql_dead, self.projection.name, item.envelope.id, reason)

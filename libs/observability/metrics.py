@@ -72,7 +72,7 @@ EVENTS_APPLIED = Counter(
 )
 PROJECTION_LAG_SECONDS = Gauge(
     "binome_projection_lag_seconds",
-    "Time between an event's 'time' and its application to a read model.",
+    "Time between an event's 'time' (or its publishing, if 'time' is later: the dev clock) and its application to a read model.",
     ["service", "consumer"],
 )
 DEAD_LETTERS = Counter(

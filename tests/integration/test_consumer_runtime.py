@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import orjson
@@ -16,6 +17,7 @@ from libs.eventstore.store import EventStore
 from libs.messaging.consumer import ConsumerRunner, rebuild
 from libs.messaging.kafka import dead_letter_topic, ensure_topics
 from libs.messaging.relay import OutboxRelay
+from libs.observability import metrics
 from tests.support.events import probe
 from tests.support.kafka import read_topic, wait_for
 from tests.support.projections import ProbeTally
@@ -186,3 +188,23 @@ async def test_two_runners_holding_the_same_events_apply_them_once(pool, schema,
     assert sum(o.skipped for o in outcomes) == 20 and sum(o.dead for o in outcomes) == 0
     rows = await tally.rows(pool)
     assert len(rows) == 20 and {r["times"] for r in rows} == {1}
+
+
+async def test_projection_lag_counts_from_publishing_when_the_event_is_dated_ahead(
+    pool, schema, kafka_bootstrap, topic_prefix, tally
+) -> None:
+    """The dev clock dates events weeks ahead of the wall clock: the lag then
+    counts from when the record was published, not from a 'time' to come
+    (which read as 0 for ever)."""
+    ahead = probe("ahead", 1)
+    ahead = ahead.model_copy(update={"time": ahead.time + timedelta(days=60)})
+    await produce(kafka_bootstrap, topic_for_context("platform", topic_prefix), [dumps(ahead)], [ahead.subject])
+    await asyncio.sleep(0.2)  # some lag to measure
+    stop = asyncio.Event()
+    consumer = runner(pool, schema, tally, kafka_bootstrap, topic_prefix, service="lag-test")
+    task = asyncio.create_task(consumer.run(stop))
+    await wait_for(lambda: tally_count(pool, tally, 1))
+    stop.set()
+    await task
+    lag = metrics.PROJECTION_LAG_SECONDS.labels("lag-test", tally.name)._value.get()
+    assert 0.2 <= lag < 60
