@@ -7,7 +7,9 @@ Each service lists these in its ``EXCEPTION_MAPPINGS`` beside its own:
   (``ConcurrencyError``), or the same event ids exist already
   (``DuplicateEventError``) -> 409 ``urn:binome:problem:concurrent-change``;
 * ``stale_version``: ``If-Match`` named a version the object has moved past
-  -> 412 ``urn:binome:problem:stale-version`` with the exception's text.
+  -> 412 ``urn:binome:problem:stale-version`` with the exception's text;
+* ``rule_broken``: the domain's ``InvalidInput`` (libs/domain/errors.py)
+  -> 422 naming each field of the body that breaks a rule.
 
 ``if_match_version`` reads that ``If-Match`` for a command endpoint.
 
@@ -25,6 +27,7 @@ from fastapi.responses import Response
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
 from libs.api.problems import Problem, invalid
+from libs.domain.errors import InvalidInput
 
 CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 STALE_VERSION = "urn:binome:problem:stale-version"
@@ -50,6 +53,12 @@ def concurrent_change(exc: Exception) -> Problem:
 
 def stale_version(exc: Exception) -> Problem:
     return Problem(412, detail=str(exc), type=STALE_VERSION)
+
+
+def rule_broken(exc: Exception) -> Problem:
+    assert isinstance(exc, InvalidInput)
+    errors = [{"field": f"body.{i.field}", "message": i.message, "type": "rule"} for i in exc.issues]
+    return invalid(errors, "The request breaks a rule; see 'errors'.")
 
 
 class IdempotentCommands:

@@ -36,7 +36,7 @@ def test_k_is_never_below_three() -> None:
     assert check_k(3) == 3
     with pytest.raises(InvalidInput) as exc:
         check_k(2)
-    assert exc.value.issues[0][0] == "k_anonymity"
+    assert exc.value.issues[0].field == "k_anonymity"
 
 
 def maturity_pair(pre: dict[str, int] | None, post: dict[str, int] | None) -> list[Response]:

@@ -33,7 +33,7 @@ AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def fields(exc: pytest.ExceptionInfo[InvalidInput]) -> list[str]:
-    return sorted(path for path, _ in exc.value.issues)
+    return sorted(issue.field for issue in exc.value.issues)
 
 
 def scale(qid: str = "q1", required: bool = True, **text: str) -> Question:
@@ -80,7 +80,7 @@ def test_template_structure_rules() -> None:
 def test_a_maturity_template_needs_a_scale_question_and_unique_ids() -> None:
     with pytest.raises(InvalidInput) as exc:
         check_template(SurveyKind.DIGITAL_MATURITY, ["en", "fr"], {"en": "T", "fr": "T"}, [choice("q"), choice("q")])
-    messages = [m for _, m in exc.value.issues]
+    messages = [issue.message for issue in exc.value.issues]
     assert any("scale question" in m for m in messages) and any("used twice" in m for m in messages)
 
 

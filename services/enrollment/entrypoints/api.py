@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from libs.api.app import create_service_app
-from libs.api.commands import concurrent_change, if_match_version, stale_version
+from libs.api.commands import concurrent_change, if_match_version, rule_broken, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
@@ -486,12 +486,6 @@ async def assess_qualification(
 # --------------------------------------------------------------------------- errors and app
 
 
-def _rule_broken(exc: Exception) -> Problem:
-    assert isinstance(exc, InvalidInput)
-    errors = [{"field": f"body.{i.field}", "message": i.message, "type": "rule"} for i in exc.issues]
-    return invalid(errors, "The request breaks the programme's rules; see 'errors'.")
-
-
 def _duplicate(exc: Exception) -> Problem:
     assert isinstance(exc, DuplicateEnrolment)
     existing = str(exc.existing) if exc.existing is not None and exc.visible else None
@@ -516,7 +510,7 @@ def _import_rejected(exc: Exception) -> Problem:
 
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
     NotFound: 404,
-    InvalidInput: _rule_broken,
+    InvalidInput: rule_broken,
     InvalidState: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
     DuplicateEnrolment: _duplicate,
     ImportRejected: _import_rejected,

@@ -17,7 +17,7 @@ from libs.events.contexts.evaluation import (
     Question,
     QuestionKind,
 )
-from services.evaluation.domain.errors import InvalidInput
+from services.evaluation.domain.errors import Issues
 
 SCALE = range(1, 6)
 MAX_FREE_TEXT = 4000
@@ -34,7 +34,7 @@ def _is_blank(value: Any) -> bool:
     return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
-def _item(problems: InvalidInput, path: str, question: Question, value: Any) -> AnswerItem | str | None:
+def _item(problems: Issues, path: str, question: Question, value: Any) -> AnswerItem | str | None:
     """The answer to one question, or None after recording what is wrong."""
     kind = question.kind
     codes = {o.code for o in question.options}
@@ -63,7 +63,7 @@ def _item(problems: InvalidInput, path: str, question: Question, value: Any) -> 
 def check_answers(questions: Sequence[Question], answers: Mapping[str, Any]) -> CheckedAnswers:
     """Every answer valid for its question, every required question answered,
     no unknown question; else ``InvalidInput`` naming each question."""
-    problems = InvalidInput()
+    problems = Issues()
     known = {q.question_id for q in questions}
     for question_id in sorted(set(answers) - known):
         problems.add(f"answers.{question_id}", "Not a question of this survey.")
@@ -87,7 +87,7 @@ def check_answers(questions: Sequence[Question], answers: Mapping[str, Any]) -> 
 
 def check_actions(actions: Sequence[tuple[str, ActionStatus]]) -> list[tuple[str, ActionStatus]]:
     """The committed actions, each described (description, status)."""
-    problems = InvalidInput()
+    problems = Issues()
     if len(actions) > MAX_ACTIONS:
         problems.add("actions", f"At most {MAX_ACTIONS} actions.")
     for i, (description, _) in enumerate(actions):

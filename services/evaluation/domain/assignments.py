@@ -41,7 +41,7 @@ from libs.events.contexts.evaluation import (
     SurveyKind,
 )
 from services.evaluation.domain.answers import CheckedAnswers
-from services.evaluation.domain.errors import Conflict, InvalidInput
+from services.evaluation.domain.errors import Conflict, InvalidInput, Issue
 
 #: How long a participant has to answer, from the trigger.
 DUE_AFTER = {
@@ -181,7 +181,7 @@ class Assignment:
         a = self.assigned
         takes_actions = a.kind is SurveyKind.CLOSING_SELF_ASSESSMENT
         if actions is not None and not takes_actions:
-            raise InvalidInput([("actions", "Only the closing self-assessment lists committed actions.")])
+            raise InvalidInput([Issue("actions", "Only the closing self-assessment lists committed actions.")])
         events: list[AssignmentEvent] = [
             SurveyAnswered(
                 **self._ids(),

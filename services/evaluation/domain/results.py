@@ -23,7 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from libs.events.contexts.evaluation import Phase, SurveyKind
-from services.evaluation.domain.errors import InvalidInput
+from services.evaluation.domain.errors import InvalidInput, Issue
 
 K_MIN = 3  # never below: a group of 2 lets each member infer the other's answer
 K_DEFAULT = 5
@@ -31,7 +31,7 @@ K_DEFAULT = 5
 
 def check_k(k: int) -> int:
     if k < K_MIN:
-        raise InvalidInput([("k_anonymity", f"At least {K_MIN}: smaller groups are not anonymous.")])
+        raise InvalidInput([Issue("k_anonymity", f"At least {K_MIN}: smaller groups are not anonymous.")])
     return k
 
 

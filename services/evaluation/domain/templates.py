@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.events.contexts.evaluation import Question, QuestionKind, SurveyKind, SurveyTemplatePublished
-from services.evaluation.domain.errors import InvalidInput
+from services.evaluation.domain.errors import Issues
 
 CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_QUESTIONS = 40
@@ -24,7 +24,7 @@ CHOICE_KINDS = (QuestionKind.SINGLE_CHOICE, QuestionKind.MULTIPLE_CHOICE)
 SCORED_KINDS = (SurveyKind.DIGITAL_MATURITY, SurveyKind.CLOSING_SELF_ASSESSMENT)
 
 
-def _check_texts(problems: InvalidInput, path: str, texts: dict[str, str], languages: Sequence[str]) -> None:
+def _check_texts(problems: Issues, path: str, texts: dict[str, str], languages: Sequence[str]) -> None:
     """A text in each of the programme's languages, and only in those."""
     for language in languages:
         text = texts.get(language, "").strip()
@@ -36,7 +36,7 @@ def _check_texts(problems: InvalidInput, path: str, texts: dict[str, str], langu
         problems.add(f"{path}.{language}", f"{language!r} is not a language of the programme.")
 
 
-def _check_question(problems: InvalidInput, path: str, question: Question, languages: Sequence[str]) -> None:
+def _check_question(problems: Issues, path: str, question: Question, languages: Sequence[str]) -> None:
     _check_texts(problems, f"{path}.text", question.text, languages)
     if question.kind in CHOICE_KINDS:
         codes = [o.code for o in question.options]
@@ -57,7 +57,7 @@ def check_template(
     kind: SurveyKind, languages: Sequence[str], title: dict[str, str], questions: Sequence[Question]
 ) -> None:
     """Raise ``InvalidInput`` naming every broken rule (paths relative to the body)."""
-    problems = InvalidInput()
+    problems = Issues()
     _check_texts(problems, "title", title, languages)
     if not questions:
         problems.add("questions", "A survey has at least one question.")

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from libs.api.app import create_service_app
-from libs.api.commands import concurrent_change
+from libs.api.commands import concurrent_change, rule_broken
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
-from libs.api.problems import Problem, invalid, problem_responses
+from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.evaluation import SurveyKind
@@ -271,15 +271,9 @@ async def results(
 # --------------------------------------------------------------------------- errors and app
 
 
-def _invalid(exc: Exception) -> Problem:
-    assert isinstance(exc, InvalidInput)
-    errors = [{"field": f"body.{path}", "message": message, "type": "rule"} for path, message in exc.issues]
-    return invalid(errors, detail="The request breaks a rule; see 'errors'.")
-
-
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
     NotFound: 404,
-    InvalidInput: _invalid,
+    InvalidInput: rule_broken,
     Conflict: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
     ConcurrencyError: concurrent_change,
     DuplicateEventError: concurrent_change,

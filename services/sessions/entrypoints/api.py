@@ -26,10 +26,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from libs.api.app import create_service_app
-from libs.api.commands import concurrent_change, if_match_version, stale_version
+from libs.api.commands import concurrent_change, if_match_version, rule_broken, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
-from libs.api.problems import Problem, invalid, problem_responses
+from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.events.contexts.sessions import Member
@@ -376,12 +376,6 @@ async def set_session_settings(
 # --------------------------------------------------------------------------- errors and app
 
 
-def _rule_broken(exc: Exception) -> Problem:
-    assert isinstance(exc, InvalidInput)
-    errors = [{"field": f"body.{i.field}", "message": i.message, "type": "rule"} for i in exc.issues]
-    return invalid(errors, detail="The request breaks the programme's rules; see 'errors'.")
-
-
 def _time_taken(exc: Exception) -> Problem:
     assert isinstance(exc, TimeTaken)
     return Problem(
@@ -395,7 +389,7 @@ def _time_taken(exc: Exception) -> Problem:
 
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
     NotFound: 404,
-    InvalidInput: _rule_broken,
+    InvalidInput: rule_broken,
     InvalidState: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
     TimeTaken: _time_taken,
     ConcurrencyError: concurrent_change,
