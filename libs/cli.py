@@ -129,7 +129,7 @@ def demo(
     k_anonymity: Annotated[int, typer.Option(min=3, help="Smallest group whose survey results are shown.")] = 5,
     organisation: Annotated[str, typer.Option(help="Organisation (tenant) of the dev tokens.")] = "demo-group",
     out: Annotated[Path | None, typer.Option(help="Output directory (default: <data dir>/demo).")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="HTTP requests in flight.")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="HTTP requests in flight.")] = 8,
 ) -> None:
     """Drive a multinational rollout through the public HTTP APIs of a running
     `binome up` (dev tokens from the same data dir; the platform's dev clock

@@ -37,7 +37,7 @@ class Api:
         organisation: str,
         data_dir: Path | str,
         *,
-        concurrency: int = 4,
+        concurrency: int = 8,
         wait_timeout_s: float = 120.0,
     ) -> None:
         self.organisation, self.data_dir = organisation, data_dir

@@ -53,7 +53,7 @@ class Options:
     second_wave_week: int = 8
     wave_size: int = 30  # a country with more mentees runs a second wave
     k_anonymity: int = 5
-    concurrency: int = 4  # see README: more can exhaust the platform's pool (nested acquire in the key vault)
+    concurrency: int = 8  # requests in flight; the server is one event loop, so more buys little (README)
     wait_timeout_s: float = 120.0
 
 
