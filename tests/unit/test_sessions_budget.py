@@ -82,7 +82,7 @@ def test_crossing_the_budget_is_recorded_once_by_the_entry_that_crossed_it() -> 
 def test_a_month_rebuilt_from_its_stream_continues_where_it_was() -> None:
     mentor_month = month()
     events = log(mentor_month, 60, 30) + log(mentor_month, 60, 0)
-    rebuilt = MentorMonth.from_stream("org-a", events)
+    rebuilt = MentorMonth.rebuild("org-a", events)
     assert rebuilt is not None and rebuilt.over_budget and rebuilt.total_minutes == 150 and rebuilt.version == 3
     assert rebuilt.stream_id == budget_stream(mentor_month.facts["mentor_id"], date(2026, 3, 1))
     assert [type(e) for e in log(rebuilt, 10, 0)] == [MentorTimeLogged]
@@ -122,5 +122,5 @@ def test_rules_start_from_the_defaults_and_record_only_changes() -> None:
     first, second = rules.take_pending()
     assert (first.monthly_budget_minutes, second.monthly_budget_minutes) == (520, 624)
     assert second.late_cancellation_hours == 48 and rules.stream_id == str(programme_id)
-    rebuilt = ProgrammeRules.from_stream("org-a", [first, second])
+    rebuilt = ProgrammeRules.rebuild("org-a", [first, second])
     assert rebuilt is not None and rebuilt.rules == SessionRules(6, 40, 48)

@@ -187,7 +187,7 @@ def test_a_session_rebuilt_from_its_events_has_the_same_state() -> None:
     session.move(pair=pair, by=Member.MENTOR, slot=in_hours(50, 30), busy=[], now=NOW, actor=ACTOR)
     session.cancel(by=Member.MENTEE, reason="ill", late_threshold_hours=24, now=NOW, actor=ACTOR)
     events = session.take_pending()
-    rebuilt = Session.from_stream("org-a", events)
+    rebuilt = Session.rebuild("org-a", events)
     assert rebuilt is not None
     assert (rebuilt.status, rebuilt.slot, rebuilt.version) == (SessionStatus.CANCELLED, in_hours(50, 30), 3)
-    assert Session.from_stream("org-a", events[1:]) is None  # not a session's stream
+    assert Session.rebuild("org-a", events[1:]) is None  # not a session's stream

@@ -18,7 +18,7 @@ from libs.events.envelope import Envelope
 from libs.events.registry import new_envelope, registry
 from libs.eventstore.store import EventStore, StreamAppend
 from services.enrollment.adapters.projector import ONE_ENROLMENT_PER_PERSON, Projector
-from services.enrollment.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.enrollment.domain.errors import DuplicateEnrolment
 
 SERVICE = "enrollment"  # the envelope's source: /binome/enrollment

@@ -22,7 +22,7 @@ from libs.events.contexts.enrollment import (
     ThemeLevel,
 )
 from libs.gdpr.personal import ERASED
-from services.enrollment.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.enrollment.domain.errors import InvalidInput, InvalidState, Issue, Issues
 from services.enrollment.domain.programme import MAX_JOB_LEVEL, Programme
 from services.enrollment.domain.values import (
@@ -173,8 +173,8 @@ class Participant(Aggregate):
         if issues:
             raise InvalidInput(issues)
         person = replace(enrolment, profile=profile, country=wave.country)
-        self = cls._blank(programme.organisation)
-        self._record(
+        self = cls(programme.organisation)
+        self.record(
             ParticipantEnrolled(
                 participant_id=participant_id,
                 programme_id=programme.id,
@@ -246,7 +246,7 @@ class Participant(Aggregate):
         changed_personal = {name: value for name, value in personal.items() if value != getattr(self.person, name)}
         if not changed and not changed_personal:
             return
-        self._record(
+        self.record(
             ParticipantProfileUpdated(
                 **self._ids(),
                 role=self.role,
@@ -260,7 +260,7 @@ class Participant(Aggregate):
 
     def withdraw(self, wave: Wave, reason: str, actor: Actor) -> None:
         self._require_active(wave)
-        self._record(ParticipantWithdrew(**self._ids(), role=self.role, reason=reason, actor=actor))
+        self.record(ParticipantWithdrew(**self._ids(), role=self.role, reason=reason, actor=actor))
 
     def erase(self, actor: Actor) -> None:
         """GDPR erasure, whatever the participant's state (the keys are shredded
@@ -268,7 +268,7 @@ class Participant(Aggregate):
         nothing more, so a retried erasure can finish shredding."""
         if self.status is ParticipantStatus.ERASED:
             return
-        self._record(ParticipantErased(**self._ids(), role=self.role, actor=actor))
+        self.record(ParticipantErased(**self._ids(), role=self.role, actor=actor))
 
     def answer_needs(
         self, programme: Programme, wave: Wave, answers: list[NeedsAnswer], comments: dict[str, str], actor: Actor
@@ -303,7 +303,7 @@ class Participant(Aggregate):
                     known.add(code)
         issues.check(bool(wanted), "answers", "Pick at least one theme.")
         issues.raise_if_any()
-        self._record(
+        self.record(
             NeedsAnswered(**self._ids(), answers=answers, comments=comments, themes_wanted=wanted, actor=actor)
         )
 
@@ -317,7 +317,7 @@ class Participant(Aggregate):
         issues.check(scores.teaching_ease in LEVEL_RANGE, "teaching_ease", "Between 1 and 5.")
         issues.check(scores.interpersonal_skills in LEVEL_RANGE, "interpersonal_skills", "Between 1 and 5.")
         issues.raise_if_any()
-        self._record(
+        self.record(
             MentorQualificationAssessed(
                 **self._ids(),
                 scores=scores,

@@ -14,7 +14,7 @@ from libs.events.contexts.enrollment import (
     QualificationScores,
     Role,
 )
-from services.enrollment.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.enrollment.domain.errors import Issues
 from services.enrollment.domain.values import (
     LEVEL_RANGE,
@@ -104,8 +104,8 @@ class Programme(Aggregate):
         actor: Actor,
     ) -> Programme:
         check_settings(mode, settings)
-        self = cls._blank(organisation)
-        self._record(
+        self = cls(organisation)
+        self.record(
             ProgrammeCreated(programme_id=programme_id, programme_name=name, mode=mode, settings=settings, actor=actor)
         )
         return self
@@ -118,7 +118,7 @@ class Programme(Aggregate):
             name for name in ProgrammeSettings.model_fields if getattr(settings, name) != getattr(self.settings, name)
         ]
         if changed:
-            self._record(
+            self.record(
                 ProgrammeSettingsChanged(programme_id=self.id, settings=settings, changed=changed, actor=actor)
             )
 

@@ -7,7 +7,7 @@ from datetime import date
 from uuid import UUID
 
 from libs.events.contexts.enrollment import Actor, WaveEnded, WaveEnrolmentClosed, WaveOpened
-from services.enrollment.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.enrollment.domain.errors import InvalidState, Issues
 from services.enrollment.domain.programme import Programme
 from services.enrollment.domain.values import WaveStatus
@@ -45,8 +45,8 @@ class Wave(Aggregate):
         issues.check(plan.ends_on > plan.starts_on, "ends_on", "A wave ends after it starts.")
         issues.check(plan.target_pairs >= 1, "target_pairs", "At least one pair.")
         issues.raise_if_any()
-        self = cls._blank(programme.organisation)
-        self._record(
+        self = cls(programme.organisation)
+        self.record(
             WaveOpened(
                 wave_id=wave_id,
                 programme_id=programme.id,
@@ -77,7 +77,7 @@ class Wave(Aggregate):
     def close_enrolment(self, actor: Actor) -> None:
         if self.status is not WaveStatus.OPEN:
             raise InvalidState(f"Wave {self.id} is {self.status}: only an open wave closes its enrolment.")
-        self._record(
+        self.record(
             WaveEnrolmentClosed(wave_id=self.id, programme_id=self.programme_id, country=self.country, actor=actor)
         )
 
@@ -86,7 +86,7 @@ class Wave(Aggregate):
             raise InvalidState(f"Wave {self.id} is still open: close its enrolment before ending it.")
         if self.status is WaveStatus.ENDED:
             raise InvalidState(f"Wave {self.id} has ended already.")
-        self._record(WaveEnded(wave_id=self.id, programme_id=self.programme_id, country=self.country, actor=actor))
+        self.record(WaveEnded(wave_id=self.id, programme_id=self.programme_id, country=self.country, actor=actor))
 
     def require_not_ended(self) -> None:
         if self.status is WaveStatus.ENDED:

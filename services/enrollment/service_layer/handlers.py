@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 from libs.auth.principal import Principal
 from libs.events.contexts.enrollment import Actor, ProgrammeSettings
-from services.enrollment.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, NotFound
 from services.enrollment.domain.participant import Participant
 from services.enrollment.domain.programme import Programme

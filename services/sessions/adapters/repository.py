@@ -16,7 +16,7 @@ from libs.events.envelope import Envelope
 from libs.events.registry import new_envelope, registry
 from libs.eventstore.store import EventStore, StreamAppend
 from services.sessions.adapters.projector import Projector
-from services.sessions.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 
 SERVICE = "sessions"  # the envelope's source: /binome/sessions
 
@@ -34,7 +34,7 @@ class Repository:
         envelopes = await self.store.read_stream(stream_id, conn=self.conn)
         if not envelopes:
             return None
-        return kind.from_stream(envelopes[0].tenant, [registry.load(e) for e in envelopes])
+        return kind.rebuild(envelopes[0].tenant, [registry.load(e) for e in envelopes])
 
     async def add(self, *aggregates: Aggregate) -> list[Envelope]:
         """Append every aggregate's new events in one transaction; return them."""
@@ -47,7 +47,7 @@ class Repository:
         return stored
 
     def _append_of(self, aggregate: Aggregate) -> StreamAppend:
-        expected = aggregate.loaded_version
+        expected = aggregate.expected_version
         envelopes = [
             new_envelope(
                 event,

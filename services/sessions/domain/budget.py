@@ -14,7 +14,7 @@ from uuid import UUID
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import MentorBudgetEvent, MentorBudgetExceeded, MentorTimeLogged
 from libs.events.registry import DomainEvent
-from services.sessions.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 
 
 def budget_stream(mentor_id: UUID, month: date) -> str:

@@ -8,7 +8,7 @@ from uuid import UUID
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import CheckInRecorded, Member
 from libs.events.registry import DomainEvent
-from services.sessions.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.sessions.domain.errors import Issues
 from services.sessions.domain.session import check_pair_formed
 from services.sessions.domain.values import MAX_MOOD, MIN_MOOD, Pair

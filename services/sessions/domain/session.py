@@ -28,7 +28,7 @@ from libs.events.contexts.sessions import (
     SessionScheduled,
 )
 from libs.events.registry import DomainEvent
-from services.sessions.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.sessions.domain.errors import InvalidState, Issues, TimeTaken
 from services.sessions.domain.values import (
     MAX_ACTUAL_MINUTES,

@@ -8,7 +8,7 @@ from uuid import UUID
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import SessionSettingsChanged
 from libs.events.registry import DomainEvent
-from services.sessions.domain.aggregate import Aggregate
+from libs.domain.aggregate import Aggregate
 from services.sessions.domain.values import DEFAULT_RULES, SessionRules
 
 
