@@ -28,8 +28,7 @@ class Aggregate:
         """The aggregate as its events left it; None if they are not its stream."""
         if not events or type(events[0]) is not cls.created_by:
             return None
-        aggregate = cls.__new__(cls)
-        Aggregate.__init__(aggregate, organisation)
+        aggregate = cls(organisation)
         for past in events:
             aggregate.apply(past)
             aggregate.version += 1

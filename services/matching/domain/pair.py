@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from libs.domain.aggregate import Aggregate
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.matching import (
     CriterionPoints,
@@ -50,26 +51,19 @@ SEAT_HOLDING = (PairStatus.PROPOSED, PairStatus.FORMED)
 ENDED = (PairStatus.DECLINED, PairStatus.DISSOLVED, PairStatus.COMPLETED)
 
 
-class Pair:
+class Pair(Aggregate):
     """The pair aggregate: state from its events, new events pending until appended."""
 
+    created_by = PairProposed
+    kind = "pair"
+
     def __init__(self, organisation: str) -> None:
-        self.organisation = organisation
-        self.version = 0
-        self.pending: list[PairEvent] = []
+        super().__init__(organisation)
         self.accepted: set[Side] = set()
         self.status = PairStatus.PROPOSED
         self.notes_expired = False
 
     # -- building --------------------------------------------------------------------
-
-    @classmethod
-    def rebuild(cls, organisation: str, events: Sequence[PairEvent]) -> Pair:
-        self = cls(organisation)
-        for event in events:
-            self._apply(event)
-            self.version += 1
-        return self
 
     @classmethod
     def propose(
@@ -88,7 +82,7 @@ class Pair:
         follows_pair_id: UUID | None = None,
     ) -> Pair:
         self = cls(organisation)
-        self._record(
+        self.record(
             PairProposed(
                 pair_id=pair_id,
                 programme_id=programme_id,
@@ -114,10 +108,6 @@ class Pair:
     def country(self) -> str:
         return self.proposal.country
 
-    @property
-    def expected_version(self) -> int:
-        return self.version - len(self.pending)
-
     def side_of(self, participant_id: str) -> Side | None:
         """The side a participant holds in this pair (None: not in it)."""
         people = self.proposal.people
@@ -135,21 +125,21 @@ class Pair:
         self._require(PairStatus.PROPOSED, "accept")
         if side in self.accepted:
             raise IllegalTransition(f"The {side.value} side accepted this pair already.")
-        self._record(PairAccepted(**self._base(actor), side=side))
+        self.record(PairAccepted(**self._base(actor), side=side))
         if side is Side.HR or {Side.MENTEE, Side.MENTOR} <= self.accepted:
-            self._record(PairFormed(**self._base(actor), score=self.proposal.score, confirmed_by=side))
+            self.record(PairFormed(**self._base(actor), score=self.proposal.score, confirmed_by=side))
 
     def decline(self, side: Side, actor: Actor, note: str | None = None) -> None:
         self._require(PairStatus.PROPOSED, "decline")
-        self._record(PairDeclined(**self._base(actor), side=side, note=note))
+        self.record(PairDeclined(**self._base(actor), side=side, note=note))
 
     def dissolve(self, reason: DissolutionReason, side: Side, actor: Actor, note: str | None = None) -> None:
         self._require(PairStatus.FORMED, "dissolve")
-        self._record(PairDissolved(**self._base(actor), reason=reason, side=side, note=note))
+        self.record(PairDissolved(**self._base(actor), reason=reason, side=side, note=note))
 
     def complete(self, actor: Actor) -> None:
         self._require(PairStatus.FORMED, "complete")
-        self._record(PairCompleted(**self._base(actor)))
+        self.record(PairCompleted(**self._base(actor)))
 
     def expire_notes(self, actor: Actor, ended_at: datetime, retention_days: int) -> None:
         """GDPR retention: the ended pair's free-text notes are past their time
@@ -158,7 +148,7 @@ class Pair:
             raise IllegalTransition(f"The notes of a {self.status.value} pair are still in use.")
         if self.notes_expired:
             raise IllegalTransition("The notes of this pair have expired already.")
-        self._record(PairNotesExpired(**self._base(actor), ended_at=ended_at, retention_days=retention_days))
+        self.record(PairNotesExpired(**self._base(actor), ended_at=ended_at, retention_days=retention_days))
 
     # -- folding ---------------------------------------------------------------------
 
@@ -177,12 +167,7 @@ class Pair:
             "actor": actor,
         }
 
-    def _record(self, event: PairEvent) -> None:
-        self._apply(event)
-        self.version += 1
-        self.pending.append(event)
-
-    def _apply(self, event: PairEvent) -> None:
+    def apply(self, event: PairEvent) -> None:
         if isinstance(event, PairProposed):
             self.proposal = event
         elif isinstance(event, PairAccepted):
@@ -199,7 +184,3 @@ class Pair:
             self.notes_expired = True
         else:
             raise TypeError(f"not a pair event: {event.event_type()}")
-
-    def take_pending(self) -> list[PairEvent]:
-        events, self.pending = self.pending, []
-        return events
