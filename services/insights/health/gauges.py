@@ -1,8 +1,8 @@
 """The business gauges ``binome_pairs_active`` and ``binome_pairs_at_risk``
 (libs/observability/metrics.py), per country, from the pair-health model.
 
-The projection refreshes a country's gauges each time it applies a fact
-about one of its pairs, with the wall clock of that moment. A pair that turns
+The projection refreshes a country's gauges once per batch of events that
+touched its pairs, with the wall clock of that moment. A pair that turns
 dormant with no new event therefore shows in the gauge at its country's next
 event (the pair-health API always answers as of the request).
 """
