@@ -67,10 +67,19 @@ class OutboxRelay:
         check_schema_name(self.schema)
         self.service = self.service or self.schema
         s = self.schema
+        # The oldest outbox rows first, then each one's event by primary key.
+        # Written so that no statistics can change the plan: on a young table
+        # that was never analysed, a plain join hashed the whole events table
+        # on every pass, and a pass got slower with every event stored. The
+        # LIMIT 1 (the position is unique) keeps PostgreSQL from flattening the
+        # lookup back into such a join.
         self._sql_pending = f"""
             SELECT o.position, o.topic, e.stream_id, e.envelope::text AS envelope
-            FROM {s}.outbox o JOIN {s}.events e USING (position)
-            ORDER BY o.position LIMIT $1"""
+            FROM (SELECT position, topic FROM {s}.outbox ORDER BY position LIMIT $1) o
+            CROSS JOIN LATERAL (
+                SELECT stream_id, envelope FROM {s}.events WHERE position = o.position LIMIT 1
+            ) e
+            ORDER BY o.position"""
         self._sql_done = f"DELETE FROM {s}.outbox WHERE position = ANY($1::bigint[])"
         self._sql_lag = f"""
             SELECT count(*) AS events,
