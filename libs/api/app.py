@@ -2,7 +2,7 @@
 
     app = create_service_app("enrollment", title="Enrollment", version="1",
                              verifier=TokenVerifier.from_settings(),
-                             readiness_checks={"database": db_ready})
+                             readiness_checks={"database": database_check(pool)})
     app.include_router(waves_router, prefix="/v1")
 
 Every service then has the same error format, metrics, ops routes, auth and

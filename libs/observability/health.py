@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Literal
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -32,6 +33,15 @@ from prometheus_client.registry import Collector
 log = structlog.get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def database_check(pool: asyncpg.Pool) -> ReadinessCheck:
+    """A readiness check that the pool still reaches its database."""
+
+    async def database_ready() -> bool:
+        return await pool.fetchval("SELECT true")
+
+    return database_ready
 
 
 class _ServiceView(Collector):

@@ -45,6 +45,7 @@ from libs.eventstore.store import EventStore
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.kafka import TopicSpec
 from libs.messaging.relay import OutboxRelay
+from libs.observability.health import database_check
 from libs.gdpr.export import gdpr_router
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
@@ -275,7 +276,7 @@ class Platform:
             title="Binome",
             version="1",
             verifier=self.verifier,
-            readiness_checks={"database": self._database_ready},
+            readiness_checks={"database": database_check(self.pool)},
             metrics_scope="process",  # the one /metrics Prometheus scrapes: every service's series
         )
         exporters: dict[str, httpx.AsyncClient] = {}
@@ -330,9 +331,6 @@ class Platform:
             save_offset(self.dev_clock_file, clock.offset)
             log.info("dev clock advanced: now %s", clock().isoformat())
             return clock_out(clock)
-
-    async def _database_ready(self) -> bool:
-        return await self.pool.fetchval("SELECT true")
 
     async def shutdown(self) -> None:
         self.stop.set()

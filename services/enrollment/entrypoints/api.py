@@ -35,6 +35,7 @@ from libs.events.contexts.enrollment import Role
 from libs.gdpr.export import export_router
 from libs.observability.correlation import current_correlation_id
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
+from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.enrollment.adapters import tabular
 from services.enrollment.bootstrap import Enrollment
@@ -521,15 +522,12 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    async def database_ready() -> bool:
-        return await ctx.pool.fetchval("SELECT true")
-
     app = create_service_app(
         NAME,
         title="Binome enrollment",
         version="1",
         verifier=ctx.verifier,
-        readiness_checks={"database": database_ready},
+        readiness_checks={"database": database_check(ctx.pool)},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
     app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault)

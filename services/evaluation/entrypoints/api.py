@@ -30,6 +30,7 @@ from libs.events.contexts.evaluation import SurveyKind
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
 from libs.observability.correlation import current_correlation_id
+from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
@@ -281,15 +282,12 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
 
 
 def create_app(ctx: ServiceContext, clock: Clock | None = None) -> FastAPI:
-    async def database_ready() -> bool:
-        return await ctx.pool.fetchval("SELECT true")
-
     app = create_service_app(
         NAME,
         title="Binome evaluation",
         version="1",
         verifier=ctx.verifier,
-        readiness_checks={"database": database_ready},
+        readiness_checks={"database": database_check(ctx.pool)},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
     app.state.evaluation = Evaluation(ctx.pool, ctx.store, clock or ctx.clock)  # a test's clock, else the platform's

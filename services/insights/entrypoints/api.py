@@ -22,6 +22,7 @@ from libs.api.pagination import Page, PageParams, cursor_scope, page_params
 from libs.api.problems import problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.insights import views
 from services.insights.charts import MEDIA_TYPES, ImageFormat
@@ -244,11 +245,8 @@ async def get_success_factors(
 
 
 def create_app(ctx: ServiceContext, *, clock: Clock | None = None) -> FastAPI:
-    async def database_ready() -> bool:
-        return await ctx.pool.fetchval("SELECT true")
-
     app = create_service_app(
-        NAME, title="Binome insights", version="1", verifier=ctx.verifier, readiness_checks={"database": database_ready}
+        NAME, title="Binome insights", version="1", verifier=ctx.verifier, readiness_checks={"database": database_check(ctx.pool)}
     )
     app.state.pool = ctx.pool
     app.state.schema = ctx.store.schema

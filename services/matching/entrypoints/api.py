@@ -32,6 +32,7 @@ from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVI
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
 from libs.observability.correlation import current_correlation_id
+from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.matching.bootstrap import Matching
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
@@ -351,15 +352,12 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    async def database_ready() -> bool:
-        return await ctx.pool.fetchval("SELECT true")
-
     app = create_service_app(
         NAME,
         title="Binome matching",
         version="1",
         verifier=ctx.verifier,
-        readiness_checks={"database": database_ready},
+        readiness_checks={"database": database_check(ctx.pool)},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
     app.state.matching = Matching(ctx.pool, ctx.store)
