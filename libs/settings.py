@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     country_regions: dict[str, str] = Field(default_factory=dict)
     vault_default_region: str = "global"
 
+    # Dev mode: the conveniences that must never run in production (the dev
+    # clock, keys generated in the data dir, plain-http webhook endpoints...).
+    # None: on only for the fully embedded stack (no database URL, no Kafka
+    # bootstrap); true/false force it. Read it through ``in_dev_mode``.
+    dev_mode: bool | None = None
+
     # Dev clock (libs/runtime/clock.py): mounts POST /v1/dev/clock:advance on
     # the platform, which moves every service's "now" forward (``binome demo``
     # simulates months with it). Never in production. None: ``binome up`` turns
@@ -72,6 +78,13 @@ class Settings(BaseSettings):
     # Outbox relay
     relay_batch_size: int = 1000
     relay_poll_interval_s: float = 0.5
+
+    @property
+    def in_dev_mode(self) -> bool:
+        """``dev_mode``, or when unset: the fully embedded stack."""
+        if self.dev_mode is not None:
+            return self.dev_mode
+        return not self.database_url and not self.kafka_bootstrap
 
 
 @lru_cache

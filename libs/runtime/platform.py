@@ -226,11 +226,15 @@ class Platform:
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock
             )
         if infrastructure.embedded_broker:
-            # A fresh in-memory broker has no history: carry the log again.
-            for ctx in platform.contexts.values():
-                await ctx.store.republish_all()
+            await platform.carry_log_to_empty_broker()
         platform._start_workers()
         return platform
+
+    async def carry_log_to_empty_broker(self) -> None:
+        """A fresh in-memory broker has no history: queue again what consumers
+        may still need (at start-up, and after the embedded broker restarted)."""
+        for ctx in self.contexts.values():
+            await ctx.store.republish_all()
 
     def _start_workers(self) -> None:
         for service in self.services:
