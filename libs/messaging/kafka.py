@@ -9,7 +9,7 @@ keeps a published event durable on a real Kafka cluster.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,6 +21,35 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 DEAD_LETTER_TOPIC = "binome.deadletter"
 DEFAULT_PARTITIONS = 3
+
+#: The CloudEvents Kafka binding reads a record as structured mode (the whole
+#: event in the value) only when it carries this header; without it a
+#: receiver must assume binary mode and look for ``ce_*`` headers.
+CLOUDEVENTS_CONTENT_TYPE = ("content-type", b"application/cloudevents+json; charset=utf-8")
+#: The event's position in its source event store: consumers record the
+#: newest one they applied, so lag is measured against the log, not the broker.
+POSITION_HEADER = "binome-position"
+
+Headers = list[tuple[str, bytes]]
+
+
+def event_headers(position: int | None = None) -> Headers:
+    """The headers of a record that carries one event (structured CloudEvent)."""
+    headers = [CLOUDEVENTS_CONTENT_TYPE]
+    if position is not None:
+        headers.append((POSITION_HEADER, str(position).encode()))
+    return headers
+
+
+def position_of(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
+    """The source position a record carries, if any."""
+    for name, value in headers or ():
+        if name == POSITION_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -96,9 +125,11 @@ def _key_hash(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF
 
 
-async def send_keyed(producer: AIOKafkaProducer, messages: Iterable[tuple[str, bytes, bytes]]) -> list[asyncio.Future]:
-    """Queue ``(topic, key, value)`` messages as record batches, one per partition
-    at a time; return the futures of their acknowledgements.
+async def send_keyed(
+    producer: AIOKafkaProducer, messages: Iterable[tuple[str, bytes, bytes, Headers]]
+) -> list[asyncio.Future]:
+    """Queue ``(topic, key, value, headers)`` messages as record batches, one per
+    partition at a time; return the futures of their acknowledgements.
 
     The same result as ``producer.send`` per message, at a fraction of its
     Python cost: a key lands on the partition Kafka's default partitioner
@@ -107,17 +138,17 @@ async def send_keyed(producer: AIOKafkaProducer, messages: Iterable[tuple[str, b
     partitions: dict[str, list[int]] = {}
     open_batches: dict[tuple[str, int], BatchBuilder] = {}
     acks: list[asyncio.Future] = []
-    for topic, key, value in messages:
+    for topic, key, value, headers in messages:
         if topic not in partitions:
             partitions[topic] = sorted(await producer.partitions_for(topic))
         candidates = partitions[topic]
         target = (topic, candidates[_key_hash(key) % len(candidates)])
         batch = open_batches.get(target)
-        if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+        if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
             if batch is not None:  # full: queue it, then start the partition's next batch
                 acks.append(await _queue(producer, batch, *target))
             batch = open_batches[target] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"a message of {len(value)} bytes does not fit in a record batch")
     for (topic, partition), batch in open_batches.items():
         acks.append(await _queue(producer, batch, topic, partition))

@@ -29,7 +29,7 @@ from tenacity import wait_exponential_jitter
 
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import local_relay, notify_channel
-from libs.messaging.kafka import TopicSpec, ensure_topics, make_producer, send_keyed
+from libs.messaging.kafka import TopicSpec, ensure_topics, event_headers, make_producer, send_keyed
 from libs.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,9 @@ class OutboxRelay:
         if rows:
             topics = {r["topic"] for r in rows}
             producer = await self._ensure_producer(topics)
-            messages = ((r["topic"], r["stream_id"].encode(), r["envelope"].encode()) for r in rows)
+            messages = (
+                (r["topic"], r["stream_id"].encode(), r["envelope"].encode(), event_headers(r["position"])) for r in rows
+            )
             acks = await send_keyed(producer, messages)
             # Every record acknowledged, or raise. The topic check goes out
             # beside the records, to the same broker: a broker that lost the

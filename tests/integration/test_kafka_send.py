@@ -8,7 +8,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from libs.messaging.kafka import DEFAULT_PARTITIONS, ensure_topics, make_producer, send_keyed
+from libs.messaging.kafka import DEFAULT_PARTITIONS, ensure_topics, event_headers, make_producer, send_keyed
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,10 @@ async def test_keyed_batches_land_where_the_default_partitioner_puts_them_in_ord
     topic, other = f"{topic_prefix}keyed", f"{topic_prefix}keyed-other"
     await ensure_topics(kafka_bootstrap, [topic, other])
     # ~1 KB values, 1,500 of them: several full record batches per partition.
-    messages = [(topic if i % 5 else other, f"stream-{i % 40}".encode(), b"%06d" % i + b"." * 1000) for i in range(1500)]
+    messages = [
+        (topic if i % 5 else other, f"stream-{i % 40}".encode(), b"%06d" % i + b"." * 1000, event_headers(i))
+        for i in range(1500)
+    ]
     producer = make_producer(kafka_bootstrap)
     await producer.start()
     try:
@@ -32,9 +35,11 @@ async def test_keyed_batches_land_where_the_default_partitioner_puts_them_in_ord
 
     partitions = list(range(DEFAULT_PARTITIONS))
     for name in (topic, other):
-        sent = [(key, value) for t, key, value in messages if t == name]
+        sent = [(key, value) for t, key, value, _ in messages if t == name]
         records = await read_topic(kafka_bootstrap, name, until=len(sent))
         assert sorted((r.key, r.value) for r in records) == sorted(sent)  # each exactly once
+        for record in records:  # each keeps its headers: a structured CloudEvent and its position
+            assert dict(record.headers) == dict(event_headers(int(record.value[:6])))
         for record in records:  # where any Kafka client's default partitioner puts that key
             assert record.partition == DefaultPartitioner()(record.key, partitions, partitions)
         by_key: dict[bytes, list[bytes]] = {}
@@ -52,7 +57,7 @@ async def test_a_full_batch_goes_out_without_lingering(kafka_bootstrap: str, top
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=60_000)
     await producer.start()
     try:
-        acks = await send_keyed(producer, [(topic, b"k", b"v")])
+        acks = await send_keyed(producer, [(topic, b"k", b"v", [])])
         # An open batch would sit in the accumulator for a minute.
         await asyncio.wait_for(asyncio.gather(*acks), timeout=15)
     finally:
