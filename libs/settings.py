@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     relay_batch_size: int = 1000
     relay_poll_interval_s: float = 0.5
 
+    # Lag against the log (libs/messaging/watermarks.py): how often each
+    # consumer's watermark and backlog gauges are refreshed.
+    backlog_interval_s: float = Field(default=5.0, gt=0)
+    # The event store of a context when it is not in the platform's database
+    # (a database per service, as in docker-compose.yml): {"enrollment":
+    # "postgresql://..."}. Consumers' lag and start-up catch-up read them.
+    event_store_urls: dict[str, str] = Field(default_factory=dict)
+
     @property
     def in_dev_mode(self) -> bool:
         """``dev_mode``, or when unset: the fully embedded stack."""

@@ -373,21 +373,32 @@ class EventStore:
 
     # -- outbox --------------------------------------------------------------
 
-    async def republish_all(self) -> int:
-        """Queue the whole log for publishing again (rebuilds, empty brokers).
-
-        Consumers are idempotent, so events they applied already are skipped.
-        """
+    async def republish_after(self, after: Checkpoint) -> int:
+        """Queue again the events after ``after`` in commit-safe order (see
+        ``read_all``): what some consumer may still need after the broker lost
+        what it held. ``Checkpoint()`` queues the whole log."""
         status = await self.pool.execute(
             f"""INSERT INTO {self.schema}.outbox (position, topic)
                 SELECT position, $1 || 'binome.' || split_part(type, '.', 2) || '.events'
-                FROM {self.schema}.events ORDER BY position
-                ON CONFLICT (position) DO NOTHING"""
-            ,
+                FROM {self.schema}.events
+                WHERE (transaction_id, position) > ($2::text::xid8, $3)
+                ORDER BY position
+                ON CONFLICT (position) DO NOTHING""",
             self.topic_prefix,
+            str(after.transaction_id),
+            after.position,
         )
-        await self._wake_relay(self.pool)
-        return int(status.split()[-1])
+        queued = int(status.split()[-1])
+        if queued:
+            await self._wake_relay(self.pool)
+        return queued
+
+    async def republish_all(self) -> int:
+        """Queue the whole log for publishing again (rebuilds).
+
+        Consumers are idempotent, so events they applied already are skipped.
+        """
+        return await self.republish_after(Checkpoint())
 
 
 __all__ = [

@@ -65,6 +65,16 @@ CONSUMER_LAG = Gauge(
     "Messages between a consumer's committed offset and the partition end.",
     ["service", "consumer", "topic", "partition"],
 )
+CONSUMER_BACKLOG_EVENTS = Gauge(
+    "binome_consumer_backlog_events",
+    "Events of a source context's event store after the consumer's watermark (not yet known applied), counted in the store, not the broker.",
+    ["service", "consumer", "source"],
+)
+CONSUMER_BACKLOG_SECONDS = Gauge(
+    "binome_consumer_backlog_seconds",
+    "Age of the oldest event of the source's event store that the consumer has not applied (0 when caught up).",
+    ["service", "consumer", "source"],
+)
 EVENTS_APPLIED = Counter(
     "binome_events_applied_total",
     "Events applied to a read model (duplicates skipped are not counted).",

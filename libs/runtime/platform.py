@@ -8,9 +8,10 @@ relay and its consumers, supervised (restarted with backoff if they fail) ->
 one HTTP server with each service mounted under ``/<service>``.
 
 The embedded broker keeps nothing across restarts, so on start-up each
-service queues its whole log for publishing again: consumers skip what they
-applied already (idempotent by event id) and apply what they had missed.
-PostgreSQL is the history; Kafka only carries it.
+service queues again what its consumers may still need: the events after the
+lowest watermark of the consumers of its log (libs/messaging/watermarks.py).
+Consumers skip what they applied already (idempotent by event id) and apply
+what they had missed. PostgreSQL is the history; Kafka only carries it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,9 +44,10 @@ from libs.embedded import postgres as embedded_postgres
 from libs.embedded.broker import EmbeddedBroker
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
-from libs.messaging.consumer import ConsumerRunner
+from libs.messaging.consumer import ConsumerRunner, Projection
 from libs.messaging.kafka import TopicSpec
 from libs.messaging.relay import OutboxRelay
+from libs.messaging.watermarks import BacklogMonitor, Subscription, Watermarks
 from libs.observability.health import database_check
 from libs.gdpr.export import gdpr_router
 from libs.gdpr.masters import MasterKeys
@@ -188,6 +191,12 @@ class Platform:
     #: Every service's "now" (libs/runtime/clock.py); moved forward through
     #: POST /v1/dev/clock:advance when ``dev_clock`` is on.
     clock: PlatformClock = field(default_factory=PlatformClock)
+    #: Each service's projections, built once (their runners use them).
+    projections: dict[str, list[Projection]] = field(default_factory=dict)
+    #: Where each consumer stands in each source log (libs/messaging/watermarks.py).
+    watermarks: Watermarks | None = None
+    #: Pools of source event stores in other databases (BINOME_EVENT_STORE_URLS).
+    source_pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
 
     @property
     def dev_clock(self) -> bool:
@@ -222,19 +231,44 @@ class Platform:
             store = EventStore(
                 pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name, personal=personal
             )
-            platform.contexts[service.name] = ServiceContext(
+            ctx = ServiceContext(
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock
             )
+            platform.contexts[service.name] = ctx
+            platform.projections[service.name] = list(service.projections(ctx))
+        for context, url in settings.event_store_urls.items():
+            platform.source_pools[context] = await create_pool(url, min_size=1, max_size=2)
+        platform.watermarks = Watermarks(pool, platform.source_pools)
         if infrastructure.embedded_broker:
             await platform.carry_log_to_empty_broker()
         platform._start_workers()
         return platform
 
-    async def carry_log_to_empty_broker(self) -> None:
-        """A fresh in-memory broker has no history: queue again what consumers
-        may still need (at start-up, and after the embedded broker restarted)."""
-        for ctx in self.contexts.values():
-            await ctx.store.republish_all()
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """Every (consumer, source context) pair this platform runs."""
+        return [
+            Subscription(service.name, service.schema, projection.name, context)
+            for service in self.services
+            for projection in self.projections[service.name]
+            for context in projection.contexts
+        ]
+
+    async def carry_log_to_empty_broker(self) -> dict[str, int]:
+        """A fresh in-memory broker has no history: each service queues again
+        only the events after the lowest watermark of their consumers (at
+        start-up, and after the embedded broker restarted). A caught-up
+        platform publishes nothing; a new consumer gets the whole log.
+        Returns the events queued per service."""
+        assert self.watermarks is not None
+        subscriptions = self.subscriptions
+        queued: dict[str, int] = {}
+        for name, ctx in self.contexts.items():
+            lowest = await self.watermarks.lowest(subscriptions, ctx.store.schema)
+            queued[name] = 0 if lowest is None else await ctx.store.republish_after(lowest)
+            if queued[name]:
+                log.info("%s: %d events queued again for an empty broker (after %s)", name, queued[name], lowest)
+        return queued
 
     def _start_workers(self) -> None:
         for service in self.services:
@@ -246,11 +280,17 @@ class Platform:
                 service=service.name,
                 batch_size=self.settings.relay_batch_size,
                 poll_interval_s=self.settings.relay_poll_interval_s,
-                connect=functools.partial(asyncpg.connect, self.infrastructure.database_url),
+                # Named, so that pg_stat_activity shows which process is the
+                # active relay (it holds the advisory lock on this connection).
+                connect=functools.partial(
+                    asyncpg.connect,
+                    self.infrastructure.database_url,
+                    server_settings={"application_name": f"binome relay {service.name} pid {os.getpid()}"},
+                ),
                 topic_spec=self.topic_spec,
             )
             self._spawn(f"{service.name} relay", relay.run)
-            for projection in service.projections(ctx):
+            for projection in self.projections[service.name]:
                 runner = ConsumerRunner(
                     self.pool,
                     service.schema,
@@ -267,6 +307,9 @@ class Platform:
                 self._spawn(f"{service.name} consumer {projection.name}", runner.run)
             for name, run in service.workers(ctx):
                 self._spawn(f"{service.name} {name}", run)
+        assert self.watermarks is not None
+        monitor = BacklogMonitor(self.watermarks, self.subscriptions, self.settings.backlog_interval_s)
+        self._spawn("consumer backlog", monitor.run)
 
     def _spawn(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         context = contextvars.copy_context()
@@ -341,6 +384,8 @@ class Platform:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.vault is not None:
             await close_vault_pool(self.vault.pool, self.pool)
+        for source_pool in self.source_pools.values():
+            await source_pool.close()
         await self.pool.close()
         self.infrastructure.close()
 
