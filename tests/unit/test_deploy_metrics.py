@@ -106,6 +106,8 @@ def test_the_issue_list_of_metrics_is_defined() -> None:
         "binome_outbox_lag_seconds": {"service"},
         "binome_consumer_lag": {"service", "consumer", "topic", "partition"},  # per group and partition
         "binome_projection_lag_seconds": {"service", "consumer"},
+        "binome_consumer_backlog_events": {"service", "consumer", "source"},  # against the event store
+        "binome_consumer_backlog_seconds": {"service", "consumer", "source"},
         "binome_dead_letters_total": {"service", "consumer"},
         "binome_matching_run_duration_seconds_bucket": {"service"},
         "binome_pairs_active": {"service", "country"},
