@@ -53,6 +53,11 @@ OUTBOX_LAG_SECONDS = Gauge(
     "Age of the oldest unpublished outbox row (0 when the outbox is empty).",
     ["service"],
 )
+EVENTS_REPUBLISHED = Counter(
+    "binome_events_republished_total",
+    "Events queued again for a broker that started empty (only what some consumer had not applied).",
+    ["service"],
+)
 EVENTS_PUBLISHED = Counter(
     "binome_events_published_total",
     "Events published to Kafka by the outbox relay.",

@@ -48,6 +48,7 @@ from libs.messaging.consumer import ConsumerRunner, Projection
 from libs.messaging.kafka import TopicSpec
 from libs.messaging.relay import OutboxRelay
 from libs.messaging.watermarks import BacklogMonitor, Subscription, Watermarks
+from libs.observability import metrics
 from libs.observability.health import database_check
 from libs.gdpr.export import gdpr_router
 from libs.gdpr.masters import MasterKeys
@@ -266,6 +267,7 @@ class Platform:
         for name, ctx in self.contexts.items():
             lowest = await self.watermarks.lowest(subscriptions, ctx.store.schema)
             queued[name] = 0 if lowest is None else await ctx.store.republish_after(lowest)
+            metrics.EVENTS_REPUBLISHED.labels(name).inc(queued[name])
             if queued[name]:
                 log.info("%s: %d events queued again for an empty broker (after %s)", name, queued[name], lowest)
         return queued
