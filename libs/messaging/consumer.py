@@ -382,7 +382,9 @@ class ConsumerRunner:
         metrics.DEAD_LETTERS.labels(self.service, self.projection.name, kind).inc()
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in consumer.assignment():
+        assigned = consumer.assignment()
+        metrics.CONSUMER_PARTITIONS.labels(self.service, self.projection.name).set(len(assigned))
+        for tp in assigned:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue

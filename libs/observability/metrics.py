@@ -70,6 +70,11 @@ CONSUMER_LAG = Gauge(
     "Messages between a consumer's committed offset and the partition end.",
     ["service", "consumer", "topic", "partition"],
 )
+CONSUMER_PARTITIONS = Gauge(
+    "binome_consumer_partitions_assigned",
+    "Partitions the consumer group gave this process's consumer (instances of a service split them).",
+    ["service", "consumer"],
+)
 CONSUMER_BACKLOG_EVENTS = Gauge(
     "binome_consumer_backlog_events",
     "Events of a source context's event store after the consumer's watermark (not yet known applied), counted in the store, not the broker.",
