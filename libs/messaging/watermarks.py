@@ -95,9 +95,59 @@ class Watermarks:
         """Move the watermark past every event the consumer has applied, in
         commit-safe order; store it; measure the backlog behind it."""
         s = subscription
-        watermark = await self._stored(s)
-        oldest_unapplied: datetime | None = None
         source = self.source_pool(s.source)
+        watermark = await self._stored(s)
+        if source is self.pool:
+            watermark, oldest_unapplied = await self._walk_in_one_query(s, watermark)
+        else:
+            watermark, oldest_unapplied = await self._walk_in_chunks(s, source, watermark)
+        await self._store(s, watermark)
+        backlog = await source.fetchval(
+            f"SELECT count(*) FROM {s.source}.events WHERE (transaction_id, position) > ($1::text::xid8, $2)",
+            str(watermark.transaction_id),
+            watermark.position,
+        )
+        return Standing(s, watermark, backlog, oldest_unapplied)
+
+    async def _walk_in_one_query(
+        self, s: Subscription, watermark: Checkpoint
+    ) -> tuple[Checkpoint, datetime | None]:
+        """Source and consumer share a database: one anti-join finds the first
+        event the consumer has not applied (the *gap*); the watermark moves to
+        the newest event before it. A first walk over a million events then
+        takes about a second, not a million look-ups."""
+        row = await self.pool.fetchrow(
+            f"""WITH after AS (
+                    SELECT e.transaction_id, e.position, e.recorded_at, a.event_id IS NULL AS unapplied
+                    FROM {s.source}.events e
+                    LEFT JOIN {s.schema}.applied_events a ON a.consumer = $3 AND a.event_id = e.event_id
+                    WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
+                      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                ), gap AS (
+                    SELECT transaction_id, position, recorded_at FROM after WHERE unapplied
+                    ORDER BY transaction_id, position LIMIT 1
+                ), applied_before_gap AS (
+                    SELECT transaction_id, position FROM after
+                    WHERE NOT EXISTS (SELECT 1 FROM gap g WHERE (after.transaction_id, after.position) >= (g.transaction_id, g.position))
+                    ORDER BY transaction_id DESC, position DESC LIMIT 1
+                )
+                SELECT (SELECT recorded_at FROM gap) AS oldest_unapplied,
+                       (SELECT transaction_id::text FROM applied_before_gap) AS tx,
+                       (SELECT position FROM applied_before_gap) AS position""",
+            str(watermark.transaction_id),
+            watermark.position,
+            s.consumer,
+        )
+        if row["tx"] is not None:
+            watermark = Checkpoint(int(row["tx"]), row["position"])
+        return watermark, row["oldest_unapplied"]
+
+    async def _walk_in_chunks(
+        self, s: Subscription, source: asyncpg.Pool, watermark: Checkpoint
+    ) -> tuple[Checkpoint, datetime | None]:
+        """Source in another database: read the source's events a chunk at a
+        time, and which of them the consumer applied from its own database."""
+        oldest_unapplied: datetime | None = None
         while True:
             rows = await source.fetch(
                 f"""SELECT transaction_id::text AS tx, position, event_id, recorded_at
@@ -127,13 +177,7 @@ class Watermarks:
                 watermark = Checkpoint(int(row["tx"]), row["position"])
             if oldest_unapplied is not None or len(rows) < self.chunk:
                 break
-        await self._store(s, watermark)
-        backlog = await source.fetchval(
-            f"SELECT count(*) FROM {s.source}.events WHERE (transaction_id, position) > ($1::text::xid8, $2)",
-            str(watermark.transaction_id),
-            watermark.position,
-        )
-        return Standing(s, watermark, backlog, oldest_unapplied)
+        return watermark, oldest_unapplied
 
     async def lowest(self, subscriptions: Sequence[Subscription], source: str) -> Checkpoint | None:
         """The lowest watermark, freshly advanced, of the consumers of ``source``

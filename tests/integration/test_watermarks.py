@@ -8,12 +8,28 @@ import asyncio
 import asyncpg
 import pytest
 
+from libs.database import create_pool
 from libs.eventstore.store import Checkpoint, EventStore
 from libs.messaging.watermarks import BacklogMonitor, Subscription, Watermarks
 from libs.observability import metrics
 from tests.support.events import probe
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["one query", "in chunks"])
+async def walker(request, pool: asyncpg.Pool, database_url: str, schema: str):
+    """Watermarks over ``schema``: source and consumer in one database (one
+    anti-join), or the source reached through a pool of its own (as with a
+    database per service: chunks of events, applied ids from the consumer's)."""
+    if request.param == "one query":
+        yield lambda **kw: Watermarks(pool, **kw)
+        return
+    other = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        yield lambda **kw: Watermarks(pool, sources={schema: other}, **kw)
+    finally:
+        await other.close()
 
 
 async def mark_applied(pool: asyncpg.Pool, schema: str, consumer: str, event_ids) -> None:
@@ -36,11 +52,11 @@ async def outbox_size(pool: asyncpg.Pool, schema: str) -> int:
     return await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox")
 
 
-async def test_a_consumer_that_applies_nothing_shows_a_growing_backlog(pool: asyncpg.Pool, schema: str) -> None:
+async def test_a_consumer_that_applies_nothing_shows_a_growing_backlog(pool: asyncpg.Pool, schema: str, walker) -> None:
     """A blocked consumer's backlog grows with the log, whatever the broker says."""
     store = EventStore(pool, schema)
     subscription = Subscription("svc", schema, "blocked", schema)
-    monitor = BacklogMonitor(Watermarks(pool), [subscription])
+    monitor = BacklogMonitor(walker(), [subscription])
     ids = await append(store, 3)
     await mark_applied(pool, schema, "blocked", ids[:1])
 
@@ -62,11 +78,11 @@ async def test_a_consumer_that_applies_nothing_shows_a_growing_backlog(pool: asy
     assert caught_up.watermark > second.watermark
 
 
-async def test_the_watermark_never_passes_a_transaction_still_running(pool: asyncpg.Pool, schema: str) -> None:
+async def test_the_watermark_never_passes_a_transaction_still_running(pool: asyncpg.Pool, schema: str, walker) -> None:
     """Positions commit out of order: an event allocated a lower position but
     committed later must still be ahead of the watermark once it commits."""
     store = EventStore(pool, schema)
-    watermarks = Watermarks(pool)
+    watermarks = walker()
     subscription = Subscription("svc", schema, "reader", schema)
     async with pool.acquire() as slow:
         transaction = slow.transaction()
@@ -88,13 +104,13 @@ async def test_the_watermark_never_passes_a_transaction_still_running(pool: asyn
     assert late_position in queued
 
 
-async def test_an_empty_broker_gets_only_what_the_slowest_consumer_needs(pool: asyncpg.Pool, schema: str) -> None:
+async def test_an_empty_broker_gets_only_what_the_slowest_consumer_needs(pool: asyncpg.Pool, schema: str, walker) -> None:
     store = EventStore(pool, schema)
     ids = await append(store, 10)
     await pool.execute(f"DELETE FROM {schema}.outbox")  # published long ago
     await mark_applied(pool, schema, "fast", ids)
     await mark_applied(pool, schema, "slow", ids[:7])
-    watermarks = Watermarks(pool)
+    watermarks = walker()
     subscriptions = [Subscription("svc", schema, name, schema) for name in ("fast", "slow")]
 
     lowest = await watermarks.lowest(subscriptions, schema)
@@ -117,11 +133,11 @@ async def test_a_watermark_only_moves_forward(pool: asyncpg.Pool, schema: str) -
     assert await Watermarks(pool)._stored(subscription) == ahead
 
 
-async def test_a_long_log_is_walked_in_chunks(pool: asyncpg.Pool, schema: str) -> None:
+async def test_a_long_log_is_walked_to_the_first_gap(pool: asyncpg.Pool, schema: str, walker) -> None:
     store = EventStore(pool, schema)
     ids = await append(store, 25)
     await mark_applied(pool, schema, "c", ids[:23])
     await pool.execute(f"DELETE FROM {schema}.outbox")
-    standing = await Watermarks(pool, chunk=4).advance(Subscription("svc", schema, "c", schema))
+    standing = await walker(chunk=4).advance(Subscription("svc", schema, "c", schema))
     assert standing.backlog_events == 2
     assert await store.republish_after(standing.watermark) == 2
