@@ -376,13 +376,16 @@ class EventStore:
     async def republish_after(self, after: Checkpoint) -> int:
         """Queue again the events after ``after`` in commit-safe order (see
         ``read_all``): what some consumer may still need after the broker lost
-        what it held. ``Checkpoint()`` queues the whole log."""
+        what it held. ``Checkpoint()`` queues the whole log.
+
+        No ORDER BY: the relay reads the outbox in position order anyway, and
+        ordering here let the planner walk the whole primary key to find the
+        few events after a recent checkpoint."""
         status = await self.pool.execute(
             f"""INSERT INTO {self.schema}.outbox (position, topic)
                 SELECT position, $1 || 'binome.' || split_part(type, '.', 2) || '.events'
                 FROM {self.schema}.events
                 WHERE (transaction_id, position) > ($2::text::xid8, $3)
-                ORDER BY position
                 ON CONFLICT (position) DO NOTHING""",
             self.topic_prefix,
             str(after.transaction_id),

@@ -46,6 +46,20 @@ log = logging.getLogger(__name__)
 BEGINNING = Checkpoint()
 
 
+def after(checkpoint: Checkpoint, table: str = "") -> str:
+    """SQL: the events after ``checkpoint`` in commit-safe order.
+
+    Written as literals (two integers), not parameters: PostgreSQL then plans
+    each call for its checkpoint. A cached generic plan cannot know that the
+    watermark sits near the end of the log, and hashed the whole table on
+    every refresh (80 ms a call on 300,000 events instead of a few
+    microseconds)."""
+    return (
+        f"({table}transaction_id, {table}position) > "
+        f"('{int(checkpoint.transaction_id)}'::xid8, {int(checkpoint.position)})"
+    )
+
+
 @dataclass(frozen=True)
 class Subscription:
     """One consumer reading one source context's log."""
@@ -103,9 +117,7 @@ class Watermarks:
             watermark, oldest_unapplied = await self._walk_in_chunks(s, source, watermark)
         await self._store(s, watermark)
         backlog = await source.fetchval(
-            f"SELECT count(*) FROM {s.source}.events WHERE (transaction_id, position) > ($1::text::xid8, $2)",
-            str(watermark.transaction_id),
-            watermark.position,
+            f"SELECT count(*) FROM {s.source}.events WHERE {after(watermark)}"
         )
         return Standing(s, watermark, backlog, oldest_unapplied)
 
@@ -120,8 +132,8 @@ class Watermarks:
             f"""WITH after AS (
                     SELECT e.transaction_id, e.position, e.recorded_at, a.event_id IS NULL AS unapplied
                     FROM {s.source}.events e
-                    LEFT JOIN {s.schema}.applied_events a ON a.consumer = $3 AND a.event_id = e.event_id
-                    WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2)
+                    LEFT JOIN {s.schema}.applied_events a ON a.consumer = $1 AND a.event_id = e.event_id
+                    WHERE {after(watermark, "e.")}
                       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                 ), gap AS (
                     SELECT transaction_id, position, recorded_at FROM after WHERE unapplied
@@ -134,8 +146,6 @@ class Watermarks:
                 SELECT (SELECT recorded_at FROM gap) AS oldest_unapplied,
                        (SELECT transaction_id::text FROM applied_before_gap) AS tx,
                        (SELECT position FROM applied_before_gap) AS position""",
-            str(watermark.transaction_id),
-            watermark.position,
             s.consumer,
         )
         if row["tx"] is not None:
@@ -152,12 +162,10 @@ class Watermarks:
             rows = await source.fetch(
                 f"""SELECT transaction_id::text AS tx, position, event_id, recorded_at
                     FROM {s.source}.events
-                    WHERE (transaction_id, position) > ($1::text::xid8, $2)
+                    WHERE {after(watermark)}
                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                     ORDER BY transaction_id, position
-                    LIMIT $3""",
-                str(watermark.transaction_id),
-                watermark.position,
+                    LIMIT $1""",
                 self.chunk,
             )
             if not rows:
