@@ -18,6 +18,7 @@ measures, on real PostgreSQL and a real broker, side by side:
     .venv/bin/python bench/restart.py            # 10k and 100k events (about 2 min here)
     .venv/bin/python bench/restart.py --full     # 10k, 100k and 1M events
     .venv/bin/python bench/restart.py --sizes 5000 --no-baseline
+    .venv/bin/python bench/restart.py --full --platform   # and `binome up` to ready, store filled
 
 It prints a table, writes bench/out/restart.json and draws bench/out/restart.png.
 """
@@ -35,10 +36,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import sys
+
 import asyncpg
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, run as a script
 
 from libs.database import create_pool
 from libs.embedded import postgres as embedded_postgres
@@ -169,14 +174,96 @@ async def run(sizes: list[int], baseline: bool) -> list[Figure]:
             await pool.close()
 
 
+def consumers_of(platform, source: str) -> list[tuple[str, str]]:
+    """(service, consumer) pairs reading ``source``, as the running platform reports them."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{platform.base_url}/metrics", timeout=5).text
+    return sorted(
+        {
+            (sample.labels["service"], sample.labels["consumer"])
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "binome_consumer_backlog_events" and sample.labels.get("source") == source
+        }
+    )
+
+
+def platform_start_times(sizes: list[int]) -> list[dict]:
+    """``binome up`` from launch to /readyz 200, with ``n`` enrollment events
+    stored and applied by every consumer: the first start after the upgrade
+    (watermarks walked from scratch) and a later one."""
+    from tests.support.platform_process import PlatformProcess, eventually
+
+    results = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as directory:
+            # The store is filled while the platform runs, its backlog monitor
+            # idle (it ran once, at start): the watermarks stay where they were,
+            # as after an upgrade, until the next start walks them.
+            platform = PlatformProcess.create(Path(directory), env={"BINOME_BACKLOG_INTERVAL_S": "3600"})
+            platform.launch()
+            readers = eventually(lambda: consumers_of(platform, "enrollment"), what="consumers of enrollment")
+
+            async def fill_platform() -> None:
+                pool = await create_pool(platform.database_url, min_size=1, max_size=2)
+                try:
+                    await fill_events(pool, "enrollment", n)
+                    for service, consumer in readers:
+                        await pool.execute(
+                            f"""INSERT INTO {service}.applied_events (consumer, event_id)
+                                SELECT $1, event_id FROM enrollment.events ON CONFLICT DO NOTHING""",
+                            consumer,
+                        )
+                    await pool.execute("ANALYZE")
+                finally:
+                    await pool.close()
+
+            asyncio.run(fill_platform())
+            platform.stop()
+            row = {"events": n}
+            for label in ("first", "later"):
+                started = time.perf_counter()
+                platform.launch()
+                row[f"{label}_seconds"] = time.perf_counter() - started
+                row[f"{label}_republished"] = platform.metric("binome_events_republished_total") or 0
+                platform.stop()
+            results.append(row)
+    return results
+
+
+async def fill_events(pool: asyncpg.Pool, schema: str, n: int) -> None:
+    """``n`` synthetic events in a real service's store, published long ago."""
+    await pool.execute(
+        f"""INSERT INTO {schema}.events (event_id, stream_id, version, type, envelope)
+            SELECT gen_random_uuid(), 'bench-' || (i % 1000), i / 1000 + 1, 'binome.enrollment.BenchFiller.v1',
+                   '{{}}'::jsonb
+            FROM generate_series(0, $1 - 1) AS i""",
+        n,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="also 1,000,000 events")
     parser.add_argument("--sizes", help="comma-separated store sizes (overrides the defaults)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the republish-everything baseline")
     parser.add_argument("--out", type=Path, default=OUT, help="directory for restart.json and restart.png")
+    parser.add_argument("--platform", action="store_true", help="also time `binome up` to /readyz with the store filled")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [10_000, 100_000] + ([1_000_000] if args.full else [])
+    if args.platform:
+        table = Table(title="`binome up` from launch to /readyz 200, every consumer caught up")
+        for column in ("enrollment events", "first start after upgrade", "later starts"):
+            table.add_column(column, justify="right")
+        for row in platform_start_times(sizes):
+            table.add_row(
+                f"{row['events']:,}",
+                f"{row['first_seconds']:.1f} s, {row['first_republished']:,.0f} republished",
+                f"{row['later_seconds']:.1f} s, {row['later_republished']:,.0f} republished",
+            )
+        Console().print(table)
     figures = asyncio.run(run(sizes, not args.no_baseline))
 
     table = Table(title="Catching an empty broker up, every consumer caught up (seconds / events republished)")
