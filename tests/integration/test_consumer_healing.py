@@ -1,0 +1,162 @@
+"""The consumer runtime heals from transient faults and parks only what can
+never apply; parked events are redriven from PostgreSQL, with no broker.
+
+Against real PostgreSQL and a real broker: a read-model table that refuses
+writes for a while (a CHECK constraint added, then dropped, from another
+connection) is the fault that was reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord
+
+from libs.events import topic_for_context
+from libs.events.serialization import dumps
+from libs.messaging.consumer import ConsumerRunner
+from libs.messaging.deadletters import Redriver
+from libs.observability import metrics
+from tests.integration.test_consumer_runtime import produce, tally_count
+from tests.support.events import probe
+from tests.support.kafka import wait_for
+from tests.support.projections import ProbeTally
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def tally(pool: asyncpg.Pool, schema: str) -> ProbeTally:
+    projection = ProbeTally(schema, name=f"tally-{uuid.uuid4().hex[:8]}")
+    await projection.create(pool)
+    return projection
+
+
+def sample(counter, *labels: str) -> float:
+    return counter.labels(*labels)._value.get()
+
+
+async def parked_rows(pool: asyncpg.Pool, schema: str, consumer: str) -> list[asyncpg.Record]:
+    return await pool.fetch(f"SELECT * FROM {schema}.dead_letters WHERE consumer = $1 ORDER BY id", consumer)
+
+
+async def test_a_table_refusing_writes_for_a_while_heals_with_nothing_parked(
+    pool, schema, kafka_bootstrap, topic_prefix, tally
+) -> None:
+    service = f"heal-{uuid.uuid4().hex[:6]}"
+    await pool.execute(f"ALTER TABLE {schema}.probe_tally ADD CONSTRAINT refuse_writes CHECK (value < 0) NOT VALID")
+    envelopes = [probe(f"s{i % 3}", i) for i in range(20)]
+    await produce(
+        kafka_bootstrap, topic_for_context("platform", topic_prefix), [dumps(e) for e in envelopes],
+        [e.subject for e in envelopes],
+    )
+    stop = asyncio.Event()
+    runner = ConsumerRunner(
+        pool, schema, tally, kafka_bootstrap, service=service, topic_prefix=topic_prefix, session_timeout_ms=1000,
+        retry_backoff_s=0.01, retry_max_backoff_s=0.2,
+    )
+    task = asyncio.create_task(runner.run(stop))
+    # It keeps failing while the table refuses writes, and parks nothing.
+    await wait_for(lambda: _at_least(sample(metrics.CONSUMER_TRANSIENT_FAILURES, service, tally.name), 5))
+    assert await tally.rows(pool) == []
+    assert await parked_rows(pool, schema, tally.name) == []
+
+    await pool.execute(f"ALTER TABLE {schema}.probe_tally DROP CONSTRAINT refuse_writes")
+    await wait_for(lambda: tally_count(pool, tally, 20))
+    await asyncio.sleep(0.3)  # let any redelivery arrive
+    stop.set()
+    await task
+
+    rows = await tally.rows(pool)
+    assert sorted(r["value"] for r in rows) == list(range(20)) and {r["times"] for r in rows} == {1}
+    assert await parked_rows(pool, schema, tally.name) == []
+    outcomes = await pool.fetch(f"SELECT DISTINCT outcome FROM {schema}.applied_events WHERE consumer = $1", tally.name)
+    assert [r["outcome"] for r in outcomes] == ["applied"]
+
+
+async def _at_least(value: float, n: float) -> bool:
+    return value >= n
+
+
+def records_of(values: list[bytes]) -> list[ConsumerRecord]:
+    return [ConsumerRecord("t.binome.platform.events", 0, i, 0, 0, b"k", v, None, 0, 0, []) for i, v in enumerate(values)]
+
+
+def from_the_future(envelope):
+    """The same envelope with a type this registry has never heard of (a newer producer's)."""
+    return envelope.model_copy(update={"type": "binome.platform.ProbeRecorded.v99"})
+
+
+async def test_an_unknown_type_is_skipped_and_counted_never_parked(pool, schema, tally) -> None:
+    service = f"skip-{uuid.uuid4().hex[:6]}"
+    runner = ConsumerRunner(pool, schema, tally, "unused:9092", service=service, topic_prefix="t.")
+    newer = from_the_future(probe("s-new", 99))
+    outcome = await runner._apply_batch(None, records_of([dumps(probe("s1", 1)), dumps(newer), dumps(probe("s2", 2))]))
+
+    assert (outcome.applied, outcome.dead, outcome.unknown) == (2, 0, 1)
+    assert sorted(r["value"] for r in await tally.rows(pool)) == [1, 2]
+    assert await parked_rows(pool, schema, tally.name) == []
+    assert sample(metrics.EVENTS_SKIPPED, service, tally.name, "unknown_type") == 1
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.applied_events WHERE event_id = $1", newer.id) == 0
+
+
+async def test_an_invalid_payload_is_parked_at_once_without_a_handler_call(pool, schema, tally) -> None:
+    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.")
+    invalid = probe("s-bad", 7).model_copy(update={"data": {"probe": "s-bad", "value": "not a number"}})
+
+    async def no_broker(*_args, **_kw):  # the dead-letter topic is not what this test is about
+        return None
+
+    producer = type("Producer", (), {"send_and_wait": staticmethod(no_broker)})()
+    outcome = await runner._apply_batch(producer, records_of([dumps(invalid)]))
+
+    assert (outcome.applied, outcome.dead) == (0, 1)
+    assert tally.attempts == {}  # never retried: the answer would not change
+    [row] = await parked_rows(pool, schema, tally.name)
+    assert row["event_id"] == invalid.id and row["attempts"] == 0 and row["reason"].startswith("invalid: ValidationError")
+    assert row["tenant"] == "org-test"
+
+
+async def test_redrive_applies_what_now_succeeds_and_keeps_what_still_fails(pool, schema, tally) -> None:
+    tally.poison = {5, 6}
+    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.", retry_backoff_s=0.001)
+    envelopes = [probe(f"s{i}", i) for i in (4, 5, 6)]
+    sent = []
+
+    async def record_dead_letter(topic, **kw):
+        sent.append(kw["value"])
+
+    producer = type("Producer", (), {"send_and_wait": staticmethod(record_dead_letter)})()
+    await runner._apply_batch(producer, records_of([dumps(e) for e in envelopes]))
+    assert len(sent) == 2 and [r["attempts"] for r in await parked_rows(pool, schema, tally.name)] == [3, 3]
+
+    redriver = Redriver(pool, schema, {tally.name: tally})
+    tally.poison = {6}  # 5's cause is fixed; 6 still fails
+    async with pool.acquire() as conn, conn.transaction():
+        results = await redriver.redrive(conn, tally.name)
+
+    by_event = {r.event_id: r for r in results}
+    assert by_event[envelopes[1].id].outcome == "applied"
+    assert by_event[envelopes[2].id].outcome == "failed"
+    assert by_event[envelopes[2].id].attempts == 4 and "poison value 6" in by_event[envelopes[2].id].reason
+    [kept] = await parked_rows(pool, schema, tally.name)
+    assert kept["event_id"] == envelopes[2].id and kept["attempts"] == 4 and kept["last_failed_at"] > kept["first_failed_at"]
+    outcome = {
+        r["event_id"]: r["outcome"]
+        for r in await pool.fetch(f"SELECT event_id, outcome FROM {schema}.applied_events WHERE consumer = $1", tally.name)
+    }
+    assert outcome == {envelopes[0].id: "applied", envelopes[1].id: "applied", envelopes[2].id: "dead_lettered"}
+    rows = await tally.rows(pool)
+    assert sorted(r["value"] for r in rows) == [4, 5] and {r["times"] for r in rows} == {1}
+
+    # Redriven again once 6 is fixed, then a third time: nothing left, nothing applied twice.
+    tally.poison = set()
+    async with pool.acquire() as conn, conn.transaction():
+        assert [r.outcome for r in await redriver.redrive(conn, tally.name, event_id=envelopes[2].id)] == ["applied"]
+    async with pool.acquire() as conn, conn.transaction():
+        assert await redriver.redrive(conn, tally.name) == []
+    rows = await tally.rows(pool)
+    assert sorted(r["value"] for r in rows) == [4, 5, 6] and {r["times"] for r in rows} == {1}
