@@ -40,8 +40,13 @@ RedriveOutcome = Literal["applied", "already_applied", "failed"]
 
 def reason_of(exc: BaseException, kind: str | None = None) -> str:
     """``"<kind>: <Exception>: <message>"``; the part before the first colon
-    is the metric's reason label (``undecodable``, ``invalid``, ``ValueError``)."""
-    text = f"{type(exc).__name__}: {exc}"
+    is the metric's reason label (``undecodable``, ``invalid``, ``ValueError``).
+
+    The message's first line only: PostgreSQL's DETAIL line quotes the failing
+    row, which may hold personal data, and reasons are logged and stored.
+    """
+    first_line = next(iter(str(exc).splitlines()), "")
+    text = f"{type(exc).__name__}: {first_line}"
     return (f"{kind}: {text}" if kind else text)[:MAX_REASON]
 
 

@@ -20,6 +20,10 @@ from libs.events.serialization import dumps
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.deadletters import Redriver
 from libs.observability import metrics
+from libs.runtime.redrive import redrive
+from libs.runtime.replay import UnknownReadModel
+from libs.runtime.service import ServiceDefinition
+from libs.settings import Settings
 from tests.integration.test_consumer_runtime import produce, tally_count
 from tests.support.events import probe
 from tests.support.kafka import wait_for
@@ -160,3 +164,29 @@ async def test_redrive_applies_what_now_succeeds_and_keeps_what_still_fails(pool
         assert await redriver.redrive(conn, tally.name) == []
     rows = await tally.rows(pool)
     assert sorted(r["value"] for r in rows) == [4, 5, 6] and {r["times"] for r in rows} == {1}
+
+
+async def test_binome_redrive_finds_the_service_owning_the_consumer(pool, schema, tally, tmp_path) -> None:
+    """``binome redrive CONSUMER --all``, over this test's schema."""
+    tally.poison = {8}
+    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.", max_attempts=1)
+    parked = probe("s8", 8)
+
+    async def no_broker(*_args, **_kw):
+        return None
+
+    await runner._apply_batch(type("P", (), {"send_and_wait": staticmethod(no_broker)})(), records_of([dumps(parked)]))
+    tally.poison = set()
+    services = [
+        ServiceDefinition("other_service", create_app=None, projections=lambda ctx: []),
+        ServiceDefinition(schema, create_app=None, projections=lambda ctx: [tally]),  # the schema is the name
+    ]
+    settings = Settings(data_dir=tmp_path, vault_schema=f"{schema}_vault")
+
+    results = await redrive(pool, settings, services, tally.name)
+
+    assert [(r.event_id, r.outcome) for r in results] == [(parked.id, "applied")]
+    assert [r["value"] for r in await tally.rows(pool)] == [8]
+    assert await parked_rows(pool, schema, tally.name) == []
+    with pytest.raises(UnknownReadModel):
+        await redrive(pool, settings, services, "no-such-consumer")
