@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -31,6 +31,9 @@ from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.personal import PersonalData
 from libs.messaging.positions import source_position
 from libs.observability.correlation import correlation
+
+if TYPE_CHECKING:  # the consumer runtime imports this module
+    from libs.messaging.consumer import Projection
 
 #: Reasons are kept to this many characters (an exception may carry a page).
 MAX_REASON = 1000
@@ -142,6 +145,23 @@ class DeadLetters:
                 self._sql_claimed_dead, consumer, [p.envelope.id for p in claimed], [p.reason for p in claimed]
             )
 
+    async def lock(
+        self, conn: asyncpg.Connection, consumer: str, event_id: uuid.UUID | None, organisation: str | None
+    ) -> list[asyncpg.Record]:
+        """``consumer``'s rows (one event's, or all), locked until the caller's transaction ends."""
+        return await conn.fetch(self._sql_lock, consumer, event_id, organisation)
+
+    async def mark_applied(self, conn: asyncpg.Connection, consumer: str, event_id: uuid.UUID) -> bool:
+        """Claim a parked event as applied; False if it was applied already."""
+        return bool(await conn.fetchval(self._sql_mark_applied, consumer, event_id))
+
+    async def failed_again(self, conn: asyncpg.Connection, row_id: int, reason: str) -> int:
+        """One more failed attempt of a row; returns its attempts."""
+        return await conn.fetchval(self._sql_failed_again, row_id, reason)
+
+    async def remove(self, conn: asyncpg.Connection, row_id: int) -> None:
+        await conn.execute(self._sql_delete, row_id)
+
     async def page(
         self,
         db: asyncpg.Pool | asyncpg.Connection,
@@ -162,7 +182,7 @@ class Redriver:
     pool: asyncpg.Pool
     schema: str
     #: The service's projections by name (the consumer names of its rows).
-    projections: Mapping[str, object]
+    projections: Mapping[str, Projection]
     personal: PersonalData | None = None
     registry: EventRegistry = field(default_factory=lambda: default_registry)
 
@@ -182,21 +202,21 @@ class Redriver:
         ``organisation``: only its rows and those of no known organisation.
         """
         projection = self.projections[consumer]
-        rows = await conn.fetch(self.dead_letters._sql_lock, consumer, event_id, organisation)
+        rows = await self.dead_letters.lock(conn, consumer, event_id, organisation)
         return [await self._redrive_one(conn, projection, row) for row in rows]
 
-    async def _redrive_one(self, conn: asyncpg.Connection, projection, row: asyncpg.Record) -> RedriveResult:
+    async def _redrive_one(self, conn: asyncpg.Connection, projection: Projection, row: asyncpg.Record) -> RedriveResult:
         try:
             async with conn.transaction():  # savepoint: a failure undoes only this event
                 applied = await self._apply(conn, projection, bytes(row["record_value"]))
         except Exception as exc:
             reason = exc.args[0] if isinstance(exc, _Refused) else reason_of(exc)
-            attempts = await conn.fetchval(self.dead_letters._sql_failed_again, row["id"], reason)
+            attempts = await self.dead_letters.failed_again(conn, row["id"], reason)
             return RedriveResult(row["id"], row["event_id"], "failed", attempts, reason)
-        await conn.execute(self.dead_letters._sql_delete, row["id"])
+        await self.dead_letters.remove(conn, row["id"])
         return RedriveResult(row["id"], row["event_id"], "applied" if applied else "already_applied", row["attempts"])
 
-    async def _apply(self, conn: asyncpg.Connection, projection, value: bytes) -> bool:
+    async def _apply(self, conn: asyncpg.Connection, projection: Projection, value: bytes) -> bool:
         """Apply the record; False if the event was applied already (nothing done)."""
         try:
             envelope = Envelope.model_validate_json(value)
@@ -209,7 +229,7 @@ class Redriver:
             event = self.registry.load(envelope)
         except Exception as exc:
             raise _Refused(reason_of(exc, "invalid")) from exc
-        if not await conn.fetchval(self.dead_letters._sql_mark_applied, projection.name, envelope.id):
+        if not await self.dead_letters.mark_applied(conn, projection.name, envelope.id):
             return False
         with correlation(envelope.correlationid):
             await projection.handle(conn, envelope, event)

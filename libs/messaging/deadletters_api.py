@@ -12,6 +12,7 @@ sent: a retried call answers the first call's results.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
@@ -111,7 +112,7 @@ async def redrive_dead_letters(
         results = await redriver.redrive(conn, body.consumer, event_id=body.event_id, organisation=who.organisation)
         if body.event_id is not None and not results:
             raise Problem(404, detail=f"No dead letter of {body.consumer} for event {body.event_id}.")
-        out = RedriveOut(consumer=body.consumer, results=[RedriveResultOut(**vars(r)) for r in results])
+        out = RedriveOut(consumer=body.consumer, results=[RedriveResultOut(**asdict(r)) for r in results])
         return JSONResponse(out.model_dump(mode="json"))
 
     return await run_idempotently(redriver.pool, request.app.state.dead_letter_keys, key, work)

@@ -21,10 +21,10 @@ from libs.events import DomainEvent, Envelope
 from libs.events.serialization import dumps
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.faults import is_transient
-from libs.messaging.kafka import dead_letter_topic, ensure_topics, make_producer
+from libs.messaging.kafka import dead_letter_topic
 from libs.observability.correlation import current_correlation_id
 from tests.support.events import probe
-from tests.support.kafka import read_topic
+from tests.support.kafka import dead_letter_producer, read_topic
 from tests.support.projections import ProbeTally
 
 pytestmark = pytest.mark.integration
@@ -91,13 +91,8 @@ async def until_applied(runner: ConsumerRunner, producer, records: list[Consumer
 
 @pytest.fixture
 async def producer(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[AIOKafkaProducer]:
-    await ensure_topics(kafka_bootstrap, [dead_letter_topic(topic_prefix)])
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
+    async with dead_letter_producer(kafka_bootstrap, topic_prefix) as producer:
         yield producer
-    finally:
-        await producer.stop()
 
 
 def on_streams(n: int) -> list[Envelope]:

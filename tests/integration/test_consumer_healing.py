@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from libs.events import topic_for_context
 from libs.events.serialization import dumps
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.deadletters import Redriver
+from libs.messaging.kafka import dead_letter_topic
 from libs.observability import metrics
 from libs.runtime.redrive import redrive
 from libs.runtime.replay import UnknownReadModel
 from libs.runtime.service import ServiceDefinition
 from libs.settings import Settings
-from tests.integration.test_consumer_runtime import produce, tally_count
 from tests.support.events import probe
-from tests.support.kafka import wait_for
-from tests.support.projections import ProbeTally
+from tests.support.kafka import dead_letter_producer, produce, read_topic, wait_for
+from tests.support.projections import ProbeTally, tally_count
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[AIOKafkaProducer]:
+    async with dead_letter_producer(kafka_bootstrap, topic_prefix) as producer:
+        yield producer
 
 
 @pytest.fixture
@@ -107,14 +114,12 @@ async def test_an_unknown_type_is_skipped_and_counted_never_parked(pool, schema,
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.applied_events WHERE event_id = $1", newer.id) == 0
 
 
-async def test_an_invalid_payload_is_parked_at_once_without_a_handler_call(pool, schema, tally) -> None:
-    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.")
+async def test_an_invalid_payload_is_parked_at_once_without_a_handler_call(
+    pool, schema, kafka_bootstrap, topic_prefix, producer, tally
+) -> None:
+    runner = ConsumerRunner(pool, schema, tally, kafka_bootstrap, topic_prefix=topic_prefix)
     invalid = probe("s-bad", 7).model_copy(update={"data": {"probe": "s-bad", "value": "not a number"}})
 
-    async def no_broker(*_args, **_kw):  # the dead-letter topic is not what this test is about
-        return None
-
-    producer = type("Producer", (), {"send_and_wait": staticmethod(no_broker)})()
     outcome = await runner._apply_batch(producer, records_of([dumps(invalid)]))
 
     assert (outcome.applied, outcome.dead) == (0, 1)
@@ -122,20 +127,18 @@ async def test_an_invalid_payload_is_parked_at_once_without_a_handler_call(pool,
     [row] = await parked_rows(pool, schema, tally.name)
     assert row["event_id"] == invalid.id and row["attempts"] == 0 and row["reason"].startswith("invalid: ValidationError")
     assert row["tenant"] == "org-test"
+    [on_topic] = await read_topic(kafka_bootstrap, dead_letter_topic(topic_prefix), until=1)
+    assert on_topic.value == dumps(invalid) and dict(on_topic.headers)["attempts"] == b"0"
 
 
-async def test_redrive_applies_what_now_succeeds_and_keeps_what_still_fails(pool, schema, tally) -> None:
+async def test_redrive_applies_what_now_succeeds_and_keeps_what_still_fails(
+    pool, schema, kafka_bootstrap, topic_prefix, producer, tally
+) -> None:
     tally.poison = {5, 6}
-    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.", retry_backoff_s=0.001)
+    runner = ConsumerRunner(pool, schema, tally, kafka_bootstrap, topic_prefix=topic_prefix, retry_backoff_s=0.001)
     envelopes = [probe(f"s{i}", i) for i in (4, 5, 6)]
-    sent = []
-
-    async def record_dead_letter(topic, **kw):
-        sent.append(kw["value"])
-
-    producer = type("Producer", (), {"send_and_wait": staticmethod(record_dead_letter)})()
     await runner._apply_batch(producer, records_of([dumps(e) for e in envelopes]))
-    assert len(sent) == 2 and [r["attempts"] for r in await parked_rows(pool, schema, tally.name)] == [3, 3]
+    assert [r["attempts"] for r in await parked_rows(pool, schema, tally.name)] == [3, 3]
 
     redriver = Redriver(pool, schema, {tally.name: tally})
     tally.poison = {6}  # 5's cause is fixed; 6 still fails
@@ -166,16 +169,14 @@ async def test_redrive_applies_what_now_succeeds_and_keeps_what_still_fails(pool
     assert sorted(r["value"] for r in rows) == [4, 5, 6] and {r["times"] for r in rows} == {1}
 
 
-async def test_binome_redrive_finds_the_service_owning_the_consumer(pool, schema, tally, tmp_path) -> None:
+async def test_binome_redrive_finds_the_service_owning_the_consumer(
+    pool, schema, kafka_bootstrap, topic_prefix, producer, tally, tmp_path
+) -> None:
     """``binome redrive CONSUMER --all``, over this test's schema."""
     tally.poison = {8}
-    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.", max_attempts=1)
+    runner = ConsumerRunner(pool, schema, tally, kafka_bootstrap, topic_prefix=topic_prefix, max_attempts=1)
     parked = probe("s8", 8)
-
-    async def no_broker(*_args, **_kw):
-        return None
-
-    await runner._apply_batch(type("P", (), {"send_and_wait": staticmethod(no_broker)})(), records_of([dumps(parked)]))
+    await runner._apply_batch(producer, records_of([dumps(parked)]))
     tally.poison = set()
     services = [
         ServiceDefinition("other_service", create_app=None, projections=lambda ctx: []),

@@ -9,19 +9,18 @@ from datetime import timedelta
 import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from libs.events import topic_for_context
 from libs.events.serialization import dumps
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import ConsumerRunner, rebuild
-from libs.messaging.kafka import dead_letter_topic, ensure_topics
-from libs.messaging.positions import POSITION_HEADER, read_positions
+from libs.messaging.kafka import dead_letter_topic
+from libs.messaging.positions import read_positions
 from libs.messaging.relay import OutboxRelay
 from libs.observability import metrics
 from tests.support.events import probe
-from tests.support.kafka import read_topic, wait_for
-from tests.support.projections import ProbeTally
+from tests.support.kafka import produce, read_topic, wait_for
+from tests.support.projections import ProbeTally, tally_count
 
 pytestmark = pytest.mark.integration
 
@@ -35,28 +34,6 @@ def runner(pool, schema, projection, bootstrap, prefix, **kw) -> ConsumerRunner:
         pool, schema, projection, bootstrap, topic_prefix=prefix,
         session_timeout_ms=1000, fetch_max_wait_ms=50, retry_backoff_s=0.01, **kw,
     )
-
-
-async def produce(
-    bootstrap: str, topic: str, values: list[bytes], keys: list[str], positions: list[int | None] | None = None
-) -> None:
-    """Send ``values``; ``positions``: the relay's ``binome-position`` header of each (None: no header)."""
-    await ensure_topics(bootstrap, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
-            position = positions[i] if positions else None
-            headers = [] if position is None else [(POSITION_HEADER, str(position).encode())]
-            await producer.send(topic, value=value, key=key.encode(), headers=headers)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def tally_count(pool, projection, n):
-    rows = await projection.rows(pool)
-    return rows if len(rows) >= n else None
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from libs.api.app import create_service_app
 from libs.auth.devkeys import mint
@@ -22,15 +22,20 @@ from libs.messaging.consumer import ConsumerRunner
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 from tests.support.events import probe
+from tests.support.kafka import dead_letter_producer
 from tests.support.projections import ProbeTally
 
 pytestmark = pytest.mark.integration
 ORG = "org-dl"
+#: Topic prefix of the records parked here: the dead-letter topic is this module's own.
+PREFIX = f"t{uuid.uuid4().hex[:10]}."
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, data_dir: Path, tally: ProbeTally, pool: asyncpg.Pool, schema: str):
+    def __init__(self, client: httpx.AsyncClient, data_dir: Path, tally: ProbeTally, pool: asyncpg.Pool, schema: str,
+                 producer: AIOKafkaProducer):
         self.client, self.data_dir, self.tally, self.pool, self.schema = client, data_dir, tally, pool, schema
+        self.producer = producer
 
     def auth(self, *roles: str, org: str = ORG) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint('u-1', org, roles, data_dir=self.data_dir)}"}
@@ -39,20 +44,15 @@ class Env:
         """Events that fail for ever, parked by a real runner; returns their envelopes."""
         self.tally.poison |= set(values)
         envelopes = [probe(f"s{v}", v, tenant=tenant) for v in values]
-        records = [ConsumerRecord("t.binome.platform.events", 0, i, 0, 0, b"k", dumps(e), None, 0, 0, [])
+        records = [ConsumerRecord(f"{PREFIX}binome.platform.events", 0, i, 0, 0, b"k", dumps(e), None, 0, 0, [])
                    for i, e in enumerate(envelopes)]
-        runner = ConsumerRunner(self.pool, self.schema, self.tally, "unused:9092", topic_prefix="t.", max_attempts=1)
-        await runner._apply_batch(_NoBroker(), records)
+        runner = ConsumerRunner(self.pool, self.schema, self.tally, "", topic_prefix=PREFIX, max_attempts=1)
+        await runner._apply_batch(self.producer, records)
         return envelopes
 
 
-class _NoBroker:
-    async def send_and_wait(self, *args, **kw) -> None:
-        return None
-
-
 @pytest.fixture
-async def env(pool: asyncpg.Pool, schema: str, tmp_path: Path) -> AsyncIterator[Env]:
+async def env(pool: asyncpg.Pool, schema: str, tmp_path: Path, kafka_bootstrap: str) -> AsyncIterator[Env]:
     tally = ProbeTally(schema, name="probe-tally")
     await tally.create(pool)
     settings = Settings(data_dir=tmp_path)
@@ -64,8 +64,11 @@ async def env(pool: asyncpg.Pool, schema: str, tmp_path: Path) -> AsyncIterator[
     )
     ctx = ServiceContext("probe", pool, EventStore(pool, schema), "", settings, verifier)
     transport = httpx.ASGITransport(app=service.build_app(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
-        yield Env(client, tmp_path, tally, pool, schema)
+    async with (
+        dead_letter_producer(kafka_bootstrap, PREFIX) as producer,
+        httpx.AsyncClient(transport=transport, base_url="http://probe") as client,
+    ):
+        yield Env(client, tmp_path, tally, pool, schema, producer)
 
 
 async def test_only_ops_reads_dead_letters(env: Env) -> None:
