@@ -21,6 +21,7 @@ from libs.events.serialization import dumps
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.deadletters import Redriver
 from libs.messaging.kafka import dead_letter_topic
+from libs.messaging.positions import read_positions
 from libs.observability import metrics
 from libs.runtime.redrive import redrive
 from libs.runtime.replay import UnknownReadModel
@@ -191,3 +192,21 @@ async def test_binome_redrive_finds_the_service_owning_the_consumer(
     assert await parked_rows(pool, schema, tally.name) == []
     with pytest.raises(UnknownReadModel):
         await redrive(pool, settings, services, "no-such-consumer")
+
+
+async def test_the_position_per_source_only_moves_forward(pool, schema, tally) -> None:
+    runner = ConsumerRunner(pool, schema, tally, "unused:9092", topic_prefix="t.")
+
+    def at(position: int | None, value: int, topic: str = "t.binome.platform.events") -> ConsumerRecord:
+        headers = [] if position is None else [("binome-position", str(position).encode())]
+        return ConsumerRecord(topic, 0, value, 0, 0, b"k", dumps(probe(f"s{value}", value)), None, 0, 0, headers)
+
+    async def positions() -> list[tuple[str, int]]:
+        return [(p.source, p.position) for p in await read_positions(pool, schema) if p.consumer == tally.name]
+
+    await runner._apply_batch(None, [at(5, 1), at(3, 2), at(None, 3)])
+    assert await positions() == [("platform", 5)]
+    await runner._apply_batch(None, [at(2, 4)])  # another partition, behind: never moves it back
+    assert await positions() == [("platform", 5)]
+    await runner._apply_batch(None, [at(9, 5, topic="elsewhere"), at(7, 6)])  # not a context's topic: ignored
+    assert await positions() == [("platform", 7)]
