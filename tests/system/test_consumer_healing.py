@@ -13,6 +13,8 @@ PostgreSQL and is still listed by ``GET /v1/dead-letters`` after a restart.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 
@@ -20,7 +22,7 @@ import asyncpg
 import orjson
 
 from tests.support.enrollment import mentee, mentor, programme_body, wave_body
-from tests.support.platform_process import PlatformProcess, auth, eventually
+from tests.support.platform_process import REPOSITORY, PlatformProcess, auth, eventually
 
 ORG = "org-heal"
 CONSUMER = "matching-candidate-pool"
@@ -116,3 +118,15 @@ def test_an_event_that_can_never_apply_is_parked_and_survives_a_restart(platform
     again = listed()
     assert again is not None and again["id"] == parked["id"]
     assert again["first_failed_at"] == parked["first_failed_at"]
+
+    # `binome redrive` beside the running platform: it still cannot apply, so
+    # it stays parked with one more attempt, and the command says so.
+    redriven = subprocess.run(
+        [sys.executable, "-m", "libs.cli", "redrive", CONSUMER, "--event", event_id],
+        env={**platform.env, "BINOME_DATABASE_URL": platform.database_url, "BINOME_DEV_MODE": "true"},
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=120,
+    )
+    assert redriven.returncode == 1, redriven.stdout + redriven.stderr
+    assert f"{event_id}: failed" in redriven.stdout
+    after = listed()
+    assert after["attempts"] == parked["attempts"] + 1 and after["last_failed_at"] > parked["last_failed_at"]
