@@ -210,3 +210,41 @@ async def test_the_position_per_source_only_moves_forward(pool, schema, tally) -
     assert await positions() == [("platform", 5)]
     await runner._apply_batch(None, [at(9, 5, topic="elsewhere"), at(7, 6)])  # not a context's topic: ignored
     assert await positions() == [("platform", 7)]
+
+
+class LosesItsConnection(ProbeTally):
+    """The server ends the consumer's connection while it applies ``value`` 3, once."""
+
+    async def handle(self, conn, envelope, event) -> None:
+        if event.value == 3 and not self.attempts.get(-1):
+            self.attempts[-1] = 1
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await super().handle(conn, envelope, event)
+
+
+async def test_a_connection_lost_mid_batch_is_retried_with_a_new_one(
+    pool, schema, kafka_bootstrap, topic_prefix
+) -> None:
+    tally = LosesItsConnection(schema, name=f"tally-{uuid.uuid4().hex[:8]}")
+    await tally.create(pool)
+    service = f"conn-{uuid.uuid4().hex[:6]}"
+    envelopes = [probe(f"s{i}", i) for i in range(8)]
+    await produce(
+        kafka_bootstrap, topic_for_context("platform", topic_prefix), [dumps(e) for e in envelopes],
+        [e.subject for e in envelopes],
+    )
+    stop = asyncio.Event()
+    runner = ConsumerRunner(
+        pool, schema, tally, kafka_bootstrap, service=service, topic_prefix=topic_prefix, session_timeout_ms=1000,
+        retry_backoff_s=0.01, retry_max_backoff_s=0.2,
+    )
+    task = asyncio.create_task(runner.run(stop))
+    await wait_for(lambda: tally_count(pool, tally, 8))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await task
+
+    rows = await tally.rows(pool)
+    assert sorted(r["value"] for r in rows) == list(range(8)) and {r["times"] for r in rows} == {1}
+    assert sample(metrics.CONSUMER_TRANSIENT_FAILURES, service, tally.name) >= 1
+    assert await parked_rows(pool, schema, tally.name) == []
