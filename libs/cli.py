@@ -4,6 +4,7 @@
     binome up --service NAME       start one service alone (one container per service)
     binome migrate                 apply pending SQL migrations of every service
     binome replay SERVICE [NAME]   rebuild read models from the log
+    binome redrive CONSUMER [--event ID | --all]   apply parked (dead-lettered) events again
     binome token --sub ... --org ... --role hr_admin [--country FR]   mint a dev token
     binome schemas                 write JSON Schema + AsyncAPI from the event models
     binome demo                    drive a multinational rollout through the HTTP APIs of `binome up`
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -114,6 +116,36 @@ def replay(
             typer.echo(f"{projection}: rebuilt from the {queued} events of the log")
         else:
             typer.echo(f"{projection}: emptied; {queued} events queued again from the log")
+
+
+@app.command()
+def redrive(
+    consumer: Annotated[str, typer.Argument(help="The projection (consumer) that parked the events.")],
+    event: Annotated[uuid.UUID | None, typer.Option("--event", help="Redrive this event only.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Redrive every event the consumer parked.")] = False,
+) -> None:
+    """Apply parked (dead-lettered) events again through their projection.
+
+    An event that applies now leaves the dead letters; one that fails again
+    stays, with one more attempt and the new reason. Exits 1 if any failed.
+    """
+    from libs.runtime.redrive import redrive as do_redrive
+    from libs.runtime.replay import UnknownReadModel
+
+    if (event is None) == (not all_):
+        raise typer.BadParameter("give either --event ID or --all", param_hint="--event / --all")
+    try:
+        results = _run(lambda: _with_pool(lambda pool: do_redrive(pool, get_settings(), _services(), consumer, event)))
+    except UnknownReadModel as exc:
+        raise typer.BadParameter(str(exc), param_hint="CONSUMER") from None
+    if not results:
+        typer.echo(f"{consumer}: no dead letter{f' for event {event}' if event else ''}")
+        raise typer.Exit(1 if event else 0)
+    for result in results:
+        what = result.event_id or f"record #{result.id} (undecodable)"
+        typer.echo(f"{what}: {result.outcome}" + (f" (attempt {result.attempts}: {result.reason})" if result.reason else ""))
+    if any(r.outcome == "failed" for r in results):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = 3
     consumer_session_timeout_ms: int = 6000
     consumer_fetch_max_wait_ms: int = 50
+    # A batch failing transiently (database or broker fault) is retried for as
+    # long as it takes, with exponential backoff capped at this many seconds.
+    consumer_retry_max_backoff_s: float = Field(default=60.0, gt=0)
 
     # GDPR key vault (libs/gdpr). Master keys wrap each participant's data key,
     # one per region: {"emea": "<base64 of 32 bytes>", ...}. Empty: dev keys

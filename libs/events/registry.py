@@ -59,7 +59,8 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class UnknownEventType(LookupError):
-    """A ``type`` nobody registered: the consumer dead-letters it."""
+    """A ``type`` nobody registered (a newer producer's): a consumer skips it
+    and counts it, never dead-letters it."""
 
 
 @dataclass

@@ -163,7 +163,7 @@ def asyncapi_document(reg: EventRegistry = default_registry) -> dict[str, Any]:
             "address": topic,
             "title": topic,
             "description": f"Every event of the {context} context. Consumers must skip unknown types "
-            "(or dead-letter them) and upcast old versions.",
+            "(never dead-letter them: a newer producer must not poison older consumers) and upcast old versions.",
             "servers": [{"$ref": "#/servers/kafka"}],
             "messages": {mid: {"$ref": f"#/components/messages/{mid}"} for mid in ids},
             "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING_VERSION}},

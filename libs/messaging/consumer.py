@@ -1,23 +1,33 @@
 """The consumer runtime: Kafka records -> a projection's read model, exactly
-once in effect.
+once in effect, healing from transient faults.
 
 For each batch fetched from the consumer group:
 
-1. records that are not envelopes go to the dead-letter topic at once;
+1. each record is decoded and its payload loaded (upcast, validated) before
+   any transaction: a record of a type the registry does not know (a newer
+   producer) is skipped and counted, never parked; one that does not decode
+   or validate is parked at once (retrying would give the same answer);
 2. one database transaction claims every event id of the batch in
    ``applied_events`` with one statement (ids sorted, so two runners holding
    the same records during a rebalance lock them in the same order and never
    deadlock); ids claimed already are duplicates (the relay's at-least-once
    delivery, a redelivered batch) and are skipped;
 3. the projection applies the claimed events in that same transaction (its
-   ``handle_batch`` if it has one, else ``handle`` per event), so the
-   read-model change and the record of what was applied commit together;
-4. if anything in the batch fails, the transaction rolls back and the batch is
-   applied again record by record: a savepoint per record, retried up to
-   ``max_attempts`` handler calls in all (the failed batch call counts for the
-   event that raised); an event that still fails goes to the dead-letter
-   topic with the reason, is recorded as dead-lettered, counted in a metric,
-   and the partition moves on;
+   ``handle_batch`` if it has one, else ``handle`` per event); parked records
+   are stored in ``dead_letters`` and produced to the dead-letter topic; the
+   consumer's position per source context moves forward; all of it commits
+   together;
+4. a failure is classified (libs/messaging/faults.py). *Transient* (database
+   or broker unavailable, serialization failure, lock or statement timeout,
+   a table refusing writes): the transaction rolls back, the partitions are
+   rewound to the batch, and the consumer backs off exponentially (capped at
+   ``retry_max_backoff_s``) and fetches the same records again, for as long
+   as it takes, still polling so it stays in its group. *Deterministic* (the
+   domain refuses the event, a handler bug): the batch is applied again
+   record by record, a savepoint per record, retried up to ``max_attempts``
+   handler calls in all (the failed batch call counts for the event that
+   raised); an event that still fails is parked with the reason, and the
+   partition moves on;
 5. Kafka offsets are committed only after the transaction committed.
 
 A crash anywhere loses nothing (offsets not committed: redelivered) and
@@ -29,6 +39,7 @@ that holds a failing event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -39,15 +50,18 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from tenacity import wait_exponential_jitter
 
 from libs.events.envelope import Envelope, topic_for_context
-from libs.events.registry import DomainEvent, EventRegistry, registry as default_registry
+from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
-from libs.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, make_consumer, make_producer
 from libs.gdpr.personal import PersonalData
+from libs.messaging.deadletters import DeadLetters, Parked, reason_of
+from libs.messaging.faults import is_transient
+from libs.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, make_consumer, make_producer
+from libs.messaging.positions import newest_positions, record_positions
 from libs.observability import metrics
 from libs.observability.correlation import correlation
 
@@ -83,10 +97,23 @@ AfterCommitHook = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 
 @dataclass
 class _Item:
-    """A decoded record."""
+    """A decoded record: ``event`` is its loaded payload, or None when
+    ``problem`` says why it cannot be loaded (it is parked)."""
 
     record: ConsumerRecord
     envelope: Envelope
+    event: DomainEvent | None = None
+    problem: str | None = None
+
+
+@dataclass
+class _Batch:
+    """One fetch, sorted out before any transaction."""
+
+    records: list[ConsumerRecord]
+    items: list[_Item] = field(default_factory=list)
+    undecodable: list[Parked] = field(default_factory=list)
+    unknown: int = 0
 
 
 @dataclass
@@ -94,6 +121,7 @@ class _Outcome:
     applied: int = 0
     skipped: int = 0
     dead: int = 0
+    unknown: int = 0
     newest_event_time: datetime | None = None
 
     def count_applied(self, item: _Item) -> None:
@@ -117,11 +145,19 @@ def _happened_at(item: _Item) -> datetime:
 
 
 class _BatchFailed(Exception):
-    """The fast path failed; ``failed`` maps the event that raised, if known, to why."""
+    """The fast path failed deterministically; ``failed`` maps the event that
+    raised, if known, to why."""
 
     def __init__(self, failed: dict[uuid.UUID, str]):
         super().__init__(f"batch failed: {failed or 'cause not tied to one event'}")
         self.failed = failed
+
+
+@dataclass
+class _Attempt:
+    """What tenacity's wait strategies read from a retry state."""
+
+    attempt_number: int
 
 
 @dataclass
@@ -135,7 +171,11 @@ class ConsumerRunner:
     max_attempts: int = 3
     session_timeout_ms: int = 6000
     fetch_max_wait_ms: int = 50
+    #: First wait between tries (deterministic failures: doubled each try;
+    #: transient ones: the start of the exponential backoff).
     retry_backoff_s: float = 0.05
+    #: Longest wait between two tries of a batch failing transiently.
+    retry_max_backoff_s: float = 60.0
     #: Partitions and replication factor of the topics it has to create.
     topic_spec: TopicSpec = field(default_factory=TopicSpec)
     registry: EventRegistry = field(default_factory=lambda: default_registry)
@@ -150,24 +190,28 @@ class ConsumerRunner:
     #: to batch: writers saturating the pool then cannot starve the read side.
     _keep_connection: bool = field(default=False, init=False)
     _held: asyncpg.Connection | None = field(default=None, init=False)
+    #: Tries of the current batch that failed transiently (0: healthy).
+    _failures: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
         self.service = self.service or self.schema
         self.topics = [topic_for_context(c, self.topic_prefix) for c in self.projection.contexts]
         self.dead_letter_topic = dead_letter_topic(self.topic_prefix)
-        s = self.schema
+        self.dead_letters = DeadLetters(self.schema)
+        self._backoff = wait_exponential_jitter(
+            multiplier=self.retry_backoff_s, max=self.retry_max_backoff_s, jitter=self.retry_backoff_s
+        )
         # Claimed before the handler runs: a second runner holding the same
         # events (during a group rebalance) waits on these rows, then sees them
         # and skips. RETURNING gives the ids this transaction claimed.
-        self._sql_claim = f"""INSERT INTO {s}.applied_events (consumer, event_id)
+        self._sql_claim = f"""INSERT INTO {self.schema}.applied_events (consumer, event_id)
                               SELECT $1, id FROM unnest($2::uuid[]) AS id
                               ON CONFLICT DO NOTHING RETURNING event_id"""
-        self._sql_dead = f"""UPDATE {s}.applied_events SET outcome = 'dead_lettered', reason = $3
-                             WHERE consumer = $1 AND event_id = $2"""
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set. Exceptions from the seams propagate."""
+        """Consume until ``stop`` is set. Transient failures are retried here,
+        for ever; other exceptions (and those from the seams) propagate."""
         await ensure_topics(self.bootstrap, [*self.topics, self.dead_letter_topic], self.topic_spec)
         consumer = make_consumer(
             self.bootstrap,
@@ -186,7 +230,14 @@ class ConsumerRunner:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200)
                 if batch:
-                    await self._process(consumer, producer, batch)
+                    try:
+                        await self._process(consumer, producer, batch)
+                    except Exception as exc:
+                        if not is_transient(exc):
+                            raise
+                        await self._back_off(exc, stop)
+                        continue  # fetch the same records again (rewound)
+                    self._recovered()
                 else:
                     await self._release_connection()  # idle: give it back to the pool
                 await self._record_lag(consumer)
@@ -226,6 +277,29 @@ class ConsumerRunner:
             conn, self._held = self._held, None
             await self.pool.release(conn)
 
+    # -- healing from transient faults ----------------------------------------
+
+    async def _back_off(self, exc: Exception, stop: asyncio.Event) -> None:
+        """Count the failed try, log the first of a period, wait (``stop`` cuts it short)."""
+        self._failures += 1
+        metrics.CONSUMER_TRANSIENT_FAILURES.labels(self.service, self.projection.name).inc()
+        delay = self._backoff(_Attempt(self._failures))
+        if self._failures == 1:
+            log.warning(
+                "%s: transient failure, retrying the batch with backoff until it applies: %s",
+                self.projection.name,
+                reason_of(exc),
+            )
+        else:
+            log.debug("%s: try %d failed again; next in %.2fs", self.projection.name, self._failures, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def _recovered(self) -> None:
+        if self._failures:
+            log.warning("%s: recovered after %d tries", self.projection.name, self._failures + 1)
+            self._failures = 0
+
     # -- one batch -------------------------------------------------------------
 
     async def _process(
@@ -250,25 +324,35 @@ class ConsumerRunner:
             metrics.PROJECTION_LAG_SECONDS.labels(self.service, name).set(max(lag, 0.0))
 
     async def _apply_batch(self, producer, records: list[ConsumerRecord]) -> _Outcome:
-        outcome = _Outcome()
-        items: list[_Item] = []
-        for record in records:
-            envelope, error = self._decode(record)
-            if envelope is None:  # not JSON, or not an envelope: nothing to retry
-                await self._dead_letter(producer, record, error or "undecodable", attempts=0)
-                outcome.dead += 1
-            else:
-                items.append(_Item(record, envelope))
-        if not items:
-            return outcome
-        if self.personal is not None:
-            items = await self._opened(items)
+        """Apply one fetch; raises only what must be retried as a whole (transient)."""
+        batch = await self._sort_out(records)
         try:
-            await self._apply_at_once(items, outcome)
+            return await self._commit(producer, batch, failed=None)
         except _BatchFailed as failure:
-            log.info("%s: batch of %d failed, applying it record by record", self.projection.name, len(items))
-            await self._apply_one_by_one(producer, items, failure.failed, outcome)
-        return outcome
+            log.info("%s: batch of %d failed, applying it record by record", self.projection.name, len(batch.items))
+            return await self._commit(producer, batch, failed=failure.failed)
+
+    async def _sort_out(self, records: list[ConsumerRecord]) -> _Batch:
+        """Step 1: decode, open personal values, load payloads."""
+        batch = _Batch(records)
+        decoded: list[_Item] = []
+        for record in records:
+            try:
+                decoded.append(_Item(record, Envelope.model_validate_json(record.value)))
+            except Exception as exc:  # not JSON, or not an envelope: nothing to retry
+                batch.undecodable.append(Parked(record, reason_of(exc, "undecodable"), attempts=0))
+        if self.personal is not None and decoded:
+            decoded = await self._opened(decoded)
+        for item in decoded:
+            try:
+                item.event = self.registry.load(item.envelope)
+            except UnknownEventType:
+                batch.unknown += 1  # a newer producer's type: not this consumer's to judge
+                continue
+            except Exception as exc:
+                item.problem = reason_of(exc, "invalid")
+            batch.items.append(item)
+        return batch
 
     async def _opened(self, items: list[_Item]) -> list[_Item]:
         """The items with personal values opened; through the runner's own
@@ -279,14 +363,8 @@ class ConsumerRunner:
             opened = await self.personal.open([item.envelope for item in items], conn=vault_conn)
         return [_Item(item.record, envelope) for item, envelope in zip(items, opened, strict=True)]
 
-    def _decode(self, record: ConsumerRecord) -> tuple[Envelope | None, str | None]:
-        try:
-            return Envelope.model_validate(orjson.loads(record.value)), None
-        except Exception as exc:
-            return None, f"undecodable: {exc}"[:1000]
-
     async def _claim(self, conn: asyncpg.Connection, items: list[_Item]) -> list[_Item]:
-        """Claim the batch's event ids; return the items to apply, each id once, in order."""
+        """Claim the batch's event ids; return the items to deal with, each id once, in order."""
         ids = sorted({item.envelope.id for item in items})  # one lock order for every runner
         claimed = {r[0] for r in await conn.fetch(self._sql_claim, self.projection.name, ids)}
         todo = []
@@ -296,62 +374,87 @@ class ConsumerRunner:
                 todo.append(item)
         return todo
 
-    # -- fast path: the whole batch in one transaction ---------------------------
-
-    async def _apply_at_once(self, items: list[_Item], outcome: _Outcome) -> None:
-        failed: dict[uuid.UUID, str] = {}
+    async def _commit(self, producer, batch: _Batch, failed: dict[uuid.UUID, str] | None) -> _Outcome:
+        """Steps 2-3 in one transaction: at once (``failed`` None), else record by
+        record, ``failed`` naming the events the batch attempt blamed."""
+        outcome = _Outcome(unknown=batch.unknown)
+        parked = list(batch.undecodable)
+        blamed: dict[uuid.UUID, str] = {}
         try:
             async with self._connection() as conn, conn.transaction():
-                todo = await self._claim(conn, items)
-                await self._handle_all(conn, todo, failed)
-        except Exception as exc:  # whatever it was, the slow path finds out (or fails too)
-            raise _BatchFailed(failed) from exc
-        # Counted only once the transaction committed.
-        outcome.skipped += len(items) - len(todo)
-        for item in todo:
-            outcome.count_applied(item)
-
-    async def _handle_all(self, conn: asyncpg.Connection, todo: list[_Item], failed: dict[uuid.UUID, str]) -> None:
-        """Apply ``todo``; on failure, note in ``failed`` which event raised, when one did."""
-        handle_batch: BatchHandler | None = getattr(self.projection, "handle_batch", None)
-        pairs = []
-        for item in todo:
-            with _blame(failed, item.envelope):
-                if handle_batch is None:
-                    await self._handle_one(conn, item.envelope)
+                todo = await self._claim(conn, batch.items)
+                outcome.skipped = len(batch.items) - len(todo)
+                parked += [Parked(i.record, i.problem, 0, i.envelope) for i in todo if i.problem is not None]
+                valid = [i for i in todo if i.problem is None]
+                if failed is None:
+                    await self._handle_all(conn, valid, blamed)
+                    applied = valid
                 else:
-                    pairs.append((item.envelope, self.registry.load(item.envelope)))
-        if handle_batch is not None and pairs:
-            await handle_batch(conn, pairs)  # a failure here is not tied to one event
+                    applied = await self._handle_one_by_one(conn, valid, failed, parked)
+                await self.dead_letters.park(conn, self.projection.name, parked)
+                await record_positions(
+                    conn, self.schema, self.projection.name, newest_positions(batch.records, self.topic_prefix)
+                )
+                for record in parked:  # last: a broker failure rolls all of it back
+                    await self._dead_letter(producer, record)
+        except Exception as exc:
+            if failed is None and not is_transient(exc):
+                raise _BatchFailed(blamed) from exc  # the slow path finds the culprit
+            raise
+        # Counted only once the transaction committed.
+        for item in applied:
+            outcome.count_applied(item)
+        outcome.dead = len(parked)
+        self._count(outcome, parked)
+        return outcome
 
-    async def _handle_one(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
-        with correlation(envelope.correlationid):  # log lines of the handler carry it
-            await self.projection.handle(conn, envelope, self.registry.load(envelope))
+    def _count(self, outcome: _Outcome, parked: list[Parked]) -> None:
+        name = self.projection.name
+        for record in parked:
+            metrics.DEAD_LETTERS.labels(self.service, name, record.kind).inc()
+        if outcome.skipped:
+            metrics.EVENTS_SKIPPED.labels(self.service, name, "duplicate").inc(outcome.skipped)
+        if outcome.unknown:
+            metrics.EVENTS_SKIPPED.labels(self.service, name, "unknown_type").inc(outcome.unknown)
 
-    # -- slow path: record by record, with retries and dead letters --------------
+    # -- fast path: the whole batch at once ------------------------------------
 
-    async def _apply_one_by_one(
-        self, producer, items: list[_Item], failed: dict[uuid.UUID, str], outcome: _Outcome
-    ) -> None:
-        async with self._connection() as conn, conn.transaction():
-            todo = await self._claim(conn, items)
-            outcome.skipped += len(items) - len(todo)
-            for item in todo:
-                reason = await self._apply_with_retries(conn, item.envelope, failed.get(item.envelope.id))
-                if reason is None:
-                    outcome.count_applied(item)
-                    continue
-                await self._dead_letter(producer, item.record, reason, attempts=self.max_attempts)
-                await conn.execute(self._sql_dead, self.projection.name, item.envelope.id, reason)
-                outcome.dead += 1
+    async def _handle_all(self, conn: asyncpg.Connection, todo: list[_Item], blamed: dict[uuid.UUID, str]) -> None:
+        """Apply ``todo``; on failure, note in ``blamed`` which event raised, when one did."""
+        handle_batch: BatchHandler | None = getattr(self.projection, "handle_batch", None)
+        if handle_batch is not None:
+            if todo:
+                await handle_batch(conn, [(item.envelope, item.event) for item in todo])  # not tied to one event
+            return
+        for item in todo:
+            with _blame(blamed, item.envelope):
+                await self._handle_one(conn, item)
 
-    async def _apply_with_retries(
-        self, conn: asyncpg.Connection, envelope: Envelope, failed_before: str | None
-    ) -> str | None:
+    async def _handle_one(self, conn: asyncpg.Connection, item: _Item) -> None:
+        with correlation(item.envelope.correlationid):  # log lines of the handler carry it
+            await self.projection.handle(conn, item.envelope, item.event)
+
+    # -- slow path: record by record, with retries -----------------------------
+
+    async def _handle_one_by_one(
+        self, conn: asyncpg.Connection, todo: list[_Item], failed: dict[uuid.UUID, str], parked: list[Parked]
+    ) -> list[_Item]:
+        """Apply each event in a savepoint; park those that keep failing; return the applied."""
+        applied = []
+        for item in todo:
+            reason = await self._apply_with_retries(conn, item, failed.get(item.envelope.id))
+            if reason is None:
+                applied.append(item)
+            else:
+                parked.append(Parked(item.record, reason, self.max_attempts, item.envelope))
+        return applied
+
+    async def _apply_with_retries(self, conn: asyncpg.Connection, item: _Item, failed_before: str | None) -> str | None:
         """Apply in a savepoint, retrying; return None or the last failure's reason.
 
         ``failed_before``: the reason the fast path failed on this very event,
-        which counts as its first attempt.
+        which counts as its first attempt. A transient failure propagates: the
+        whole batch is retried later, not this event now.
         """
         reason = failed_before
         attempt = 0 if failed_before is None else 1
@@ -361,25 +464,28 @@ class ConsumerRunner:
             attempt += 1
             try:
                 async with conn.transaction():  # savepoint: a failure undoes only this event
-                    await self._handle_one(conn, envelope)
+                    await self._handle_one(conn, item)
                 return None
             except Exception as exc:
-                reason = _reason(exc)
-                log.warning("%s: event %s failed (attempt %d): %s", self.projection.name, envelope.id, attempt, reason)
+                if is_transient(exc):
+                    raise
+                reason = reason_of(exc)
+                log.warning(
+                    "%s: event %s failed (attempt %d): %s", self.projection.name, item.envelope.id, attempt, reason
+                )
         return reason
 
-    async def _dead_letter(self, producer, record: ConsumerRecord, reason: str, attempts: int) -> None:
+    async def _dead_letter(self, producer, parked: Parked) -> None:
+        record = parked.record
         headers = [
-            ("reason", reason.encode()),
+            ("reason", parked.reason.encode()),
             ("consumer", self.projection.name.encode()),
             ("original-topic", record.topic.encode()),
             ("original-partition", str(record.partition).encode()),
             ("original-offset", str(record.offset).encode()),
-            ("attempts", str(attempts).encode()),
+            ("attempts", str(parked.attempts).encode()),
         ]
         await producer.send_and_wait(self.dead_letter_topic, value=record.value, key=record.key, headers=headers)
-        kind = reason.split(":", 1)[0]
-        metrics.DEAD_LETTERS.labels(self.service, self.projection.name, kind).inc()
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         assigned = consumer.assignment()
@@ -394,28 +500,27 @@ class ConsumerRunner:
             )
 
 
-def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:1000]
-
-
 @contextmanager
-def _blame(failed: dict[uuid.UUID, str], envelope: Envelope) -> Iterator[None]:
-    """Note in ``failed`` that ``envelope`` raised, and let the exception go on."""
+def _blame(blamed: dict[uuid.UUID, str], envelope: Envelope) -> Iterator[None]:
+    """Note in ``blamed`` that ``envelope`` raised, and let the exception go on."""
     try:
         yield
     except Exception as exc:
-        failed[envelope.id] = _reason(exc)
+        blamed[envelope.id] = reason_of(exc)
         raise
 
 
 async def rebuild(pool: asyncpg.Pool, schema: str, projection: Projection) -> None:
-    """Empty a read model and forget what it applied, in one transaction.
+    """Empty a read model and forget what it applied, parked and reached, in
+    one transaction.
 
     The events then come again from the log (``EventStore.republish_all`` of
     each source context, or Kafka history on a cluster that keeps it) and the
-    projection applies each exactly once.
+    projection applies each exactly once; an event that still cannot apply is
+    parked again.
     """
     check_schema_name(schema)
     async with pool.acquire() as conn, conn.transaction():
         await projection.reset(conn)
-        await conn.execute(f"DELETE FROM {schema}.applied_events WHERE consumer = $1", projection.name)
+        for table in ("applied_events", "dead_letters", "consumer_positions"):
+            await conn.execute(f"DELETE FROM {schema}.{table} WHERE consumer = $1", projection.name)

@@ -97,7 +97,17 @@ PROJECTION_LAG_SECONDS = Gauge(
 )
 DEAD_LETTERS = Counter(
     "binome_dead_letters_total",
-    "Events sent to the dead-letter topic, by reason.",
+    "Events parked (dead-lettered in PostgreSQL and on the topic), by reason.",
+    ["service", "consumer", "reason"],
+)
+CONSUMER_TRANSIENT_FAILURES = Counter(
+    "binome_consumer_transient_failures_total",
+    "Tries of a batch that failed transiently (database or broker fault); the batch is retried with backoff.",
+    ["service", "consumer"],
+)
+EVENTS_SKIPPED = Counter(
+    "binome_events_skipped_total",
+    "Records a consumer skipped: duplicates it had applied, or types its registry does not know (a newer producer).",
     ["service", "consumer", "reason"],
 )
 

@@ -37,6 +37,25 @@ class UnknownReadModel(LookupError):
     pass
 
 
+def offline_context(
+    pool: asyncpg.Pool, settings: Settings, service: ServiceDefinition, vault_pool: asyncpg.Pool
+) -> ServiceContext:
+    """A service's context for a command run outside ``binome up`` (no broker):
+    enough to build its projections and apply events through them."""
+    vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
+    return ServiceContext(
+        service.name,
+        pool,
+        # Opens sealed personal values: a rebuilt read model shows what the
+        # live one shows, erased people included (as erased).
+        EventStore(pool, service.schema, topic_prefix=settings.topic_prefix, personal=PersonalData(vault)),
+        bootstrap="",
+        settings=settings,
+        verifier=token_verifier(settings),
+        vault=vault,
+    )
+
+
 async def replay(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -62,18 +81,7 @@ async def _replay(
     projection_name: str | None,
     vault_pool: asyncpg.Pool,
 ) -> dict[str, int]:
-    vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
-    ctx = ServiceContext(
-        service.name,
-        pool,
-        # Opens sealed personal values: a rebuilt read model shows what the
-        # live one shows, erased people included (as erased).
-        EventStore(pool, service.schema, topic_prefix=settings.topic_prefix, personal=PersonalData(vault)),
-        bootstrap="",
-        settings=settings,
-        verifier=token_verifier(settings),
-        vault=vault,
-    )
+    ctx = offline_context(pool, settings, service, vault_pool)
     projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
     inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None
     if not projections and inline is None:

@@ -19,3 +19,10 @@ NotCountryOwned = dict[tuple[str, str], str]
 PLATFORM_ROUTES: NotCountryOwned = {
     ("GET", "/v1/audit"): "the audit trail of the service: global HR admins only (403 for every other role)",
 }
+
+#: Routes every service with projections gets (libs/messaging/deadletters_api.py):
+#: ops routes, not business routes, so ops is the one role they admit.
+DEAD_LETTER_ROUTES: NotCountryOwned = {
+    ("GET", "/v1/dead-letters"): "the events the service's consumers parked: ops only (403 for every business role)",
+    ("POST", "/v1/dead-letters:redrive"): "re-applies parked events through their projection: ops only",
+}

@@ -21,6 +21,8 @@ from libs.auth.tokens import TokenVerifier
 from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
 from libs.messaging.consumer import Projection
+from libs.messaging.deadletters import Redriver
+from libs.messaging.deadletters_api import install_dead_letters
 from libs.runtime.clock import Clock, system_clock
 from libs.settings import Settings
 
@@ -68,10 +70,15 @@ class ServiceDefinition:
     def build_app(self, ctx: ServiceContext) -> FastAPI:
         """The service's app with the protections every Binome API has: an
         audit trail of every /v1 request (``GET /v1/audit``), a body size
-        limit and per-client rate limits. ``binome up`` and the tests build
+        limit and per-client rate limits; with projections, the ops routes of
+        their dead letters (``GET /v1/dead-letters``). ``binome up`` and the tests build
         apps through here, never with ``create_app`` alone."""
         app = self.create_app(ctx)
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
+        projections = self.projections(ctx)
+        if projections:  # GET /v1/dead-letters, POST /v1/dead-letters:redrive (ops)
+            by_name = {p.name: p for p in projections}
+            install_dead_letters(app, Redriver(ctx.pool, ctx.store.schema, by_name, personal=ctx.store.personal))
         app.state.rate_limits = RateLimits(ctx.settings.rate_limit, ctx.settings.rate_limit_storage)
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
         return app

@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
+from libs.runtime.scope import DEAD_LETTER_ROUTES
 from services import SERVICES
 from tests.support.openapi_matrix import (
     COUNTRY_OWNED_PATH,
@@ -165,13 +166,23 @@ async def test_another_organisation_gets_404(world: World, op: Operation) -> Non
     assert await world.event_counts() == before
 
 
-@pytest.mark.parametrize("op", operations(), ids=ids)
+@pytest.mark.parametrize("op", [op for op in operations() if (op.method, op.path) not in DEAD_LETTER_ROUTES], ids=ids)
 async def test_ops_gets_403_on_every_business_route(world: World, op: Operation) -> None:
     assert op.roles is None or "ops" not in op.roles, op.id
     before = await world.event_counts()
     for probe in probes(op, german(world)):
         refused(await send(world, op.service, probe, world.auth("ops")), 403, probe)
     assert await world.event_counts() == before
+
+
+@pytest.mark.parametrize("op", [op for op in operations() if (op.method, op.path) in DEAD_LETTER_ROUTES], ids=ids)
+async def test_ops_routes_refuse_every_business_role(world: World, op: Operation) -> None:
+    """The dead-letter routes are the ops role's alone."""
+    assert op.roles == frozenset({"ops"}), op.id
+    body = {"consumer": "any", "all": True} if op.method == "POST" else None
+    for role in ("hr_admin", "regional_committee", "participant", "service"):
+        probe = Probe(op.method, op.path, "application/json" if body else None, body)
+        refused(await send(world, op.service, probe, world.auth(role, countries=["FR"])), 403, probe)
 
 
 @pytest.mark.parametrize("service", [s.name for s in SERVICES])

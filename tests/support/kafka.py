@@ -1,15 +1,19 @@
-"""Reading a topic back in tests (no consumer group: no join delay), and
-running a schema's outbox relay until it is empty."""
+"""Producing records and reading a topic back in tests (no consumer group: no
+join delay), and running a schema's outbox relay until it is empty."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from libs.messaging.kafka import dead_letter_topic, ensure_topics, make_producer
+from libs.messaging.positions import POSITION_HEADER
 from libs.messaging.relay import OutboxRelay
 
 
@@ -62,3 +66,33 @@ async def relay_until_empty(pool: asyncpg.Pool, schema: str, bootstrap: str, **r
     finally:
         stop.set()
         await task
+
+
+async def produce(
+    bootstrap: str, topic: str, values: list[bytes], keys: list[str], positions: list[int | None] | None = None
+) -> None:
+    """Send ``values``; ``positions``: the relay's ``binome-position`` header of each (None: no header)."""
+    await ensure_topics(bootstrap, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+            position = positions[i] if positions else None
+            headers = [] if position is None else [(POSITION_HEADER, str(position).encode())]
+            await producer.send(topic, value=value, key=key.encode(), headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def dead_letter_producer(bootstrap: str, prefix: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer, the dead-letter topic of ``prefix`` created: what a
+    runner handed batches directly (never started) parks records with."""
+    await ensure_topics(bootstrap, [dead_letter_topic(prefix)])
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()

@@ -50,3 +50,9 @@ class ProbeTally:
 
     async def rows(self, pool: asyncpg.Pool) -> list[asyncpg.Record]:
         return await pool.fetch(f"SELECT * FROM {self.schema}.probe_tally ORDER BY subject, sequence")
+
+
+async def tally_count(pool: asyncpg.Pool, projection: ProbeTally, n: int) -> list[asyncpg.Record] | None:
+    """The tally's rows once there are at least ``n`` (a ``wait_for`` predicate)."""
+    rows = await projection.rows(pool)
+    return rows if len(rows) >= n else None

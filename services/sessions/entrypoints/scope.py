@@ -3,10 +3,11 @@ what this list is for); every other route is in the isolation matrix."""
 
 from __future__ import annotations
 
-from libs.runtime.scope import PLATFORM_ROUTES, NotCountryOwned
+from libs.runtime.scope import DEAD_LETTER_ROUTES, PLATFORM_ROUTES, NotCountryOwned
 
 NOT_COUNTRY_OWNED: NotCountryOwned = {
     **PLATFORM_ROUTES,
+    **DEAD_LETTER_ROUTES,
     ("GET", "/v1/programmes/{programme_id}/session-settings"): "programme configuration (budget, late-cancellation threshold)",
     ("PUT", "/v1/programmes/{programme_id}/session-settings"): "programme configuration; global HR admins only",
 }
