@@ -61,7 +61,6 @@ from libs.gdpr.personal import PersonalData
 from libs.messaging.deadletters import DeadLetters, Parked, reason_of
 from libs.messaging.faults import is_transient
 from libs.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, make_consumer, make_producer
-from libs.messaging.positions import newest_positions, record_positions
 from libs.observability import metrics
 from libs.observability.correlation import correlation
 
@@ -104,6 +103,9 @@ class _Item:
     envelope: Envelope
     event: DomainEvent | None = None
     problem: str | None = None
+    #: A type the registry does not know (a newer producer): claimed, so the
+    #: consumer's watermark passes it, but never handled nor parked.
+    unknown_type: bool = False
 
 
 @dataclass
@@ -347,8 +349,7 @@ class ConsumerRunner:
             try:
                 item.event = self.registry.load(item.envelope)
             except UnknownEventType:
-                batch.unknown += 1  # a newer producer's type: not this consumer's to judge
-                continue
+                item.unknown_type = True  # a newer producer's type: not this consumer's to judge
             except Exception as exc:
                 item.problem = reason_of(exc, "invalid")
             batch.items.append(item)
@@ -377,24 +378,22 @@ class ConsumerRunner:
     async def _commit(self, producer, batch: _Batch, failed: dict[uuid.UUID, str] | None) -> _Outcome:
         """Steps 2-3 in one transaction: at once (``failed`` None), else record by
         record, ``failed`` naming the events the batch attempt blamed."""
-        outcome = _Outcome(unknown=batch.unknown)
+        outcome = _Outcome()
         parked = list(batch.undecodable)
         blamed: dict[uuid.UUID, str] = {}
         try:
             async with self._connection() as conn, conn.transaction():
                 todo = await self._claim(conn, batch.items)
                 outcome.skipped = len(batch.items) - len(todo)
+                outcome.unknown = sum(1 for i in todo if i.unknown_type)
                 parked += [Parked(i.record, i.problem, 0, i.envelope) for i in todo if i.problem is not None]
-                valid = [i for i in todo if i.problem is None]
+                valid = [i for i in todo if i.problem is None and not i.unknown_type]
                 if failed is None:
                     await self._handle_all(conn, valid, blamed)
                     applied = valid
                 else:
                     applied = await self._handle_one_by_one(conn, valid, failed, parked)
                 await self.dead_letters.park(conn, self.projection.name, parked)
-                await record_positions(
-                    conn, self.schema, self.projection.name, newest_positions(batch.records, self.topic_prefix)
-                )
                 for record in parked:  # last: a broker failure rolls all of it back
                     await self._dead_letter(producer, record)
         except Exception as exc:
@@ -522,5 +521,5 @@ async def rebuild(pool: asyncpg.Pool, schema: str, projection: Projection) -> No
     check_schema_name(schema)
     async with pool.acquire() as conn, conn.transaction():
         await projection.reset(conn)
-        for table in ("applied_events", "dead_letters", "consumer_positions"):
+        for table in ("applied_events", "dead_letters", "consumer_watermarks"):
             await conn.execute(f"DELETE FROM {schema}.{table} WHERE consumer = $1", projection.name)

@@ -29,7 +29,7 @@ from libs.events.envelope import Envelope
 from libs.events.registry import EventRegistry, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.personal import PersonalData
-from libs.messaging.positions import source_position
+from libs.messaging.kafka import position_of
 from libs.observability.correlation import correlation
 
 if TYPE_CHECKING:  # the consumer runtime imports this module
@@ -133,7 +133,7 @@ class DeadLetters:
             [p.record.topic for p in parked],
             [p.record.partition for p in parked],
             [p.record.offset for p in parked],
-            [source_position(p.record) for p in parked],
+            [position_of(p.record.headers) for p in parked],
             [p.reason for p in parked],
             [p.attempts for p in parked],
             [p.record.key for p in parked],

@@ -41,14 +41,12 @@ def event_headers(position: int | None = None) -> Headers:
     return headers
 
 
-def position_of(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
-    """The source position a record carries, if any."""
+def position_of(headers: Sequence[tuple[str, bytes | None]] | None) -> int | None:
+    """The source position a record carries (ASCII decimal), or None when absent or not a number."""
     for name, value in headers or ():
-        if name == POSITION_HEADER:
-            try:
-                return int(value)
-            except ValueError:
-                return None
+        if name == POSITION_HEADER and value is not None:
+            text = bytes(value).decode("ascii", "replace")
+            return int(text) if text.isdigit() else None
     return None
 
 

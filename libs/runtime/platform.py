@@ -301,6 +301,7 @@ class Platform:
                     service=service.name,
                     topic_prefix=self.settings.topic_prefix,
                     max_attempts=self.settings.consumer_max_attempts,
+                    retry_max_backoff_s=self.settings.consumer_retry_max_backoff_s,
                     session_timeout_ms=self.settings.consumer_session_timeout_ms,
                     fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
                     topic_spec=self.topic_spec,

@@ -13,7 +13,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from libs.messaging.kafka import dead_letter_topic, ensure_topics, make_producer
-from libs.messaging.positions import POSITION_HEADER
+from libs.messaging.kafka import POSITION_HEADER
 from libs.messaging.relay import OutboxRelay
 
 

@@ -1,29 +1,11 @@
-"""Reading a record's source context and position (header ``binome-position``)."""
+"""The headers of a record the relay publishes: a structured CloudEvent, and
+its position in the source log (``binome-position``)."""
 
 from __future__ import annotations
 
 import pytest
-from aiokafka import ConsumerRecord
 
-from libs.messaging.positions import newest_positions, source_context, source_position
-
-
-def record(topic: str, headers: list[tuple[str, bytes]]) -> ConsumerRecord:
-    return ConsumerRecord(topic, 0, 0, 0, 0, b"k", b"{}", None, 0, 0, headers)
-
-
-@pytest.mark.parametrize(
-    ("topic", "prefix", "context"),
-    [
-        ("binome.enrollment.events", "", "enrollment"),
-        ("t1.binome.matching.events", "t1.", "matching"),
-        ("binome.deadletter", "", None),
-        ("t1.binome.matching.events", "t2.", None),
-        ("binome.matching.events.extra", "", None),
-    ],
-)
-def test_the_source_is_the_context_of_the_topic(topic: str, prefix: str, context: str | None) -> None:
-    assert source_context(topic, prefix) == context
+from libs.messaging.kafka import CLOUDEVENTS_CONTENT_TYPE, event_headers, position_of
 
 
 @pytest.mark.parametrize(
@@ -37,15 +19,10 @@ def test_the_source_is_the_context_of_the_topic(topic: str, prefix: str, context
     ],
 )
 def test_the_position_is_an_ascii_decimal_header(headers, position: int | None) -> None:
-    assert source_position(record("binome.sessions.events", headers)) == position
+    assert position_of(headers) == position
 
 
-def test_the_newest_position_per_source() -> None:
-    records = [
-        record("binome.enrollment.events", [("binome-position", b"7")]),
-        record("binome.enrollment.events", [("binome-position", b"3")]),
-        record("binome.matching.events", [("binome-position", b"11")]),
-        record("binome.matching.events", []),
-        record("other", [("binome-position", b"99")]),
-    ]
-    assert newest_positions(records) == {"enrollment": 7, "matching": 11}
+def test_an_event_record_is_a_structured_cloudevent_with_its_position() -> None:
+    assert event_headers(7) == [CLOUDEVENTS_CONTENT_TYPE, ("binome-position", b"7")]
+    assert position_of(event_headers(7)) == 7
+    assert event_headers() == [CLOUDEVENTS_CONTENT_TYPE]

@@ -1,5 +1,4 @@
--- What the consumers of one service parked, and where each stands in each
--- source's log. {schema} is the service's schema.
+-- What the consumers of one service parked. {schema} is the service's schema.
 
 -- An event a consumer can never apply (undecodable, invalid, refused by the
 -- domain), written in the transaction that claims it in applied_events: the
@@ -24,14 +23,3 @@ CREATE TABLE {schema}.dead_letters (
     CONSTRAINT dead_letters_consumer_event_key UNIQUE (consumer, event_id)
 );
 CREATE INDEX dead_letters_consumer_idx ON {schema}.dead_letters (consumer, id);
-
--- The newest source position (the source service's events.position, header
--- binome-position) each consumer applied, per source context; upserted with
--- GREATEST in each applied batch's transaction. Lag is measured against it.
-CREATE TABLE {schema}.consumer_positions (
-    consumer    text        NOT NULL,
-    source      text        NOT NULL,
-    position    bigint      NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (consumer, source)
-);
