@@ -20,6 +20,7 @@ import orjson
 from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
+from libs.gdpr.vault import KeyVault
 from services.enrollment.domain.errors import NotFound
 
 Executor = asyncpg.Connection | asyncpg.Pool
@@ -76,8 +77,10 @@ class ParticipantFilters:
 
 
 class Views:
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, vault: KeyVault | None = None) -> None:
         self.s = check_schema_name(schema)
+        #: Where an erasure's progress on disk is kept (libs/gdpr/compaction.py).
+        self.vault = vault
 
     # -- single objects -------------------------------------------------------------
 
@@ -130,7 +133,10 @@ class Views:
             or is_self(principal, participant_id, row["organisation"])
         ):
             raise NotFound("participant", participant_id)
-        return orjson.loads(row["doc"])
+        doc = orjson.loads(row["doc"])
+        if doc.get("erasure") is not None and self.vault is not None:
+            doc["erasure"].update(await self.vault.erasure_status(participant_id) or {})
+        return doc
 
     # -- lists ------------------------------------------------------------------------
 
