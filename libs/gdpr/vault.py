@@ -163,19 +163,28 @@ class KeyVault:
     async def erasure_status(self, participant_id: uuid.UUID) -> dict[str, object] | None:
         """None if not erased; else ``status`` ("pending" until every
         registered service compacted, then "completed") and ``completed_at``."""
-        row = await self.pool.fetchrow(
-            f"""SELECT (SELECT count(*) FROM {self.schema}.compactors k WHERE NOT EXISTS (
+        return (await self.erasure_statuses([participant_id])).get(participant_id)
+
+    async def erasure_statuses(self, participant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, object]]:
+        """``erasure_status`` of each erased participant among ``participant_ids``."""
+        rows = await self.pool.fetch(
+            f"""SELECT e.participant_id,
+                       (SELECT count(*) FROM {self.schema}.compactors k WHERE NOT EXISTS (
                             SELECT 1 FROM {self.schema}.compactions c
                             WHERE c.participant_id = e.participant_id AND c.service = k.service)) AS waiting,
                        (SELECT max(compacted_at) FROM {self.schema}.compactions c
                         WHERE c.participant_id = e.participant_id) AS last
-                FROM {self.schema}.erased e WHERE e.participant_id = $1""",
-            participant_id,
+                FROM {self.schema}.erased e WHERE e.participant_id = ANY($1::uuid[])""",
+            list(set(participant_ids)),
         )
-        if row is None:
-            return None
-        done = row["waiting"] == 0 and row["last"] is not None
-        return {"status": "completed" if done else "pending", "completed_at": row["last"] if done else None}
+        statuses = {}
+        for row in rows:
+            done = row["waiting"] == 0 and row["last"] is not None
+            statuses[row["participant_id"]] = {
+                "status": "completed" if done else "pending",
+                "completed_at": row["last"] if done else None,
+            }
+        return statuses
 
     @property
     def key_tables(self) -> list[str]:

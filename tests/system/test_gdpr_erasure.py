@@ -89,7 +89,12 @@ class Api:
         return auth(self.platform.token(participant_id, ORG, ["participant"]))
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
-        response = self.http.request(method, path, json=body, headers=headers or self.hr)
+        """Every POST carries an Idempotency-Key: its stored response (which
+        may show personal values) must go with the person too."""
+        headers = dict(headers or self.hr)
+        if method == "POST":
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        response = self.http.request(method, path, json=body, headers=headers)
         assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
         return response.json()
 

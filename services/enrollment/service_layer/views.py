@@ -134,9 +134,15 @@ class Views:
         ):
             raise NotFound("participant", participant_id)
         doc = orjson.loads(row["doc"])
-        if doc.get("erasure") is not None and self.vault is not None:
-            doc["erasure"].update(await self.vault.erasure_status(participant_id) or {})
+        await self._erasure_progress([doc])
         return doc
+
+    async def _erasure_progress(self, docs: list[dict[str, Any]]) -> None:
+        """Each erased participant's erasure with its progress on disk (the vault knows it)."""
+        erased = {UUID(d["participant_id"]): d for d in docs if d.get("erasure") is not None}
+        if erased and self.vault is not None:
+            for participant_id, status in (await self.vault.erasure_statuses(erased)).items():
+                erased[participant_id]["erasure"].update(status)
 
     # -- lists ------------------------------------------------------------------------
 
@@ -171,7 +177,9 @@ class Views:
                 query.add(f"{column} = $?", value)
         if filters.theme is not None:
             query.add("themes @> ARRAY[$?::text]", filters.theme)
-        return await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope)
+        found = await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope)
+        await self._erasure_progress(found.items)
+        return found
 
     def _scoped(self, principal: Principal, country: str | None) -> Query:
         """Organisation and visible countries; filtering on an invisible country is a 404."""
