@@ -84,7 +84,8 @@ class Compactor:
 
     async def compact_pending(self) -> list[UUID]:
         """Steps 2-5 once; the participants whose erasure this pass compacted."""
-        ready = [pid for pid, event_id in await self.vault.pending_compactions(self.service) if await self._applied(event_id)]
+        pending = await self.vault.pending_compactions(self.service)
+        ready = [pid for pid, event_id in pending if await self._applied(event_id)]
         if not ready:
             return []
         if not await self.rewrite(self.pool, await self._tables()):

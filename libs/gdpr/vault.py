@@ -110,7 +110,8 @@ class KeyVault:
             )
             await conn.execute(
                 f"""INSERT INTO {self.schema}.erased (participant_id, event_id) VALUES ($1, $2)
-                    ON CONFLICT (participant_id) DO UPDATE SET event_id = coalesce(erased.event_id, EXCLUDED.event_id)""",
+                    ON CONFLICT (participant_id)
+                    DO UPDATE SET event_id = coalesce(erased.event_id, EXCLUDED.event_id)""",
                 participant_id,
                 event_id,
             )

@@ -47,7 +47,8 @@ PLANTED = {
     ("binome.enrollment.ParticipantEnrolled.v1", f)
     for f in ("display_name", "email", "employee_ref", "manager_ref", "motivation")
 } | {
-    ("binome.enrollment.ParticipantProfileUpdated.v1", f) for f in ("display_name", "email", "manager_ref", "motivation")
+    ("binome.enrollment.ParticipantProfileUpdated.v1", f)
+    for f in ("display_name", "email", "manager_ref", "motivation")
 } | {
     ("binome.enrollment.NeedsAnswered.v1", "comments"),
     ("binome.enrollment.ParticipantWithdrew.v1", "reason"),
@@ -227,7 +228,8 @@ def data_keys_of(url: str, participant_id: str) -> list[tuple[str, bytes]]:
         conn = await asyncpg.connect(url)
         try:
             rows = await conn.fetch(
-                "SELECT region, wrapped_key FROM binome_vault.data_keys WHERE $1 = ANY(owners)", uuid.UUID(participant_id)
+                "SELECT region, wrapped_key FROM binome_vault.data_keys WHERE $1 = ANY(owners)",
+                uuid.UUID(participant_id),
             )
             return [(r["region"], bytes(r["wrapped_key"])) for r in rows]
         finally:

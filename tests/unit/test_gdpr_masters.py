@@ -37,8 +37,9 @@ def test_dev_mode_generates_keys_in_the_data_dir(tmp_path) -> None:
 def test_a_key_file_outside_the_data_dir_is_used(tmp_path) -> None:
     key = key_file(tmp_path / "masters.json", "emea")
     settings = Settings(
-        data_dir=tmp_path / "data", dev_mode=False, vault_master_keys={}, vault_master_keys_file=tmp_path / "masters.json"
-    )
+        data_dir=tmp_path / "data", dev_mode=False, vault_master_keys={},
+        vault_master_keys_file=tmp_path / "masters.json",
+    )  # fmt: skip
     masters = MasterKeys.from_settings(settings)
     assert masters.keys == {"emea": key}
     assert masters.dev_dir is None
