@@ -23,7 +23,7 @@ from libs.auth.devkeys import token as token_command
 from libs.database import create_pool
 from libs.events.cli import schemas as schemas_command
 from libs.observability.logging import LogFormat, configure_logging
-from libs.settings import get_settings
+from libs.settings import Settings, get_settings
 
 app = typer.Typer(help="Binome: reverse-mentoring programmes, event-sourced.", no_args_is_help=True)
 app.command("token", help="Mint a bearer token signed with the local dev key.")(token_command)
@@ -69,7 +69,7 @@ def up(
     _run(lambda: serve(settings, services), log_format)
 
 
-def _refuse_without_master_keys(settings) -> None:
+def _refuse_without_master_keys(settings: Settings) -> None:
     """Outside dev mode the vault's master keys come from the operator, never
     from the data dir (libs/gdpr/masters.py): say so and stop before serving."""
     from libs.gdpr.masters import MasterKeys, MasterKeysMissing
