@@ -25,7 +25,7 @@ from libs.auth.devkeys import token as token_command
 from libs.database import create_pool
 from libs.events.cli import schemas as schemas_command
 from libs.observability.logging import LogFormat, configure_logging
-from libs.settings import get_settings
+from libs.settings import Settings, get_settings
 
 app = typer.Typer(help="Binome: reverse-mentoring programmes, event-sourced.", no_args_is_help=True)
 app.command("token", help="Mint a bearer token signed with the local dev key.")(token_command)
@@ -67,7 +67,20 @@ def up(
     settings = get_settings().model_copy(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
+    _refuse_without_master_keys(settings)
     _run(lambda: serve(settings, services), log_format)
+
+
+def _refuse_without_master_keys(settings: Settings) -> None:
+    """Outside dev mode the vault's master keys come from the operator, never
+    from the data dir (libs/gdpr/masters.py): say so and stop before serving."""
+    from libs.gdpr.masters import MasterKeys, MasterKeysMissing
+
+    try:
+        MasterKeys.from_settings(settings)
+    except MasterKeysMissing as exc:
+        typer.echo(f"binome up refused to start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:

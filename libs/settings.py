@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     consumer_retry_max_backoff_s: float = Field(default=60.0, gt=0)
 
     # GDPR key vault (libs/gdpr). Master keys wrap each participant's data key,
-    # one per region: {"emea": "<base64 of 32 bytes>", ...}. Empty: dev keys
-    # are created under <data_dir>/keys. ``country_regions`` maps ISO country
+    # one per region: {"emea": "<base64 of 32 bytes>", ...}. Empty: in dev mode
+    # only, dev keys are created under <data_dir>/keys. ``country_regions`` maps ISO country
     # codes to those regions; unlisted countries use ``vault_default_region``.
     vault_schema: str = "binome_vault"
     # The vault's database when it is not the service's own (a database per
@@ -62,8 +62,15 @@ class Settings(BaseSettings):
     # vault, or it could not open what another service sealed.
     vault_database_url: str | None = None
     vault_master_keys: dict[str, str] = Field(default_factory=dict)
+    # The same as a JSON file (a mounted secret), outside the data dir. Outside
+    # dev mode one of the two is required: ``binome up`` refuses to start.
+    vault_master_keys_file: Path | None = None
     country_regions: dict[str, str] = Field(default_factory=dict)
     vault_default_region: str = "global"
+    # How often each service's compactor looks for erasures to complete on
+    # disk (libs/gdpr/compaction.py): the delay before an erasure reads
+    # "completed", and how often an idle service asks the vault.
+    erasure_compaction_interval_s: float = Field(default=2.0, gt=0)
 
     # Dev mode: the conveniences that must never run in production (the dev
     # clock, keys generated in the data dir, plain-http webhook endpoints...).

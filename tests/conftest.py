@@ -27,6 +27,12 @@ from libs.eventstore.migrations import migrate
 
 USE_TESTCONTAINERS = os.environ.get("BINOME_TESTCONTAINERS") == "1"
 
+# A test database is a developer's: dev mode (vault master keys generated in
+# each test's data dir) even with BINOME_DATABASE_URL set, unless a test asks
+# for production with Settings(dev_mode=False). System tests start
+# ``binome up`` without any BINOME_ variable of this process.
+os.environ.setdefault("BINOME_DEV_MODE", "true")
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -11,9 +11,9 @@ admin.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import httpx
@@ -22,6 +22,10 @@ from fastapi import APIRouter, Depends, Request
 from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, Principal
+from libs.events.registry import registry
+
+if TYPE_CHECKING:
+    from libs.eventstore.store import EventStore
 
 EXPORT_PATH = "/v1/participants/{participant_id}/export"
 
@@ -44,6 +48,23 @@ def export_router(service: str, collect: Collect) -> APIRouter:
         return {"service": service, "participant_id": str(participant_id), "data": data}
 
     return router
+
+
+async def personal_values(store: EventStore, stream_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The personal fields of every event of ``stream_ids``, opened, by
+    stream: what people wrote that a service keeps only in its log (a decline
+    or exclusion note), so that the export holds it too."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for stream_id in dict.fromkeys(stream_ids):
+        for envelope in await store.read_stream(stream_id):
+            model = registry.models.get(envelope.type)
+            fields = sorted((model.personal_fields if model else frozenset()) & envelope.data.keys())
+            values = {f: envelope.data[f] for f in fields if envelope.data[f] is not None}
+            if values:
+                found.setdefault(stream_id, []).append(
+                    {"type": model.name, "time": envelope.time.isoformat(), **values}
+                )
+    return found
 
 
 async def assemble(

@@ -90,8 +90,10 @@ class KeyVault:
         )
         return {r["key_id"]: self.masters.unwrap(r["region"], r["wrapped_key"]) for r in rows}
 
-    async def erase(self, participant_id: uuid.UUID) -> list[uuid.UUID]:
-        """Shred every key ``participant_id`` owns; return their ids."""
+    async def erase(self, participant_id: uuid.UUID, event_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+        """Shred every key ``participant_id`` owns; return their ids.
+        ``event_id``: the ``ParticipantErased`` event, which every service's
+        consumers apply before the erasure completes on disk (compaction.py)."""
         async with self.pool.acquire() as conn, conn.transaction():
             shredded = [
                 r["key_id"]
@@ -107,8 +109,11 @@ class KeyVault:
                 list({*shredded, participant_id}),
             )
             await conn.execute(
-                f"INSERT INTO {self.schema}.erased (participant_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                f"""INSERT INTO {self.schema}.erased (participant_id, event_id) VALUES ($1, $2)
+                    ON CONFLICT (participant_id)
+                    DO UPDATE SET event_id = coalesce(erased.event_id, EXCLUDED.event_id)""",
                 participant_id,
+                event_id,
             )
         return sorted(shredded)
 
@@ -128,6 +133,64 @@ class KeyVault:
         return bool(
             await self.pool.fetchval(f"SELECT 1 FROM {self.schema}.shredded_keys WHERE key_id = $1", key_id)
         )
+
+    # -- erasure on disk (compaction.py) -------------------------------------------
+
+    async def register_compactor(self, service: str) -> None:
+        """From now on, an erasure completes only once ``service`` rewrote its files."""
+        await self.pool.execute(
+            f"INSERT INTO {self.schema}.compactors (service) VALUES ($1) ON CONFLICT DO NOTHING", service
+        )
+
+    async def pending_compactions(self, service: str) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+        """(participant id, ParticipantErased event id) of erasures ``service`` has not compacted."""
+        rows = await self.pool.fetch(
+            f"""SELECT e.participant_id, e.event_id FROM {self.schema}.erased e
+                WHERE NOT EXISTS (SELECT 1 FROM {self.schema}.compactions c
+                                  WHERE c.participant_id = e.participant_id AND c.service = $1)
+                ORDER BY e.erased_at""",
+            service,
+        )
+        return [(r["participant_id"], r["event_id"]) for r in rows]
+
+    async def mark_compacted(self, service: str, participant_ids: Iterable[uuid.UUID]) -> None:
+        await self.pool.execute(
+            f"""INSERT INTO {self.schema}.compactions (participant_id, service)
+                SELECT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING""",
+            list(participant_ids),
+            service,
+        )
+
+    async def erasure_status(self, participant_id: uuid.UUID) -> dict[str, object] | None:
+        """None if not erased; else ``status`` ("pending" until every
+        registered service compacted, then "completed") and ``completed_at``."""
+        return (await self.erasure_statuses([participant_id])).get(participant_id)
+
+    async def erasure_statuses(self, participant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, object]]:
+        """``erasure_status`` of each erased participant among ``participant_ids``."""
+        rows = await self.pool.fetch(
+            f"""SELECT e.participant_id,
+                       (SELECT count(*) FROM {self.schema}.compactors k WHERE NOT EXISTS (
+                            SELECT 1 FROM {self.schema}.compactions c
+                            WHERE c.participant_id = e.participant_id AND c.service = k.service)) AS waiting,
+                       (SELECT max(compacted_at) FROM {self.schema}.compactions c
+                        WHERE c.participant_id = e.participant_id) AS last
+                FROM {self.schema}.erased e WHERE e.participant_id = ANY($1::uuid[])""",
+            list(set(participant_ids)),
+        )
+        statuses = {}
+        for row in rows:
+            done = row["waiting"] == 0 and row["last"] is not None
+            statuses[row["participant_id"]] = {
+                "status": "completed" if done else "pending",
+                "completed_at": row["last"] if done else None,
+            }
+        return statuses
+
+    @property
+    def key_tables(self) -> list[str]:
+        """The tables whose files hold wrapped keys (rewritten after an erasure)."""
+        return [f"{self.schema}.data_keys"]
 
     async def is_erased(self, participant_id: uuid.UUID) -> bool:
         return bool(await self.pool.fetchval(f"SELECT 1 FROM {self.schema}.erased WHERE participant_id = $1", participant_id))

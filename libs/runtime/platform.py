@@ -218,12 +218,13 @@ class Platform:
 
     @classmethod
     async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
+        masters = MasterKeys.from_settings(settings)  # outside dev mode: refuses before anything starts
         infrastructure = await start_infrastructure(settings)
         pool = await create_pool(infrastructure.database_url)
         vault_pool = await vault_pool_for(settings, pool)
         await migrate_all(pool, services, settings.vault_schema, vault_pool)
         verifier = token_verifier(settings)
-        vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
+        vault = KeyVault(vault_pool, settings.vault_schema, masters)
         personal = PersonalData(vault)
         platform = cls(settings, services, infrastructure, pool, verifier, vault)
         if platform.dev_clock:  # never back: a restart continues from the offset reached

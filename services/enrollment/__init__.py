@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.entrypoints.api import create_app
@@ -28,4 +29,6 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     rebuild_read_tables=rebuild_read_tables,
     exports_personal_data=True,
+    # Enrollment erases: its compactor also rewrites the vault's key table.
+    workers=lambda ctx: compaction_workers(ctx, (), rewrites_vault=True),
 )

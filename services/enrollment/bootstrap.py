@@ -12,12 +12,15 @@ from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
 from libs.eventstore.store import EventStore
+from libs.events.contexts.enrollment import ParticipantErased
 from libs.gdpr.vault import KeyVault
 from services.enrollment.adapters.projector import Projector
 from services.enrollment.domain.errors import NotFound
 from services.enrollment.adapters.repository import Repository
 from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import Views
+
+ERASED = ParticipantErased.event_type()
 
 
 class Enrollment(IdempotentCommands):
@@ -26,19 +29,22 @@ class Enrollment(IdempotentCommands):
     def __init__(self, pool: asyncpg.Pool, store: EventStore, vault: KeyVault | None) -> None:
         self.pool, self.store, self.vault = pool, store, vault
         self.projector = Projector(store.schema)
-        self.views = Views(store.schema)
+        self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)
 
     def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
         return UnitOfWork(conn, Repository(conn, self.store, self.projector, correlation_id=correlation_id), self.views)
 
     async def forget(self, participant_id: UUID) -> None:
-        """After ``ParticipantErased`` committed: shred the person's keys and
-        drop stored responses that could still show their data."""
+        """After ``ParticipantErased`` committed: drop stored responses that
+        could still show the person's data, then shred their keys. Shredding
+        comes last: it makes the erasure pending for the compactors, whose
+        rewrite must find every row of it already deleted."""
         if self.vault is None:
             raise RuntimeError("this service runs without a key vault: erasure cannot shred keys")
-        await self.vault.erase(participant_id)
         await self.keys.forget(self.pool, str(participant_id))
+        erased = [e.id for e in await self.store.read_stream(str(participant_id)) if e.type == ERASED]
+        await self.vault.erase(participant_id, erased[-1] if erased else None)
 
     async def export(self, principal: Principal, participant_id: UUID) -> dict[str, Any] | None:
         """GDPR access: the participant as the API shows them, and every fact

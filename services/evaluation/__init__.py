@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.evaluation.bootstrap import Evaluation
 from services.evaluation.entrypoints.api import create_app
@@ -34,4 +35,5 @@ SERVICE = ServiceDefinition(
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
     exports_personal_data=True,
+    workers=lambda ctx: compaction_workers(ctx, projections(ctx)),
 )

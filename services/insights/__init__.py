@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.insights.entrypoints.api import create_app
 from services.insights.projection import InsightsProjection
@@ -30,4 +31,5 @@ SERVICE = ServiceDefinition(
     create_app,
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
+    workers=lambda ctx: compaction_workers(ctx, projections(ctx)),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.matching.bootstrap import Matching
 from services.matching.entrypoints.api import create_app
@@ -28,11 +29,13 @@ def projections(ctx: ServiceContext) -> list:
 
 
 def workers(ctx: ServiceContext) -> list:
-    """GDPR retention of ended pairs' notes (service_layer/retention.py), on the service's clock."""
+    """GDPR retention of ended pairs' notes (service_layer/retention.py), on
+    the service's clock; erasures completed on disk (libs/gdpr/compaction.py)."""
     if ctx.vault is None:
         return []
     clock = getattr(ctx, "clock", None) or system_clock
-    return [("notes retention", RetentionWorker(Matching(ctx.pool, ctx.store), ctx.vault, clock).run)]
+    retention = RetentionWorker(Matching(ctx.pool, ctx.store), ctx.vault, clock)
+    return [("notes retention", retention.run), *compaction_workers(ctx, projections(ctx))]
 
 
 SERVICE = ServiceDefinition(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.sessions.adapters.pair_directory import PairDirectory
 from services.sessions.bootstrap import Sessions
@@ -35,4 +36,5 @@ SERVICE = ServiceDefinition(
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
     exports_personal_data=True,
+    workers=lambda ctx: compaction_workers(ctx, projections(ctx)),
 )

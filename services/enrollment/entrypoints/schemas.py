@@ -10,7 +10,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date, datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
@@ -348,6 +348,10 @@ class WithdrawalOut(BaseModel):
 class ErasureOut(BaseModel):
     erased_at: datetime
     erased_by: Actor
+    #: "completed" once every service rewrote its files without the person
+    #: (libs/gdpr/compaction.py); until then their data may linger on disk.
+    status: Literal["pending", "completed"] = "pending"
+    completed_at: datetime | None = None
 
 
 class ParticipantOut(BaseModel):

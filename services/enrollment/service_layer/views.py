@@ -20,6 +20,7 @@ import orjson
 from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
+from libs.gdpr.vault import KeyVault
 from services.enrollment.domain.errors import NotFound
 
 Executor = asyncpg.Connection | asyncpg.Pool
@@ -76,8 +77,10 @@ class ParticipantFilters:
 
 
 class Views:
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, vault: KeyVault | None = None) -> None:
         self.s = check_schema_name(schema)
+        #: Where an erasure's progress on disk is kept (libs/gdpr/compaction.py).
+        self.vault = vault
 
     # -- single objects -------------------------------------------------------------
 
@@ -130,7 +133,16 @@ class Views:
             or is_self(principal, participant_id, row["organisation"])
         ):
             raise NotFound("participant", participant_id)
-        return orjson.loads(row["doc"])
+        doc = orjson.loads(row["doc"])
+        await self._erasure_progress([doc])
+        return doc
+
+    async def _erasure_progress(self, docs: list[dict[str, Any]]) -> None:
+        """Each erased participant's erasure with its progress on disk (the vault knows it)."""
+        erased = {UUID(d["participant_id"]): d for d in docs if d.get("erasure") is not None}
+        if erased and self.vault is not None:
+            for participant_id, status in (await self.vault.erasure_statuses(erased)).items():
+                erased[participant_id]["erasure"].update(status)
 
     # -- lists ------------------------------------------------------------------------
 
@@ -165,7 +177,9 @@ class Views:
                 query.add(f"{column} = $?", value)
         if filters.theme is not None:
             query.add("themes @> ARRAY[$?::text]", filters.theme)
-        return await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope)
+        found = await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope)
+        await self._erasure_progress(found.items)
+        return found
 
     def _scoped(self, principal: Principal, country: str | None) -> Query:
         """Organisation and visible countries; filtering on an invisible country is a 404."""

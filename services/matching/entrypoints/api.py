@@ -364,6 +364,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.vault = ctx.vault
     app.state.clock = getattr(ctx, "clock", None) or retention.system_clock
     app.include_router(router)
-    part = Export(ctx.store.schema)
+    part = Export(ctx.store.schema, ctx.store)
     app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
     return app

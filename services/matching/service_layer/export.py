@@ -2,7 +2,9 @@
 copy in the candidate pool, its pairs (with scores and their breakdowns),
 its proposals (declined or still open), the exclusions naming it and the
 matching runs it was in (with its own outcome). From matching's own tables
-only; another organisation's participant is unknown."""
+and log only; another organisation's participant is unknown. The notes
+(decline, dissolve, exclusion) live only in the log, sealed: each pair,
+proposal and exclusion carries its own, opened (``notes``)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ import orjson
 
 from libs.auth.principal import Principal
 from libs.eventstore.migrations import check_schema_name
+from libs.eventstore.store import EventStore
+from libs.gdpr.export import personal_values
 
 PROPOSALS = ("proposed", "declined")
 
 
 class Export:
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, store: EventStore) -> None:
         s = check_schema_name(schema)
+        self.store = store
         self._sql_candidate = f"""
             SELECT jsonb_build_object('programme_id', programme_id, 'wave_id', wave_id, 'country', country,
                                       'role', role, 'profile', profile, 'employee_ref', employee_ref,
@@ -51,11 +56,18 @@ class Export:
         args = (who.organisation, participant_id)
         candidate = await db.fetchval(self._sql_candidate, *args)
         pairs = await db.fetch(self._sql_pairs, *args)
+        docs = [(r[0], orjson.loads(r[1])) for r in pairs]
+        exclusions = [orjson.loads(r[0]) for r in await db.fetch(self._sql_exclusions, *args)]
+        notes = await personal_values(
+            self.store, [str(d["pair_id"]) for _, d in docs] + [str(d["exclusion_id"]) for d in exclusions]
+        )
+        for doc in [d for _, d in docs] + exclusions:
+            doc["notes"] = notes.get(str(doc.get("pair_id") or doc.get("exclusion_id")), [])
         part = {
             "candidate": orjson.loads(candidate) if candidate else None,
-            "pairs": [orjson.loads(r[1]) for r in pairs if r[0] not in PROPOSALS],
-            "proposals": [orjson.loads(r[1]) for r in pairs if r[0] in PROPOSALS],
-            "exclusions": [orjson.loads(r[0]) for r in await db.fetch(self._sql_exclusions, *args)],
+            "pairs": [d for status, d in docs if status not in PROPOSALS],
+            "proposals": [d for status, d in docs if status in PROPOSALS],
+            "exclusions": exclusions,
             "runs": [orjson.loads(r[0]) for r in await db.fetch(self._sql_runs, who.organisation, str(participant_id))],
         }
         return part if any(part.values()) else None
