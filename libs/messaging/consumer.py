@@ -60,7 +60,15 @@ from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.personal import PersonalData
 from libs.messaging.deadletters import DeadLetters, Parked, reason_of
 from libs.messaging.faults import is_transient
-from libs.messaging.kafka import TopicSpec, dead_letter_topic, ensure_topics, make_consumer, make_producer
+from libs.messaging.kafka import (
+    TopicSpec,
+    dead_letter_topic,
+    ensure_topics,
+    event_headers,
+    make_consumer,
+    make_producer,
+    position_of,
+)
 from libs.observability import metrics
 from libs.observability.correlation import correlation
 
@@ -476,7 +484,11 @@ class ConsumerRunner:
 
     async def _dead_letter(self, producer, parked: Parked) -> None:
         record = parked.record
+        # A decoded event stays a structured CloudEvent on the dead-letter
+        # topic (with its source position); undecodable bytes are not one.
+        event = event_headers(position_of(record.headers)) if parked.envelope is not None else []
         headers = [
+            *event,
             ("reason", parked.reason.encode()),
             ("consumer", self.projection.name.encode()),
             ("original-topic", record.topic.encode()),

@@ -131,6 +131,9 @@ async def test_transient_failure_is_retried_and_poison_is_dead_lettered(
     poison = next(h for h, r in zip(headers, dead) if r.value != garbage)
     assert orjson.loads(next(r.value for r in dead if r.value != garbage))["data"]["value"] == 5
     assert b"poison value 5" in poison["reason"]
+    # Still a structured CloudEvent for any CloudEvents Kafka binding, with its source position.
+    assert poison["content-type"] == b"application/cloudevents+json; charset=utf-8"
+    assert poison["binome-position"] == b"105"
     assert poison["consumer"] == tally.name.encode()
     assert any(h["reason"].startswith(b"undecodable") for h in headers)
     recorded = await pool.fetchrow(
