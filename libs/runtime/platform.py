@@ -33,8 +33,11 @@ from fastapi import Depends, FastAPI
 from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
+from libs.api.limits import BodySizeLimit
 from libs.api.problems import invalid
 from libs.api.security import requires
+from libs.audit.api import install_audit
+from libs.audit.trail import AuditTrail, migrate_trail
 from libs.auth.principal import Principal
 from libs.auth.tokens import TokenVerifier
 from libs.database import create_pool
@@ -65,6 +68,10 @@ from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: The platform root app's own audit trail (its /v1 routes: GDPR export, dev clock);
+#: prefixed like the vault's schema, so that no service name can take it.
+PLATFORM_SCHEMA = "binome_platform"
 
 
 @dataclass
@@ -146,6 +153,7 @@ async def migrate_all(
     async with (vault_pool or pool).acquire() as conn:
         await migrate_vault(conn, vault_schema)
     async with pool.acquire() as conn:
+        await migrate_trail(conn, PLATFORM_SCHEMA)
         for service in services:
             applied = await migrate(conn, service.schema, *([service.migrations] if service.migrations else []))
             if applied:
@@ -296,6 +304,10 @@ class Platform:
         root.include_router(gdpr_router(lambda: exporters))
         if self.dev_clock:
             self._mount_dev_clock(root)
+        # The root app's own /v1 routes are audited and size-limited like a
+        # service's (the services' requests pass through to their own trail).
+        install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA))
+        root.add_middleware(BodySizeLimit, max_bytes=self.settings.max_body_bytes)
         # Events recorded while serving a request take the platform's time.
         root.add_middleware(EventClockScope, clock=self.clock)
 
