@@ -70,9 +70,8 @@ class Settings(BaseSettings):
 
     # Dev clock (libs/runtime/clock.py): mounts POST /v1/dev/clock:advance on
     # the platform, which moves every service's "now" forward (``binome demo``
-    # simulates months with it). Never in production. None: ``binome up`` turns
-    # it on only when it runs the fully embedded stack (no database URL, no
-    # Kafka bootstrap); true/false force it.
+    # simulates months with it), for the ``dev_clock`` role. Only in dev mode:
+    # false turns it off there; nothing turns it on outside dev mode.
     dev_clock: bool | None = None
 
     # Outbox relay

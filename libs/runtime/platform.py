@@ -38,7 +38,7 @@ from libs.api.problems import invalid
 from libs.api.security import requires
 from libs.audit.api import install_audit
 from libs.audit.trail import AuditTrail, migrate_trail
-from libs.auth.principal import Principal
+from libs.auth.principal import DEV_CLOCK, Principal
 from libs.auth.tokens import TokenVerifier
 from libs.database import create_pool
 from libs.embedded import postgres as embedded_postgres
@@ -194,15 +194,13 @@ class Platform:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     #: Every service's "now" (libs/runtime/clock.py); moved forward through
-    #: POST /v1/dev/clock:advance when ``dev_clock`` is on.
+    #: POST /v1/dev/clock:advance in dev mode (``dev_clock``).
     clock: PlatformClock = field(default_factory=PlatformClock)
 
     @property
     def dev_clock(self) -> bool:
-        """``BINOME_DEV_CLOCK``; unset: on only for the fully embedded stack."""
-        if self.settings.dev_clock is not None:
-            return self.settings.dev_clock
-        return not self.settings.database_url and not self.settings.kafka_bootstrap
+        """Only in dev mode; ``BINOME_DEV_CLOCK=false`` may turn it off there, nothing turns it on elsewhere."""
+        return self.settings.in_dev_mode and self.settings.dev_clock is not False
 
     @property
     def topic_spec(self) -> TopicSpec:
@@ -224,7 +222,7 @@ class Platform:
         vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
         personal = PersonalData(vault)
         platform = cls(settings, services, infrastructure, pool, verifier, vault)
-        if platform.dev_clock:  # never back: a restart continues from the offset reached
+        if platform.dev_clock:  # never back: a restart of the dev stack continues from the offset reached
             platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:
             store = EventStore(
@@ -322,17 +320,18 @@ class Platform:
         return root
 
     def _mount_dev_clock(self, root: FastAPI) -> None:
-        """Dev only (``BINOME_DEV_CLOCK``): read and advance every service's clock."""
+        """Dev mode only: read and advance every service's clock (the ``dev_clock`` role only)."""
         clock = self.clock
 
         @root.get("/v1/dev/clock", response_model=ClockOut, tags=["dev"])
-        async def read_clock(_: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
+        async def read_clock(_: Principal = Depends(requires(DEV_CLOCK))) -> ClockOut:
             """The platform's now and how far it is ahead of the system clock."""
             return clock_out(clock)
 
         @root.post("/v1/dev/clock:advance", response_model=ClockOut, tags=["dev"])
-        async def advance_clock(body: AdvanceIn, _: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
-            """Move every service's clock forward, by ``seconds`` or ``to`` an instant (never back)."""
+        async def advance_clock(body: AdvanceIn, _: Principal = Depends(requires(DEV_CLOCK))) -> ClockOut:
+            """Move every service's clock forward, by ``seconds`` or ``to`` an instant: never back,
+            never more than two years ahead of the system clock in total."""
             if (body.seconds is None) == (body.to is None):
                 message = "Give exactly one of seconds and to."
                 raise invalid([{"field": "body.seconds", "message": message, "type": "value_error"}], detail=message)
@@ -378,7 +377,7 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
         for service in services:
             print(f"  {service.name}: http://{settings.host}:{settings.port}/{service.name}/docs")
         if platform.dev_clock:
-            print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (BINOME_DEV_CLOCK; `binome demo` uses it)")
+            print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (dev mode, role dev_clock; `binome demo` uses it)")
         if not services:
             print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
         frozen = freeze_startup_heap()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libs.events.envelope import Envelope, event_clock
-from libs.runtime.clock import PlatformClock, load_offset, save_offset
+from libs.runtime.clock import MAX_AHEAD, PlatformClock, load_offset, save_offset
 
 
 def test_the_clock_only_moves_forward() -> None:
@@ -25,6 +25,28 @@ def test_the_clock_only_moves_forward() -> None:
     assert clock.advance_to(target) >= target
     with pytest.raises(ValueError):
         PlatformClock(timedelta(seconds=-1))
+
+
+def test_the_clock_is_never_more_than_two_years_ahead() -> None:
+    clock = PlatformClock()
+    with pytest.raises(ValueError, match="at most 731 days"):
+        clock.advance(MAX_AHEAD + timedelta(seconds=1))
+    clock.advance(timedelta(days=400))
+    with pytest.raises(ValueError, match="seconds left"):
+        clock.advance(timedelta(days=400))
+    with pytest.raises(ValueError):
+        clock.advance_to(datetime.now(UTC) + timedelta(days=800))
+    assert clock.offset == timedelta(days=400)
+    assert clock.advance(MAX_AHEAD - timedelta(days=400)) and clock.offset == MAX_AHEAD
+    with pytest.raises(ValueError):
+        PlatformClock(MAX_AHEAD + timedelta(seconds=1))
+
+
+def test_a_saved_offset_is_read_back_within_the_bound(tmp_path) -> None:
+    path = tmp_path / "dev-clock"
+    for text, expected in (("1e12", MAX_AHEAD), ("inf", MAX_AHEAD), ("nan", timedelta(0)), ("-5", timedelta(0))):
+        path.write_text(text)
+        assert load_offset(path) == expected
 
 
 def test_the_offset_is_kept_for_the_next_start(tmp_path) -> None:
