@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     jwt_public_key_file: Path | None = None
     jwt_jwks_url: str | None = None
+    # A token living longer than this (exp - iat) is refused, whoever signed
+    # it: a leaked long-lived token is a standing key to HR data.
+    jwt_max_lifetime_s: int = Field(default=12 * 3600, ge=60)
 
     # HTTP
     host: str = "127.0.0.1"

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from libs.api.headers import SecurityHeaders
 from libs.api.problems import Problem, install_problem_handlers
 from libs.auth.tokens import TokenVerifier
 from libs.observability.correlation import CorrelationMiddleware
@@ -60,5 +61,6 @@ def create_service_app(
     # (so it sees unhandled exceptions and counts them as 500) and outside the
     # exception middleware (so it sees the status of every handled error).
     app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(SecurityHeaders)  # no-store and nosniff on every /v1 response
     install_ops_routes(app, service, readiness_checks, metrics_scope=metrics_scope)
     return app

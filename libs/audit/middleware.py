@@ -23,7 +23,7 @@ import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from libs.asgi import ResponseStatus
+from libs.asgi import ResponseStatus, app_path, source_of
 from libs.audit.trail import AuditRecord, AuditTrail
 from libs.observability.correlation import current_correlation_id
 from libs.observability.metrics import route_template
@@ -31,20 +31,6 @@ from libs.observability.metrics import route_template
 log = logging.getLogger(__name__)
 
 AUDITED_PREFIX = "/v1"
-
-
-def app_path(scope: Scope) -> str:
-    """The request's path as this app's router sees it (without a mount prefix)."""
-    path, root = scope["path"], scope.get("root_path", "")
-    if root and path.startswith(root):
-        return path[len(root) :] or "/"
-    return path
-
-
-def source_of(scope: Scope) -> str:
-    """The client address (the proxy's forwarded one when uvicorn trusts it)."""
-    client = scope.get("client")
-    return client[0] if client else "unknown"
 
 
 class OncePerSource:

@@ -369,6 +369,7 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
             log_level="info",
             log_config=None,
             access_log=False,
+            server_header=False,  # no "Server: uvicorn" banner telling a prober what runs here
         )
         server = _Server(config)
         print(f"Binome is up on http://{settings.host}:{settings.port}")
