@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit: str = "1200/minute"
     rate_limit_storage: str = "memory://"
+    # Failed authentications (no or bad token) per source address; past it,
+    # that address's failures get 429 instead of 401.
+    auth_failure_limit: str = "60/minute"
 
     # Consumer runtime
     consumer_max_attempts: int = 3

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from libs.api.docs import install_docs
 from libs.api.headers import SecurityHeaders
 from libs.api.problems import Problem, install_problem_handlers
 from libs.auth.tokens import TokenVerifier
@@ -52,7 +53,9 @@ def create_service_app(
     an app that mounts other service apps and should expose all of the
     process's metrics at its /metrics.
     """
-    app = _ServiceApp(title=title, version=version, lifespan=lifespan)
+    # FastAPI's own docs pages load their assets from a CDN: ours do not.
+    app = _ServiceApp(title=title, version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.service = service
     # Read by libs.api.security.current_principal on every request.
     app.state.token_verifier = verifier

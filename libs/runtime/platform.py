@@ -33,7 +33,7 @@ from fastapi import Depends, FastAPI
 from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
-from libs.api.limits import BodySizeLimit
+from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.problems import invalid
 from libs.api.security import requires
 from libs.audit.api import install_audit
@@ -64,7 +64,7 @@ from libs.runtime.clock import (
     save_offset,
 )
 from libs.runtime.heap import freeze_startup_heap
-from libs.runtime.service import ServiceContext, ServiceDefinition
+from libs.runtime.service import ServiceContext, ServiceDefinition, rate_limits_for
 from libs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,9 @@ class Platform:
     #: Every service's "now" (libs/runtime/clock.py); moved forward through
     #: POST /v1/dev/clock:advance in dev mode (``dev_clock``).
     clock: PlatformClock = field(default_factory=PlatformClock)
+    #: One per-client budget for every service (and the root app): a client
+    #: gets one budget, not one per service.
+    rate_limits: RateLimits | None = None
 
     @property
     def dev_clock(self) -> bool:
@@ -221,7 +224,7 @@ class Platform:
         verifier = token_verifier(settings)
         vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
         personal = PersonalData(vault)
-        platform = cls(settings, services, infrastructure, pool, verifier, vault)
+        platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=rate_limits_for(settings))
         if platform.dev_clock:  # never back: a restart of the dev stack continues from the offset reached
             platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:
@@ -229,7 +232,8 @@ class Platform:
                 pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name, personal=personal
             )
             platform.contexts[service.name] = ServiceContext(
-                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock
+                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
+                platform.rate_limits,
             )
         if infrastructure.embedded_broker:
             await platform.carry_log_to_empty_broker()
@@ -305,6 +309,7 @@ class Platform:
         # The root app's own /v1 routes are audited and size-limited like a
         # service's (the services' requests pass through to their own trail).
         install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA))
+        root.state.rate_limits = self.rate_limits
         root.add_middleware(BodySizeLimit, max_bytes=self.settings.max_body_bytes)
         # Events recorded while serving a request take the platform's time.
         root.add_middleware(EventClockScope, clock=self.clock)

@@ -25,6 +25,10 @@ from libs.runtime.clock import Clock, system_clock
 from libs.settings import Settings
 
 
+def rate_limits_for(settings: Settings) -> RateLimits:
+    return RateLimits(settings.rate_limit, settings.rate_limit_storage, settings.auth_failure_limit)
+
+
 @dataclass
 class ServiceContext:
     """What a running service gets: its pool, its store, the broker, auth."""
@@ -40,6 +44,9 @@ class ServiceContext:
     #: "Now" for the service (libs/runtime/clock.py): the system clock, or the
     #: platform's dev clock that ``binome demo`` moves forward.
     clock: Clock = system_clock
+    #: The platform's one per-client and per-source budget (libs/api/limits.py),
+    #: shared by every service it runs; None: the app gets its own.
+    rate_limits: RateLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,11 @@ class ServiceDefinition:
     def build_app(self, ctx: ServiceContext) -> FastAPI:
         """The service's app with the protections every Binome API has: an
         audit trail of every /v1 request (``GET /v1/audit``), a body size
-        limit and per-client rate limits. ``binome up`` and the tests build
-        apps through here, never with ``create_app`` alone."""
+        limit and per-client rate limits (under ``binome up``, the platform's
+        one budget shared by every service). ``binome up`` and the tests
+        build apps through here, never with ``create_app`` alone."""
         app = self.create_app(ctx)
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
-        app.state.rate_limits = RateLimits(ctx.settings.rate_limit, ctx.settings.rate_limit_storage)
+        app.state.rate_limits = ctx.rate_limits or rate_limits_for(ctx.settings)
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
         return app
