@@ -308,9 +308,9 @@ class Platform:
             self._mount_dev_clock(root)
         # The root app's own /v1 routes are audited and size-limited like a
         # service's (the services' requests pass through to their own trail).
-        install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA))
-        root.state.rate_limits = self.rate_limits
         root.add_middleware(BodySizeLimit, max_bytes=self.settings.max_body_bytes)
+        install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA))  # outside the limit: 413s are recorded
+        root.state.rate_limits = self.rate_limits
         # Events recorded while serving a request take the platform's time.
         root.add_middleware(EventClockScope, clock=self.clock)
 

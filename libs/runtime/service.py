@@ -79,7 +79,8 @@ class ServiceDefinition:
         one budget shared by every service). ``binome up`` and the tests
         build apps through here, never with ``create_app`` alone."""
         app = self.create_app(ctx)
+        # Added before the audit, so the audit wraps it and records its 413s.
+        app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
         app.state.rate_limits = ctx.rate_limits or rate_limits_for(ctx.settings)
-        app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
         return app

@@ -10,16 +10,15 @@ is recorded once a minute, not once per request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.support.enrollment import mentee, programme_body, wave_body
-from tests.support.platform_process import PlatformProcess, auth, eventually
+from tests.support.audit import audit_rows
+from tests.support.platform_process import PlatformProcess, auth
 
 #: A list route of each service, readable by the global HR admin, not by ops.
 LIST_ROUTES = {
@@ -29,29 +28,6 @@ LIST_ROUTES = {
     "evaluation": "/v1/assignments",
     "insights": "/v1/pair-health",
 }
-
-
-def audit_rows(
-    platform: PlatformProcess, schema: str, correlation_ids: list[str], *, expect: int | None = None
-) -> dict[str, dict[str, Any]]:
-    """The audit rows of ``schema`` with these correlation ids, by id, once
-    ``expect`` of them (default: all) are there: a record is written after
-    its response is sent."""
-
-    async def fetch() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(platform.database_url)
-        try:
-            return await conn.fetch(
-                f"SELECT * FROM {schema}.audit_log WHERE correlation_id = ANY($1::text[])", correlation_ids
-            )
-        finally:
-            await conn.close()
-
-    def found() -> dict[str, dict[str, Any]] | None:
-        rows = {r["correlation_id"]: dict(r) for r in asyncio.run(fetch())}
-        return rows if len(rows) >= (len(correlation_ids) if expect is None else expect) else None
-
-    return eventually(found, timeout=10, what=f"audit rows in {schema}")
 
 
 def call(platform: PlatformProcess, method: str, path: str, *, token: str | None = None, source: str, **kw: Any):

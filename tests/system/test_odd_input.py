@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from tests.support.enrollment import mentee, programme_body, wave_body
+from tests.support.audit import audit_rows
 from tests.support.platform_process import PlatformProcess, auth
 
 ORG = "org-odd"
@@ -99,6 +100,10 @@ def test_a_csv_cell_over_the_csv_module_limit_is_a_bad_row(platform: PlatformPro
 def test_the_root_app_enforces_the_body_limit(platform: PlatformProcess, hr: dict[str, str]) -> None:
     mover = auth(platform.token("clock-odd", ORG, ["dev_clock"]))
     huge = b'{"seconds": 1, "pad": "' + b"x" * (6 * 1024 * 1024) + b'"}'
-    response = platform.http.post("/v1/dev/clock:advance", content=huge, headers={**mover, "content-type": "application/json"})
+    headers = {**mover, "content-type": "application/json", "Correlation-Id": f"odd-{uuid.uuid4()}"}
+    response = platform.http.post("/v1/dev/clock:advance", content=huge, headers=headers)
     assert response.status_code == 413 and response.headers["content-type"].startswith("application/problem+json")
     assert platform.http.get("/v1/dev/clock", headers=mover).json()["offset_seconds"] == 0
+    # The refusal is in the platform's audit trail too.
+    rows = audit_rows(platform, "binome_platform", [headers["Correlation-Id"]])
+    assert [(r["status"], r["decision"]) for r in rows.values()] == [(413, "invalid")]
