@@ -94,6 +94,8 @@ def test_the_gdpr_export_and_the_erasure_are_recorded(platform: PlatformProcess)
     assert platform_rows[export_id]["decision"] == "allowed"
     assert json.loads(platform_rows[export_id]["object"]) == {"participant_id": pid}
     assert platform_rows[denied_id]["status"] == 401
+    trail = platform.http.get("/v1/audit", headers=auth(hr)).json()["items"]  # the platform's own, through its API
+    assert export_id in {e["correlation_id"] for e in trail}
     erased = audit_rows(platform, "enrollment", [erase_id])[erase_id]
     assert erased["action"] == "POST /v1/participants/{participant_id}:erase"
     assert (erased["subject"], erased["organisation"], erased["status"]) == ("hr-gdpr", org, 200)

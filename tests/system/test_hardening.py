@@ -6,13 +6,14 @@ third-party asset."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.platform_process import PlatformProcess, auth
+from tests.support.platform_process import PlatformProcess, auth, eventually
 
 SERVICES = ("enrollment", "matching", "sessions", "evaluation", "insights")
 RATE = 30
@@ -38,6 +39,20 @@ def test_personal_data_is_never_cached_nor_sniffed_and_no_server_banner(platform
         assert response.headers["x-content-type-options"] == "nosniff", response.request.url
     for response in [*responses, http.get("/healthz"), http.get("/enrollment/docs")]:
         assert "server" not in response.headers, response.request.url
+
+
+def test_access_lines_name_the_subject(platform: PlatformProcess) -> None:
+    hr = auth(platform.token("hr-access-line", "org-access", ["hr_admin"], client_id="access"))
+    assert platform.http.get("/sessions/v1/audit", headers={**hr, "Correlation-Id": "access-line-1"}).status_code == 200
+
+    def access_line() -> dict | None:
+        for line in platform.log_lines():
+            if '"access-line-1"' in line and '"http.request"' in line:
+                return json.loads(line)
+        return None
+
+    line = eventually(access_line, timeout=10, what="the access line")
+    assert (line["subject"], line["service"], line["route"], line["status"]) == ("hr-access-line", "sessions", "/v1/audit", 200)
 
 
 def test_a_token_living_longer_than_twelve_hours_is_refused(platform: PlatformProcess) -> None:
