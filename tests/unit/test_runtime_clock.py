@@ -70,3 +70,24 @@ def test_new_events_take_the_time_of_the_clock_in_force() -> None:
     finally:
         event_clock.reset(token)
     assert abs(envelope().time - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "mounted"),
+    [
+        ({}, True),  # the fully embedded stack is dev mode
+        ({"dev_clock": False}, False),  # dev mode may turn it off
+        ({"database_url": "postgresql://db/binome"}, False),  # not dev mode...
+        ({"database_url": "postgresql://db/binome", "dev_clock": True}, False),  # ...whatever dev_clock says
+        ({"dev_mode": False, "dev_clock": True}, False),
+        ({"database_url": "postgresql://db/binome", "dev_mode": True}, True),
+    ],
+)
+def test_the_dev_clock_exists_only_in_dev_mode(settings: dict, mounted: bool) -> None:
+    from libs.runtime.platform import Platform
+    from libs.settings import Settings
+
+    # Every knob given, so that the environment (BINOME_DATABASE_URL in CI...) plays no part.
+    given = {"database_url": None, "kafka_bootstrap": None, "dev_mode": None, "dev_clock": None, **settings}
+    platform = Platform(Settings(**given), [], None, None)  # type: ignore[arg-type]
+    assert platform.dev_clock is mounted
