@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from libs.api.problems import Problem, problem_response
 from libs.asgi import ResponseStatus
 from libs.auth.principal import Principal
+from libs.settings import Settings
 
 
 class Budget(Protocol):
@@ -128,6 +129,10 @@ class RateLimits:
         self.rate, self.auth_failure_rate = rate, auth_failure_rate
         self.clients = budget(rate, storage_uri)
         self.failures = budget(auth_failure_rate, storage_uri)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(settings.rate_limit, settings.rate_limit_storage, settings.auth_failure_limit)
 
     @staticmethod
     def key_of(principal: Principal) -> str:

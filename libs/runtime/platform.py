@@ -64,7 +64,7 @@ from libs.runtime.clock import (
     save_offset,
 )
 from libs.runtime.heap import freeze_startup_heap
-from libs.runtime.service import ServiceContext, ServiceDefinition, rate_limits_for
+from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ class Platform:
         verifier = token_verifier(settings)
         vault = KeyVault(vault_pool, settings.vault_schema, MasterKeys.from_settings(settings))
         personal = PersonalData(vault)
-        platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=rate_limits_for(settings))
+        platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=RateLimits.from_settings(settings))
         if platform.dev_clock:  # never back: a restart of the dev stack continues from the offset reached
             platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:

@@ -25,10 +25,6 @@ from libs.runtime.clock import Clock, system_clock
 from libs.settings import Settings
 
 
-def rate_limits_for(settings: Settings) -> RateLimits:
-    return RateLimits(settings.rate_limit, settings.rate_limit_storage, settings.auth_failure_limit)
-
-
 @dataclass
 class ServiceContext:
     """What a running service gets: its pool, its store, the broker, auth."""
@@ -82,5 +78,5 @@ class ServiceDefinition:
         # Added before the audit, so the audit wraps it and records its 413s.
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
-        app.state.rate_limits = ctx.rate_limits or rate_limits_for(ctx.settings)
+        app.state.rate_limits = ctx.rate_limits or RateLimits.from_settings(ctx.settings)
         return app
