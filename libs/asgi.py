@@ -1,8 +1,8 @@
-"""What the pure-ASGI middlewares (metrics, audit, body size) share."""
+"""What the pure-ASGI middlewares (metrics, audit, body size, headers) share."""
 
 from __future__ import annotations
 
-from starlette.types import Message, Send
+from starlette.types import Message, Scope, Send
 
 
 class ResponseStatus:
@@ -24,3 +24,21 @@ class ResponseStatus:
         if message["type"] == "http.response.start":
             self.status = message["status"]
         await self._send(message)
+
+
+def app_path(scope: Scope) -> str:
+    """The request's path as this app's router sees it (without a mount prefix).
+
+    Under ``binome up`` a service app is mounted at ``/<service>``: Starlette
+    keeps the full path in ``scope["path"]`` and the prefix in ``root_path``.
+    """
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
+def source_of(scope: Scope) -> str:
+    """The client address (the proxy's forwarded one when uvicorn trusts it)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     jwt_public_key_file: Path | None = None
     jwt_jwks_url: str | None = None
+    # A token living longer than this (exp - iat) is refused, whoever signed
+    # it: a leaked long-lived token is a standing key to HR data.
+    jwt_max_lifetime_s: int = Field(default=12 * 3600, ge=60)
 
     # HTTP
     host: str = "127.0.0.1"
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit: str = "1200/minute"
     rate_limit_storage: str = "memory://"
+    # Failed authentications (no or bad token) per source address; past it,
+    # that address's failures get 429 instead of 401.
+    auth_failure_limit: str = "60/minute"
 
     # Consumer runtime
     consumer_max_attempts: int = 3
@@ -80,9 +86,8 @@ class Settings(BaseSettings):
 
     # Dev clock (libs/runtime/clock.py): mounts POST /v1/dev/clock:advance on
     # the platform, which moves every service's "now" forward (``binome demo``
-    # simulates months with it). Never in production. None: ``binome up`` turns
-    # it on only when it runs the fully embedded stack (no database URL, no
-    # Kafka bootstrap); true/false force it.
+    # simulates months with it), for the ``dev_clock`` role. Only in dev mode:
+    # false turns it off there; nothing turns it on outside dev mode.
     dev_clock: bool | None = None
 
     # Outbox relay

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from libs.api.docs import install_docs
+from libs.api.headers import SecurityHeaders
 from libs.api.problems import Problem, install_problem_handlers
 from libs.auth.tokens import TokenVerifier
 from libs.observability.correlation import CorrelationMiddleware
@@ -51,7 +53,9 @@ def create_service_app(
     an app that mounts other service apps and should expose all of the
     process's metrics at its /metrics.
     """
-    app = _ServiceApp(title=title, version=version, lifespan=lifespan)
+    # FastAPI's own docs pages load their assets from a CDN: ours do not.
+    app = _ServiceApp(title=title, version=version, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.service = service
     # Read by libs.api.security.current_principal on every request.
     app.state.token_verifier = verifier
@@ -60,5 +64,6 @@ def create_service_app(
     # (so it sees unhandled exceptions and counts them as 500) and outside the
     # exception middleware (so it sees the status of every handled error).
     app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(SecurityHeaders)  # no-store and nosniff on every /v1 response
     install_ops_routes(app, service, readiness_checks, metrics_scope=metrics_scope)
     return app

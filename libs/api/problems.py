@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.auth.principal import Forbidden
 from libs.gdpr.vault import KeyShredded
+from libs.observability.metrics import route_template
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +163,8 @@ async def _handle_forbidden(request: Request, exc: Exception) -> JSONResponse:
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Never leak internals (stack, SQL, personal data) to the caller. The
     # server error middleware re-raises after this, so the server logs it too.
-    log.error("api.unhandled_exception", path=request.url.path, exc_info=exc)
+    # The route template, not the path: a path may carry what the caller sent.
+    log.error("api.unhandled_exception", route=route_template(request.scope), exc_info=exc)
     return problem_response(Problem(500), request)
 
 

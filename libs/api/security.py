@@ -20,7 +20,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from libs.api.limits import RateLimits
 from libs.api.problems import FORBIDDEN, Problem
+from libs.asgi import source_of
 from libs.auth.principal import Principal
 from libs.auth.tokens import InvalidToken, KeySourceUnavailable, TokenVerifier
 
@@ -41,9 +43,13 @@ async def current_principal(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> Principal:
-    """The verified caller; 401 problem+json if there is no valid bearer token."""
+    """The verified caller; 401 problem+json if there is no valid bearer token
+    (429 once its source address failed too often, ``libs.api.limits``)."""
+    # Per-client and per-source limits (libs/api/limits.py), one per platform,
+    # set on apps built by ServiceDefinition.build_app and on its root app.
+    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
     if credentials is None:
-        raise _unauthorized("A bearer token is required.")
+        raise _failed(limits, request, _unauthorized("A bearer token is required."))
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         if verifier.may_block:
@@ -52,17 +58,21 @@ async def current_principal(
         else:
             principal = verifier.verify(credentials.credentials)
     except InvalidToken as exc:
-        raise _unauthorized(str(exc), error="invalid_token") from exc
+        raise _failed(limits, request, _unauthorized(str(exc), error="invalid_token")) from exc
     except KeySourceUnavailable as exc:
         raise Problem(503, detail="Token keys are temporarily unavailable.") from exc
     # Kept on the request so logging and audit code can record who acted.
     request.state.principal = principal
-    # Per-client rate limit (libs/api/limits.py), set on apps built by
-    # ServiceDefinition.build_app.
-    limits = getattr(request.app.state, "rate_limits", None)
     if limits is not None:
         limits.check(principal)
     return principal
+
+
+def _failed(limits: RateLimits | None, request: Request, refusal: Problem) -> Problem:
+    """The 401 to raise, or the 429 of a source over its failed-authentication budget."""
+    if limits is not None:
+        limits.failed_authentication(source_of(request.scope))  # raises the 429
+    return refusal
 
 
 def requires(*roles: str) -> Callable[..., Awaitable[Principal]]:

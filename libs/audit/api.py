@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from libs.api.dates import Instant
 from libs.api.pagination import Page, PageParams, cursor_scope, page_params
 from libs.api.problems import problem_responses
 from libs.api.security import requires
@@ -39,7 +40,7 @@ async def audit_trail(
     subject: str | None = Query(None, max_length=200, description="Only what this subject did or tried."),
     decision: Literal["allowed", "denied", "invalid", "failed"] | None = Query(None),
     object_id: str | None = Query(None, max_length=200, description="Only entries naming this id."),
-    since: datetime | None = Query(None),
+    since: Instant | None = Query(None, description="Only entries at or after this instant."),
     page: PageParams = Depends(page_params),
     who: Principal = Depends(requires(HR_ADMIN)),
 ) -> Page[AuditEntry]:

@@ -1,15 +1,30 @@
-"""One service's audit trail (``<schema>.audit_log``, append-only)."""
+"""One service's audit trail (``<schema>.audit_log``, append-only).
+
+Each service's table comes with its event store (libs/eventstore
+migrations); an app without an event store (the platform's root app, whose
+trail is the ``binome_platform`` schema) gets the same table from ``migrate_trail``:
+``migrations/0001_audit_log.sql`` links to the event store's file, so the two
+tables never differ.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from libs.eventstore.migrations import check_schema_name
+from libs.eventstore.migrations import check_schema_name, migrate_directories
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def migrate_trail(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """An audit trail alone in ``schema`` (for an app with no event store)."""
+    return await migrate_directories(conn, schema, MIGRATIONS)
 
 
 def decision_of(status: int) -> str:

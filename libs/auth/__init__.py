@@ -2,6 +2,7 @@
 
 from libs.auth.principal import (
     ALL_ROLES,
+    DEV_CLOCK,
     HR_ADMIN,
     OPS,
     PARTICIPANT,
@@ -15,6 +16,7 @@ from libs.auth.tokens import InvalidToken, KeySourceUnavailable, TokenVerifier
 
 __all__ = [
     "ALL_ROLES",
+    "DEV_CLOCK",
     "HR_ADMIN",
     "OPS",
     "PARTICIPANT",

@@ -11,6 +11,9 @@ Visibility rules (ARCHITECTURE.md, "Auth"):
 - ``regional_committee`` sees only the countries listed in its token.
 - ``ops`` runs the platform (dead letters, rebuilds, metrics): it gets no
   country-wide view of business data.
+- ``dev_clock`` moves the platform's dev clock (dev mode only,
+  ``libs/runtime/clock.py``) and nothing else: no HR or ops role may, since
+  moving "now" runs retention and due dates for every organisation.
 - ``participant`` sees only what is theirs; that is an ownership check
   (``principal.subject == resource owner``) made by the endpoint, not a
   country grant.
@@ -29,8 +32,9 @@ REGIONAL_COMMITTEE = "regional_committee"
 OPS = "ops"
 PARTICIPANT = "participant"
 SERVICE = "service"
+DEV_CLOCK = "dev_clock"
 
-ALL_ROLES: frozenset[str] = frozenset({HR_ADMIN, REGIONAL_COMMITTEE, OPS, PARTICIPANT, SERVICE})
+ALL_ROLES: frozenset[str] = frozenset({HR_ADMIN, REGIONAL_COMMITTEE, OPS, PARTICIPANT, SERVICE, DEV_CLOCK})
 
 # Roles that see every country of their own organisation.
 ORGANISATION_WIDE_ROLES: frozenset[str] = frozenset({HR_ADMIN, SERVICE})

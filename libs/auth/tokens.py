@@ -11,6 +11,10 @@ Rules that make this safe, and why:
   no service can mint tokens, and there is no shared secret to leak.
 - ``exp``, ``iss``, ``aud`` and ``sub`` must be present, and ``iss``/``aud``
   must equal the configured values.
+- A token's lifetime (``exp`` minus ``iat``, or minus now when it has no
+  ``iat``) may not exceed ``max_lifetime_seconds`` (``BINOME_JWT_MAX_LIFETIME_S``,
+  12 h): an identity provider misconfigured to issue year-long tokens, or a
+  dev key minting one, does not open a standing door.
 - Keys come from a PEM public key file (rotation needs a restart) or from a
   JWKS URL through ``jwt.PyJWKClient``, which caches the key set and refetches
   it when a token names an unknown ``kid``, so an identity provider can rotate
@@ -19,6 +23,7 @@ Rules that make this safe, and why:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,6 +107,7 @@ class TokenVerifier:
         jwks_cache_seconds: float = 300,
         jwks_refresh_cooldown_seconds: float = 30,
         jwks_timeout_seconds: float = 5,
+        max_lifetime_seconds: float = 12 * 3600,
     ) -> None:
         if (public_key is None) == (jwks_url is None):
             raise ValueError("give exactly one of public_key or jwks_url")
@@ -114,6 +120,7 @@ class TokenVerifier:
         self.algorithms = algorithms
         # Small clock-skew allowance between the IdP and this host.
         self.leeway_seconds = leeway_seconds
+        self.max_lifetime_seconds = max_lifetime_seconds
         self._key: Any = None
         self._jwks: jwt.PyJWKClient | None = None
         if jwks_url is not None:
@@ -146,7 +153,12 @@ class TokenVerifier:
         configuration; a production deployment sets one of the two settings.
         """
         s = settings or get_settings()
-        common = dict(issuer=s.jwt_issuer, audience=s.jwt_audience, algorithms=s.jwt_algorithms)
+        common = dict(
+            issuer=s.jwt_issuer,
+            audience=s.jwt_audience,
+            algorithms=s.jwt_algorithms,
+            max_lifetime_seconds=s.jwt_max_lifetime_s,
+        )
         if s.jwt_jwks_url:
             return cls(jwks_url=s.jwt_jwks_url, **common)
         if s.jwt_public_key_file:
@@ -210,5 +222,16 @@ class TokenVerifier:
             # Generic message to the caller; the reason goes to the log.
             log.info("auth.token_rejected", reason=str(exc))
             raise InvalidToken("token is invalid") from exc
+        self._check_lifetime(claims)
         return principal_from_claims(claims)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """Refuse a token valid for longer than the configured maximum."""
+        issued = claims.get("iat")
+        now = time.time()
+        # An ``iat`` in the future cannot shorten the lifetime (PyJWT refuses it anyway).
+        start = min(issued, now) if isinstance(issued, (int, float)) else now
+        if claims["exp"] - start > self.max_lifetime_seconds + self.leeway_seconds:
+            log.info("auth.token_rejected", reason="lifetime over the maximum")
+            raise InvalidToken(f"token lifetime exceeds {int(self.max_lifetime_seconds)} seconds")
 

@@ -20,6 +20,7 @@ from libs.auth.devkeys import mint
 T = TypeVar("T")
 
 HR = "hr"  # the actor key of the global HR admin
+CLOCK = "clock"  # the actor that moves the platform's dev clock (role dev_clock, nothing else)
 
 
 class DemoError(RuntimeError):
@@ -68,6 +69,9 @@ class Api:
             slug = "".join(c if c.isalnum() else "-" for c in actor.lower())
             if actor == HR:
                 token = mint("demo-hr-admin", self.organisation, ["hr_admin"], expires_in=12 * 3600,
+                             data_dir=self.data_dir)
+            elif actor == CLOCK:
+                token = mint("demo-clock", self.organisation, ["dev_clock"], expires_in=12 * 3600,
                              data_dir=self.data_dir)
             elif actor in self._committees:
                 token = mint(f"demo-{slug}", self.organisation, ["regional_committee"], self._committees[actor],

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from libs.demo.api import Api, DemoError
+from libs.demo.api import CLOCK, Api, DemoError
 from libs.demo.world import Person, Wave, World, build_world
 
 
@@ -161,11 +161,11 @@ class Demo:
 
     async def _set_up(self) -> None:
         api = self.api
-        clock = await api.request("GET", "/v1/dev/clock", ok=(200, 404))
+        clock = await api.request("GET", "/v1/dev/clock", actor=CLOCK, ok=(200, 404))
         if clock.status_code == 404:
             raise DemoError(
-                f"{self.o.base_url} has no dev clock: run the demo against `binome up` on the embedded stack "
-                "(`make up`), or start the platform with BINOME_DEV_CLOCK=true"
+                f"{self.o.base_url} has no dev clock: run the demo against `binome up` in dev mode "
+                "(`make up`: the embedded stack; or BINOME_DEV_MODE=true)"
             )
         self.now = self.start = datetime.fromisoformat(clock.json()["now"])
         for region, countries in self.world.regions.items():
@@ -229,7 +229,7 @@ class Demo:
             await self._gather([self._end_wave(w) for w in ending])
 
     async def _advance_clock(self, delta: timedelta) -> None:
-        clock = await self.api.post("/v1/dev/clock:advance", {"seconds": delta.total_seconds()})
+        clock = await self.api.post("/v1/dev/clock:advance", {"seconds": delta.total_seconds()}, actor=CLOCK)
         self.now = datetime.fromisoformat(clock["now"])
 
     # ------------------------------------------------------------------ onboarding a wave

@@ -9,12 +9,22 @@ both end in one handler on the root logger, rendered by structlog:
   ``event`` (the message), ``correlation_id`` when the line was written while
   handling a request or an event, plus any fields the caller gave;
 - coloured, human-readable lines on a terminal.
+
+Exceptions in either format are data (``exception``: type, and file, line and
+function of each frame) without local variables and without the exception's
+message, except for the few types whose message is about the infrastructure
+(``MESSAGE_KEPT``): a message like ``invalid input for query argument $1:
+'<an e-mail address>'`` or a validation error would copy a request's values
+into the log store, where no erasure reaches them. The correlation id in the
+line leads to the request; the frames lead to the code.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from types import TracebackType
+from typing import Any
 from typing import Literal, TextIO
 
 import structlog
@@ -42,6 +52,74 @@ def _drop_color_message(_logger: WrappedLogger, _method: str, event_dict: EventD
     return event_dict
 
 
+#: Exception types whose message names a host, a timeout or a connection
+#: state, never a value a caller sent.
+MESSAGE_KEPT = frozenset(
+    {
+        "CancelledError",
+        "TimeoutError",
+        "OSError",
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "BrokenPipeError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "TooManyConnectionsError",
+        "KafkaConnectionError",
+        "KafkaTimeoutError",
+    }
+)
+_TRACEBACKS = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def _exc_info(value: Any) -> ExcInfo | None:
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and value and value[0] is not None:
+        return value  # type: ignore[return-value]
+    if value is True:
+        current = sys.exc_info()
+        return current if current[0] is not None else None  # type: ignore[return-value]
+    return None
+
+
+def _withhold(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("exc_type") not in MESSAGE_KEPT:
+        value = entry.get("exc_value") or ""
+        entry["exc_value"] = f"<message withheld: {len(value)} characters>" if value else ""
+        entry["exc_notes"] = []
+        entry["syntax_error"] = None
+    entry["exceptions"] = [[_withhold(e) for e in group] for group in entry.get("exceptions") or []]
+    return entry
+
+
+def _as_text(entries: list[dict[str, Any]]) -> str:
+    """A traceback a terminal reader knows, from the withheld entries."""
+    lines = []
+    for entry in reversed(entries):  # the root cause first, as Python prints it
+        lines.append("Traceback (most recent call last):")
+        lines += [f'  File "{f["filename"]}", line {f["lineno"]}, in {f["name"]}' for f in entry["frames"]]
+        lines.append(f"{entry['exc_type']}: {entry['exc_value']}")
+        lines += [f"  | {e['exc_type']}: {e['exc_value']}" for group in entry["exceptions"] for e in group]
+    return "\n".join(lines)
+
+
+def exceptions_without_values(as_text: bool) -> Processor:
+    """structlog processor: ``exc_info`` without locals nor message (see the
+    module doc), as data, or ``as_text`` for the console renderer."""
+
+    def processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        exc_info = _exc_info(event_dict.pop("exc_info", None))
+        if exc_info is not None:
+            entries = [_withhold(entry) for entry in _TRACEBACKS(exc_info)]
+            event_dict["exception"] = _as_text(entries) if as_text else entries
+        return event_dict
+
+    return processor
+
+
 def _is_binome_handler(handler: logging.Handler) -> bool:
     return getattr(handler, "binome", False)
 
@@ -64,16 +142,12 @@ def configure_logging(
     ]
     # Lines from the standard library: their ``extra={...}`` become fields.
     foreign: list[Processor] = [structlog.stdlib.ExtraAdder(), _drop_color_message, *shared]
-    renderer: list[Processor] = (
-        [
-            # Tracebacks as data, without local variables: those may hold
-            # personal data or secrets that must never reach a log store.
-            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
-            structlog.processors.JSONRenderer(),
-        ]
-        if as_json
-        else [structlog.dev.ConsoleRenderer()]
-    )
+    renderer: list[Processor] = [
+        # Tracebacks as data, without local variables nor messages: those may
+        # hold personal data or secrets that must never reach a log store.
+        exceptions_without_values(as_text=not as_json),
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(),
+    ]
     structlog.configure(
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -172,7 +172,8 @@ def route_template(scope: Scope, root_path_before: str = "") -> str:
 class MetricsMiddleware:
     """Pure ASGI middleware: request count and latency per route template,
     and one access log line per request (``http.request``; it carries the
-    request's correlation id, set by the outer CorrelationMiddleware).
+    request's correlation id, set by the outer CorrelationMiddleware, and the
+    caller's token subject).
 
     Pure ASGI (not BaseHTTPMiddleware) so it adds no task or body buffering
     and sees the status of streaming responses too.
@@ -217,5 +218,7 @@ class MetricsMiddleware:
                 "path": scope["path"],
                 "status": status,
                 "duration_ms": round(duration * 1000, 1),
+                # Who: the verified token's subject (None: no valid token).
+                "subject": getattr((scope.get("state") or {}).get("principal"), "subject", None),
             },
         )

@@ -4,12 +4,22 @@ an offset that only moves forward.
 Every service reads "now" through ``ServiceContext.clock`` (sessions: "a
 start strictly after now", evaluation: due dates, insights: pair health).
 ``binome demo`` simulates months of a programme in minutes by advancing the
-platform clock with ``POST /v1/dev/clock:advance``, which the platform mounts
-only when ``BINOME_DEV_CLOCK`` allows it (``binome up`` turns it on by
-default when it runs the fully embedded stack; the offset is kept in
-``<data_dir>/dev-clock``, so a restart does not go back). New events take their
+platform clock with ``POST /v1/dev/clock:advance``. New events take their
 ``time`` from the same clock (``libs.events.envelope.event_clock``, set for
 every request and worker of the platform), so facts and "now" agree.
+
+Moving "now" runs retention and due dates for every organisation at once, so
+the clock is locked down (issue 14):
+
+- it exists only in dev mode (``Settings.in_dev_mode``; ``BINOME_DEV_CLOCK``
+  may turn it off there, never on elsewhere);
+- only the ``dev_clock`` role reads or moves it (no HR or ops role);
+- it is at most ``MAX_AHEAD`` (two years) ahead of the system clock, per call
+  and in total, so every date it makes stays far inside the API's bounds;
+- its offset is kept in ``<data_dir>/dev-clock`` for the next start of the
+  same dev stack (facts already recorded are never ahead of "now"), read back
+  within the same bound, and ignored outside dev mode. A fresh data dir, or
+  deleting that file, starts from the system clock again.
 """
 
 from __future__ import annotations
@@ -19,12 +29,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from libs.api.dates import Instant
 from libs.events.envelope import event_clock
 
 Clock = Callable[[], datetime]
+
+#: How far ahead of the system clock the dev clock may ever be.
+MAX_AHEAD = timedelta(days=731)
 
 
 def system_clock() -> datetime:
@@ -32,12 +46,15 @@ def system_clock() -> datetime:
 
 
 class PlatformClock:
-    """The system clock plus an offset that only grows (thread-safe)."""
+    """The system clock plus an offset that only grows, up to ``limit`` (thread-safe)."""
 
-    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+    def __init__(self, offset: timedelta = timedelta(0), limit: timedelta = MAX_AHEAD) -> None:
         if offset < timedelta(0):
             raise ValueError("the clock only moves forward")
+        if offset > limit:
+            raise ValueError(f"the clock may be at most {limit.days} days ahead")
         self._offset = offset
+        self._limit = limit
         self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
@@ -49,28 +66,39 @@ class PlatformClock:
 
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by ``delta`` (> 0); returns the new now."""
-        if delta <= timedelta(0):
-            raise ValueError("the clock only moves forward")
         with self._lock:
-            self._offset += delta
+            self._move(delta)
         return self()
 
     def advance_to(self, when: datetime) -> datetime:
-        """Move forward to ``when``; a time not after now is a ValueError."""
+        """Move forward to ``when``; a time not after now, or past the limit, is a ValueError."""
         with self._lock:
-            delta = when - self()
-            if delta <= timedelta(0):
-                raise ValueError("the clock only moves forward")
-            self._offset += delta
+            self._move(when - self())
         return self()
 
+    def _move(self, delta: timedelta) -> None:
+        if delta <= timedelta(0):
+            raise ValueError("the clock only moves forward")
+        if self._offset + delta > self._limit:
+            room = max(timedelta(0), self._limit - self._offset)
+            raise ValueError(
+                f"the dev clock may be at most {self._limit.days} days ahead of the system clock; "
+                f"{room.total_seconds():.0f} seconds left"
+            )
+        self._offset += delta
 
-def load_offset(path: Path) -> timedelta:
-    """The dev clock's offset saved by an earlier run (zero if none)."""
+
+def load_offset(path: Path, limit: timedelta = MAX_AHEAD) -> timedelta:
+    """The dev clock's offset saved by an earlier run (zero if none or
+    unreadable), never more than ``limit``: an edited file cannot push "now"
+    out of bounds."""
     try:
-        return timedelta(seconds=max(0.0, float(path.read_text().strip())))
+        seconds = float(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return timedelta(0)
+    if not seconds > 0:  # negative, zero or nan
+        return timedelta(0)
+    return timedelta(seconds=min(seconds, limit.total_seconds()))
 
 
 def save_offset(path: Path, offset: timedelta) -> None:
@@ -103,8 +131,10 @@ class AdvanceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float | None = Field(None, gt=0, le=10 * 366 * 24 * 3600, description="Move forward by this much.")
-    to: AwareDatetime | None = Field(None, description="Move forward to this instant (must be after now).")
+    seconds: float | None = Field(
+        None, gt=0, le=MAX_AHEAD.total_seconds(), description="Move forward by this much (at most two years)."
+    )
+    to: Instant | None = Field(None, description="Move forward to this instant (after now, at most two years ahead).")
 
 
 class ClockOut(BaseModel):

@@ -35,9 +35,12 @@ from fastapi import Depends, FastAPI
 from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
+from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.problems import invalid
 from libs.api.security import requires
-from libs.auth.principal import Principal
+from libs.audit.api import install_audit
+from libs.audit.trail import AuditTrail, migrate_trail
+from libs.auth.principal import DEV_CLOCK, Principal
 from libs.auth.tokens import TokenVerifier
 from libs.database import create_pool
 from libs.embedded import postgres as embedded_postgres
@@ -69,6 +72,10 @@ from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: The platform root app's own audit trail (its /v1 routes: GDPR export, dev clock);
+#: prefixed like the vault's schema, so that no service name can take it.
+PLATFORM_SCHEMA = "binome_platform"
 
 
 @dataclass
@@ -150,6 +157,7 @@ async def migrate_all(
     async with (vault_pool or pool).acquire() as conn:
         await migrate_vault(conn, vault_schema)
     async with pool.acquire() as conn:
+        await migrate_trail(conn, PLATFORM_SCHEMA)
         for service in services:
             applied = await migrate(conn, service.schema, *([service.migrations] if service.migrations else []))
             if applied:
@@ -190,8 +198,11 @@ class Platform:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     #: Every service's "now" (libs/runtime/clock.py); moved forward through
-    #: POST /v1/dev/clock:advance when ``dev_clock`` is on.
+    #: POST /v1/dev/clock:advance in dev mode (``dev_clock``).
     clock: PlatformClock = field(default_factory=PlatformClock)
+    #: One per-client budget for every service (and the root app): a client
+    #: gets one budget, not one per service.
+    rate_limits: RateLimits | None = None
     #: Each service's projections, built once (their runners use them).
     projections: dict[str, list[Projection]] = field(default_factory=dict)
     #: Where each consumer stands in each source log (libs/messaging/watermarks.py).
@@ -201,10 +212,8 @@ class Platform:
 
     @property
     def dev_clock(self) -> bool:
-        """``BINOME_DEV_CLOCK``; unset: on only for the fully embedded stack."""
-        if self.settings.dev_clock is not None:
-            return self.settings.dev_clock
-        return not self.settings.database_url and not self.settings.kafka_bootstrap
+        """Only in dev mode; ``BINOME_DEV_CLOCK=false`` may turn it off there, nothing turns it on elsewhere."""
+        return self.settings.in_dev_mode and self.settings.dev_clock is not False
 
     @property
     def topic_spec(self) -> TopicSpec:
@@ -226,15 +235,16 @@ class Platform:
         verifier = token_verifier(settings)
         vault = KeyVault(vault_pool, settings.vault_schema, masters)
         personal = PersonalData(vault)
-        platform = cls(settings, services, infrastructure, pool, verifier, vault)
-        if platform.dev_clock:  # never back: a restart continues from the offset reached
+        platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=RateLimits.from_settings(settings))
+        if platform.dev_clock:  # never back: a restart of the dev stack continues from the offset reached
             platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:
             store = EventStore(
                 pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name, personal=personal
             )
             ctx = ServiceContext(
-                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock
+                service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
+                platform.rate_limits,
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))
@@ -343,6 +353,11 @@ class Platform:
         root.include_router(gdpr_router(lambda: exporters))
         if self.dev_clock:
             self._mount_dev_clock(root)
+        # The root app's own /v1 routes are audited and size-limited like a
+        # service's (the services' requests pass through to their own trail).
+        root.add_middleware(BodySizeLimit, max_bytes=self.settings.max_body_bytes)
+        install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA))  # outside the limit: 413s are recorded
+        root.state.rate_limits = self.rate_limits
         # Events recorded while serving a request take the platform's time.
         root.add_middleware(EventClockScope, clock=self.clock)
 
@@ -357,17 +372,18 @@ class Platform:
         return root
 
     def _mount_dev_clock(self, root: FastAPI) -> None:
-        """Dev only (``BINOME_DEV_CLOCK``): read and advance every service's clock."""
+        """Dev mode only: read and advance every service's clock (the ``dev_clock`` role only)."""
         clock = self.clock
 
         @root.get("/v1/dev/clock", response_model=ClockOut, tags=["dev"])
-        async def read_clock(_: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
+        async def read_clock(_: Principal = Depends(requires(DEV_CLOCK))) -> ClockOut:
             """The platform's now and how far it is ahead of the system clock."""
             return clock_out(clock)
 
         @root.post("/v1/dev/clock:advance", response_model=ClockOut, tags=["dev"])
-        async def advance_clock(body: AdvanceIn, _: Principal = Depends(requires("hr_admin", "ops"))) -> ClockOut:
-            """Move every service's clock forward, by ``seconds`` or ``to`` an instant (never back)."""
+        async def advance_clock(body: AdvanceIn, _: Principal = Depends(requires(DEV_CLOCK))) -> ClockOut:
+            """Move every service's clock forward, by ``seconds`` or ``to`` an instant: never back,
+            never more than two years ahead of the system clock in total."""
             if (body.seconds is None) == (body.to is None):
                 message = "Give exactly one of seconds and to."
                 raise invalid([{"field": "body.seconds", "message": message, "type": "value_error"}], detail=message)
@@ -407,6 +423,7 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
             log_level="info",
             log_config=None,
             access_log=False,
+            server_header=False,  # no "Server: uvicorn" banner telling a prober what runs here
         )
         server = _Server(config)
         print(f"Binome is up on http://{settings.host}:{settings.port}")
@@ -415,7 +432,7 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
         for service in services:
             print(f"  {service.name}: http://{settings.host}:{settings.port}/{service.name}/docs")
         if platform.dev_clock:
-            print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (BINOME_DEV_CLOCK; `binome demo` uses it)")
+            print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (dev mode, role dev_clock; `binome demo` uses it)")
         if not services:
             print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
         frozen = freeze_startup_heap()

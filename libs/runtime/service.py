@@ -42,6 +42,9 @@ class ServiceContext:
     #: "Now" for the service (libs/runtime/clock.py): the system clock, or the
     #: platform's dev clock that ``binome demo`` moves forward.
     clock: Clock = system_clock
+    #: The platform's one per-client and per-source budget (libs/api/limits.py),
+    #: shared by every service it runs; None: the app gets its own.
+    rate_limits: RateLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -70,15 +73,17 @@ class ServiceDefinition:
     def build_app(self, ctx: ServiceContext) -> FastAPI:
         """The service's app with the protections every Binome API has: an
         audit trail of every /v1 request (``GET /v1/audit``), a body size
-        limit and per-client rate limits; with projections, the ops routes of
-        their dead letters (``GET /v1/dead-letters``). ``binome up`` and the tests build
-        apps through here, never with ``create_app`` alone."""
+        limit and per-client rate limits (under ``binome up``, the platform's
+        one budget shared by every service); with projections, the ops routes
+        of their dead letters (``GET /v1/dead-letters``). ``binome up`` and the
+        tests build apps through here, never with ``create_app`` alone."""
         app = self.create_app(ctx)
-        install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
         projections = self.projections(ctx)
         if projections:  # GET /v1/dead-letters, POST /v1/dead-letters:redrive (ops)
             by_name = {p.name: p for p in projections}
             install_dead_letters(app, Redriver(ctx.pool, ctx.store.schema, by_name, personal=ctx.store.personal))
-        app.state.rate_limits = RateLimits(ctx.settings.rate_limit, ctx.settings.rate_limit_storage)
+        # Added before the audit, so the audit wraps it and records its 413s.
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+        install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
+        app.state.rate_limits = ctx.rate_limits or RateLimits.from_settings(ctx.settings)
         return app

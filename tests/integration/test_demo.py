@@ -68,7 +68,7 @@ async def served_platform(database_url: str, bootstrap: str, data_dir):
         consumer_session_timeout_ms=1000,
         consumer_fetch_max_wait_ms=50,
         relay_poll_interval_s=0.05,
-        dev_clock=True,  # not fully embedded here (the test's database and broker): turn it on
+        dev_mode=True,  # not fully embedded here (the test's database and broker): dev mode brings the dev clock
         port=port,
     )
     platform = await Platform.start(settings, SERVICES)
@@ -91,15 +91,18 @@ async def test_demo_drives_a_rollout_through_every_service(database_url: str, ka
     async with fresh_database(database_url) as url, served_platform(url, kafka_bootstrap, tmp_path) as base_url:
         hr = {"Authorization": f"Bearer {mint('check-hr', 'demo-group', ['hr_admin'], data_dir=tmp_path)}"}
         async with httpx.AsyncClient(base_url=base_url, headers=hr, timeout=60) as http:
-            # The dev clock: forward only, for hr_admin/ops.
-            before = (await http.get("/v1/dev/clock")).json()
-            back = await http.post("/v1/dev/clock:advance", json={"to": "2001-01-01T00:00:00+00:00"})
+            # The dev clock: forward only, for the dev_clock role alone (not even the HR admin).
+            mover = {"Authorization": f"Bearer {mint('check-clock', 'demo-group', ['dev_clock'], data_dir=tmp_path)}"}
+            before = (await http.get("/v1/dev/clock", headers=mover)).json()
+            back = await http.post("/v1/dev/clock:advance", json={"to": "2001-01-01T00:00:00+00:00"}, headers=mover)
             assert back.status_code == 422 and back.json()["errors"][0]["field"] == "body.to"
-            assert (await http.post("/v1/dev/clock:advance", json={"seconds": -5})).status_code == 422
+            assert (await http.post("/v1/dev/clock:advance", json={"seconds": -5}, headers=mover)).status_code == 422
             participant = mint("someone", "demo-group", ["participant"], data_dir=tmp_path)
-            denied = await http.post("/v1/dev/clock:advance", json={"seconds": 5},
-                                     headers={"Authorization": f"Bearer {participant}"})
-            assert denied.status_code == 403
+            for other in (participant, mint("check-ops", "demo-group", ["ops"], data_dir=tmp_path)):
+                denied = await http.post("/v1/dev/clock:advance", json={"seconds": 5},
+                                         headers={"Authorization": f"Bearer {other}"})
+                assert denied.status_code == 403
+            assert (await http.post("/v1/dev/clock:advance", json={"seconds": 5})).status_code == 403  # hr_admin
 
             output = io.StringIO()
             options = Options(
@@ -109,7 +112,7 @@ async def test_demo_drives_a_rollout_through_every_service(database_url: str, ka
             result = await run_demo(options, Console(file=output, width=200, force_terminal=False))
             printed = output.getvalue()
 
-            after = (await http.get("/v1/dev/clock")).json()
+            after = (await http.get("/v1/dev/clock", headers=mover)).json()
             assert after["offset_seconds"] >= before["offset_seconds"] + 6 * 7 * 86400  # six simulated weeks
 
             pid = result.programme_id

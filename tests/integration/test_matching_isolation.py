@@ -5,6 +5,7 @@ API is in this matrix."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,24 @@ def test_every_route_is_in_the_matrix() -> None:
         for method in route.methods:
             declared = set(NOT_COUNTRY_OWNED)  # not country-owned, with the reason (entrypoints/scope.py)
             assert (method, route.path) in covered | lists | declared, f"{method} {route.path} is not in the matrix"
+
+
+async def test_a_committee_names_no_other_countrys_mentor_in_an_exclusion(world: World) -> None:
+    """Its own mentee with a German mentor: 404, exactly as for an id that is
+    no mentor at all (no probing), and nothing recorded."""
+    env = world.env
+    committee = env.auth("regional_committee", countries=["FR"])
+    before = await env.count_events()
+    answers = {}
+    for mentor_id in (world.de_mentor, str(uuid.uuid4()), world.de_mentee):
+        body = {"mentee_id": world.fr_mentee, "mentor_id": mentor_id, "note": "same reporting line"}
+        response = await env.client.post("/v1/exclusions", json=body, headers=committee)
+        answers[mentor_id] = problem(response, 404)["detail"].replace(mentor_id, "<id>")
+    assert len(set(answers.values())) == 1, answers
+    assert await env.count_events() == before
+    # The global HR admin sees both people: the same exclusion is its to record.
+    body = {"mentee_id": world.fr_mentee, "mentor_id": world.de_mentor}
+    assert (await env.client.post("/v1/exclusions", json=body, headers=env.auth("hr_admin"))).status_code == 201
 
 
 @pytest.mark.parametrize("case", COUNTRY_OWNED, ids=lambda c: f"{c[0]} {c[1]}")

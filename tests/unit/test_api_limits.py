@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI, Request
 
 from libs.api.app import create_service_app
-from libs.api.limits import BodySizeLimit, RateLimits
+from limits import parse
+
+from libs.api.limits import BodySizeLimit, LocalWindow, RateLimits
 from libs.api.problems import PROBLEM_JSON
 from libs.api.security import current_principal
 from libs.auth.principal import Principal
@@ -31,7 +33,7 @@ def bearer(sub: str, client_id: str | None = None, org: str = "acme") -> dict[st
     return {"Authorization": f"Bearer {jwt.encode(claims, KEY, algorithm='RS256')}"}
 
 
-def build_app(calls: list[int]) -> FastAPI:
+def build_app(calls: list[int], limits: RateLimits | None = None) -> FastAPI:
     app = create_service_app("t", title="t", version="1",
                              verifier=TokenVerifier(issuer="idp", audience="binome", public_key=PUBLIC_PEM))
 
@@ -41,7 +43,7 @@ def build_app(calls: list[int]) -> FastAPI:
         calls.append(len(body))
         return {"bytes": len(body)}
 
-    app.state.rate_limits = RateLimits("3/minute")
+    app.state.rate_limits = limits or RateLimits("3/minute")
     app.add_middleware(BodySizeLimit, max_bytes=1000)
     return app
 
@@ -90,3 +92,49 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_do_no
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert other.status_code == 200 and other_org.status_code == 200
     assert len(calls) == 5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_local_window_slides_without_a_timer_thread() -> None:
+    import threading
+
+    clock = FakeClock()
+    threads = threading.active_count()
+    window = LocalWindow(parse("3/minute"), clock)
+    assert [window.hit("k") for _ in range(4)] == [True, True, True, False]
+    assert window.retry_after("k") == 60
+    clock.now = 60.0  # a new window: the previous one still weighs fully
+    assert not window.hit("k")
+    clock.now = 100.0  # two thirds of the previous window have slid out: 3 * 1/3 = 1 counted
+    assert [window.hit("k") for _ in range(3)] == [True, True, False]
+    assert window.hit("other")
+    clock.now = 1000.0  # long after: the keys are swept on the next hit
+    window.hit("new")
+    assert set(window._counts) == {"new"}
+    assert threading.active_count() == threads
+
+
+async def test_apps_sharing_one_rate_limits_give_a_client_one_budget() -> None:
+    shared = RateLimits("3/minute")
+    calls: list[int] = []
+    async with await client_for(build_app(calls, shared)) as a, await client_for(build_app(calls, shared)) as b:
+        statuses = [(await c.post("/v1/upload", content=b"a", headers=bearer("u1"))).status_code for c in (a, b, a, b)]
+    assert statuses == [200, 200, 200, 429]
+
+
+async def test_failed_authentications_are_limited_per_source_and_valid_tokens_still_pass() -> None:
+    calls: list[int] = []
+    app = build_app(calls, RateLimits("100/minute", auth_failure_rate="2/minute"))
+    async with await client_for(app) as c:
+        bad = {"Authorization": "Bearer not-a-token"}
+        statuses = [(await c.post("/v1/upload", content=b"a", headers=h)).status_code for h in (bad, {}, bad)]
+        valid = await c.post("/v1/upload", content=b"a", headers=bearer("u1"))
+    assert statuses == [401, 401, 429]
+    assert valid.status_code == 200

@@ -111,7 +111,23 @@ REJECTED = {
     ),
     "tampered payload": lambda: _tampered(),
     "garbage": lambda: "not-a-jwt",
+    # Lifetimes over the 12 h maximum, with or without iat, or with an iat in the future.
+    "lives 13 hours": lambda: sign(claims(exp=int(time.time()) + 13 * 3600)),
+    "lives a year, no iat": lambda: sign(claims(iat=None, exp=int(time.time()) + 365 * 86400)),
+    "iat in the future to hide a long life": lambda: sign(
+        claims(iat=int(time.time()) + 30 * 86400, exp=int(time.time()) + 30 * 86400 + 60)
+    ),
 }
+
+
+def test_a_token_of_the_maximum_lifetime_is_accepted_and_the_maximum_is_configurable() -> None:
+    twelve_hours = sign(claims(exp=int(time.time()) + 12 * 3600))
+    assert pem_verifier().verify(twelve_hours).subject == "alice"
+    short = TokenVerifier(
+        issuer=ISSUER, audience=AUDIENCE, public_key=PUBLIC_PEM, max_lifetime_seconds=300, leeway_seconds=0
+    )
+    with pytest.raises(InvalidToken, match="lifetime"):
+        short.verify(sign(claims()))  # 600 s
 
 
 def _tampered() -> str:

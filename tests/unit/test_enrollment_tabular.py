@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.enrollment.adapters.tabular import UnreadableFile, read_csv, read_json
+from services.enrollment.adapters.tabular import MAX_CELL_CHARS, UnreadableFile, read_csv, read_json
 
 COLUMNS = {"employee_ref", "role", "languages", "themes_wanted", "motivation"}
 
@@ -51,6 +51,14 @@ def test_rows_with_the_wrong_number_of_cells_are_bad_rows() -> None:
     table = read("employee_ref,role\nE1,mentee,extra\nE2,mentor\n")
     assert [(b.line, b.field) for b in table.bad_rows] == [(2, "row")]
     assert [r.line for r in table.rows] == [3]
+
+
+def test_a_cell_over_the_limit_makes_a_bad_row_not_an_unreadable_file() -> None:
+    # 140,000 characters: past the csv module's own 131,072 limit, which raised mid-file.
+    huge = "x" * 140_000
+    table = read(f'employee_ref,motivation\nE1,{huge}\nE2,"two\nlines {huge}"\nE3,{"y" * MAX_CELL_CHARS}\n')
+    assert [(b.line, b.field) for b in table.bad_rows] == [(2, "motivation"), (3, "motivation")]
+    assert [r.line for r in table.rows] == [5]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from libs.api.app import create_service_app
 from libs.auth.tokens import TokenVerifier
@@ -68,6 +68,14 @@ def build_app(service: str) -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("boom")
 
+    @app.post("/v1/leak")
+    async def leak(request: Request) -> None:
+        value = (await request.json())["value"]
+        try:
+            int(value)  # ValueError: invalid literal for int() with base 10: '<value>'
+        except ValueError as exc:
+            raise ExceptionGroup("in a group", [RuntimeError(f"wrapped {value}")]) from exc
+
     return app
 
 
@@ -116,6 +124,23 @@ async def test_an_unhandled_error_is_logged_with_the_request_id(log_output: io.S
     assert error["correlation_id"] == "err-7" and error["level"] == "error"
     assert "RuntimeError" in json.dumps(error["exception"])
     assert "locals" not in json.dumps(error["exception"])  # they may hold personal data
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+async def test_exception_logs_carry_no_request_value(log_format: LogFormat) -> None:
+    secret = "ada.lovelace@example.com"
+    with captured_logging(log_format) as buffer:
+        async with client_for(build_app("log-leak")) as client:
+            response = await client.post("/v1/leak", json={"value": secret}, headers={"X-Correlation-Id": "leak-1"})
+        try:
+            raise TimeoutError("database at db:5432 did not answer")
+        except TimeoutError:
+            logging.getLogger("binome.test").exception("infrastructure")
+    assert response.status_code == 500
+    text = buffer.getvalue()
+    assert secret not in text and "leak-1" in text
+    assert "ExceptionGroup" in text and "ValueError" in text and "leak" in text  # type and frames stay
+    assert "database at db:5432 did not answer" in text  # an infrastructure message stays
 
 
 async def test_mounted_apps_share_one_id_and_one_header(log_output: io.StringIO) -> None:

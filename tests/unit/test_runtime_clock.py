@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libs.events.envelope import Envelope, event_clock
-from libs.runtime.clock import PlatformClock, load_offset, save_offset
+from libs.runtime.clock import MAX_AHEAD, PlatformClock, load_offset, save_offset
 
 
 def test_the_clock_only_moves_forward() -> None:
@@ -25,6 +25,28 @@ def test_the_clock_only_moves_forward() -> None:
     assert clock.advance_to(target) >= target
     with pytest.raises(ValueError):
         PlatformClock(timedelta(seconds=-1))
+
+
+def test_the_clock_is_never_more_than_two_years_ahead() -> None:
+    clock = PlatformClock()
+    with pytest.raises(ValueError, match="at most 731 days"):
+        clock.advance(MAX_AHEAD + timedelta(seconds=1))
+    clock.advance(timedelta(days=400))
+    with pytest.raises(ValueError, match="seconds left"):
+        clock.advance(timedelta(days=400))
+    with pytest.raises(ValueError):
+        clock.advance_to(datetime.now(UTC) + timedelta(days=800))
+    assert clock.offset == timedelta(days=400)
+    assert clock.advance(MAX_AHEAD - timedelta(days=400)) and clock.offset == MAX_AHEAD
+    with pytest.raises(ValueError):
+        PlatformClock(MAX_AHEAD + timedelta(seconds=1))
+
+
+def test_a_saved_offset_is_read_back_within_the_bound(tmp_path) -> None:
+    path = tmp_path / "dev-clock"
+    for text, expected in (("1e12", MAX_AHEAD), ("inf", MAX_AHEAD), ("nan", timedelta(0)), ("-5", timedelta(0))):
+        path.write_text(text)
+        assert load_offset(path) == expected
 
 
 def test_the_offset_is_kept_for_the_next_start(tmp_path) -> None:
@@ -48,3 +70,24 @@ def test_new_events_take_the_time_of_the_clock_in_force() -> None:
     finally:
         event_clock.reset(token)
     assert abs(envelope().time - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "mounted"),
+    [
+        ({}, True),  # the fully embedded stack is dev mode
+        ({"dev_clock": False}, False),  # dev mode may turn it off
+        ({"database_url": "postgresql://db/binome"}, False),  # not dev mode...
+        ({"database_url": "postgresql://db/binome", "dev_clock": True}, False),  # ...whatever dev_clock says
+        ({"dev_mode": False, "dev_clock": True}, False),
+        ({"database_url": "postgresql://db/binome", "dev_mode": True}, True),
+    ],
+)
+def test_the_dev_clock_exists_only_in_dev_mode(settings: dict, mounted: bool) -> None:
+    from libs.runtime.platform import Platform
+    from libs.settings import Settings
+
+    # Every knob given, so that the environment (BINOME_DATABASE_URL in CI...) plays no part.
+    given = {"database_url": None, "kafka_bootstrap": None, "dev_mode": None, "dev_clock": None, **settings}
+    platform = Platform(Settings(**given), [], None, None)  # type: ignore[arg-type]
+    assert platform.dev_clock is mounted

@@ -8,6 +8,12 @@ Europe export ``;``). Inside a cell, lists are separated by ``|``
 as in a text editor (the header is line 1); a quoted cell spanning several
 lines is reported at the line where its row starts.
 
+A cell holds at most ``MAX_CELL_CHARS`` characters: a longer one makes its
+row a bad row (named by line and column), never the file unreadable. The
+csv module's own limit (128 KiB, process-wide) raised an error halfway
+through the file instead, so it is lifted to the file's size here and ours
+applies.
+
 JSON: an array of objects, or ``{"participants": [...]}``; a row's "line" is
 its position in the array, from 1.
 """
@@ -25,6 +31,9 @@ import orjson
 LIST_SEPARATOR = "|"
 LEVEL_SEPARATOR = ":"
 DELIMITERS = (",", ";", "\t")
+#: Far above any text field's own limit (a motivation is at most a few
+#: thousand characters), so only an abusive cell meets it.
+MAX_CELL_CHARS = 16_384
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ def read_csv(
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UnreadableFile("file", "The file is not UTF-8 text.") from None
+    # Only ever raised, never lowered: a concurrent read keeps its room.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     first_line = text.split("\n", 1)[0]
     delimiter = max(DELIMITERS, key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -89,6 +100,11 @@ def read_csv(
             continue  # blank lines are not rows
         if len(record) != len(header):
             table.bad_rows.append(RowError(start, "row", f"{len(record)} cells where the header has {len(header)}."))
+            continue
+        too_long = [name for name, cell in zip(header, record, strict=True) if len(cell) > MAX_CELL_CHARS]
+        if too_long:
+            message = f"A cell holds at most {MAX_CELL_CHARS} characters."
+            table.bad_rows.extend(RowError(start, name, message) for name in too_long)
             continue
         values: dict[str, Any] = {}
         for name, cell in zip(header, record, strict=True):

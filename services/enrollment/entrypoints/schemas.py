@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from libs.api.dates import Day
 from libs.api.patch import partial_model, sent
 from libs.events.contexts.enrollment import (
     Actor,
@@ -172,8 +173,8 @@ class WaveIn(Input):
     region: Label
     country: Country
     committee: Label = Field(description="The regional HR committee that owns the wave.")
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day
     target_pairs: int = Field(ge=1, le=100_000)
 
 

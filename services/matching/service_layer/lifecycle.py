@@ -104,10 +104,21 @@ class Exclusion:
 
 
 async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -> UUID:
-    """HR rules a pair out for good (a second exclusion of it is a 409)."""
+    """HR rules a pair out for good (a second exclusion of it is a 409).
+
+    Both people must be visible to the caller: a committee naming another
+    country's mentor gets the same 404 as for an id that does not exist or is
+    no mentor, so it can neither write about that person nor probe which ids
+    are mentors. Only a mentor it sees may be "not of the programme" (422)."""
     mentee = await load_mentee(uow, principal, exclusion.mentee_id)
     mentor = await uow.pool.candidate(uow.conn, principal.organisation, exclusion.mentor_id)
-    if mentor is None or mentor["role"] != Role.MENTOR.value or mentor["programme_id"] != mentee["programme_id"]:
+    if (
+        mentor is None
+        or mentor["role"] != Role.MENTOR.value
+        or not principal.can_see(mentor["organisation"], mentor["country"])
+    ):
+        raise NotFound("mentor", exclusion.mentor_id)
+    if mentor["programme_id"] != mentee["programme_id"]:
         raise InvalidRequest("mentor_id", "Not a mentor of the mentee's programme.")
     exclusion_id = uuid.uuid5(EXCLUSIONS, f"{exclusion.mentee_id}/{exclusion.mentor_id}")
     event = PairExcluded(

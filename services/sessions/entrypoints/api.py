@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change, if_match_version, rule_broken, stale_version
+from libs.api.dates import MONTH_PATTERN, Day, first_day
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, problem_responses
@@ -70,7 +71,7 @@ TIME_TAKEN = "urn:binome:problem:time-taken"
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 412, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 Country = Query(None, pattern=r"^[A-Za-z]{2}$")
-Month = Query(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+Month = Query(None, pattern=MONTH_PATTERN, description="YYYY-MM, from 1970-01 to 2199-12.")
 
 router = APIRouter(prefix="/v1")
 
@@ -80,10 +81,6 @@ router = APIRouter(prefix="/v1")
 
 def service(request: Request) -> Sessions:
     return request.app.state.sessions
-
-
-def parse_month(value: str | None) -> date | None:
-    return None if value is None else date(int(value[:4]), int(value[5:7]), 1)
 
 
 def answer(model: type[BaseModel], doc: dict[str, Any], status: int = 200, **headers: str) -> JSONResponse:
@@ -159,8 +156,8 @@ async def list_sessions(
     programme_id: UUID | None = None,
     country: str | None = Country,
     status: SessionStatus | None = None,
-    starts_from: date | None = Query(None, alias="from", description="Starting on or after this day (UTC)."),
-    starts_before: date | None = Query(None, alias="to", description="Starting before this day (UTC)."),
+    starts_from: Day | None = Query(None, alias="from", description="Starting on or after this day (UTC)."),
+    starts_before: Day | None = Query(None, alias="to", description="Starting before this day (UTC)."),
     page: PageParams = Depends(page_params),
     who: Principal = Depends(requires(*READERS)),
 ) -> Page[Any]:
@@ -321,7 +318,7 @@ async def list_budgets(
     who: Principal = Depends(requires(*READERS)),
 ) -> Page[Any]:
     """Mentors' months with time logged (a mentor appears once it has logged time)."""
-    filters = BudgetFilters(parse_month(month), mentor_id, programme_id, country, over_budget)
+    filters = BudgetFilters(first_day(month), mentor_id, programme_id, country, over_budget)
     return await service(request).views.budgets(service(request).pool, who, filters, page)
 
 
@@ -334,7 +331,7 @@ async def mentor_budget(
 ) -> dict[str, Any]:
     """A mentor's time in a month (default: this month): preparation plus sessions against the budget."""
     sessions = service(request)
-    day = parse_month(month) or month_of(sessions.clock())
+    day = first_day(month) or month_of(sessions.clock())
     return await sessions.views.mentor_budget(sessions.pool, who, mentor_id, day)
 
 

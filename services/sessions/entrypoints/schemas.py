@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from libs.api.dates import Instant
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import Member, SessionFormat
 from services.sessions.domain.values import (
@@ -36,14 +37,14 @@ class Input(BaseModel):
 
 
 class ScheduleIn(Input):
-    starts_at: AwareDatetime = Field(description="With its offset, e.g. 2026-03-02T09:00:00+01:00.")
+    starts_at: Instant = Field(description="With its offset, e.g. 2026-03-02T09:00:00+01:00.")
     duration_minutes: Duration
     format: SessionFormat
     planned_topics: Topics = []
 
 
 class MoveIn(Input):
-    starts_at: AwareDatetime
+    starts_at: Instant
     duration_minutes: Duration | None = Field(None, description="Omitted: the duration stays.")
 
 

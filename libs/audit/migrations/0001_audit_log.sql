@@ -1,0 +1,1 @@
+../../eventstore/migrations/0003_audit_log.sql
