@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit: str = "1200/minute"
     rate_limit_storage: str = "memory://"
+    # Load shedding (libs/api/shedding.py): requests one service runs at once;
+    # beyond it a request is answered 503 + Retry-After at once instead of
+    # queueing. Every service of ``binome up`` shares one database pool of 20
+    # connections and two cores: 32 in flight per service keeps the pool busy
+    # without letting waits pile up. /healthz, /readyz and /metrics are never shed.
+    max_concurrent_requests: int = Field(default=32, ge=1)
 
     # Consumer runtime
     consumer_max_attempts: int = 3

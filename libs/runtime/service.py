@@ -7,7 +7,7 @@ and is listed in ``services.SERVICES``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +15,14 @@ import asyncpg
 from fastapi import FastAPI
 
 from libs.api.limits import BodySizeLimit, RateLimits
+from libs.api.shedding import LoadShedding
 from libs.audit.api import install_audit
 from libs.audit.trail import AuditTrail
 from libs.auth.tokens import TokenVerifier
 from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
 from libs.messaging.consumer import Projection
+from libs.observability.health import ReadinessCheck, add_readiness_checks
 from libs.runtime.clock import Clock, system_clock
 from libs.settings import Settings
 
@@ -40,6 +42,9 @@ class ServiceContext:
     #: "Now" for the service (libs/runtime/clock.py): the system clock, or the
     #: platform's dev clock that ``binome demo`` moves forward.
     clock: Clock = system_clock
+    #: Checks the platform adds to the service's /readyz (the broker, a shared
+    #: database check), beside those the service's app declares.
+    readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,13 @@ class ServiceDefinition:
     def build_app(self, ctx: ServiceContext) -> FastAPI:
         """The service's app with the protections every Binome API has: an
         audit trail of every /v1 request (``GET /v1/audit``), a body size
-        limit and per-client rate limits. ``binome up`` and the tests build
-        apps through here, never with ``create_app`` alone."""
+        limit, per-client rate limits and a bound on the requests it runs at
+        once (outermost: a shed request costs nothing else). ``binome up``
+        and the tests build apps through here, never with ``create_app`` alone."""
         app = self.create_app(ctx)
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
         app.state.rate_limits = RateLimits(ctx.settings.rate_limit, ctx.settings.rate_limit_storage)
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+        app.add_middleware(LoadShedding, service=self.name, limit=ctx.settings.max_concurrent_requests)
+        add_readiness_checks(app, ctx.readiness_checks)
         return app
