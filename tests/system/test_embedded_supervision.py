@@ -9,11 +9,13 @@ event written after the recovery reaches another service's read model.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import socket
 from pathlib import Path
 
+import asyncpg
 import psutil
 
 from tests.support.platform_process import PlatformProcess, auth, eventually
@@ -96,6 +98,7 @@ def test_a_killed_database_answers_503_then_recovers(platform: PlatformProcess) 
     token = platform.token("hr-db", "org-db", ["hr_admin"])
     programmes = "/enrollment/v1/programmes"
     assert platform.http.get(programmes, headers=auth(token)).status_code == 200
+    assert asyncio.run(_select_one(platform.database_url)) == 1  # how tests reach it from outside
     postgres, pgdata = _kill_database_and_lock_its_data(platform)
     try:
         def outage_answer():
@@ -120,6 +123,14 @@ def test_a_killed_database_answers_503_then_recovers(platform: PlatformProcess) 
     assert platform.metric("binome_embedded_restarts_total", component="database") >= 1
     eventually(lambda: platform.http.get(programmes, headers=auth(token)).status_code == 200, timeout=30)
     _programme_reaches_insights(platform, token)
+
+
+async def _select_one(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
 
 
 def test_no_child_survives_a_kill_9_of_binome_up(tmp_path) -> None:
