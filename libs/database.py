@@ -10,11 +10,13 @@ back to the pool without asyncpg's reset query (``pg_advisory_unlock_all``,
 append's CPU saved on every use. asyncpg still rolls back a transaction left
 open and drops listeners before it releases a connection.
 
-A database that is down or hung must answer fast, not hold requests: a new
-connection gives up after ``CONNECT_TIMEOUT_S`` and waiting for a free one
-after ``ACQUIRE_TIMEOUT_S`` (both raise ``TimeoutError``, which the API
-answers with 503 + ``Retry-After``; workers retry with backoff). A
-connection the server dropped is replaced by the pool on its next use.
+A database that is down must answer fast, not hold requests: a dead server
+refuses at once, and a new connection to a hung one gives up after
+``CONNECT_TIMEOUT_S`` (``TimeoutError``, which the API answers with 503 +
+``Retry-After``; workers retry with backoff). A connection the server
+dropped is replaced by the pool on its next use. A caller that bounds its wait
+for a pooled connection (``pool.acquire(timeout=...)``) gets ``TimeoutError``
+too, answered the same way.
 """
 
 from __future__ import annotations
@@ -23,30 +25,11 @@ import asyncpg
 
 
 CONNECT_TIMEOUT_S = 5.0
-ACQUIRE_TIMEOUT_S = 10.0
-
-
-class _Pool(asyncpg.Pool):
-    """asyncpg's pool, with a default timeout on ``acquire`` (asyncpg has none:
-    callers would wait for ever behind connections stuck on a hung server)."""
-
-    def acquire(self, *, timeout: float | None = None):  # type: ignore[override]
-        return super().acquire(timeout=ACQUIRE_TIMEOUT_S if timeout is None else timeout)
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    # The arguments asyncpg.create_pool would pass, with our class.
-    return await _Pool(
-        dsn,
-        min_size=min_size,
-        max_size=max_size,
-        max_queries=50_000,
-        max_inactive_connection_lifetime=300.0,
-        loop=None,
-        connection_class=asyncpg.Connection,
-        record_class=asyncpg.Record,
-        reset=_keep_session,
-        timeout=CONNECT_TIMEOUT_S,
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, reset=_keep_session, timeout=CONNECT_TIMEOUT_S
     )
 
 
