@@ -11,12 +11,11 @@ append's CPU saved on every use. asyncpg still rolls back a transaction left
 open and drops listeners before it releases a connection.
 
 A database that is down must answer fast, not hold requests: a dead server
-refuses at once, and a new connection to a hung one gives up after
-``CONNECT_TIMEOUT_S`` (``TimeoutError``, which the API answers with 503 +
-``Retry-After``; workers retry with backoff). A connection the server
-dropped is replaced by the pool on its next use. A caller that bounds its wait
-for a pooled connection (``pool.acquire(timeout=...)``) gets ``TimeoutError``
-too, answered the same way.
+refuses at once, a new connection to a hung one gives up after
+``CONNECT_TIMEOUT_S`` and a wait for a free pooled connection after
+``ACQUIRE_TIMEOUT_S`` (both ``TimeoutError``, which the API answers with 503
++ ``Retry-After``; workers retry with backoff). A connection the server
+dropped is replaced by the pool on its next use.
 """
 
 from __future__ import annotations
@@ -25,11 +24,30 @@ import asyncpg
 
 
 CONNECT_TIMEOUT_S = 5.0
+ACQUIRE_TIMEOUT_S = 10.0
+
+
+class _Pool(asyncpg.Pool):
+    """asyncpg's pool with a default timeout on ``acquire`` (asyncpg has none:
+    callers would wait for ever behind connections stuck on a hung server)."""
+
+    def acquire(self, *, timeout: float | None = None):  # type: ignore[override]
+        return super().acquire(timeout=ACQUIRE_TIMEOUT_S if timeout is None else timeout)
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, reset=_keep_session, timeout=CONNECT_TIMEOUT_S
+    # What asyncpg.create_pool passes (its defaults), with our class.
+    return await _Pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        reset=_keep_session,
+        timeout=CONNECT_TIMEOUT_S,
     )
 
 
