@@ -17,15 +17,25 @@ keeps two promises:
 
 Both are counted: ``binome_http_requests_shed_total`` and
 ``binome_http_requests_cancelled_total``.
+
+A shed request must cost next to nothing, or shedding itself eats the
+capacity it protects (bench/api.py: at twice the saturating rate, most
+requests are shed). The 503 is encoded once per service, and ``binome up``
+also puts ``ShedEarly`` in front of the whole platform: it refuses a request
+for a full service before the platform's own middlewares and router run.
+The service's ``LoadShedding`` stays the authority that takes the slots.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from libs.api.problems import Problem, problem_response
+from libs.api.problems import PROBLEM_JSON, Problem
 from libs.observability.metrics import HTTP_REQUESTS_CANCELLED, HTTP_REQUESTS_SHED
 
 OVERLOADED = "urn:binome:problem:overloaded"
@@ -40,35 +50,85 @@ def app_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
+@dataclass
+class InFlight:
+    """The requests a service runs now, against its bound (shared by its two guards)."""
+
+    service: str
+    limit: int
+    count: int = 0
+    #: The 503 answered beyond the bound, encoded once.
+    refusal: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        problem = Problem(
+            503,
+            detail=f"The {self.service} service is at its limit of {self.limit} requests at once; retry shortly.",
+            type=OVERLOADED,
+        )
+        self.refusal = orjson.dumps(problem.to_dict())
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    async def refuse(self, send: Send) -> None:
+        HTTP_REQUESTS_SHED.labels(self.service).inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(self.refusal)).encode()),
+                    (b"retry-after", str(RETRY_AFTER_S).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.refusal})
+
+
 class LoadShedding:
-    def __init__(self, app: ASGIApp, service: str, limit: int) -> None:
+    """The bound and the cancellation, as the outermost middleware of a service app."""
+
+    def __init__(self, app: ASGIApp, slots: InFlight) -> None:
         self.app = app
-        self.service = service
-        self.limit = limit
-        self.in_flight = 0
+        self.slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or app_path(scope) in OPS_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            HTTP_REQUESTS_SHED.labels(self.service).inc()
-            await self._shed(scope, receive, send)
+        slots = self.slots
+        if slots.full:
+            await slots.refuse(send)
             return
-        self.in_flight += 1  # no await since the check: no other request slipped in
+        slots.count += 1  # no await since the check: no other request slipped in
         try:
-            await _CancelOnDisconnect(self.app, self.service)(scope, receive, send)
+            await _CancelOnDisconnect(self.app, slots.service)(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            slots.count -= 1
 
-    async def _shed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = Problem(
-            503,
-            detail=f"The {self.service} service is at its limit of {self.limit} requests at once; retry shortly.",
-            type=OVERLOADED,
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
-        await problem_response(problem)(scope, receive, send)
+
+class ShedEarly:
+    """In front of a whole platform: refuse a request for a full service at once.
+
+    ``services`` maps a mount prefix (``/enrollment``) to that service's
+    ``InFlight``. Requests that pass go on to the service's ``LoadShedding``.
+    """
+
+    def __init__(self, app: ASGIApp, services: Mapping[str, InFlight]) -> None:
+        self.app = app
+        self.services = dict(services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            prefix, _, rest = scope["path"][1:].partition("/")
+            slots = self.services.get("/" + prefix)
+            if slots is not None and slots.full and "/" + rest not in OPS_PATHS:
+                await slots.refuse(send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _CancelOnDisconnect:

@@ -39,6 +39,7 @@ from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
 from libs.api.problems import invalid
+from libs.api.shedding import ShedEarly
 from libs.api.security import requires
 from libs.auth.principal import Principal
 from libs.auth.tokens import TokenVerifier
@@ -327,9 +328,11 @@ class Platform:
             metrics_scope="process",  # the one /metrics Prometheus scrapes: every service's series
         )
         exporters: dict[str, httpx.AsyncClient] = {}
+        root.state.in_flight = {}
         for service in self.services:
             app = service.build_app(self.contexts[service.name])
             root.mount(f"/{service.name}", app)
+            root.state.in_flight[f"/{service.name}"] = app.state.in_flight
             if service.exports_personal_data:
                 # In-process calls, with the caller's token: each service's own
                 # isolation rules apply to its part of the export.
@@ -397,8 +400,10 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
     try:
         # log_config=None: uvicorn's lines go through Binome's logging (JSON
         # with correlation ids); the access line is CorrelationMiddleware's.
+        app = platform.asgi_app()
         config = uvicorn.Config(
-            platform.asgi_app(),
+            # A request for a service at its bound is refused before the root app runs.
+            ShedEarly(app, app.state.in_flight),
             host=settings.host,
             port=settings.port,
             log_level="info",

@@ -15,7 +15,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from libs.api.limits import BodySizeLimit, RateLimits
-from libs.api.shedding import LoadShedding
+from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
 from libs.audit.trail import AuditTrail
 from libs.auth.tokens import TokenVerifier
@@ -80,6 +80,8 @@ class ServiceDefinition:
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
         app.state.rate_limits = RateLimits(ctx.settings.rate_limit, ctx.settings.rate_limit_storage)
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
-        app.add_middleware(LoadShedding, service=self.name, limit=ctx.settings.max_concurrent_requests)
+        # Kept on the app: binome up's ShedEarly reads the same slots.
+        app.state.in_flight = InFlight(self.name, ctx.settings.max_concurrent_requests)
+        app.add_middleware(LoadShedding, slots=app.state.in_flight)
         add_readiness_checks(app, ctx.readiness_checks)
         return app

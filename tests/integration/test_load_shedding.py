@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from libs.api.app import create_service_app
-from libs.api.shedding import LoadShedding
+from libs.api.shedding import InFlight, LoadShedding
 from libs.auth.tokens import TokenVerifier
 from libs.observability.metrics import HTTP_REQUESTS_CANCELLED, HTTP_REQUESTS_SHED
 from libs.settings import Settings
@@ -59,7 +59,7 @@ def build_app(slow: Slow, service: str, tmp_path) -> FastAPI:
         await request.body()
         return await hold("post")
 
-    app.add_middleware(LoadShedding, service=service, limit=LIMIT)
+    app.add_middleware(LoadShedding, slots=InFlight(service, LIMIT))
     return app
 
 
