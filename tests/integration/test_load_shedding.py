@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from libs.api.app import create_service_app
-from libs.api.shedding import InFlight, LoadShedding
+from libs.api.shedding import InFlight, LoadShedding, ShedEarly
 from libs.auth.tokens import TokenVerifier
 from libs.observability.metrics import HTTP_REQUESTS_CANCELLED, HTTP_REQUESTS_SHED
 from libs.settings import Settings
@@ -130,3 +130,31 @@ async def test_a_request_whose_client_disconnects_is_cancelled(tmp_path, method:
                 await asyncio.wait_for(slow.started.get(), 10)
             slow.release.set()
             assert [r.status_code for r in await asyncio.gather(*held)] == [200] * LIMIT
+
+
+async def test_the_platform_refuses_a_full_service_before_its_own_stack(tmp_path) -> None:
+    """``ShedEarly`` (in front of ``binome up``'s root app) answers for a full
+    service at once; other services and the full one's probes still answer."""
+    slow = Slow()
+    full = InFlight("full-probe", LIMIT)
+    root = FastAPI()
+    root.mount("/full", build_app(slow, "full-probe", tmp_path))
+    root.mount("/free", build_app(slow, "free-probe", tmp_path))
+    reached_root: list[str] = []
+
+    async def spy(scope, receive, send):  # the platform's own stack
+        reached_root.append(scope["path"])
+        await root(scope, receive, send)
+
+    full.count = LIMIT  # every slot taken
+    transport = httpx.ASGITransport(app=ShedEarly(spy, {"/full": full}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
+        before = HTTP_REQUESTS_SHED.labels("full-probe")._value.get()
+        shed = await client.get("/full/v1/slow")
+        assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
+        assert shed.json()["type"] == "urn:binome:problem:overloaded"
+        assert reached_root == []  # refused before the platform's middlewares and router
+        assert HTTP_REQUESTS_SHED.labels("full-probe")._value.get() == before + 1
+        assert (await client.get("/full/readyz")).status_code == 200
+        slow.release.set()
+        assert (await client.get("/free/v1/slow")).status_code == 200
