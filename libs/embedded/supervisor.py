@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Between polls of a child that runs (its death shows within this).
 POLL_INTERVAL_S = 0.5
-_BACKOFF = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
 
 
 class Child(Protocol):
