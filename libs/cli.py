@@ -88,11 +88,14 @@ async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 
     settings = get_settings().model_copy(update={"kafka_bootstrap": "unused"})  # no broker needed
     infrastructure = await start_infrastructure(settings)
-    pool = await create_pool(infrastructure.database_url, min_size=1, max_size=4)
     try:
-        return await fn(pool)
+        pool = await create_pool(infrastructure.database_url, min_size=1, max_size=4)
+        try:
+            return await fn(pool)
+        finally:
+            await pool.close()
     finally:
-        await pool.close()
+        infrastructure.close()  # the embedded server, if this command started one
 
 
 @app.command()

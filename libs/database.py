@@ -9,6 +9,13 @@ back to the pool without asyncpg's reset query (``pg_advisory_unlock_all``,
 ``UNLISTEN *``, ``RESET ALL``...): one round trip and a quarter of a single
 append's CPU saved on every use. asyncpg still rolls back a transaction left
 open and drops listeners before it releases a connection.
+
+A database that is down must answer fast, not hold requests: a dead server
+refuses at once, a new connection to a hung one gives up after
+``CONNECT_TIMEOUT_S`` and a wait for a free pooled connection after
+``ACQUIRE_TIMEOUT_S`` (both ``TimeoutError``, which the API answers with 503
++ ``Retry-After``; workers retry with backoff). A connection the server
+dropped is replaced by the pool on its next use.
 """
 
 from __future__ import annotations
@@ -16,8 +23,32 @@ from __future__ import annotations
 import asyncpg
 
 
+CONNECT_TIMEOUT_S = 5.0
+ACQUIRE_TIMEOUT_S = 10.0
+
+
+class _Pool(asyncpg.Pool):
+    """asyncpg's pool with a default timeout on ``acquire`` (asyncpg has none:
+    callers would wait for ever behind connections stuck on a hung server)."""
+
+    def acquire(self, *, timeout: float | None = None):  # type: ignore[override]
+        return super().acquire(timeout=ACQUIRE_TIMEOUT_S if timeout is None else timeout)
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
+    # What asyncpg.create_pool passes (its defaults), with our class.
+    return await _Pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        reset=_keep_session,
+        timeout=CONNECT_TIMEOUT_S,
+    )
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from libs.api.docs import install_docs
 from libs.api.headers import SecurityHeaders
-from libs.api.problems import Problem, install_problem_handlers
+from libs.api.problems import AnsweredOutages, Problem, install_problem_handlers
 from libs.auth.tokens import TokenVerifier
 from libs.observability.correlation import CorrelationMiddleware
 from libs.observability.health import ReadinessCheck, install_ops_routes
@@ -31,7 +31,8 @@ class _ServiceApp(FastAPI):
         # The correlation id wraps even Starlette's ServerErrorMiddleware
         # (always outermost otherwise), so the log of an unhandled error and
         # its 500 response carry the id of the request that caused them.
-        return CorrelationMiddleware(super().build_middleware_stack())
+        # An outage already answered 503 is not re-raised to the server.
+        return CorrelationMiddleware(AnsweredOutages(super().build_middleware_stack()))
 
 
 def create_service_app(

@@ -12,6 +12,11 @@ Every error a Binome API returns has the same shape::
   input is never echoed back: it may be personal data.
 - Services map their domain exceptions with ``map_exception`` (e.g. the event
   store's ``ConcurrencyError`` -> 409) instead of catching them in every route.
+- A database out of reach (connection refused or lost, server shutting down
+  or starting, too many connections, a connect or pool timeout) is a 503
+  with ``Retry-After``, never a 500: the request may succeed in a moment and
+  nothing is wrong with it. The same holds when the failure comes from a
+  middleware (idempotency, audit) rather than a route; see ``is_outage``.
 """
 
 from __future__ import annotations
@@ -21,21 +26,28 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
+import time
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.auth.principal import Forbidden
 from libs.gdpr.vault import KeyShredded
-from libs.observability.metrics import route_template
+from libs.observability.metrics import HTTP_DEPENDENCY_UNAVAILABLE, route_template
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 VALIDATION_ERROR = "urn:binome:problem:validation-error"
+UNAVAILABLE = "urn:binome:problem:dependency-unavailable"
+#: Seconds a client waits before retrying during an outage: the embedded
+#: PostgreSQL is restarted within about that.
+OUTAGE_RETRY_AFTER_S = 2
 FORBIDDEN = "urn:binome:problem:forbidden"
 
 
@@ -161,11 +173,97 @@ async def _handle_forbidden(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Reached by exceptions from middlewares too (they run outside the
+    # routes' exception handlers): an outage there is still a 503.
+    if is_outage(exc):
+        return await _handle_outage(request, exc)
     # Never leak internals (stack, SQL, personal data) to the caller. The
     # server error middleware re-raises after this, so the server logs it too.
     # The route template, not the path: a path may carry what the caller sent.
     log.error("api.unhandled_exception", route=route_template(request.scope), exc_info=exc)
     return problem_response(Problem(500), request)
+
+
+#: Exceptions that mean "the database (or another dependency) is out of
+#: reach", not "this request is wrong". OSError covers refused and reset
+#: connections, a missing socket, and TimeoutError (connect and pool
+#: acquire timeouts); class 08 is a lost connection; class 57 a server
+#: shutting down, starting up or cancelling on a timeout; class 53 too many
+#: connections or no resources left.
+_OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, or a member of its group) is a dependency outage."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _OUTAGES):
+            return True
+        # asyncpg says "connection is closed" for a connection the server dropped.
+        if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
+
+
+_last_outage_log = 0.0
+
+
+async def _handle_outage(request: Request, exc: Exception) -> JSONResponse:
+    if not is_outage(exc):  # e.g. an InterfaceError that is a bug, not an outage
+        return await _handle_unexpected(request, exc)
+    HTTP_DEPENDENCY_UNAVAILABLE.labels(getattr(request.app.state, "service", "unknown")).inc()
+    global _last_outage_log
+    if time.monotonic() - _last_outage_log > 5:  # one line per few seconds of outage, not per request
+        _last_outage_log = time.monotonic()
+        log.warning("api.dependency_unavailable", path=request.url.path, error=type(exc).__name__)
+    problem = Problem(
+        503,
+        detail="The database is out of reach for the moment; retry shortly (with the same Idempotency-Key for a POST).",
+        type=UNAVAILABLE,
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+    )
+    return problem_response(problem, request)
+
+
+class AnsweredOutages:
+    """Pure ASGI: an outage that was already answered with a 503 stops here.
+
+    Starlette's server error middleware re-raises every exception after its
+    handler answered, for the server to log; for an outage that is one
+    traceback per request while the database is away, and the 503 said it
+    all. Any other exception goes on.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answered = False
+
+        async def noting_send(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_send)
+        except Exception as exc:
+            if not (answered and is_outage(exc)):
+                raise
 
 
 #: PostgreSQL refuses the NUL character (``\u0000``) in text and JSONB; the
@@ -232,6 +330,8 @@ def install_problem_handlers(
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Forbidden, _handle_forbidden)
     app.add_exception_handler(Exception, _handle_unexpected)
+    for exc_type in (*_OUTAGES, asyncpg.InterfaceError):
+        app.add_exception_handler(exc_type, _handle_outage)
     for exc_type in _UNSTORABLE_TEXT:
         app.add_exception_handler(exc_type, _handle_unstorable_text)
     app.add_exception_handler(KeyShredded, _handle_shredded)

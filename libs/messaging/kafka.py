@@ -9,6 +9,7 @@ keeps a published event durable on a real Kafka cluster.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -114,6 +115,31 @@ async def ensure_topics(bootstrap: str, topics: list[str], spec: TopicSpec = Top
                 pass  # created concurrently: what we wanted
     finally:
         await admin.close()
+
+
+#: ApiVersions v0 (api key 18), correlation id 1, client id "binome-probe":
+#: the request every Kafka client sends first, answered by any broker.
+_API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 12) + b"binome-probe"
+
+
+async def broker_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a Kafka broker answers at ``host:port`` (one ApiVersions round trip).
+
+    Cheaper than a client (no metadata, no group) and stricter than a TCP
+    connect: a port held by something else, or a broker that accepts but
+    never answers, is not a broker.
+    """
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        writer.write(struct.pack(">i", len(_API_VERSIONS_V0)) + _API_VERSIONS_V0)
+        _size, correlation = struct.unpack(">ii", await asyncio.wait_for(reader.readexactly(8), timeout))
+        return correlation == 1
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, struct.error):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 @lru_cache(maxsize=65_536)

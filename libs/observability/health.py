@@ -8,7 +8,9 @@ left out of the OpenAPI document.
   else, so a database outage never makes the orchestrator kill healthy pods.
 - /readyz: readiness. Runs every check concurrently with a timeout; 200 when
   all pass, else 503 naming the failed ones (reasons go to the log only:
-  this endpoint is public).
+  this endpoint is public). Checks given later (``add_readiness_checks``:
+  the platform adds the broker's and a shared database check to every
+  service it mounts) join those the app was built with.
 - /metrics: the Prometheus exposition. By default restricted to this
   service's series (``metrics_scope="service"``); an app that fronts a whole
   process (the embedded platform, mounting every service) passes
@@ -18,6 +20,7 @@ left out of the OpenAPI document.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Literal
 
@@ -42,6 +45,46 @@ def database_check(pool: asyncpg.Pool) -> ReadinessCheck:
         return await pool.fetchval("SELECT true")
 
     return database_ready
+
+
+def broker_check(bootstrap: str, timeout: float = 1.0) -> ReadinessCheck:
+    """A readiness check that one of the Kafka bootstrap servers answers
+    (``libs.messaging.kafka.broker_answers``: one small round trip)."""
+    from libs.messaging.kafka import broker_answers
+
+    servers = [server.strip().rpartition(":") for server in bootstrap.split(",") if server.strip()]
+
+    async def broker_ready() -> bool:
+        for host, _, port in servers:
+            if await broker_answers(host.strip("[]"), int(port), timeout):
+                return True
+        return False
+
+    return broker_ready
+
+
+def cached(check: ReadinessCheck, seconds: float = 1.0) -> ReadinessCheck:
+    """``check``'s answer, kept ``seconds``: the platform and each of its services
+    are probed separately, and all of them share one answer per second."""
+    last: list[tuple[float, bool]] = []
+
+    async def cached_check() -> bool:
+        now = time.monotonic()
+        if last and now - last[0][0] < seconds:
+            return last[0][1]
+        try:
+            result = (await check()) is True
+        except Exception:
+            result = False
+        last[:] = [(time.monotonic(), result)]
+        return result
+
+    return cached_check
+
+
+def add_readiness_checks(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
+    """Add (or replace) checks of an app built with ``install_ops_routes``."""
+    app.state.readiness_checks.update(checks)
 
 
 class _ServiceView(Collector):
@@ -82,7 +125,7 @@ def install_ops_routes(
     check_timeout_seconds: float = 2.0,
     metrics_scope: Literal["service", "process"] = "service",
 ) -> None:
-    checks = dict(readiness_checks or {})
+    checks = app.state.readiness_checks = dict(readiness_checks or {})
     view: Collector = _ServiceView(service) if metrics_scope == "service" else REGISTRY
 
     @app.get("/healthz", include_in_schema=False)

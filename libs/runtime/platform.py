@@ -12,6 +12,13 @@ service queues again what its consumers may still need: the events after the
 lowest watermark of the consumers of its log (libs/messaging/watermarks.py).
 Consumers skip what they applied already (idempotent by event id) and apply
 what they had missed. PostgreSQL is the history; Kafka only carries it.
+
+The embedded broker and PostgreSQL are children of ``binome up``: they die
+with it (even on ``kill -9``), and while it runs a watcher restarts either one
+that dies (libs/embedded/supervisor.py); after a broker restart the log is
+carried to the empty broker again, the same way. ``/readyz`` names the one
+that is down.
+
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from tenacity import wait_exponential_jitter
 from libs.api.app import create_service_app
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.problems import invalid
+from libs.api.shedding import ShedEarly
 from libs.api.security import requires
 from libs.audit.api import install_audit
 from libs.audit.trail import AuditTrail, migrate_trail
@@ -44,7 +52,9 @@ from libs.auth.principal import DEV_CLOCK, Principal
 from libs.auth.tokens import TokenVerifier
 from libs.database import create_pool
 from libs.embedded import postgres as embedded_postgres
+from libs.embedded import supervisor
 from libs.embedded.broker import EmbeddedBroker
+from libs.embedded.postgres import EmbeddedPostgres
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
 from libs.messaging.consumer import ConsumerRunner, Projection
@@ -52,7 +62,7 @@ from libs.messaging.kafka import TopicSpec
 from libs.messaging.relay import OutboxRelay
 from libs.messaging.watermarks import BacklogMonitor, Subscription, Watermarks
 from libs.observability import metrics
-from libs.observability.health import database_check
+from libs.observability.health import ReadinessCheck, broker_check, cached, database_check
 from libs.gdpr.export import gdpr_router
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
@@ -67,6 +77,7 @@ from libs.runtime.clock import (
     load_offset,
     save_offset,
 )
+from libs.observability.logging import kafka_client_noise
 from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
@@ -83,6 +94,7 @@ class Infrastructure:
     database_url: str
     bootstrap: str
     broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
 
     @property
     def embedded_broker(self) -> bool:
@@ -91,19 +103,29 @@ class Infrastructure:
     def close(self) -> None:
         if self.broker is not None:
             self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
 
 
 async def start_infrastructure(settings: Settings) -> Infrastructure:
-    """The database and the broker: the environment's, or embedded ones."""
+    """The database and the broker: the environment's, or embedded ones.
+
+    Embedded children are spawned here, on the event loop's thread, never in
+    a worker thread: their parent-death signal follows the spawning thread.
+    """
+    postgres = None
     if settings.database_url:
         database_url = settings.database_url
     else:
-        server_url = await asyncio.to_thread(embedded_postgres.start, settings.data_dir)
-        database_url = await embedded_postgres.ensure_database(server_url)
+        postgres = EmbeddedPostgres(Path(settings.data_dir))
+        await asyncio.to_thread(postgres.prepare)  # initdb: seconds of blocking work, no child kept
+        postgres.spawn()
+        await postgres.wait_ready_async()
+        database_url = await embedded_postgres.ensure_database(postgres.url())
     if settings.kafka_bootstrap:
-        return Infrastructure(database_url, settings.kafka_bootstrap)
-    broker = await asyncio.to_thread(EmbeddedBroker().start)
-    return Infrastructure(database_url, broker.bootstrap, broker)
+        return Infrastructure(database_url, settings.kafka_bootstrap, postgres=postgres)
+    broker = await EmbeddedBroker().start_async()
+    return Infrastructure(database_url, broker.bootstrap, broker, postgres)
 
 
 def select_services(
@@ -197,6 +219,10 @@ class Platform:
     contexts: dict[str, ServiceContext] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    #: Watchers of the embedded children (cancelled at shutdown).
+    watchers: list[asyncio.Task] = field(default_factory=list)
+    #: What /readyz of the platform and of every service checks (cached ~1 s).
+    readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     #: Every service's "now" (libs/runtime/clock.py); moved forward through
     #: POST /v1/dev/clock:advance in dev mode (``dev_clock``).
     clock: PlatformClock = field(default_factory=PlatformClock)
@@ -236,6 +262,10 @@ class Platform:
         vault = KeyVault(vault_pool, settings.vault_schema, masters)
         personal = PersonalData(vault)
         platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=RateLimits.from_settings(settings))
+        platform.readiness_checks = {
+            "database": cached(database_check(pool)),
+            "broker": cached(broker_check(infrastructure.bootstrap)),
+        }
         if platform.dev_clock:  # never back: a restart of the dev stack continues from the offset reached
             platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
         for service in services:
@@ -244,7 +274,7 @@ class Platform:
             )
             ctx = ServiceContext(
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
-                platform.rate_limits,
+                platform.rate_limits, readiness_checks=platform.readiness_checks,
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))
@@ -254,7 +284,22 @@ class Platform:
         if infrastructure.embedded_broker:
             await platform.carry_log_to_empty_broker()
         platform._start_workers()
+        platform._watch_children()
         return platform
+
+    def _watch_children(self) -> None:
+        """Restart an embedded child that dies (libs/embedded/supervisor.py)."""
+        infrastructure = self.infrastructure
+        if infrastructure.broker is not None:
+            watcher = supervisor.watch("broker", infrastructure.broker, after_restart=self._after_broker_restart)
+            self.watchers.append(asyncio.create_task(watcher, name="broker watcher"))
+        if infrastructure.postgres is not None:
+            watcher = supervisor.watch("database", infrastructure.postgres)
+            self.watchers.append(asyncio.create_task(watcher, name="database watcher"))
+
+    async def _after_broker_restart(self) -> None:
+        kafka_client_noise.recovered()  # the Kafka client's outage summary, then new lines again
+        await self.carry_log_to_empty_broker()
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -337,13 +382,15 @@ class Platform:
             title="Binome",
             version="1",
             verifier=self.verifier,
-            readiness_checks={"database": database_check(self.pool)},
+            readiness_checks=self.readiness_checks,
             metrics_scope="process",  # the one /metrics Prometheus scrapes: every service's series
         )
         exporters: dict[str, httpx.AsyncClient] = {}
+        root.state.in_flight = {}
         for service in self.services:
             app = service.build_app(self.contexts[service.name])
             root.mount(f"/{service.name}", app)
+            root.state.in_flight[f"/{service.name}"] = app.state.in_flight
             if service.exports_personal_data:
                 # In-process calls, with the caller's token: each service's own
                 # isolation rules apply to its part of the export.
@@ -400,6 +447,9 @@ class Platform:
             return clock_out(clock)
 
     async def shutdown(self) -> None:
+        for watcher in self.watchers:  # no restart while everything stops
+            watcher.cancel()
+        await asyncio.gather(*self.watchers, return_exceptions=True)
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.vault is not None:
@@ -416,8 +466,10 @@ async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> No
     try:
         # log_config=None: uvicorn's lines go through Binome's logging (JSON
         # with correlation ids); the access line is CorrelationMiddleware's.
+        app = platform.asgi_app()
         config = uvicorn.Config(
-            platform.asgi_app(),
+            # A request for a service at its bound is refused before the root app runs.
+            ShedEarly(app, app.state.in_flight),
             host=settings.host,
             port=settings.port,
             log_level="info",

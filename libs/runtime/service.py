@@ -7,7 +7,7 @@ and is listed in ``services.SERVICES``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from libs.api.limits import BodySizeLimit, RateLimits
+from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
 from libs.audit.trail import AuditTrail
 from libs.auth.tokens import TokenVerifier
@@ -23,6 +24,7 @@ from libs.gdpr.vault import KeyVault
 from libs.messaging.consumer import Projection
 from libs.messaging.deadletters import Redriver
 from libs.messaging.deadletters_api import install_dead_letters
+from libs.observability.health import ReadinessCheck, add_readiness_checks
 from libs.runtime.clock import Clock, system_clock
 from libs.settings import Settings
 
@@ -45,6 +47,9 @@ class ServiceContext:
     #: The platform's one per-client and per-source budget (libs/api/limits.py),
     #: shared by every service it runs; None: the app gets its own.
     rate_limits: RateLimits | None = None
+    #: Checks the platform adds to the service's /readyz (the broker, a shared
+    #: database check), beside those the service's app declares.
+    readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,12 @@ class ServiceDefinition:
     def build_app(self, ctx: ServiceContext) -> FastAPI:
         """The service's app with the protections every Binome API has: an
         audit trail of every /v1 request (``GET /v1/audit``), a body size
-        limit and per-client rate limits (under ``binome up``, the platform's
-        one budget shared by every service); with projections, the ops routes
-        of their dead letters (``GET /v1/dead-letters``). ``binome up`` and the
-        tests build apps through here, never with ``create_app`` alone."""
+        limit, per-client rate limits (under ``binome up``, the platform's
+        one budget shared by every service) and a bound on the requests it
+        runs at once (outermost: a shed request costs nothing else); with
+        projections, the ops routes of their dead letters (``GET
+        /v1/dead-letters``). ``binome up`` and the tests build apps through
+        here, never with ``create_app`` alone."""
         app = self.create_app(ctx)
         projections = self.projections(ctx)
         if projections:  # GET /v1/dead-letters, POST /v1/dead-letters:redrive (ops)
@@ -86,4 +93,8 @@ class ServiceDefinition:
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
         install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
         app.state.rate_limits = ctx.rate_limits or RateLimits.from_settings(ctx.settings)
+        # Kept on the app: binome up's ShedEarly reads the same slots.
+        app.state.in_flight = InFlight(self.name, ctx.settings.max_concurrent_requests)
+        app.add_middleware(LoadShedding, slots=app.state.in_flight)
+        add_readiness_checks(app, ctx.readiness_checks)
         return app

@@ -211,6 +211,8 @@ class PlatformProcess:
 
     @property
     def database_url(self) -> str:
-        """The embedded PostgreSQL's ``binome`` database, for faults injected from outside."""
-        socket_dir = (self.data_dir / "postgres").resolve()
-        return f"postgresql://postgres@/binome?host={socket_dir}"
+        """The embedded PostgreSQL's ``binome`` database, for faults injected from
+        outside: its private socket and the password ``binome up`` generated."""
+        from libs.embedded.postgres import DATABASE, server_url
+
+        return server_url(self.data_dir, DATABASE)
