@@ -36,18 +36,13 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.api.problems import PROBLEM_JSON, Problem
+from libs.asgi import app_path
 from libs.observability.metrics import HTTP_REQUESTS_CANCELLED, HTTP_REQUESTS_SHED
 
 OVERLOADED = "urn:binome:problem:overloaded"
 #: Paths (relative to the service app) that are never shed.
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 RETRY_AFTER_S = 1
-
-
-def app_path(scope: Scope) -> str:
-    """The path inside the app, without the prefix it is mounted under."""
-    path, root = scope["path"], scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
 
 
 @dataclass
