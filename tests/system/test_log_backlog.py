@@ -9,7 +9,9 @@ the whole history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -40,6 +42,24 @@ def enrol(platform: PlatformProcess, headers: dict[str, str], wave_id: str, n: i
             assert response.status_code == 201, response.text
 
 
+@contextlib.asynccontextmanager
+async def table_locked(platform: PlatformProcess, table: str) -> AsyncIterator[None]:
+    """A read model's table locked from outside (as an operator's long
+    statement would) until the block ends: its consumer blocks on it."""
+    blocker = await asyncpg.connect(platform.database_url)
+    locked = blocker.transaction()
+    await locked.start()
+    try:
+        await blocker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        # The block may have killed the platform, and its PostgreSQL with it.
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await locked.rollback()
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await blocker.close()
+
+
 async def candidates(platform: PlatformProcess, organisation: str) -> int:
     conn = await asyncpg.connect(platform.database_url)
     try:
@@ -54,11 +74,7 @@ async def test_a_blocked_consumer_shows_a_backlog_that_grows_by_the_second(tmp_p
         headers, wave_id = open_wave(platform, organisation)
         eventually(lambda: platform.metric("binome_consumer_backlog_events", **CONSUMER) == 0, what="caught up")
 
-        blocker = await asyncpg.connect(platform.database_url)
-        try:
-            locked = blocker.transaction()
-            await locked.start()
-            await blocker.execute("LOCK TABLE matching.candidates IN ACCESS EXCLUSIVE MODE")
+        async with table_locked(platform, "matching.candidates"):
             enrol(platform, headers, wave_id, 6)
             backlog = eventually(
                 lambda: (v := platform.metric("binome_consumer_backlog_events", **CONSUMER)) and v >= 6 and v,
@@ -69,9 +85,6 @@ async def test_a_blocked_consumer_shows_a_backlog_that_grows_by_the_second(tmp_p
             await asyncio.sleep(2)
             assert platform.metric("binome_consumer_backlog_events", **CONSUMER) >= backlog + 3
             assert platform.metric("binome_consumer_backlog_seconds", **CONSUMER) >= first_age + 1.5  # ageing
-            await locked.rollback()
-        finally:
-            await blocker.close()
 
         eventually(lambda: platform.metric("binome_consumer_backlog_events", **CONSUMER) == 0, what="backlog drained")
         assert platform.metric("binome_consumer_backlog_seconds", **CONSUMER) == 0
@@ -83,8 +96,7 @@ async def test_a_restart_publishes_only_what_consumers_had_not_applied(tmp_path:
     with PlatformProcess.start(tmp_path, env=FAST) as platform:
         headers, wave_id = open_wave(platform, organisation)
         enrol(platform, headers, wave_id, 20)
-        # Every consumer of every log caught up (the sum over all of them).
-        eventually(lambda: platform.metric("binome_consumer_backlog_events") == 0, what="all caught up")
+        await caught_up(platform, organisation, 20)
         stored = await events_in_store(platform)
 
     # A clean restart of a caught-up platform: the new, empty broker gets nothing.
@@ -94,17 +106,10 @@ async def test_a_restart_publishes_only_what_consumers_had_not_applied(tmp_path:
         assert platform.metric("binome_events_republished_total") == 0
         # Matching's read model is blocked while 5 more people enrol; the
         # platform then dies with those events published but not applied.
-        blocker = await asyncpg.connect(platform.database_url)
-        try:
-            locked = blocker.transaction()
-            await locked.start()
-            await blocker.execute("LOCK TABLE matching.candidates IN ACCESS EXCLUSIVE MODE")
+        async with table_locked(platform, "matching.candidates"):
             enrol(platform, headers, wave_id, 5)
             eventually(lambda: (platform.metric("binome_consumer_backlog_events", **CONSUMER) or 0) >= 5, what="backlog")
             platform.kill()
-            await locked.rollback()
-        finally:
-            await blocker.close()
     finally:
         platform.stop()
 
@@ -118,6 +123,22 @@ async def test_a_restart_publishes_only_what_consumers_had_not_applied(tmp_path:
         assert await candidates(platform, organisation) == 25
     finally:
         platform.stop()
+
+
+async def caught_up(platform: PlatformProcess, organisation: str, enrolled: int) -> None:
+    """Wait until every consumer of every log has applied everything: the
+    read model holds the enrolments, then (after a few refreshes of the
+    gauges, so that none is older than the writes) the summed backlog is 0."""
+    await eventually_async(lambda: candidates(platform, organisation), enrolled)
+    await asyncio.sleep(3 * float(FAST["BINOME_BACKLOG_INTERVAL_S"]))
+    eventually(lambda: platform.metric("binome_consumer_backlog_events") == 0, what="every consumer caught up")
+
+
+async def eventually_async(probe, expected, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (value := await probe()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"expected {expected}, last {value}"
+        await asyncio.sleep(0.25)
 
 
 async def events_in_store(platform: PlatformProcess) -> int:
