@@ -204,7 +204,12 @@ def platform_start_times(sizes: list[int]) -> list[dict]:
             # as after an upgrade, until the next start walks them.
             platform = PlatformProcess.create(Path(directory), env={"BINOME_BACKLOG_INTERVAL_S": "3600"})
             platform.launch()
-            readers = eventually(lambda: consumers_of(platform, "enrollment"), what="consumers of enrollment")
+            # Every consumer of enrollment, once the gauges stopped growing (the
+            # first refresh may be scraped half-way).
+            readers: list = []
+            while not readers or readers != consumers_of(platform, "enrollment"):
+                readers = eventually(lambda: consumers_of(platform, "enrollment"), what="consumers of enrollment")
+                time.sleep(1.0)
 
             async def fill_platform() -> None:
                 pool = await create_pool(platform.database_url, min_size=1, max_size=2)
