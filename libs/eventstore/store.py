@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -68,6 +69,16 @@ class Checkpoint:
 class StoredEvent:
     checkpoint: Checkpoint
     envelope: Envelope
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """An event as stored (personal values still sealed, JSON not parsed),
+    for readers that decode and open in bulk themselves (replays)."""
+
+    checkpoint: Checkpoint
+    recorded_at: datetime
+    raw: str
 
 
 def notify_channel(schema: str) -> str:
@@ -327,8 +338,14 @@ class EventStore:
         by the writing transaction and stopping at the oldest running one
         cannot.
         """
+        records = await self.read_records(after, limit)
+        envelopes = await self._opened([loads(r.raw) for r in records])
+        return [StoredEvent(r.checkpoint, e) for r, e in zip(records, envelopes, strict=True)]
+
+    async def read_records(self, after: Checkpoint = Checkpoint(), limit: int = 1000) -> list[StoredRecord]:
+        """``read_all``'s events as stored: sealed, unparsed, with when each was recorded."""
         rows = await self.pool.fetch(
-            f"""SELECT transaction_id::text AS tx, position, envelope::text AS envelope
+            f"""SELECT transaction_id::text AS tx, position, recorded_at, envelope::text AS envelope
                 FROM {self.schema}.events
                 WHERE (transaction_id, position) > ($1::text::xid8, $2)
                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -338,8 +355,10 @@ class EventStore:
             after.position,
             limit,
         )
-        envelopes = await self._opened([loads(r["envelope"]) for r in rows])
-        return [StoredEvent(Checkpoint(int(r["tx"]), r["position"]), e) for r, e in zip(rows, envelopes, strict=True)]
+        return [
+            StoredRecord(Checkpoint(int(r["tx"]), r["position"]), r["recorded_at"], r["envelope"])
+            for r in rows
+        ]
 
     async def iterate_all(self, after: Checkpoint = Checkpoint(), batch: int = 1000) -> AsyncIterator[StoredEvent]:
         while True:
@@ -411,6 +430,7 @@ __all__ = [
     "DuplicateEventError",
     "EventStore",
     "StoredEvent",
+    "StoredRecord",
     "StreamAppend",
     "local_relay",
     "notify_channel",

@@ -94,6 +94,19 @@ BatchHandler = Callable[[asyncpg.Connection, Sequence[tuple[Envelope, DomainEven
 AfterCommitHook = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 
 
+def claim_sql(schema: str) -> str:
+    """SQL claiming event ids ``$2`` for consumer ``$1``; returns those claimed now.
+
+    Claimed before the handler runs: a second runner holding the same events
+    (a group rebalance, or a replay beside the live consumer) waits on these
+    rows, then sees them and skips. Callers pass the ids sorted, so two
+    claimers lock in one order and never deadlock.
+    """
+    return f"""INSERT INTO {check_schema_name(schema)}.applied_events (consumer, event_id)
+               SELECT $1, id FROM unnest($2::uuid[]) AS id
+               ON CONFLICT DO NOTHING RETURNING event_id"""
+
+
 @dataclass
 class _Item:
     """A decoded record: ``event`` is its loaded payload, or None when
@@ -204,12 +217,7 @@ class ConsumerRunner:
         self._backoff = wait_exponential_jitter(
             multiplier=self.retry_backoff_s, max=self.retry_max_backoff_s, jitter=self.retry_backoff_s
         )
-        # Claimed before the handler runs: a second runner holding the same
-        # events (during a group rebalance) waits on these rows, then sees them
-        # and skips. RETURNING gives the ids this transaction claimed.
-        self._sql_claim = f"""INSERT INTO {self.schema}.applied_events (consumer, event_id)
-                              SELECT $1, id FROM unnest($2::uuid[]) AS id
-                              ON CONFLICT DO NOTHING RETURNING event_id"""
+        self._sql_claim = claim_sql(self.schema)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. Transient failures are retried here,
@@ -513,13 +521,21 @@ async def rebuild(pool: asyncpg.Pool, schema: str, projection: Projection) -> No
     """Empty a read model and forget what it applied, parked and reached, in
     one transaction.
 
-    The events then come again from the log (``EventStore.republish_all`` of
-    each source context, or Kafka history on a cluster that keeps it) and the
-    projection applies each exactly once; an event that still cannot apply is
-    parked again.
+    The events then come again from the log (``libs/messaging/replayer.py``
+    reads the source stores) and the projection applies each exactly once; an
+    event that still cannot apply is parked again.
+
+    It first locks ``applied_events`` against writers (SHARE ROW EXCLUSIVE):
+    the lock waits for consumer transactions in flight, which claim there
+    first, and holds new ones at their claim until the read model is empty.
+    Without it, a live consumer's transaction could commit a claim the
+    rebuild did not see (a DELETE skips rows not yet committed) while the
+    rebuild emptied what that transaction had written: an event marked
+    applied whose effect is gone, which the replay would then skip.
     """
     check_schema_name(schema)
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"LOCK TABLE {schema}.applied_events IN SHARE ROW EXCLUSIVE MODE")
         await projection.reset(conn)
         for table in ("applied_events", "dead_letters", "consumer_watermarks"):
             await conn.execute(f"DELETE FROM {schema}.{table} WHERE consumer = $1", projection.name)

@@ -1,0 +1,307 @@
+"""Rebuild a projection straight from the event stores, beside its live consumer.
+
+After ``rebuild`` (libs/messaging/consumer.py) emptied the read model and
+forgot what it applied, ``Replayer.run``:
+
+1. notes, per source database, the *horizon*: ``pg_snapshot_xmax`` of a
+   snapshot taken now. Every event committed before the rebuild comes from a
+   transaction below it;
+2. reads each source context's log in commit-safe order (``EventStore.
+   read_records``: writing transaction, then position, stopping at
+   ``pg_snapshot_xmin``), a chunk ahead of the one being applied, and stops
+   only when a read comes back empty *after* every transaction below the
+   horizon had ended: an append in flight when the replay started (or one
+   that committed behind it) is waited for, never skipped;
+3. interleaves the contexts by the time the source stored each event
+   (``recorded_at``; each context keeps its own commit order), the nearest
+   thing to the order the live consumer saw;
+4. applies ``batch_size`` events per transaction as the consumer does: open
+   personal values, load payloads (an unknown type is claimed, not handled;
+   one that does not load is parked), claim the ids in ``applied_events``
+   with the consumer's own statement, hand the claimed ones to the
+   projection's ``handle_batch`` (else ``handle`` per event), commit. If the
+   batch call fails, the batch is applied again event by event, a savepoint
+   each, and an event that still fails is parked; a transient failure
+   retries the batch with backoff.
+
+It publishes nothing: no outbox row, no record, so no other consumer sees
+anything. The live consumer keeps running: an event committed after the
+rebuild reaches it through the relay, and the replay may read it too; the
+claim lets exactly one of them apply it. Events already delivered to the
+live consumer before the rebuild and still in its hands are claimed the same
+way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import ConsumerRecord
+
+from libs.events.envelope import Envelope, topic_for_context
+from libs.events.serialization import loads
+from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
+from libs.eventstore.migrations import check_schema_name
+from libs.eventstore.store import Checkpoint, EventStore, StoredRecord
+from libs.gdpr.personal import PersonalData
+from libs.messaging.consumer import Projection, claim_sql
+from libs.messaging.deadletters import DeadLetters, Parked, reason_of
+from libs.messaging.faults import is_transient
+from libs.messaging.kafka import POSITION_HEADER
+
+log = logging.getLogger(__name__)
+
+#: Called with the number of events just read and dealt with (progress bars).
+Advance = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One context's log: its store (pool and schema)."""
+
+    context: str
+    store: EventStore
+
+
+@dataclass
+class Replayed:
+    """What a replay did with the events it read."""
+
+    read: int = 0
+    applied: int = 0
+    #: Claimed already: the live consumer applied them first.
+    skipped: int = 0
+    #: Types this registry does not know: claimed, not handled.
+    unknown: int = 0
+    parked: int = 0
+    seconds: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Item:
+    topic: str  # the source context's topic, for a dead letter
+    record: StoredRecord
+    envelope: Envelope | None = None
+    event: DomainEvent | None = None
+    problem: str | None = None
+    unknown_type: bool = False
+
+
+class _Log:
+    """One source's log, read a chunk at a time up to its horizon."""
+
+    def __init__(self, source: Source, chunk: int, poll_s: float) -> None:
+        self.source = source
+        self.chunk = chunk
+        self.poll_s = poll_s
+        self.after = Checkpoint()
+        self.topic = topic_for_context(source.context, source.store.topic_prefix)
+        self.horizon: str | None = None
+        self._sql_past_horizon = "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8"
+
+    async def note_horizon(self) -> None:
+        self.horizon = await self.source.store.pool.fetchval(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text"
+        )
+
+    async def next_chunk(self) -> list[StoredRecord] | None:
+        """The next events in commit-safe order; None once the log is read to the horizon."""
+        waited = False
+        while True:
+            # Checked before the read: if every transaction below the horizon
+            # had ended then, an empty read means there is nothing left.
+            past = await self.source.store.pool.fetchval(self._sql_past_horizon, self.horizon)
+            records = await self.source.store.read_records(self.after, self.chunk)
+            if records:
+                self.after = records[-1].checkpoint
+                return records
+            if past:
+                return None
+            if not waited:
+                log.info("%s: waiting for transactions that were running when the replay started", self.source.context)
+                waited = True
+            await asyncio.sleep(self.poll_s)
+
+    async def records(self) -> AsyncIterator[StoredRecord]:
+        """Every record, the next chunk read while this one is handed out."""
+        pending = asyncio.ensure_future(self.next_chunk())
+        try:
+            while (chunk := await pending) is not None:
+                pending = asyncio.ensure_future(self.next_chunk())
+                for record in chunk:
+                    yield record
+        finally:
+            pending.cancel()
+
+
+async def merged(logs: Sequence[_Log]) -> AsyncIterator[tuple[_Log, StoredRecord]]:
+    """The logs interleaved by ``recorded_at`` (each keeps its own order)."""
+    iterators = [log_.records() for log_ in logs]
+    heap: list[tuple] = []
+    for index, iterator in enumerate(iterators):
+        first = await anext(iterator, None)
+        if first is not None:
+            heap.append((first.recorded_at, index, first))
+    heapq.heapify(heap)
+    while heap:
+        _, index, record = heap[0]
+        yield logs[index], record
+        following = await anext(iterators[index], None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following.recorded_at, index, following))
+
+
+@dataclass
+class Replayer:
+    """Applies the logs of ``sources`` to ``projection`` (see the module docstring)."""
+
+    pool: asyncpg.Pool
+    schema: str
+    projection: Projection
+    sources: Sequence[Source]
+    personal: PersonalData | None = None
+    registry: EventRegistry = field(default_factory=lambda: default_registry)
+    batch_size: int = 2000
+    poll_s: float = 0.05
+    #: Transient failures of one batch tolerated before the replay gives up.
+    max_transient_failures: int = 8
+    on_advance: Advance | None = None
+
+    def __post_init__(self) -> None:
+        check_schema_name(self.schema)
+        self.dead_letters = DeadLetters(self.schema)
+        self._sql_claim = claim_sql(self.schema)
+
+    async def run(self) -> Replayed:
+        """Read every source to its horizon and apply; call after ``rebuild``."""
+        started = time.perf_counter()
+        outcome = Replayed()
+        logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
+        for log_ in logs:
+            await log_.note_horizon()
+        batch: list[_Item] = []
+        async for log_, record in merged(logs):
+            batch.append(_Item(log_.topic, record))
+            if len(batch) >= self.batch_size:
+                await self._apply(batch, outcome)
+                batch = []
+        if batch:
+            await self._apply(batch, outcome)
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    async def _apply(self, batch: list[_Item], outcome: Replayed) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await self._sort_out(conn, batch)
+                    await self._commit(conn, batch, outcome)
+                break
+            except Exception as exc:
+                if not is_transient(exc) or failures >= self.max_transient_failures:
+                    raise
+                failures += 1
+                log.warning("%s replay: transient failure, retrying the batch: %s", self.projection.name, reason_of(exc))
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+        outcome.read += len(batch)
+        if self.on_advance is not None:
+            self.on_advance(len(batch))
+
+    async def _sort_out(self, conn: asyncpg.Connection, batch: list[_Item]) -> None:
+        """Decode, open personal values, load payloads (before the transaction)."""
+        decoded: list[_Item] = []
+        for item in batch:
+            item.envelope = item.event = item.problem = None
+            item.unknown_type = False
+            try:
+                item.envelope = loads(item.record.raw)
+                decoded.append(item)
+            except Exception as exc:  # a row no reader can decode: parked, as the consumer does
+                item.problem = reason_of(exc, "undecodable")
+        if self.personal is not None and decoded:
+            vault_conn = self.personal.vault_connection(self.pool, conn)
+            opened = await self.personal.open([i.envelope for i in decoded], conn=vault_conn)
+            for item, envelope in zip(decoded, opened, strict=True):
+                item.envelope = envelope
+        for item in decoded:
+            try:
+                item.event = self.registry.load(item.envelope)
+            except UnknownEventType:
+                item.unknown_type = True
+            except Exception as exc:
+                item.problem = reason_of(exc, "invalid")
+
+    async def _commit(self, conn: asyncpg.Connection, batch: list[_Item], outcome: Replayed) -> None:
+        async with conn.transaction():
+            todo, skipped = await self._claim(conn, batch)
+            parked = [self._parked(i, i.problem, 0) for i in todo if i.problem is not None]
+            valid = [i for i in todo if i.problem is None and not i.unknown_type]
+            try:
+                async with conn.transaction():  # savepoint: a failure leaves the claims usable
+                    await self._handle_all(conn, valid)
+                applied = len(valid)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.info("%s replay: batch of %d failed, applying it event by event", self.projection.name, len(valid))
+                applied = await self._handle_one_by_one(conn, valid, parked)
+            await self.dead_letters.park(conn, self.projection.name, parked)
+        outcome.applied += applied
+        outcome.skipped += skipped
+        outcome.unknown += sum(1 for i in todo if i.unknown_type)
+        outcome.parked += len(parked)
+
+    async def _claim(self, conn: asyncpg.Connection, batch: list[_Item]) -> tuple[list[_Item], int]:
+        """Claim the batch's ids (an undecodable row has none: it is parked as it is)."""
+        ids = sorted({i.envelope.id for i in batch if i.envelope is not None})
+        claimed = {r[0] for r in await conn.fetch(self._sql_claim, self.projection.name, ids)}
+        todo = [i for i in batch if i.envelope is None or i.envelope.id in claimed]
+        return todo, len(batch) - len(todo)
+
+    async def _handle_all(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
+        if not items:
+            return
+        handle_batch = getattr(self.projection, "handle_batch", None)
+        if handle_batch is not None:
+            await handle_batch(conn, [(i.envelope, i.event) for i in items])
+            return
+        for item in items:
+            await self.projection.handle(conn, item.envelope, item.event)
+
+    async def _handle_one_by_one(self, conn: asyncpg.Connection, items: list[_Item], parked: list[Parked]) -> int:
+        applied = 0
+        for item in items:
+            try:
+                async with conn.transaction():
+                    await self.projection.handle(conn, item.envelope, item.event)
+                applied += 1
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                parked.append(self._parked(item, reason_of(exc), 1))
+        return applied
+
+    def _parked(self, item: _Item, reason: str, attempts: int) -> Parked:
+        """A dead letter as the consumer writes one; partition and offset -1:
+        the event came from the store, not from a topic."""
+        raw = item.record.raw.encode()
+        key = item.envelope.subject.encode() if item.envelope is not None else None
+        record = ConsumerRecord(
+            topic=item.topic, partition=-1, offset=-1, timestamp=-1, timestamp_type=0,
+            key=key, value=raw, checksum=None, serialized_key_size=len(key or b""), serialized_value_size=len(raw),
+            headers=[(POSITION_HEADER, str(item.record.checkpoint.position).encode())],
+        )
+        return Parked(record, reason, attempts, item.envelope)
