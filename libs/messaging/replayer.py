@@ -274,7 +274,9 @@ class Replayer:
     async def _handle_all(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
         if not items:
             return
-        handle_batch = getattr(self.projection, "handle_batch", None)
+        # A projection may offer a replay's own batch call (the same read
+        # model, without what only a serving process needs per batch).
+        handle_batch = getattr(self.projection, "replay_batch", None) or getattr(self.projection, "handle_batch", None)
         if handle_batch is not None:
             await handle_batch(conn, [(i.envelope, i.event) for i in items])
             return
