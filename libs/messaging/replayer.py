@@ -15,8 +15,8 @@ forgot what it applied, ``Replayer.run``:
 3. interleaves the contexts by the time the source stored each event
    (``recorded_at``; each context keeps its own commit order), the nearest
    thing to the order the live consumer saw;
-4. applies ``batch_size`` events per transaction as the consumer does: open
-   personal values, load payloads (an unknown type is claimed, not handled;
+4. applies ``batch_size`` events per transaction as the consumer does (the
+   next batch decoded meanwhile): open personal values, load payloads (an unknown type is claimed, not handled;
    one that does not load is parked), claim the ids in ``applied_events``
    with the consumer's own statement, hand the claimed ones to the
    projection's ``handle_batch`` (else ``handle`` per event), commit. If the
@@ -185,29 +185,50 @@ class Replayer:
         self._sql_claim = claim_sql(self.schema)
 
     async def run(self) -> Replayed:
-        """Read every source to its horizon and apply; call after ``rebuild``."""
+        """Read every source to its horizon and apply; call after ``rebuild``.
+
+        Two stages: one reads and decodes the next batch (Python) while the
+        other's transaction runs in PostgreSQL, so both cores work."""
         started = time.perf_counter()
         outcome = Replayed()
         logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
         for log_ in logs:
             await log_.note_horizon()
-        batch: list[_Item] = []
-        async for log_, record in merged(logs):
-            batch.append(_Item(log_.topic, record))
-            if len(batch) >= self.batch_size:
+        ready: asyncio.Queue[list[_Item] | BaseException | None] = asyncio.Queue(maxsize=2)
+        decoder = asyncio.create_task(self._decode(logs, ready))
+        try:
+            while (batch := await ready.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
                 await self._apply(batch, outcome)
-                batch = []
-        if batch:
-            await self._apply(batch, outcome)
+        finally:
+            decoder.cancel()
+            await asyncio.gather(decoder, return_exceptions=True)
         outcome.seconds = time.perf_counter() - started
         return outcome
+
+    async def _decode(self, logs: Sequence[_Log], ready: asyncio.Queue) -> None:
+        """Hand decoded batches to ``run``; then None, or the exception that stopped it."""
+        try:
+            batch: list[_Item] = []
+            async for log_, record in merged(logs):
+                batch.append(_Item(log_.topic, record))
+                if len(batch) >= self.batch_size:
+                    await self._sort_out(batch)
+                    await ready.put(batch)
+                    batch = []
+            if batch:
+                await self._sort_out(batch)
+                await ready.put(batch)
+            await ready.put(None)
+        except Exception as exc:
+            await ready.put(exc)
 
     async def _apply(self, batch: list[_Item], outcome: Replayed) -> None:
         failures = 0
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await self._sort_out(conn, batch)
                     await self._commit(conn, batch, outcome)
                 break
             except Exception as exc:
@@ -220,20 +241,17 @@ class Replayer:
         if self.on_advance is not None:
             self.on_advance(len(batch))
 
-    async def _sort_out(self, conn: asyncpg.Connection, batch: list[_Item]) -> None:
-        """Decode, open personal values, load payloads (before the transaction)."""
+    async def _sort_out(self, batch: list[_Item]) -> None:
+        """Decode, open personal values, load payloads (before any transaction)."""
         decoded: list[_Item] = []
         for item in batch:
-            item.envelope = item.event = item.problem = None
-            item.unknown_type = False
             try:
                 item.envelope = loads(item.record.raw)
                 decoded.append(item)
             except Exception as exc:  # a row no reader can decode: parked, as the consumer does
                 item.problem = reason_of(exc, "undecodable")
         if self.personal is not None and decoded:
-            vault_conn = self.personal.vault_connection(self.pool, conn)
-            opened = await self.personal.open([i.envelope for i in decoded], conn=vault_conn)
+            opened = await self.personal.open([i.envelope for i in decoded])
             for item, envelope in zip(decoded, opened, strict=True):
                 item.envelope = envelope
         for item in decoded:
