@@ -1,0 +1,143 @@
+"""``binome replay`` reads the event stores directly (libs/messaging/replayer.py):
+beside a live consumer it applies nothing twice, it publishes nothing, it
+waits for a transaction that commits late instead of skipping it, and it
+shows its progress."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+
+from libs.eventstore.store import EventStore, StreamAppend
+from libs.messaging.consumer import ConsumerRunner, rebuild
+from libs.messaging.relay import OutboxRelay
+from libs.messaging.replayer import Replayer, Source
+from libs.runtime.replay import replay
+from libs.runtime.replay_progress import replay_progress, summary
+from libs.runtime.service import ServiceDefinition
+from libs.settings import Settings
+from tests.support.events import probe
+from tests.support.kafka import wait_for
+from tests.support.projections import ProbeTally, tally_count
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def tally(pool: asyncpg.Pool, schema: str) -> ProbeTally:
+    projection = ProbeTally(schema)
+    await projection.create(pool)
+    return projection
+
+
+async def append_probes(store: EventStore, first: int, n: int, per_append: int = 10) -> None:
+    for start in range(first, first + n, per_append):
+        events = [probe(f"s{v}", v) for v in range(start, min(start + per_append, first + n))]
+        await store.append_many([StreamAppend(e.subject, None, [e]) for e in events])
+
+
+def replayer(pool: asyncpg.Pool, schema: str, tally: ProbeTally, store: EventStore, **kw) -> Replayer:
+    return Replayer(pool, schema, tally, [Source("platform", store)], poll_s=0.02, **kw)
+
+
+async def test_a_replay_beside_the_live_consumer_applies_every_event_exactly_once(
+    pool, schema, tally, kafka_bootstrap, topic_prefix
+) -> None:
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    live = ConsumerRunner(pool, schema, tally, kafka_bootstrap, topic_prefix=topic_prefix, session_timeout_ms=1000)
+    relay = OutboxRelay(pool, schema, kafka_bootstrap, poll_interval_s=0.02)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(live.run(stop)), asyncio.create_task(relay.run(stop))]
+    try:
+        await live.wait_assigned()
+        await append_probes(store, 0, 300)
+        await wait_for(lambda: tally_count(pool, tally, 300), timeout=60)
+
+        async def rebuild_and_replay():
+            await rebuild(pool, schema, tally)
+            return await replayer(pool, schema, tally, store, batch_size=40).run()
+
+        # Events keep arriving through the relay and the live consumer while
+        # the replay reads the store: both may hold the same event.
+        replaying = asyncio.create_task(rebuild_and_replay())
+        await append_probes(store, 300, 300, per_append=5)
+        done = await replaying
+        rows = await wait_for(lambda: tally_count(pool, tally, 600), timeout=60)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert sorted(r["value"] for r in rows) == list(range(600))
+    assert {r["times"] for r in rows} == {1}  # nothing applied twice since the rebuild
+    assert done.read >= 300 and done.applied + done.skipped == done.read
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.applied_events") == 600
+
+
+async def test_a_replay_publishes_nothing(pool, schema, tally, kafka_bootstrap, topic_prefix) -> None:
+    store = EventStore(pool, schema, topic_prefix=topic_prefix)
+    await append_probes(store, 0, 50)
+    relay = OutboxRelay(pool, schema, kafka_bootstrap)
+    try:
+        assert await relay.publish_pending() == 50  # the log on the topic, the outbox empty
+    finally:
+        await relay.close()
+    topic = f"{topic_prefix}binome.platform.events"
+    watcher = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await watcher.start()
+    try:
+        await watcher.topics()  # fetches the metadata
+        watcher.assign([TopicPartition(topic, p) for p in sorted(watcher.partitions_for_topic(topic) or ())])
+        read = 0
+        while read < 50:  # the topic read to its end
+            read += sum(len(records) for records in (await watcher.getmany(timeout_ms=1000)).values())
+
+        await rebuild(pool, schema, tally)
+        done = await replayer(pool, schema, tally, store).run()
+
+        assert (done.read, done.applied) == (50, 50)
+        assert len(await tally.rows(pool)) == 50
+        assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0
+        assert await watcher.getmany(timeout_ms=1500) == {}  # no record reached the broker
+    finally:
+        await watcher.stop()
+
+
+async def test_a_transaction_committing_late_is_waited_for_not_skipped(pool, schema, tally) -> None:
+    store = EventStore(pool, schema)
+    await append_probes(store, 0, 5)
+    async with pool.acquire() as late:
+        transaction = late.transaction()
+        await transaction.start()
+        await store.append("s-late", None, [probe("s-late", 100)], conn=late)  # its position comes first...
+        await store.append("s-after", None, [probe("s-after", 101)])  # ...this one commits first
+
+        await rebuild(pool, schema, tally)
+        replaying = asyncio.create_task(replayer(pool, schema, tally, store).run())
+        await asyncio.sleep(0.5)
+        assert not replaying.done()  # it waits: both events sit behind the open transaction
+        await transaction.commit()
+        done = await asyncio.wait_for(replaying, timeout=30)
+
+    assert done.read == 7
+    assert sorted(r["value"] for r in await tally.rows(pool)) == [0, 1, 2, 3, 4, 100, 101]
+
+
+async def test_binome_replay_shows_its_progress_and_what_it_applied(pool, schema, tally, tmp_path) -> None:
+    store = EventStore(pool, schema)
+    await append_probes(store, 0, 30)
+    tally.contexts = (schema,)  # this test's service is its own source context
+    service = ServiceDefinition(schema, create_app=lambda ctx: None, projections=lambda ctx: [tally])
+    screen = io.StringIO()
+    progress = replay_progress(Console(file=screen, width=120, force_terminal=False))
+    with progress:
+        done = await replay(pool, Settings(data_dir=tmp_path), [service], schema, progress=progress, batch_size=7)
+    shown = screen.getvalue()
+    assert "probe-tally" in shown and "30/30" in shown and "events/s" in shown
+    (line,) = summary(done)
+    assert line.startswith("probe-tally: 30 events applied, 0 applied already by the live consumer")
+    assert len(await tally.rows(pool)) == 30
