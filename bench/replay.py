@@ -147,9 +147,9 @@ def _join(parts: list[str], ids: list[str], fresh: dict[str, str]) -> str:
 
 
 async def generate(pool: asyncpg.Pool, schemas: dict[str, str], events: int) -> int:
-    """Insert about ``events`` events (whole cohorts); return how many."""
+    """Insert at least ``events`` events (whole cohorts); return how many."""
     template = Template.of(cohort())
-    copies = max(1, round(events / len(template)))
+    copies = max(1, -(-events // len(template)))  # whole cohorts, at least ``events``
     written = 0
     progress = replay_progress(console)
     with progress:
