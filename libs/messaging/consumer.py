@@ -70,12 +70,17 @@ log = logging.getLogger(__name__)
 class Projection(Protocol):
     """What a read model provides to the runtime.
 
-    A projection may also define ``async def handle_batch(conn, items)``,
-    ``items`` being ``(envelope, event)`` pairs in delivery order, to write a
-    whole batch at once (one statement instead of one per event). The runtime
-    uses it when present, else calls ``handle`` per event. Either runs inside
-    the runtime's transaction; if it raises, the runtime falls back to
+    Every projection of Binome also defines ``async def handle_batch(conn,
+    items)``, ``items`` being ``(envelope, event)`` pairs in delivery order, to
+    write a whole batch at once (few statements instead of one per event), or
+    ``handle_each`` when its events must be applied one at a time. The
+    runtime uses it when present, else calls ``handle`` per event. Either runs
+    inside the runtime's transaction; if it raises, the runtime falls back to
     ``handle`` per event to find the failing one.
+
+    A replay (libs/messaging/replayer.py) calls ``replay_batch(conn, items)``
+    instead when a projection defines it: the same read model, without work
+    that only a serving process needs per batch (insights' gauges).
     """
 
     #: Unique name: the Kafka consumer group and the key in ``applied_events``.
@@ -88,6 +93,14 @@ class Projection(Protocol):
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         """Empty the read model (for a rebuild)."""
+
+
+async def handle_each(projection: Projection, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
+    """``handle_batch`` for a projection that applies one event at a time (its
+    handlers read what earlier events wrote, or run a process manager)."""
+    for envelope, event in items:
+        with correlation(envelope.correlationid):  # log lines of the handler carry it
+            await projection.handle(conn, envelope, event)
 
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[tuple[Envelope, DomainEvent]]], Awaitable[None]]
