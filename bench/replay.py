@@ -60,6 +60,7 @@ from libs.eventstore.store import EventStore  # noqa: E402
 from libs.messaging.consumer import ConsumerRunner, rebuild  # noqa: E402
 from libs.messaging.relay import OutboxRelay  # noqa: E402
 from libs.messaging.replayer import Replayer, Source  # noqa: E402
+from libs.runtime.heap import freeze_startup_heap  # noqa: E402
 from libs.runtime.replay_progress import replay_progress  # noqa: E402
 from services.insights import SERVICE as INSIGHTS  # noqa: E402
 from services.insights.projection import READ_MODEL_TABLES, InsightsProjection  # noqa: E402
@@ -301,6 +302,7 @@ async def main(args: argparse.Namespace) -> dict:
                 await migrate(conn, insights, INSIGHTS.migrations)
             environment = await describe_environment(pool, stack)
             total = await generate(pool, schemas, args.events)
+            freeze_startup_heap()  # as binome up and binome replay do: both paths gain
             binome = await new_path(pool, insights, schemas, args.batch_size)
             assert binome.applied == total, (binome.applied, total)
             counts = await table_counts(pool, insights)

@@ -122,9 +122,12 @@ def replay(
     Publishes nothing; safe while ``binome up`` runs (its live consumer and
     the replay never apply an event twice).
     """
+    from libs.runtime.heap import freeze_startup_heap
     from libs.runtime.replay import replay as do_replay
     from libs.runtime.replay_progress import replay_progress, summary
 
+    _services()  # imported before the freeze: the collector then skips them
+    freeze_startup_heap()
     with replay_progress() as progress:
         rebuilt = _run(lambda: _with_pool(
             lambda pool: do_replay(pool, get_settings(), _services(), service, name, progress=progress,
