@@ -200,7 +200,7 @@ async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], b
         await rebuild(pool, insights, projection)
         done = await replayer.run()
         seconds = time.perf_counter() - started
-    return Run(seconds, done.applied)
+    return Run(seconds, done.applied, seconds - done.seconds + (done.first_applied_s or 0.0))
 
 
 class TodaysInsightsProjection(InsightsProjection):

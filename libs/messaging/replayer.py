@@ -81,6 +81,8 @@ class Replayed:
     unknown: int = 0
     parked: int = 0
     seconds: float = 0.0
+    #: From the start until the first batch committed.
+    first_applied_s: float | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -178,6 +180,7 @@ class Replayer:
     #: Transient failures of one batch tolerated before the replay gives up.
     max_transient_failures: int = 8
     on_advance: Advance | None = None
+    _started: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
@@ -189,7 +192,7 @@ class Replayer:
 
         Two stages: one reads and decodes the next batch (Python) while the
         other's transaction runs in PostgreSQL, so both cores work."""
-        started = time.perf_counter()
+        self._started = started = time.perf_counter()
         outcome = Replayed()
         logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
         for log_ in logs:
@@ -238,6 +241,8 @@ class Replayer:
                 log.warning("%s replay: transient failure, retrying the batch: %s", self.projection.name, reason_of(exc))
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         outcome.read += len(batch)
+        if outcome.first_applied_s is None:
+            outcome.first_applied_s = time.perf_counter() - self._started
         if self.on_advance is not None:
             self.on_advance(len(batch))
 
