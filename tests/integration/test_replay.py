@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 
+from libs.database import create_pool
+from libs.embedded.postgres import ensure_database
 from libs.eventstore.store import EventStore, StreamAppend
 from libs.messaging.consumer import ConsumerRunner, rebuild
 from libs.messaging.relay import OutboxRelay
@@ -23,10 +30,13 @@ from libs.runtime.replay_progress import replay_progress, summary
 from libs.runtime.service import ServiceDefinition
 from libs.settings import Settings
 from tests.support.events import probe
+from tests.support.insights import SOURCES, health_scenario
 from tests.support.kafka import wait_for
 from tests.support.projections import ProbeTally, tally_count
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -145,3 +155,41 @@ async def test_binome_replay_shows_its_progress_and_what_it_applied(pool, schema
     (line,) = summary(done)
     assert line.startswith("probe-tally: 30 events applied, 0 applied already by the live consumer")
     assert len(await tally.rows(pool)) == 30
+
+
+async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(database_url, tmp_path) -> None:
+    """The command as users run it, on a database of its own (the real schema names)."""
+    name = f"t_replay_cli_{uuid.uuid4().hex[:8]}"
+    url = await ensure_database(database_url, name)
+    try:
+        env = {**os.environ, "BINOME_DATABASE_URL": url, "BINOME_DATA_DIR": str(tmp_path)}
+        migrated = subprocess.run([sys.executable, "-m", "libs.cli", "migrate"], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=120)
+        assert migrated.returncode == 0, migrated.stderr[-2000:]
+        sc, _ = health_scenario()
+        async with await create_pool(url, min_size=1, max_size=2) as pool:
+            for stream, envelope in sc.events:
+                await EventStore(pool, envelope.context).append(stream, None, [envelope])
+
+        done = subprocess.run([sys.executable, "-m", "libs.cli", "replay", "insights"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        total = len(sc.events)
+        assert f"insights: {total} events applied, 0 applied already by the live consumer" in done.stdout
+        assert "events/s" in done.stderr  # the progress bar
+
+        async with await create_pool(url, min_size=1, max_size=2) as pool:
+            assert await pool.fetchval("SELECT count(*) FROM insights.applied_events") == total
+            assert await pool.fetchval("SELECT count(*) FROM insights.pairs") == 9
+            outboxes = [await pool.fetchval(f"SELECT count(*) FROM {c}.outbox") for c in SOURCES]
+            assert outboxes == [total_of(sc, c) for c in SOURCES]  # only what the appends queued
+    finally:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+def total_of(sc, context: str) -> int:
+    return sum(1 for _, envelope in sc.events if envelope.context == context)
