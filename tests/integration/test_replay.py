@@ -193,3 +193,32 @@ async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(datab
 
 def total_of(sc, context: str) -> int:
     return sum(1 for _, envelope in sc.events if envelope.context == context)
+
+
+async def test_a_replay_parks_what_cannot_apply_skips_unknown_types_and_retries_transient_faults(
+    pool, schema, tally
+) -> None:
+    store = EventStore(pool, schema)
+    await append_probes(store, 0, 10)
+    newer = probe("s-new", 50).model_copy(update={"type": "binome.platform.ProbeRecorded.v99"})
+    invalid = probe("s-bad", 51).model_copy(update={"data": {"probe": "s-bad", "value": "not a number"}})
+    for envelope in (newer, invalid):
+        await store.append(envelope.subject, None, [envelope])
+    tally.poison = {3}  # the projection refuses it, every time
+    tally.fail_first = {7}  # a transient fault (a lost connection) the first time
+
+    await rebuild(pool, schema, tally)
+    done = await replayer(pool, schema, tally, store, batch_size=5).run()
+
+    assert (done.read, done.applied, done.unknown, done.parked) == (12, 9, 1, 2)
+    rows = await tally.rows(pool)
+    assert sorted(r["value"] for r in rows) == [0, 1, 2, 4, 5, 6, 7, 8, 9] and {r["times"] for r in rows} == {1}
+    parked = await pool.fetch(
+        f"SELECT event_id, reason, partition, record_value FROM {schema}.dead_letters WHERE consumer = $1 ORDER BY reason",
+        tally.name,
+    )
+    assert [r["reason"].split(":")[0] for r in parked] == ["ValueError", "invalid"]
+    assert {r["partition"] for r in parked} == {-1}  # from the store, not from a topic
+    outcomes = dict(await pool.fetch(f"SELECT event_id, outcome FROM {schema}.applied_events"))
+    assert outcomes[newer.id] == "applied" and outcomes[invalid.id] == "dead_lettered"
+    assert len(outcomes) == 12  # every event claimed: the watermark passes them all
