@@ -95,7 +95,9 @@ class Projection(Protocol):
         """Empty the read model (for a rebuild)."""
 
 
-async def handle_each(projection: Projection, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
+async def handle_each(
+    projection: Projection, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]
+) -> None:
     """``handle_batch`` for a projection that applies one event at a time (its
     handlers read what earlier events wrote, or run a process manager)."""
     for envelope, event in items:
