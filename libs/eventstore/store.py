@@ -360,6 +360,42 @@ class EventStore:
             for r in rows
         ]
 
+    async def read_committed_in(
+        self, snapshot: str, after_position: int = 0, limit: int = 1000, *, late: bool = False
+    ) -> list[StoredRecord]:
+        """Events visible in ``snapshot`` (``pg_current_snapshot()::text``),
+        after ``after_position``, in position order; ``late``: instead those of
+        the transactions that were running in it (read once they ended).
+
+        Position order is each stream's version order (a version is appended
+        only after the one before it committed, so it gets a later position),
+        which transaction order is not: a transaction that took its id early
+        (an idempotency key claimed first) may append a stream's next version
+        with an id lower than the version before it. Visibility in one
+        snapshot, unlike a ``position > last`` cursor on a live log, skips
+        nothing: the events visible in it are all committed, and the late
+        ones are read apart once their transactions ended.
+        """
+        which = (
+            "transaction_id = ANY(ARRAY(SELECT pg_snapshot_xip($1::text::pg_snapshot)))"
+            if late
+            else "pg_visible_in_snapshot(transaction_id, $1::text::pg_snapshot)"
+        )
+        rows = await self.pool.fetch(
+            f"""SELECT transaction_id::text AS tx, position, recorded_at, envelope::text AS envelope
+                FROM {self.schema}.events
+                WHERE position > $2 AND {which}
+                ORDER BY position
+                LIMIT $3""",
+            snapshot,
+            after_position,
+            limit,
+        )
+        return [
+            StoredRecord(Checkpoint(int(r["tx"]), r["position"]), r["recorded_at"], r["envelope"])
+            for r in rows
+        ]
+
     async def iterate_all(self, after: Checkpoint = Checkpoint(), batch: int = 1000) -> AsyncIterator[StoredEvent]:
         while True:
             chunk = await self.read_all(after, batch)

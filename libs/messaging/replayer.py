@@ -3,21 +3,23 @@
 After ``rebuild`` (libs/messaging/consumer.py) emptied the read model and
 forgot what it applied, ``Replayer.run``:
 
-1. notes, per source database, the *horizon*: ``pg_snapshot_xmax`` of a
-   snapshot taken now. Every event committed before the rebuild comes from a
-   transaction below it;
-2. reads each source context's log in commit-safe order (``EventStore.
-   read_records``: writing transaction, then position, stopping at
-   ``pg_snapshot_xmin``), a chunk ahead of the one being applied, and stops
-   only when a read comes back empty *after* every transaction below the
-   horizon had ended: an append in flight when the replay started (or one
-   that committed behind it) is waited for, never skipped;
+1. takes a snapshot of each source database (``pg_current_snapshot``): the
+   events visible in it are exactly those committed before the replay began;
+2. reads each source context's events visible in it, in position order
+   (``EventStore.read_committed_in``), a chunk ahead of the one being
+   applied: position order is each stream's version order, and visibility in
+   one snapshot needs no wait for unrelated transactions. Then it waits until
+   every transaction running at the snapshot has ended and reads theirs: an
+   append in flight when the replay began is waited for, never skipped (it
+   is also in the outbox, so the live consumer may get it first). The
+   events of transactions begun after the snapshot are the live consumer's,
+   through the outbox and the relay (now, or at the next ``binome up``);
 3. interleaves the contexts by the time the source stored each event
    (``recorded_at``; each context keeps its own commit order), the nearest
    thing to the order the live consumer saw;
 4. applies ``batch_size`` events per transaction as the consumer does (the
-   next batch decoded meanwhile): open personal values, load payloads (an unknown type is claimed, not handled;
-   one that does not load is parked), claim the ids in ``applied_events``
+   next batch decoded meanwhile): open personal values, load payloads (an
+   unknown type is claimed, not handled; one that does not load is parked), claim the ids in ``applied_events``
    with the consumer's own statement, hand the claimed ones to the
    projection's ``handle_batch`` (else ``handle`` per event), commit. If the
    batch call fails, the batch is applied again event by event, a savepoint
@@ -26,10 +28,10 @@ forgot what it applied, ``Replayer.run``:
 
 It publishes nothing: no outbox row, no record, so no other consumer sees
 anything. The live consumer keeps running: an event committed after the
-rebuild reaches it through the relay, and the replay may read it too; the
-claim lets exactly one of them apply it. Events already delivered to the
-live consumer before the rebuild and still in its hands are claimed the same
-way.
+rebuild reaches it through the relay, and the replay may read it too (one
+that was being written when the replay began); the claim lets exactly one of
+them apply it. Events already delivered to the live consumer before the
+rebuild and still in its hands are claimed the same way.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from libs.events.envelope import Envelope, topic_for_context
 from libs.events.serialization import loads
 from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
-from libs.eventstore.store import Checkpoint, EventStore, StoredRecord
+from libs.eventstore.store import EventStore, StoredRecord
 from libs.gdpr.personal import PersonalData
 from libs.messaging.consumer import Projection, claim_sql
 from libs.messaging.deadletters import DeadLetters, Parked, reason_of
@@ -100,37 +102,43 @@ class _Item:
 
 
 class _Log:
-    """One source's log, read a chunk at a time up to its horizon."""
+    """One source's log: what committed before the replay began, then what
+    was still being written then (see the module docstring)."""
 
     def __init__(self, source: Source, chunk: int, poll_s: float) -> None:
         self.source = source
         self.chunk = chunk
         self.poll_s = poll_s
-        self.after = Checkpoint()
         self.topic = topic_for_context(source.context, source.store.topic_prefix)
-        self.horizon: str | None = None
-        self._sql_past_horizon = "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8"
+        self.snapshot = ""
+        self.after = 0  # position
+        self.late = False  # reading the transactions that were running at the snapshot
+        self._sql_running = """SELECT count(*) FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
+                               WHERE pg_xact_status(x) = 'in progress'"""
 
-    async def note_horizon(self) -> None:
-        self.horizon = await self.source.store.pool.fetchval(
-            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text"
-        )
+    async def take_snapshot(self) -> None:
+        self.snapshot = await self.source.store.pool.fetchval("SELECT pg_current_snapshot()::text")
 
     async def next_chunk(self) -> list[StoredRecord] | None:
-        """The next events in commit-safe order; None once the log is read to the horizon."""
-        waited = False
+        """The next events in position order; None once both parts are read."""
+        store = self.source.store
         while True:
-            # Checked before the read: if every transaction below the horizon
-            # had ended then, an empty read means there is nothing left.
-            past = await self.source.store.pool.fetchval(self._sql_past_horizon, self.horizon)
-            records = await self.source.store.read_records(self.after, self.chunk)
+            records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late)
             if records:
-                self.after = records[-1].checkpoint
+                self.after = records[-1].checkpoint.position
                 return records
-            if past:
+            if self.late:
                 return None
+            await self._wait_for_running()
+            self.late, self.after = True, 0
+
+    async def _wait_for_running(self) -> None:
+        """Until every transaction running at the snapshot has ended: one of
+        them may be appending here, committing after the replay began."""
+        waited = False
+        while await self.source.store.pool.fetchval(self._sql_running, self.snapshot):
             if not waited:
-                log.info("%s: waiting for transactions that were running when the replay started", self.source.context)
+                log.info("%s: waiting for transactions that were running when the replay began", self.source.context)
                 waited = True
             await asyncio.sleep(self.poll_s)
 
@@ -149,20 +157,24 @@ class _Log:
 async def merged(logs: Sequence[_Log]) -> AsyncIterator[tuple[_Log, StoredRecord]]:
     """The logs interleaved by ``recorded_at`` (each keeps its own order)."""
     iterators = [log_.records() for log_ in logs]
-    heap: list[tuple] = []
-    for index, iterator in enumerate(iterators):
-        first = await anext(iterator, None)
-        if first is not None:
-            heap.append((first.recorded_at, index, first))
-    heapq.heapify(heap)
-    while heap:
-        _, index, record = heap[0]
-        yield logs[index], record
-        following = await anext(iterators[index], None)
-        if following is None:
-            heapq.heappop(heap)
-        else:
-            heapq.heapreplace(heap, (following.recorded_at, index, following))
+    try:
+        heap: list[tuple] = []
+        for index, iterator in enumerate(iterators):
+            first = await anext(iterator, None)
+            if first is not None:
+                heap.append((first.recorded_at, index, first))
+        heapq.heapify(heap)
+        while heap:
+            _, index, record = heap[0]
+            yield logs[index], record
+            following = await anext(iterators[index], None)
+            if following is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (following.recorded_at, index, following))
+    finally:  # on failure too: no read ahead left holding a connection
+        for iterator in iterators:
+            await iterator.aclose()
 
 
 @dataclass
@@ -188,7 +200,7 @@ class Replayer:
         self._sql_claim = claim_sql(self.schema)
 
     async def run(self) -> Replayed:
-        """Read every source to its horizon and apply; call after ``rebuild``.
+        """Read every source (see the module docstring) and apply; call after ``rebuild``.
 
         Two stages: one reads and decodes the next batch (Python) while the
         other's transaction runs in PostgreSQL, so both cores work."""
@@ -196,7 +208,7 @@ class Replayer:
         outcome = Replayed()
         logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
         for log_ in logs:
-            await log_.note_horizon()
+            await log_.take_snapshot()
         ready: asyncio.Queue[list[_Item] | BaseException | None] = asyncio.Queue(maxsize=2)
         decoder = asyncio.create_task(self._decode(logs, ready))
         try:
@@ -212,9 +224,10 @@ class Replayer:
 
     async def _decode(self, logs: Sequence[_Log], ready: asyncio.Queue) -> None:
         """Hand decoded batches to ``run``; then None, or the exception that stopped it."""
+        events = merged(logs)
         try:
             batch: list[_Item] = []
-            async for log_, record in merged(logs):
+            async for log_, record in events:
                 batch.append(_Item(log_.topic, record))
                 if len(batch) >= self.batch_size:
                     await self._sort_out(batch)
@@ -226,6 +239,8 @@ class Replayer:
             await ready.put(None)
         except Exception as exc:
             await ready.put(exc)
+        finally:
+            await events.aclose()
 
     async def _apply(self, batch: list[_Item], outcome: Replayed) -> None:
         failures = 0

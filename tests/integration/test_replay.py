@@ -222,3 +222,22 @@ async def test_a_replay_parks_what_cannot_apply_skips_unknown_types_and_retries_
     outcomes = dict(await pool.fetch(f"SELECT event_id, outcome FROM {schema}.applied_events"))
     assert outcomes[newer.id] == "applied" and outcomes[invalid.id] == "dead_lettered"
     assert len(outcomes) == 12  # every event claimed: the watermark passes them all
+
+
+async def test_a_stream_replays_in_version_order_even_when_transaction_ids_say_otherwise(pool, schema, tally) -> None:
+    """A request that claimed its idempotency key first holds an early
+    transaction id; the next version it appends then has a lower id than the
+    version before it. Position order keeps the stream's order."""
+    store = EventStore(pool, schema)
+    async with pool.acquire() as early:
+        async with early.transaction():
+            await early.fetchval("SELECT pg_current_xact_id()")  # its id, taken before the other append
+            await store.append("s", 0, [probe("s", 1)])  # version 1, a later transaction id, committed
+            await store.append("s", 1, [probe("s", 2)], conn=early)  # version 2
+    ids = await pool.fetch(f"SELECT version, transaction_id::text::bigint AS tx FROM {schema}.events ORDER BY version")
+    assert ids[1]["tx"] < ids[0]["tx"]  # the case in point
+
+    await rebuild(pool, schema, tally)
+    done = await replayer(pool, schema, tally, store).run()
+
+    assert done.applied == 2 and list(tally.attempts) == [1, 2]  # version 1 applied first
