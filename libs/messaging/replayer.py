@@ -15,7 +15,7 @@ forgot what it applied, ``Replayer.run``:
    events of transactions begun after the snapshot are the live consumer's,
    through the outbox and the relay (now, or at the next ``binome up``);
 3. interleaves the contexts by the time the source stored each event
-   (``recorded_at``; each context keeps its own commit order), the nearest
+   (``recorded_at``; each context keeps its position order), the nearest
    thing to the order the live consumer saw;
 4. applies ``batch_size`` events per transaction as the consumer does (the
    next batch decoded meanwhile): open personal values, load payloads (an
