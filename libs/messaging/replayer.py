@@ -111,13 +111,19 @@ class _Log:
         self.poll_s = poll_s
         self.topic = topic_for_context(source.context, source.store.topic_prefix)
         self.snapshot = ""
+        self.any_running = False
         self.after = 0  # position
         self.late = False  # reading the transactions that were running at the snapshot
         self._sql_running = """SELECT count(*) FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
                                WHERE pg_xact_status(x) = 'in progress'"""
 
     async def take_snapshot(self) -> None:
-        self.snapshot = await self.source.store.pool.fetchval("SELECT pg_current_snapshot()::text")
+        row = await self.source.store.pool.fetchrow(
+            "SELECT s::text AS snapshot, (SELECT count(*) FROM pg_snapshot_xip(s)) AS running"
+            " FROM pg_current_snapshot() AS s"
+        )
+        self.snapshot = row["snapshot"]
+        self.any_running = row["running"] > 0
 
     async def next_chunk(self) -> list[StoredRecord] | None:
         """The next events in position order; None once both parts are read."""
@@ -127,7 +133,7 @@ class _Log:
             if records:
                 self.after = records[-1].checkpoint.position
                 return records
-            if self.late:
+            if self.late or not self.any_running:
                 return None
             await self._wait_for_running()
             self.late, self.after = True, 0
