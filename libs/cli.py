@@ -116,22 +116,28 @@ def migrate() -> None:
 def replay(
     service: Annotated[str, typer.Argument(help="The service that owns the read model.")],
     name: Annotated[str | None, typer.Argument(help="One projection; all of the service's by default.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=50_000, help="Events applied per transaction.")] = 2000,
 ) -> None:
     """Rebuild read models from the beginning of the log.
 
-    Empties the read model and what it applied, then queues the log of every
-    context it reads for publishing again. A running ``binome up`` re-applies
-    it at once; otherwise the next ``binome up`` does.
+    Empties the read model and what it applied, then reads the event store of
+    every context it consumes and applies it in batches, with a progress bar.
+    Publishes nothing; safe while ``binome up`` runs (its live consumer and
+    the replay never apply an event twice).
     """
-    from libs.runtime.replay import READ_TABLES
+    from libs.runtime.heap import freeze_startup_heap
     from libs.runtime.replay import replay as do_replay
+    from libs.runtime.replay_progress import replay_progress, summary
 
-    rebuilt = _run(lambda: _with_pool(lambda pool: do_replay(pool, get_settings(), _services(), service, name)))
-    for projection, queued in rebuilt.items():
-        if projection == READ_TABLES:
-            typer.echo(f"{projection}: rebuilt from the {queued} events of the log")
-        else:
-            typer.echo(f"{projection}: emptied; {queued} events queued again from the log")
+    _services()  # imported before the freeze: the collector then skips them
+    freeze_startup_heap()
+    with replay_progress() as progress:
+        rebuilt = _run(lambda: _with_pool(
+            lambda pool: do_replay(pool, get_settings(), _services(), service, name, progress=progress,
+                                   batch_size=batch_size)
+        ))
+    for line in summary(rebuilt):
+        typer.echo(line)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -68,6 +69,16 @@ class Checkpoint:
 class StoredEvent:
     checkpoint: Checkpoint
     envelope: Envelope
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """An event as stored (personal values still sealed, JSON not parsed),
+    for readers that decode and open in bulk themselves (replays)."""
+
+    checkpoint: Checkpoint
+    recorded_at: datetime
+    raw: str
 
 
 def notify_channel(schema: str) -> str:
@@ -327,8 +338,14 @@ class EventStore:
         by the writing transaction and stopping at the oldest running one
         cannot.
         """
+        records = await self.read_records(after, limit)
+        envelopes = await self._opened([loads(r.raw) for r in records])
+        return [StoredEvent(r.checkpoint, e) for r, e in zip(records, envelopes, strict=True)]
+
+    async def read_records(self, after: Checkpoint = Checkpoint(), limit: int = 1000) -> list[StoredRecord]:
+        """``read_all``'s events as stored: sealed, unparsed, with when each was recorded."""
         rows = await self.pool.fetch(
-            f"""SELECT transaction_id::text AS tx, position, envelope::text AS envelope
+            f"""SELECT transaction_id::text AS tx, position, recorded_at, envelope::text AS envelope
                 FROM {self.schema}.events
                 WHERE (transaction_id, position) > ($1::text::xid8, $2)
                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -338,8 +355,46 @@ class EventStore:
             after.position,
             limit,
         )
-        envelopes = await self._opened([loads(r["envelope"]) for r in rows])
-        return [StoredEvent(Checkpoint(int(r["tx"]), r["position"]), e) for r, e in zip(rows, envelopes, strict=True)]
+        return [
+            StoredRecord(Checkpoint(int(r["tx"]), r["position"]), r["recorded_at"], r["envelope"])
+            for r in rows
+        ]
+
+    async def read_committed_in(
+        self, snapshot: str, after_position: int = 0, limit: int = 1000, *, late: bool = False
+    ) -> list[StoredRecord]:
+        """Events visible in ``snapshot`` (``pg_current_snapshot()::text``),
+        after ``after_position``, in position order; ``late``: instead those of
+        the transactions that were running in it (read once they ended).
+
+        Position order is each stream's version order (a version is appended
+        only after the one before it committed, so it gets a later position),
+        which transaction order is not: a transaction that took its id early
+        (an idempotency key claimed first) may append a stream's next version
+        with an id lower than the version before it. Visibility in one
+        snapshot, unlike a ``position > last`` cursor on a live log, skips
+        nothing: the events visible in it are all committed, and the late
+        ones are read apart once their transactions ended.
+        """
+        which = (
+            "transaction_id = ANY(ARRAY(SELECT pg_snapshot_xip($1::text::pg_snapshot)))"
+            if late
+            else "pg_visible_in_snapshot(transaction_id, $1::text::pg_snapshot)"
+        )
+        rows = await self.pool.fetch(
+            f"""SELECT transaction_id::text AS tx, position, recorded_at, envelope::text AS envelope
+                FROM {self.schema}.events
+                WHERE position > $2 AND {which}
+                ORDER BY position
+                LIMIT $3""",
+            snapshot,
+            after_position,
+            limit,
+        )
+        return [
+            StoredRecord(Checkpoint(int(r["tx"]), r["position"]), r["recorded_at"], r["envelope"])
+            for r in rows
+        ]
 
     async def iterate_all(self, after: Checkpoint = Checkpoint(), batch: int = 1000) -> AsyncIterator[StoredEvent]:
         while True:
@@ -411,6 +466,7 @@ __all__ = [
     "DuplicateEventError",
     "EventStore",
     "StoredEvent",
+    "StoredRecord",
     "StreamAppend",
     "local_relay",
     "notify_channel",

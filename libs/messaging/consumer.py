@@ -78,12 +78,17 @@ log = logging.getLogger(__name__)
 class Projection(Protocol):
     """What a read model provides to the runtime.
 
-    A projection may also define ``async def handle_batch(conn, items)``,
-    ``items`` being ``(envelope, event)`` pairs in delivery order, to write a
-    whole batch at once (one statement instead of one per event). The runtime
-    uses it when present, else calls ``handle`` per event. Either runs inside
-    the runtime's transaction; if it raises, the runtime falls back to
+    Every projection of Binome also defines ``async def handle_batch(conn,
+    items)``, ``items`` being ``(envelope, event)`` pairs in delivery order, to
+    write a whole batch at once (few statements instead of one per event), or
+    ``handle_each`` when its events must be applied one at a time. The
+    runtime uses it when present, else calls ``handle`` per event. Either runs
+    inside the runtime's transaction; if it raises, the runtime falls back to
     ``handle`` per event to find the failing one.
+
+    A replay (libs/messaging/replayer.py) calls ``replay_batch(conn, items)``
+    instead when a projection defines it: the same read model, without work
+    that only a serving process needs per batch (insights' gauges).
     """
 
     #: Unique name: the Kafka consumer group and the key in ``applied_events``.
@@ -98,8 +103,31 @@ class Projection(Protocol):
         """Empty the read model (for a rebuild)."""
 
 
+async def handle_each(
+    projection: Projection, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]
+) -> None:
+    """``handle_batch`` for a projection that applies one event at a time (its
+    handlers read what earlier events wrote, or run a process manager)."""
+    for envelope, event in items:
+        with correlation(envelope.correlationid):  # log lines of the handler carry it
+            await projection.handle(conn, envelope, event)
+
+
 BatchHandler = Callable[[asyncpg.Connection, Sequence[tuple[Envelope, DomainEvent]]], Awaitable[None]]
 AfterCommitHook = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+
+
+def claim_sql(schema: str) -> str:
+    """SQL claiming event ids ``$2`` for consumer ``$1``; returns those claimed now.
+
+    Claimed before the handler runs: a second runner holding the same events
+    (a group rebalance, or a replay beside the live consumer) waits on these
+    rows, then sees them and skips. Callers pass the ids sorted, so two
+    claimers lock in one order and never deadlock.
+    """
+    return f"""INSERT INTO {check_schema_name(schema)}.applied_events (consumer, event_id)
+               SELECT $1, id FROM unnest($2::uuid[]) AS id
+               ON CONFLICT DO NOTHING RETURNING event_id"""
 
 
 @dataclass
@@ -212,12 +240,7 @@ class ConsumerRunner:
         self._backoff = wait_exponential_jitter(
             multiplier=self.retry_backoff_s, max=self.retry_max_backoff_s, jitter=self.retry_backoff_s
         )
-        # Claimed before the handler runs: a second runner holding the same
-        # events (during a group rebalance) waits on these rows, then sees them
-        # and skips. RETURNING gives the ids this transaction claimed.
-        self._sql_claim = f"""INSERT INTO {self.schema}.applied_events (consumer, event_id)
-                              SELECT $1, id FROM unnest($2::uuid[]) AS id
-                              ON CONFLICT DO NOTHING RETURNING event_id"""
+        self._sql_claim = claim_sql(self.schema)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. Transient failures are retried here,
@@ -525,13 +548,21 @@ async def rebuild(pool: asyncpg.Pool, schema: str, projection: Projection) -> No
     """Empty a read model and forget what it applied, parked and reached, in
     one transaction.
 
-    The events then come again from the log (``EventStore.republish_all`` of
-    each source context, or Kafka history on a cluster that keeps it) and the
-    projection applies each exactly once; an event that still cannot apply is
-    parked again.
+    The events then come again from the log (``libs/messaging/replayer.py``
+    reads the source stores) and the projection applies each exactly once; an
+    event that still cannot apply is parked again.
+
+    It first locks ``applied_events`` against writers (SHARE ROW EXCLUSIVE):
+    the lock waits for consumer transactions in flight, which claim there
+    first, and holds new ones at their claim until the read model is empty.
+    Without it, a live consumer's transaction could commit a claim the
+    rebuild did not see (a DELETE skips rows not yet committed) while the
+    rebuild emptied what that transaction had written: an event marked
+    applied whose effect is gone, which the replay would then skip.
     """
     check_schema_name(schema)
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"LOCK TABLE {schema}.applied_events IN SHARE ROW EXCLUSIVE MODE")
         await projection.reset(conn)
         for table in ("applied_events", "dead_letters", "consumer_watermarks"):
             await conn.execute(f"DELETE FROM {schema}.{table} WHERE consumer = $1", projection.name)

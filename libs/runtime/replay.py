@@ -3,9 +3,11 @@
 The log of each context is its service's event store (PostgreSQL), not the
 broker: the embedded broker keeps no history, and a production cluster may
 not keep it for ever either. A rebuild therefore (1) empties the read model
-and forgets what it applied, in one transaction, and (2) asks each source
-service to publish its whole log again. The projection applies every event
-once; every other consumer skips the re-published events it has applied.
+and forgets what it applied, in one transaction (``rebuild``), and (2) reads
+the event store of every context the projection consumes and applies it in
+batches (libs/messaging/replayer.py). Nothing is published again: no other
+consumer is disturbed, and a running ``binome up`` keeps its live consumer,
+which shares the claims in ``applied_events`` with the replay.
 
 A service's own read tables, written in the transactions that append its
 events, are rebuilt at once instead (``READ_TABLES``): in one transaction
@@ -14,12 +16,18 @@ that holds writers back, from its own log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncpg
+from rich.progress import Progress
 
 from libs.eventstore.store import EventStore
+from libs.database import create_pool
 from libs.messaging.consumer import rebuild
+from libs.messaging.replayer import Replayed, Replayer, Source
 from libs.runtime.platform import token_verifier, vault_pool_scope
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
@@ -62,40 +70,62 @@ async def replay(
     services: Sequence[ServiceDefinition],
     service_name: str,
     projection_name: str | None = None,
-) -> dict[str, int]:
-    """Rebuild one projection (or all of a service's); return events queued per
-    projection (for ``READ_TABLES``: events applied, the rebuild is done)."""
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 2000,
+) -> dict[str, Replayed]:
+    """Rebuild one projection (or all of a service's); return what each replay
+    did (for ``READ_TABLES``: the events its rebuild applied). ``progress``:
+    a started rich progress display, given a task per projection."""
     by_name = {s.name: s for s in services}
     if service_name not in by_name:
         raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
     service = by_name[service_name]
-    async with vault_pool_scope(settings, pool) as vault_pool:
-        return await _replay(pool, settings, by_name, service, projection_name, vault_pool)
+    async with vault_pool_scope(settings, pool) as vault_pool, _source_pools(settings, pool) as pools:
+        ctx = offline_context(pool, settings, service, vault_pool)
+        projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
+        inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None
+        if not projections and inline is None:
+            raise UnknownReadModel(f"{service.name} has no projection {projection_name!r}")
+
+        done: dict[str, Replayed] = {}
+        if inline is not None:
+            started = time.perf_counter()
+            applied = await inline(ctx)
+            done[READ_TABLES] = Replayed(read=applied, applied=applied, seconds=time.perf_counter() - started)
+        for projection in projections:
+            sources = [
+                Source(context, EventStore(pools(context), by_name[context].schema,
+                                           topic_prefix=settings.topic_prefix, personal=ctx.store.personal))
+                for context in projection.contexts
+                if context in by_name  # a context's log is its service's store
+            ]
+            replayer = Replayer(pool, service.schema, projection, sources, ctx.store.personal, batch_size=batch_size)
+            if progress is not None:
+                task = progress.add_task(projection.name, total=await _log_size(sources))
+                replayer.on_advance = functools.partial(progress.advance, task)
+            await rebuild(pool, service.schema, projection)
+            done[projection.name] = await replayer.run()
+        return done
 
 
-async def _replay(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    by_name: dict[str, ServiceDefinition],
-    service: ServiceDefinition,
-    projection_name: str | None,
-    vault_pool: asyncpg.Pool,
-) -> dict[str, int]:
-    ctx = offline_context(pool, settings, service, vault_pool)
-    projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
-    inline = service.rebuild_read_tables if projection_name in (None, READ_TABLES) else None
-    if not projections and inline is None:
-        raise UnknownReadModel(f"{service.name} has no projection {projection_name!r}")
+async def _log_size(sources: Sequence[Source]) -> int:
+    """Events in the sources now (the bar's total; the logs may still grow)."""
+    total = 0
+    for source in sources:
+        total += await source.store.pool.fetchval(f"SELECT count(*) FROM {source.store.schema}.events")
+    return total
 
-    queued: dict[str, int] = {}
-    if inline is not None:
-        queued[READ_TABLES] = await inline(ctx)
-    for projection in projections:
-        await rebuild(pool, service.schema, projection)
-        total = 0
-        for context in projection.contexts:
-            if context in by_name:  # a context's log is its service's store
-                source = by_name[context]
-                total += await EventStore(pool, source.schema, topic_prefix=settings.topic_prefix).republish_all()
-        queued[projection.name] = total
-    return queued
+
+@contextlib.asynccontextmanager
+async def _source_pools(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Callable[[str], asyncpg.Pool]]:
+    """The pool of each context's event store: ``pool``, or its own database's
+    (``BINOME_EVENT_STORE_URLS``), opened for the command and closed after."""
+    own: dict[str, asyncpg.Pool] = {}
+    try:
+        for context, url in settings.event_store_urls.items():
+            own[context] = await create_pool(url, min_size=1, max_size=2)
+        yield lambda context: own.get(context, pool)
+    finally:
+        for source_pool in own.values():
+            await source_pool.close()

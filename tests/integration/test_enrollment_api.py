@@ -559,7 +559,7 @@ async def test_read_tables_rebuild_from_the_log(env: EnrollmentEnv) -> None:
     rebuilt = await replay(
         env.pool, Settings(data_dir=env.data_dir, vault_schema=env.vault.schema), [service], env.schema
     )
-    assert rebuilt == {"read-tables": await env.count_events()}
+    assert {k: v.applied for k, v in rebuilt.items()} == {"read-tables": await env.count_events()}
     assert await snapshot() == before
 
 

@@ -85,8 +85,10 @@ async def test_platform_serves_restarts_with_every_fact_and_rebuilds(
             assert [r["value"] for r in rows] == [0, 1, 2, 3, 4, 5]
             assert {r["times"] for r in rows} == {1}  # the re-published log applied nothing twice
 
-            queued = await replay(pool, settings, [service], "platform")
-            assert queued == {"probe-tally": 6}
+            done = await replay(pool, settings, [service], "platform")
+            assert done["probe-tally"].read == 6
+            assert done["probe-tally"].applied + done["probe-tally"].skipped == 6
+            assert await pool.fetchval("SELECT count(*) FROM platform.outbox") == 0  # nothing re-published
             rows = await wait_for(lambda: tally(pool, 6))
             assert [r["value"] for r in rows] == [0, 1, 2, 3, 4, 5] and {r["times"] for r in rows} == {1}
     finally:

@@ -217,7 +217,7 @@ async def test_read_models_rebuild_from_the_logs(env: SessionsEnv) -> None:
     # `binome replay sessions read-tables`, over this test's schema.
     service = dataclasses.replace(SERVICE, name=env.schema)
     rebuilt = await replay(env.pool, Settings(data_dir=env.data_dir), [service], env.schema, READ_TABLES)
-    assert rebuilt == {READ_TABLES: await env.count_events()}
+    assert {k: v.applied for k, v in rebuilt.items()} == {READ_TABLES: await env.count_events()}
     assert await snapshot(*own) == before
 
     learned = await snapshot("pairs", "programmes")

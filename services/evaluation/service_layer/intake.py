@@ -14,6 +14,7 @@ is not known yet waits in ``deferred_triggers`` and runs when it arrives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -37,6 +38,7 @@ from libs.events.contexts.sessions import SessionHeld
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent, registry
 from libs.eventstore.store import EventStore
+from libs.messaging.consumer import handle_each
 from services.evaluation.adapters.erasure import FreeText
 from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
@@ -67,6 +69,11 @@ class Intake:
 
     def __post_init__(self) -> None:
         self.free_text = FreeText(self.store.schema)
+
+    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
+        """One event at a time: the intake is a process manager (it appends
+        evaluation's own events and reads what earlier events decided)."""
+        await handle_each(self, conn, items)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await self.references.reset(conn)

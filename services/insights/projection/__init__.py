@@ -6,11 +6,12 @@ fact in its table (``enrollment.py``, ``matching.py``, ``sessions.py``,
 be recomputed (``activity.py``). Event types insights does not use are
 applied as no-ops (recorded, so a replay skips them like the others).
 
-The business gauges (``health/gauges.py``) recompute the health of every
-pair of a country: the consumer runtime hands a fetched batch to
-``handle_batch``, which refreshes each country it touched once, after the
-whole batch, instead of once per event (10 % of the platform's CPU during
-``binome demo`` before).
+``handle_batch`` files a whole batch with a few pipelined statements
+(``batching.py``), recomputes each touched pair's activity once, and
+refreshes the business gauges (``health/gauges.py``, the health of every
+pair of a country) of each country it touched once, after the whole batch,
+instead of once per event (10 % of the platform's CPU during ``binome demo``
+before). A replay uses ``replay_batch``: the same, without the gauges.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from libs.eventstore.migrations import check_schema_name
 from libs.observability.correlation import correlation
 from services.insights.health import gauges
 from services.insights.projection import activity, enrollment, evaluation, matching, sessions
+from services.insights.projection.batching import Deferred, layers, run_rounds
 
 Handler = Callable[[asyncpg.Connection, str, Envelope, Any], Awaitable[list[UUID]]]
 Clock = Callable[[], datetime]
@@ -64,26 +66,44 @@ class InsightsProjection:
         await self.handle_batch(conn, [(envelope, event)])
 
     async def handle_batch(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> None:
-        """Apply the events in order, then refresh the gauges of each country
-        whose pairs they touched, once."""
-        countries: set[str] = set()
-        for envelope, event in items:
-            with correlation(envelope.correlationid):  # log lines of the handler carry it
-                if await self._apply(conn, envelope, event) and envelope.country:
-                    countries.add(envelope.country.upper())
+        """Apply the events (in their streams' order), then refresh the gauges
+        of each country whose pairs they touched, once."""
+        countries = await self._apply_all(conn, items)
         now = self.clock()
         for country in sorted(countries):
             await gauges.refresh(conn, self.schema, country, now)
 
-    async def _apply(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> bool:
-        """File one event; True if it touched a pair."""
-        handler = HANDLERS.get(type(event))
-        if handler is None:
-            return False
-        touched = await handler(conn, self.schema, envelope, event)
-        if touched:
-            await activity.refresh(conn, self.schema, touched)
-        return bool(touched)
+    async def replay_batch(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> None:
+        """``handle_batch`` without the gauges, for a replay: they are the
+        serving process's metrics, which a replay command does not export, and
+        recomputing every pair of a country per batch would cost more than
+        the facts themselves (the live consumer refreshes them at its next
+        batch)."""
+        await self._apply_all(conn, items)
+
+    async def _apply_all(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> set[str]:
+        """File the events, layer by layer (``batching.py``), then recompute the
+        activity of every pair they touched, once; return the countries of those pairs."""
+        touched: set[UUID] = set()
+        countries: set[str] = set()
+        for layer in layers([envelope for envelope, _ in items]):
+            recorded = []
+            for index in layer:
+                envelope, event = items[index]
+                handler = HANDLERS.get(type(event))
+                if handler is None:
+                    continue
+                deferred = Deferred(conn)
+                with correlation(envelope.correlationid):  # log lines of the handler carry it
+                    pairs = await handler(deferred, self.schema, envelope, event)
+                recorded.append(deferred.statements)
+                if pairs:
+                    touched.update(pairs)
+                    if envelope.country:
+                        countries.add(envelope.country.upper())
+            await run_rounds(conn, recorded)
+        await activity.refresh(conn, self.schema, touched)
+        return countries
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"TRUNCATE {', '.join(f'{self.schema}.{t}' for t in READ_MODEL_TABLES)}")

@@ -60,6 +60,8 @@ ON CONFLICT (pair_id) DO UPDATE SET
 
 
 async def refresh(conn: asyncpg.Connection, schema: str, pair_ids: Iterable[UUID]) -> None:
-    sql = _REFRESH.format(s=schema)
-    for pair_id in sorted(set(pair_ids)):
-        await conn.execute(sql, pair_id)
+    """Recompute the rows of ``pair_ids``: one pipelined round trip (sorted,
+    so two transactions refreshing the same pairs lock them in one order)."""
+    ids = sorted(set(pair_ids))
+    if ids:
+        await conn.executemany(_REFRESH.format(s=schema), [(pair_id,) for pair_id in ids])

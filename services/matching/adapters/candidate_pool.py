@@ -14,7 +14,7 @@ service: a proposal is declined, a formed pair dissolved with reason
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import orjson
@@ -36,6 +36,7 @@ from libs.events.contexts.enrollment import (
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
+from libs.messaging.consumer import handle_each
 
 #: Ends the open pairs of a person who left (withdrawal or erasure).
 LeavingHook = Callable[[asyncpg.Connection, Envelope, ParticipantEvent], Awaitable[None]]
@@ -138,6 +139,11 @@ class CandidatePool:
             await conn.execute(sql, event.participant_id, version)
             await self.on_withdrawal(conn, envelope, event)
         # Other enrollment events (none today) carry nothing matching needs.
+
+    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
+        """One event at a time: a withdrawal runs ``on_withdrawal`` (it reads the
+        pool the earlier events wrote)."""
+        await handle_each(self, conn, items)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"TRUNCATE {', '.join(f'{self.schema}.{t}' for t in POOL_TABLES)}")

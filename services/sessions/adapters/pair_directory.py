@@ -12,6 +12,8 @@ replayed older event never brings a dissolved pair back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from libs.events.contexts.enrollment import ParticipantErased, ProgrammeCreated, ProgrammeSettingsChanged
@@ -19,6 +21,7 @@ from libs.events.contexts.matching import PairCompleted, PairDissolved, PairEven
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
+from libs.messaging.consumer import handle_each
 from services.sessions.adapters.erasure import FreeText
 from services.sessions.domain.values import PairStatus
 
@@ -80,6 +83,11 @@ class PairDirectory:
         elif isinstance(event, PairNotesExpired):
             await self.free_text.forget_pair_notes(conn, event.pair_id, envelope.time)
         # Every other event of these contexts says nothing sessions needs.
+
+    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
+        """One event at a time: few events of these contexts concern sessions
+        (a pair's, a programme's, an erasure), so a batch costs few statements."""
+        await handle_each(self, conn, items)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"TRUNCATE {self.schema}.pairs, {self.schema}.programmes, {self.schema}.forgotten")
