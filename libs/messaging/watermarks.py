@@ -34,6 +34,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -112,10 +113,11 @@ class Watermarks:
         source = self.source_pool(s.source)
         watermark = await self._stored(s)
         if source is self.pool:
-            watermark, oldest_unapplied = await self._walk_in_one_query(s, watermark)
+            watermark, passed, oldest_unapplied = await self._walk_in_one_query(s, watermark)
         else:
-            watermark, oldest_unapplied = await self._walk_in_chunks(s, source, watermark)
-        await self._store(s, watermark)
+            watermark, passed, oldest_unapplied = await self._walk_in_chunks(s, source, watermark)
+        if passed is not None:  # it moved: store it, unless a rebuild forgot what it passed
+            await self._store(s, watermark, passed)
         backlog = await source.fetchval(
             f"SELECT count(*) FROM {s.source}.events WHERE {after(watermark)}"
         )
@@ -123,14 +125,14 @@ class Watermarks:
 
     async def _walk_in_one_query(
         self, s: Subscription, watermark: Checkpoint
-    ) -> tuple[Checkpoint, datetime | None]:
+    ) -> tuple[Checkpoint, UUID | None, datetime | None]:
         """Source and consumer share a database: one anti-join finds the first
         event the consumer has not applied (the *gap*); the watermark moves to
         the newest event before it. A first walk over a million events then
         takes about a second, not a million look-ups."""
         row = await self.pool.fetchrow(
             f"""WITH after AS (
-                    SELECT e.transaction_id, e.position, e.recorded_at, a.event_id IS NULL AS unapplied
+                    SELECT e.transaction_id, e.position, e.event_id, e.recorded_at, a.event_id IS NULL AS unapplied
                     FROM {s.source}.events e
                     LEFT JOIN {s.schema}.applied_events a ON a.consumer = $1 AND a.event_id = e.event_id
                     WHERE {after(watermark, "e.")}
@@ -139,25 +141,27 @@ class Watermarks:
                     SELECT transaction_id, position, recorded_at FROM after WHERE unapplied
                     ORDER BY transaction_id, position LIMIT 1
                 ), applied_before_gap AS (
-                    SELECT transaction_id, position FROM after
+                    SELECT transaction_id, position, event_id FROM after
                     WHERE NOT EXISTS (SELECT 1 FROM gap g WHERE (after.transaction_id, after.position) >= (g.transaction_id, g.position))
                     ORDER BY transaction_id DESC, position DESC LIMIT 1
                 )
                 SELECT (SELECT recorded_at FROM gap) AS oldest_unapplied,
                        (SELECT transaction_id::text FROM applied_before_gap) AS tx,
-                       (SELECT position FROM applied_before_gap) AS position""",
+                       (SELECT position FROM applied_before_gap) AS position,
+                       (SELECT event_id FROM applied_before_gap) AS event_id""",
             s.consumer,
         )
         if row["tx"] is not None:
             watermark = Checkpoint(int(row["tx"]), row["position"])
-        return watermark, row["oldest_unapplied"]
+        return watermark, row["event_id"], row["oldest_unapplied"]
 
     async def _walk_in_chunks(
         self, s: Subscription, source: asyncpg.Pool, watermark: Checkpoint
-    ) -> tuple[Checkpoint, datetime | None]:
+    ) -> tuple[Checkpoint, UUID | None, datetime | None]:
         """Source in another database: read the source's events a chunk at a
         time, and which of them the consumer applied from its own database."""
         oldest_unapplied: datetime | None = None
+        passed: UUID | None = None
         while True:
             rows = await source.fetch(
                 f"""SELECT transaction_id::text AS tx, position, event_id, recorded_at
@@ -182,10 +186,10 @@ class Watermarks:
                 if row["event_id"] not in applied:
                     oldest_unapplied = row["recorded_at"]
                     break
-                watermark = Checkpoint(int(row["tx"]), row["position"])
+                watermark, passed = Checkpoint(int(row["tx"]), row["position"]), row["event_id"]
             if oldest_unapplied is not None or len(rows) < self.chunk:
                 break
-        return watermark, oldest_unapplied
+        return watermark, passed, oldest_unapplied
 
     async def lowest(self, subscriptions: Sequence[Subscription], source: str) -> Checkpoint | None:
         """The lowest watermark, freshly advanced, of the consumers of ``source``
@@ -205,12 +209,22 @@ class Watermarks:
         )
         return BEGINNING if row is None else Checkpoint(int(row["tx"]), row["position"])
 
-    async def _store(self, s: Subscription, watermark: Checkpoint) -> None:
-        # Only forward: two instances of a service advance the same watermark,
-        # and the slower one must never move it back.
+    async def _store(self, s: Subscription, watermark: Checkpoint, passed: UUID) -> None:
+        """Store ``watermark``, the checkpoint of event ``passed``.
+
+        Only forward: two instances of a service advance the same watermark,
+        and the slower one must never move it back. And only while the
+        consumer still has ``passed`` applied: a rebuild (``rebuild`` in
+        libs/messaging/consumer.py) may have forgotten it since the walk
+        read it. The row lock (FOR KEY SHARE) orders the two: a rebuild that
+        deleted the row first makes this wait and find it gone; one that
+        comes second deletes this watermark with the rest.
+        """
         await self.pool.execute(
-            f"""INSERT INTO {s.schema}.consumer_watermarks AS w (consumer, source, transaction_id, position)
-                VALUES ($1, $2, $3::text::xid8, $4)
+            f"""WITH still_applied AS (
+                    SELECT 1 FROM {s.schema}.applied_events WHERE consumer = $1 AND event_id = $5 FOR KEY SHARE)
+                INSERT INTO {s.schema}.consumer_watermarks AS w (consumer, source, transaction_id, position)
+                SELECT $1, $2, $3::text::xid8, $4 WHERE EXISTS (SELECT 1 FROM still_applied)
                 ON CONFLICT (consumer, source) DO UPDATE
                 SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, moved_at = clock_timestamp()
                 WHERE (w.transaction_id, w.position) < (EXCLUDED.transaction_id, EXCLUDED.position)""",
@@ -218,6 +232,7 @@ class Watermarks:
             s.source,
             str(watermark.transaction_id),
             watermark.position,
+            passed,
         )
 
 

@@ -129,8 +129,24 @@ async def test_a_watermark_only_moves_forward(pool: asyncpg.Pool, schema: str) -
     await mark_applied(pool, schema, "c", ids)
     subscription = Subscription("svc", schema, "c", schema)
     ahead = (await Watermarks(pool).advance(subscription)).watermark
-    await Watermarks(pool)._store(subscription, Checkpoint())  # a slower instance's stale view
+    await Watermarks(pool)._store(subscription, Checkpoint(), ids[0])  # a slower instance's stale view
     assert await Watermarks(pool)._stored(subscription) == ahead
+
+
+async def test_a_rebuild_is_never_undone_by_a_walk_that_read_before_it(pool: asyncpg.Pool, schema: str) -> None:
+    """The monitor walked, then a rebuild forgot what the consumer applied
+    (and its watermark): the walk's result must not come back, or the
+    rebuilt read model would look caught up while it is empty."""
+    store = EventStore(pool, schema)
+    ids = await append(store, 3)
+    await mark_applied(pool, schema, "c", ids)
+    subscription = Subscription("svc", schema, "c", schema)
+    walked = (await Watermarks(pool).advance(subscription)).watermark
+    for table in ("applied_events", "consumer_watermarks"):  # what rebuild() forgets
+        await pool.execute(f"DELETE FROM {schema}.{table} WHERE consumer = 'c'")
+    await Watermarks(pool)._store(subscription, walked, ids[-1])  # the walk's late write
+    assert await Watermarks(pool)._stored(subscription) == Checkpoint()
+    assert (await Watermarks(pool).advance(subscription)).backlog_events == 3
 
 
 async def test_a_long_log_is_walked_to_the_first_gap(pool: asyncpg.Pool, schema: str, walker) -> None:
