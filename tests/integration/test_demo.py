@@ -17,7 +17,6 @@ from datetime import datetime
 from statistics import fmean
 from xml.etree import ElementTree
 
-import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -25,10 +24,10 @@ from rich.console import Console
 
 from libs.auth.devkeys import mint
 from libs.demo import Options, run_demo
-from libs.embedded import postgres as embedded_postgres
 from libs.runtime.platform import Platform
 from libs.settings import Settings
 from services import SERVICES
+from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -39,20 +38,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
         yield  # the test runner owns the signals
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(database_url: str):
-    """A database of its own: the platform uses the services' own schema names."""
-    name = f"demo_{uuid.uuid4().hex[:10]}"
-    try:
-        yield await embedded_postgres.ensure_database(database_url, name)
-    finally:
-        admin = await asyncpg.connect(database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @contextlib.asynccontextmanager
@@ -88,7 +73,7 @@ async def served_platform(database_url: str, bootstrap: str, data_dir):
 
 
 async def test_demo_drives_a_rollout_through_every_service(database_url: str, kafka_bootstrap: str, tmp_path) -> None:
-    async with fresh_database(database_url) as url, served_platform(url, kafka_bootstrap, tmp_path) as base_url:
+    async with fresh_database(database_url, "demo") as url, served_platform(url, kafka_bootstrap, tmp_path) as base_url:
         hr = {"Authorization": f"Bearer {mint('check-hr', 'demo-group', ['hr_admin'], data_dir=tmp_path)}"}
         async with httpx.AsyncClient(base_url=base_url, headers=hr, timeout=60) as http:
             # The dev clock: forward only, for the dev_clock role alone (not even the HR admin).

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -33,6 +32,7 @@ from libs.runtime.platform import Platform
 from libs.runtime.replay import replay
 from libs.settings import Settings
 from services import SERVICES
+from tests.support.databases import fresh_database
 from tests.support.enrollment import mentee, mentor
 from tests.support.kafka import wait_for
 
@@ -58,26 +58,23 @@ class Lines(logging.Handler):
 
 
 @pytest.fixture
-async def platform(database_url: str, pool: asyncpg.Pool, tmp_path) -> AsyncIterator[Platform]:
+async def platform(database_url: str, tmp_path) -> AsyncIterator[Platform]:
     """Every service over a database of its own (so that "every schema"
     means this platform's) and a broker of its own (every topic is its)."""
-    name = f"canary_{uuid.uuid4().hex[:12]}"
-    await pool.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    settings = Settings(
-        database_url=url,
-        kafka_bootstrap=None,
-        data_dir=tmp_path,
-        consumer_session_timeout_ms=1000,
-        consumer_fetch_max_wait_ms=50,
-        relay_poll_interval_s=0.05,
-    )
-    started = await Platform.start(settings, SERVICES)
-    try:
-        yield started
-    finally:
-        await started.shutdown()
-        await pool.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with fresh_database(database_url, "canary") as url:
+        settings = Settings(
+            database_url=url,
+            kafka_bootstrap=None,
+            data_dir=tmp_path,
+            consumer_session_timeout_ms=1000,
+            consumer_fetch_max_wait_ms=50,
+            relay_poll_interval_s=0.05,
+        )
+        started = await Platform.start(settings, SERVICES)
+        try:
+            yield started
+        finally:
+            await started.shutdown()
 
 
 class World:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -19,20 +18,17 @@ from libs.eventstore.migrations import migrate
 from libs.gdpr.compaction import Compactor
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.vault import KeyVault, migrate_vault
+from tests.support.databases import fresh_database
 
 CONSUMER = "people"
 
 
 @pytest.fixture
-async def database(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[str]:
+async def database(database_url: str) -> AsyncIterator[str]:
     """A database of its own: the compactor waits for every older snapshot
     of its database, and other tests' transactions must not be among them."""
-    name = f"compaction_{uuid.uuid4().hex[:12]}"
-    await pool.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    finally:
-        await pool.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with fresh_database(database_url, "compaction") as url:
+        yield url
 
 
 @pytest.fixture

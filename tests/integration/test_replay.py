@@ -10,7 +10,6 @@ import io
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +18,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 
 from libs.database import create_pool
-from libs.embedded.postgres import ensure_database
 from libs.eventstore.store import EventStore, StreamAppend
 from libs.messaging.consumer import ConsumerRunner, rebuild
 from libs.messaging.relay import OutboxRelay
@@ -29,6 +27,7 @@ from libs.runtime.replay import replay
 from libs.runtime.replay_progress import replay_progress, summary
 from libs.runtime.service import ServiceDefinition
 from libs.settings import Settings
+from tests.support.databases import fresh_database
 from tests.support.events import probe
 from tests.support.insights import SOURCES, health_scenario
 from tests.support.kafka import wait_for
@@ -159,9 +158,7 @@ async def test_binome_replay_shows_its_progress_and_what_it_applied(pool, schema
 
 async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(database_url, tmp_path) -> None:
     """The command as users run it, on a database of its own (the real schema names)."""
-    name = f"t_replay_cli_{uuid.uuid4().hex[:8]}"
-    url = await ensure_database(database_url, name)
-    try:
+    async with fresh_database(database_url, "t_replay_cli") as url:
         env = {**os.environ, "BINOME_DATABASE_URL": url, "BINOME_DATA_DIR": str(tmp_path)}
         migrated = subprocess.run([sys.executable, "-m", "libs.cli", "migrate"], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=120)
@@ -183,12 +180,6 @@ async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(datab
             assert await pool.fetchval("SELECT count(*) FROM insights.pairs") == 9
             outboxes = [await pool.fetchval(f"SELECT count(*) FROM {c}.outbox") for c in SOURCES]
             assert outboxes == [total_of(sc, c) for c in SOURCES]  # only what the appends queued
-    finally:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def total_of(sc, context: str) -> int:

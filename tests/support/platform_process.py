@@ -15,35 +15,43 @@ The child runs ``python -m libs.cli up`` from this checkout (not an installed
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg
 import httpx
 import psutil
 
 from libs.auth.devkeys import mint
+from libs.embedded.broker import free_port
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually_equal(probe: Callable[[], Awaitable[T]], expected: T, *, timeout: float = 60.0) -> T:
+    """Await ``probe`` until it returns ``expected`` (async tests: no blocking sleep)."""
+    deadline = time.monotonic() + timeout
+    value = await probe()
+    while value != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {expected!r} within {timeout}s, last saw {value!r}")
+        await asyncio.sleep(0.25)
+        value = await probe()
+    return value
 
 
 def eventually(probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.25, what: str = "") -> T:
@@ -183,6 +191,25 @@ class PlatformProcess:
                 if marker in " ".join(proc.cmdline()):
                     return proc
         raise LookupError(f"no child process of binome up runs {marker!r}")
+
+    def post(self, path: str, body: dict, headers: dict[str, str]) -> dict:
+        """POST ``body``; the call must succeed; its JSON answer."""
+        with self.http as http:
+            response = http.post(path, json=body, headers=headers)
+        assert response.is_success, response.text
+        return response.json()
+
+    async def fetch(self, query: str, *args: object) -> list:
+        """Rows of one statement, through a connection of the test's own (from outside)."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    def sql(self, query: str, *args: object) -> list:
+        """``fetch`` for tests that are not coroutines."""
+        return asyncio.run(self.fetch(query, *args))
 
     def token(self, subject: str, organisation: str, roles: list[str], countries: list[str] = (), **kw) -> str:
         """A bearer token signed by this platform's dev key."""

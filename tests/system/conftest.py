@@ -4,7 +4,6 @@ faults injected from outside. See tests/support/platform_process.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

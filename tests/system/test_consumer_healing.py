@@ -12,13 +12,11 @@ PostgreSQL and is still listed by ``GET /v1/dead-letters`` after a restart.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
 import uuid
 
-import asyncpg
 import orjson
 
 from tests.support.enrollment import mentee, mentor, programme_body, wave_body
@@ -28,53 +26,34 @@ ORG = "org-heal"
 CONSUMER = "matching-candidate-pool"
 
 
-def sql(platform: PlatformProcess, query: str, *args):
-    """One statement through a connection of the test's own (a fault from outside)."""
-
-    async def run():
-        conn = await asyncpg.connect(platform.database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def post(platform: PlatformProcess, path: str, body: dict, headers: dict[str, str]) -> dict:
-    response = platform.http.post(path, json=body, headers=headers)
-    assert response.is_success, response.text
-    return response.json()
-
-
 def candidates(platform: PlatformProcess) -> set[str]:
-    rows = sql(platform, "SELECT participant_id FROM matching.candidates WHERE organisation = $1", ORG)
+    rows = platform.sql("SELECT participant_id FROM matching.candidates WHERE organisation = $1", ORG)
     return {str(r["participant_id"]) for r in rows}
 
 
 def test_a_table_refusing_writes_for_seconds_heals_by_itself_with_nothing_parked(platform: PlatformProcess) -> None:
     hr = auth(platform.token("hr-heal", ORG, ["hr_admin"]))
-    programme = post(platform, "/enrollment/v1/programmes", programme_body(), hr)
-    wave = post(platform, f"/enrollment/v1/programmes/{programme['programme_id']}/waves", wave_body("FR"), hr)
+    programme = platform.post("/enrollment/v1/programmes", programme_body(), hr)
+    wave = platform.post(f"/enrollment/v1/programmes/{programme['programme_id']}/waves", wave_body("FR"), hr)
     enrol = f"/enrollment/v1/waves/{wave['wave_id']}/participants"
-    enrolled = {post(platform, enrol, mentor("M-0"), hr)["participant_id"]}
+    enrolled = {platform.post(enrol, mentor("M-0"), hr)["participant_id"]}
     eventually(lambda: candidates(platform) == enrolled, what="the first candidate in matching's pool")
 
     # The fault: new candidates of this organisation are refused (existing rows unchecked).
-    sql(platform, f"ALTER TABLE matching.candidates ADD CONSTRAINT refuse_{ORG.replace('-', '_')} "
+    platform.sql(f"ALTER TABLE matching.candidates ADD CONSTRAINT refuse_{ORG.replace('-', '_')} "
                   f"CHECK (organisation <> '{ORG}') NOT VALID")
     try:
         fault_ends = time.monotonic() + 5
         while time.monotonic() < fault_ends:
-            enrolled.add(post(platform, enrol, mentee(f"E-{len(enrolled)}"), hr)["participant_id"])
+            enrolled.add(platform.post(enrol, mentee(f"E-{len(enrolled)}"), hr)["participant_id"])
             time.sleep(0.2)
     finally:
-        sql(platform, f"ALTER TABLE matching.candidates DROP CONSTRAINT refuse_{ORG.replace('-', '_')}")
+        platform.sql(f"ALTER TABLE matching.candidates DROP CONSTRAINT refuse_{ORG.replace('-', '_')}")
 
     # Healed with no replay: every participant, each once (participant_id is the key).
     eventually(lambda: candidates(platform) == enrolled, timeout=60, what="every candidate after the fault")
     assert len(enrolled) > 5
-    parked = sql(platform, "SELECT event_type, reason FROM matching.dead_letters WHERE consumer = $1", CONSUMER)
+    parked = platform.sql("SELECT event_type, reason FROM matching.dead_letters WHERE consumer = $1", CONSUMER)
     assert [dict(r) for r in parked] == []
     assert (platform.metric("binome_consumer_transient_failures_total", consumer=CONSUMER) or 0) >= 1
 
@@ -94,8 +73,7 @@ def invalid_enrolment_event(tenant: str) -> tuple[str, dict]:
 def test_an_event_that_can_never_apply_is_parked_and_survives_a_restart(platform: PlatformProcess) -> None:
     event_id, envelope = invalid_enrolment_event(ORG)
     # Written into enrollment's log and outbox from outside: the relay publishes it.
-    sql(
-        platform,
+    platform.sql(
         """WITH e AS (INSERT INTO enrollment.events (event_id, stream_id, version, type, envelope)
                       VALUES ($1::uuid, $2, 1, $3, $4::jsonb) RETURNING position)
            INSERT INTO enrollment.outbox (position, topic) SELECT position, 'binome.enrollment.events' FROM e""",

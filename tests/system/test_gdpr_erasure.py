@@ -20,7 +20,6 @@ The write-ahead log (``pg_wal``) is the documented exception (README, GDPR).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,8 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import pytest
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from libs.events.registry import registry
@@ -101,18 +98,7 @@ class Api:
 
     def row(self, sql: str, *args: Any) -> Any:
         """The first row of ``sql`` once there is one (a projection caught up)."""
-        return eventually(lambda: query(self.platform.database_url, sql, *args), what=sql)
-
-
-def query(url: str, sql: str, *args: Any) -> Any:
-    async def run() -> Any:
-        conn = await asyncpg.connect(url)
-        try:
-            return await conn.fetchrow(sql, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+        return eventually(lambda: next(iter(self.platform.sql(sql, *args)), None), what=sql)
 
 
 def proposal(api: Api, wave_id: str) -> str:
@@ -202,9 +188,9 @@ def relation_files(data_dir: Path) -> Iterator[Path]:
         yield from (p for p in sorted((root / top).rglob("*")) if p.is_file())
 
 
-def checkpoint(url: str) -> None:
+def checkpoint(platform: PlatformProcess) -> None:
     """Every dirty page written to its relation file."""
-    query(url, "CHECKPOINT")
+    platform.sql("CHECKPOINT")
 
 
 def canaries_on_disk(data_dir: Path, canary: Canary) -> dict[str, list[str]]:
@@ -221,21 +207,12 @@ def canaries_on_disk(data_dir: Path, canary: Canary) -> dict[str, list[str]]:
     return found
 
 
-def data_keys_of(url: str, participant_id: str) -> list[tuple[str, bytes]]:
+def data_keys_of(platform: PlatformProcess, participant_id: str) -> list[tuple[str, bytes]]:
     """(region, wrapped key) of every data key the participant owns."""
-
-    async def run() -> list[tuple[str, bytes]]:
-        conn = await asyncpg.connect(url)
-        try:
-            rows = await conn.fetch(
-                "SELECT region, wrapped_key FROM binome_vault.data_keys WHERE $1 = ANY(owners)",
-                uuid.UUID(participant_id),
-            )
-            return [(r["region"], bytes(r["wrapped_key"])) for r in rows]
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    rows = platform.sql(
+        "SELECT region, wrapped_key FROM binome_vault.data_keys WHERE $1 = ANY(owners)", uuid.UUID(participant_id)
+    )
+    return [(r["region"], bytes(r["wrapped_key"])) for r in rows]
 
 
 def master_key(data_dir: Path, region: str) -> bytes:
@@ -256,10 +233,11 @@ def unwrappable(content: bytes, master: bytes, wanted: set[bytes]) -> int:
     return hits
 
 
-def key_traces(data_dir: Path, url: str, keys: list[tuple[str, bytes, bytes]]) -> list[str]:
+def key_traces(platform: PlatformProcess, keys: list[tuple[str, bytes, bytes]]) -> list[str]:
     """Where an erased data key can still be found or unwrapped from."""
+    data_dir = platform.data_dir
     traces = []
-    vault_files = set(vault_relation_files(url, data_dir))
+    vault_files = set(vault_relation_files(platform))
     for path in relation_files(data_dir):
         content = path.read_bytes()
         name = str(path.relative_to(data_dir))
@@ -271,27 +249,19 @@ def key_traces(data_dir: Path, url: str, keys: list[tuple[str, bytes, bytes]]) -
     return sorted(set(traces))
 
 
-def vault_relation_files(url: str, data_dir: Path) -> list[Path]:
+def vault_relation_files(platform: PlatformProcess) -> list[Path]:
     """The files of the vault's relations as they are now (tables, indexes, TOAST)."""
-
-    async def run() -> list[str]:
-        conn = await asyncpg.connect(url)
-        try:
-            rows = await conn.fetch(
-                """SELECT pg_relation_filepath(c.oid) FROM pg_class c
-                   JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE n.nspname IN ('binome_vault', 'pg_toast') AND pg_relation_filepath(c.oid) IS NOT NULL
-                     AND (n.nspname = 'binome_vault' OR c.oid IN (
-                         SELECT reltoastrelid FROM pg_class t JOIN pg_namespace tn ON tn.oid = t.relnamespace
-                         WHERE tn.nspname = 'binome_vault'))"""
-            )
-            return [r[0] for r in rows]
-        finally:
-            await conn.close()
-
-    root = data_dir / "postgres"
+    rows = platform.sql(
+        """SELECT pg_relation_filepath(c.oid) FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname IN ('binome_vault', 'pg_toast') AND pg_relation_filepath(c.oid) IS NOT NULL
+             AND (n.nspname = 'binome_vault' OR c.oid IN (
+                 SELECT reltoastrelid FROM pg_class t JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                 WHERE tn.nspname = 'binome_vault'))"""
+    )
+    root = platform.data_dir / "postgres"
     files = []
-    for relative in asyncio.run(run()):
+    for (relative,) in rows:
         files += [p for p in sorted(root.glob(f"{relative}*")) if p.is_file()]
     return files
 
@@ -307,16 +277,16 @@ def test_an_erased_person_is_gone_from_every_database_file(platform: PlatformPro
     # Each value went where it could, and the export carries every one.
     export = str(api.call("GET", f"/v1/gdpr/participants/{pid}/export"))
     assert [field for field, value in canary.values.items() if value not in export] == []
-    query(platform.database_url, "ANALYZE")  # as autovacuum would: planner statistics sample the values
-    checkpoint(platform.database_url)
+    platform.sql("ANALYZE")  # as autovacuum would: planner statistics sample the values
+    checkpoint(platform)
     found = canaries_on_disk(platform.data_dir, canary)
     assert found  # the scan sees what is there
-    statistics = "postgres/" + query(platform.database_url, "SELECT pg_relation_filepath('pg_statistic')")[0]
+    statistics = "postgres/" + platform.sql("SELECT pg_relation_filepath('pg_statistic')")[0][0]
     assert any(statistics in files for files in found.values()), found
-    wrapped = data_keys_of(platform.database_url, pid)
+    wrapped = data_keys_of(platform, pid)
     assert wrapped
     keys = [(region, w, aes_key_unwrap(master_key(platform.data_dir, region), w)) for region, w in wrapped]
-    assert key_traces(platform.data_dir, platform.database_url, keys)  # and keys where they are
+    assert key_traces(platform, keys)  # and keys where they are
 
     erased = api.call("POST", f"/enrollment/v1/participants/{pid}:erase")
     assert erased["status"] == "erased"
@@ -326,6 +296,6 @@ def test_an_erased_person_is_gone_from_every_database_file(platform: PlatformPro
         return erasure if erasure["status"] == "completed" else None
 
     assert eventually(completed, timeout=120, what="erasure completed")["completed_at"]
-    checkpoint(platform.database_url)
+    checkpoint(platform)
     assert canaries_on_disk(platform.data_dir, canary) == {}
-    assert key_traces(platform.data_dir, platform.database_url, keys) == []
+    assert key_traces(platform, keys) == []

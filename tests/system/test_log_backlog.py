@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from tests.support.enrollment import mentee, mentor, programme_body, wave_body
-from tests.support.platform_process import PlatformProcess, auth, eventually
+from tests.support.platform_process import PlatformProcess, auth, eventually, eventually_equal
 
 CONSUMER = {"consumer": "matching-candidate-pool", "source": "enrollment"}
 FAST = {"BINOME_BACKLOG_INTERVAL_S": "0.5"}
@@ -26,20 +26,16 @@ FAST = {"BINOME_BACKLOG_INTERVAL_S": "0.5"}
 
 def open_wave(platform: PlatformProcess, organisation: str) -> tuple[dict[str, str], str]:
     headers = auth(platform.token("hr-1", organisation, ["hr_admin"]))
-    with platform.http as http:
-        programme = http.post("/enrollment/v1/programmes", json=programme_body(), headers=headers).json()
-        wave = http.post(f"/enrollment/v1/programmes/{programme['programme_id']}/waves", json=wave_body("FR"), headers=headers)
-        assert wave.status_code == 201, wave.text
-    return headers, wave.json()["wave_id"]
+    programme = platform.post("/enrollment/v1/programmes", programme_body(), headers)
+    wave = platform.post(f"/enrollment/v1/programmes/{programme['programme_id']}/waves", wave_body("FR"), headers)
+    return headers, wave["wave_id"]
 
 
 def enrol(platform: PlatformProcess, headers: dict[str, str], wave_id: str, n: int) -> None:
-    with platform.http as http:
-        for _ in range(n):
-            ref = f"E{uuid.uuid4().hex[:8]}"
-            body = mentee(ref) if len(ref) % 2 else mentor(ref)
-            response = http.post(f"/enrollment/v1/waves/{wave_id}/participants", json=body, headers=headers)
-            assert response.status_code == 201, response.text
+    for _ in range(n):
+        ref = f"E{uuid.uuid4().hex[:8]}"
+        body = mentee(ref) if len(ref) % 2 else mentor(ref)
+        platform.post(f"/enrollment/v1/waves/{wave_id}/participants", body, headers)
 
 
 @contextlib.asynccontextmanager
@@ -61,11 +57,8 @@ async def table_locked(platform: PlatformProcess, table: str) -> AsyncIterator[N
 
 
 async def candidates(platform: PlatformProcess, organisation: str) -> int:
-    conn = await asyncpg.connect(platform.database_url)
-    try:
-        return await conn.fetchval("SELECT count(*) FROM matching.candidates WHERE organisation = $1", organisation)
-    finally:
-        await conn.close()
+    rows = await platform.fetch("SELECT count(*) FROM matching.candidates WHERE organisation = $1", organisation)
+    return rows[0][0]
 
 
 async def test_a_blocked_consumer_shows_a_backlog_that_grows_by_the_second(tmp_path: Path) -> None:
@@ -129,24 +122,13 @@ async def caught_up(platform: PlatformProcess, organisation: str, enrolled: int)
     """Wait until every consumer of every log has applied everything: the
     read model holds the enrolments, then (after a few refreshes of the
     gauges, so that none is older than the writes) the summed backlog is 0."""
-    await eventually_async(lambda: candidates(platform, organisation), enrolled)
+    await eventually_equal(lambda: candidates(platform, organisation), enrolled)
     await asyncio.sleep(3 * float(FAST["BINOME_BACKLOG_INTERVAL_S"]))
     eventually(lambda: platform.metric("binome_consumer_backlog_events") == 0, what="every consumer caught up")
 
 
-async def eventually_async(probe, expected, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (value := await probe()) != expected:
-        assert asyncio.get_running_loop().time() < deadline, f"expected {expected}, last {value}"
-        await asyncio.sleep(0.25)
-
-
 async def events_in_store(platform: PlatformProcess) -> int:
-    conn = await asyncpg.connect(platform.database_url)
-    try:
-        return await conn.fetchval("SELECT count(*) FROM enrollment.events")
-    finally:
-        await conn.close()
+    return (await platform.fetch("SELECT count(*) FROM enrollment.events"))[0][0]
 
 
 pytestmark = pytest.mark.system

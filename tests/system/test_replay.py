@@ -10,11 +10,9 @@ publishes nothing, so no other consumer reads anything again.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
-import asyncpg
 
 from tests.support.enrollment import mentee, mentor, programme_body, wave_body
 from tests.support.platform_process import REPOSITORY, PlatformProcess, auth, eventually
@@ -24,31 +22,13 @@ CONSUMER = "matching-candidate-pool"
 OTHER = "sessions-pair-directory"  # another consumer of enrollment's log
 
 
-def sql(platform: PlatformProcess, query: str, *args):
-    async def run():
-        conn = await asyncpg.connect(platform.database_url)
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def post(platform: PlatformProcess, path: str, body: dict, headers: dict[str, str]) -> dict:
-    response = platform.http.post(path, json=body, headers=headers)
-    assert response.is_success, response.text
-    return response.json()
-
-
 def candidates(platform: PlatformProcess) -> set[str]:
-    rows = sql(platform, "SELECT participant_id FROM matching.candidates WHERE organisation = $1", ORG)
+    rows = platform.sql("SELECT participant_id FROM matching.candidates WHERE organisation = $1", ORG)
     return {str(r["participant_id"]) for r in rows}
 
 
 def every_enrollment_event_applied_once(platform: PlatformProcess) -> bool:
-    (row,) = sql(
-        platform,
+    (row,) = platform.sql(
         """SELECT (SELECT count(*) FROM enrollment.events) AS logged,
                   (SELECT count(*) FROM matching.applied_events WHERE consumer = $1) AS applied""",
         CONSUMER,
@@ -60,10 +40,10 @@ def test_a_replay_beside_the_running_platform_applies_once_and_disturbs_no_other
     platform: PlatformProcess,
 ) -> None:
     hr = auth(platform.token("hr-replay", ORG, ["hr_admin"]))
-    programme = post(platform, "/enrollment/v1/programmes", programme_body(), hr)
-    wave = post(platform, f"/enrollment/v1/programmes/{programme['programme_id']}/waves", wave_body("FR"), hr)
+    programme = platform.post("/enrollment/v1/programmes", programme_body(), hr)
+    wave = platform.post(f"/enrollment/v1/programmes/{programme['programme_id']}/waves", wave_body("FR"), hr)
     enrol = f"/enrollment/v1/waves/{wave['wave_id']}/participants"
-    enrolled = {post(platform, enrol, mentor(f"M-{n}"), hr)["participant_id"] for n in range(10)}
+    enrolled = {platform.post(enrol, mentor(f"M-{n}"), hr)["participant_id"] for n in range(10)}
     eventually(lambda: candidates(platform) == enrolled, what="the candidates in matching's pool")
     eventually(lambda: every_enrollment_event_applied_once(platform), what="matching caught up")
     skipped_before = platform.metric("binome_events_skipped_total", consumer=OTHER, reason="duplicate") or 0
@@ -74,13 +54,13 @@ def test_a_replay_beside_the_running_platform_applies_once_and_disturbs_no_other
         cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     while replaying.poll() is None and len(enrolled) < 30:  # the live consumer is fed meanwhile
-        enrolled.add(post(platform, enrol, mentee(f"E-{len(enrolled)}"), hr)["participant_id"])
+        enrolled.add(platform.post(enrol, mentee(f"E-{len(enrolled)}"), hr)["participant_id"])
     out, err = replaying.communicate(timeout=120)
     assert replaying.returncode == 0, out + err
     assert f"{CONSUMER}: " in out and " events applied, " in out and "events/s" in err
 
     eventually(lambda: candidates(platform) == enrolled, what="every candidate back, and the new ones")
     eventually(lambda: every_enrollment_event_applied_once(platform), what="each event applied once")
-    assert sql(platform, "SELECT count(*) AS n FROM matching.dead_letters")[0]["n"] == 0
+    assert platform.sql("SELECT count(*) AS n FROM matching.dead_letters")[0]["n"] == 0
     # Nothing was published again: the other consumer of enrollment's log skipped nothing more.
     assert (platform.metric("binome_events_skipped_total", consumer=OTHER, reason="duplicate") or 0) == skipped_before

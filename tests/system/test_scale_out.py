@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -21,9 +21,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.embedded.broker import EmbeddedBroker
-from libs.embedded.postgres import with_database
+from tests.support.databases import fresh_database
 from tests.support.enrollment import mentee, programme_body, wave_body
-from tests.support.platform_process import PlatformProcess, auth, eventually
+from tests.support.platform_process import PlatformProcess, auth, eventually, eventually_equal
 
 pytestmark = pytest.mark.system
 
@@ -31,20 +31,10 @@ GROUP = "matching-candidate-pool"
 
 
 @pytest.fixture
-async def shared_database(database_url: str) -> Iterator[str]:
+async def shared_database(database_url: str) -> AsyncIterator[str]:
     """A database of its own on the test server, for every instance."""
-    name = f"scale_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(database_url, name)
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(database_url, "scale") as url:
+        yield url
 
 
 async def relay_holder(conn: asyncpg.Connection, service: str) -> int | None:
@@ -105,7 +95,7 @@ async def test_two_instances_of_each_service_share_the_work_and_survive_a_kill(
         try:
             enrol(front[1], 10)
             enrol(front[2], 10)
-            await eventually_async(lambda: candidate_count(conn, organisation), 20)
+            await eventually_equal(lambda: candidate_count(conn, organisation), 20)
             # The candidate pool's group has two members, which split the
             # enrollment topic's three partitions.
             assert len(await group_members(own_broker.bootstrap)) == 2
@@ -122,10 +112,10 @@ async def test_two_instances_of_each_service_share_the_work_and_survive_a_kill(
             survivor = front[3 - killed]
             front[killed].kill()
             # The standby takes the lock within a few seconds of the kill.
-            await eventually_async(lambda: relay_holder(conn, "enrollment"), survivor.pid, timeout=15)
+            await eventually_equal(lambda: relay_holder(conn, "enrollment"), survivor.pid, timeout=15)
 
             enrol(survivor, 10)
-            await eventually_async(lambda: candidate_count(conn, organisation), 30)
+            await eventually_equal(lambda: candidate_count(conn, organisation), 30)
             # Each enrolment event applied once by the candidate pool, none parked.
             applied = await conn.fetchval(
                 """SELECT count(*) FROM matching.applied_events a JOIN enrollment.events e ON e.event_id = a.event_id
@@ -143,17 +133,3 @@ async def test_two_instances_of_each_service_share_the_work_and_survive_a_kill(
 
 async def candidate_count(conn: asyncpg.Connection, organisation: str) -> int:
     return await conn.fetchval("SELECT count(*) FROM matching.candidates WHERE organisation = $1", organisation)
-
-
-async def eventually_async(probe, expected, *, timeout: float = 60.0):
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value == expected:
-            return value
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"expected {expected!r} within {timeout}s, last saw {value!r}")
