@@ -31,7 +31,6 @@ rewritten.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -41,6 +40,7 @@ import asyncpg
 
 from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.vault import KeyVault
+from libs.retry import sleep_unless_stopped
 
 if TYPE_CHECKING:
     from libs.messaging.consumer import Projection
@@ -79,8 +79,7 @@ class Compactor:
         await self.vault.register_compactor(self.service)
         while not stop.is_set():
             await self.compact_pending()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+            await sleep_unless_stopped(stop, self.interval_s)
 
     async def compact_pending(self) -> list[UUID]:
         """Steps 2-5 once; the participants whose erasure this pass compacted."""

@@ -39,7 +39,6 @@ that holds a failing event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -52,7 +51,6 @@ from typing import Protocol
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from tenacity import wait_exponential_jitter
 
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
@@ -71,6 +69,7 @@ from libs.messaging.kafka import (
 )
 from libs.observability import metrics
 from libs.observability.correlation import correlation
+from libs.retry import exponential_backoff, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -192,13 +191,6 @@ class _BatchFailed(Exception):
 
 
 @dataclass
-class _Attempt:
-    """What tenacity's wait strategies read from a retry state."""
-
-    attempt_number: int
-
-
-@dataclass
 class ConsumerRunner:
     pool: asyncpg.Pool
     schema: str
@@ -237,7 +229,7 @@ class ConsumerRunner:
         self.topics = [topic_for_context(c, self.topic_prefix) for c in self.projection.contexts]
         self.dead_letter_topic = dead_letter_topic(self.topic_prefix)
         self.dead_letters = DeadLetters(self.schema)
-        self._backoff = wait_exponential_jitter(
+        self._backoff = exponential_backoff(
             multiplier=self.retry_backoff_s, max=self.retry_max_backoff_s, jitter=self.retry_backoff_s
         )
         self._sql_claim = claim_sql(self.schema)
@@ -316,7 +308,7 @@ class ConsumerRunner:
         """Count the failed try, log the first of a period, wait (``stop`` cuts it short)."""
         self._failures += 1
         metrics.CONSUMER_TRANSIENT_FAILURES.labels(self.service, self.projection.name).inc()
-        delay = self._backoff(_Attempt(self._failures))
+        delay = self._backoff(self._failures)
         if self._failures == 1:
             log.warning(
                 "%s: transient failure, retrying the batch with backoff until it applies: %s",
@@ -325,8 +317,7 @@ class ConsumerRunner:
             )
         else:
             log.debug("%s: try %d failed again; next in %.2fs", self.projection.name, self._failures, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
+        await sleep_unless_stopped(stop, delay)
 
     def _recovered(self) -> None:
         if self._failures:

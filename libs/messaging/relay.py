@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from tenacity import wait_exponential_jitter
 
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import local_relay, notify_channel
 from libs.messaging.kafka import TopicSpec, ensure_topics, event_headers, make_producer, send_keyed
 from libs.observability import metrics
+from libs.retry import exponential_backoff, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class OutboxRelay:
             while not stop.is_set():
                 if await leader_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._lock_key):
                     break
-                await _sleep_or_stop(stop, 1.0)  # another relay is active: stand by
+                await sleep_unless_stopped(stop, 1.0)  # another relay is active: stand by
             else:
                 return
             await leader_conn.add_listener(notify_channel(self.schema), self._on_notify)
@@ -146,7 +146,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def _publish_until(self, stop: asyncio.Event) -> None:
-        backoff = wait_exponential_jitter(multiplier=0.1, max=5.0)
+        backoff = exponential_backoff(multiplier=0.1, max=5.0)
         failures = 0
         while not stop.is_set():
             # Cleared before the pass, not after: a notification that arrives
@@ -166,7 +166,7 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await self._record_lag_now_and_then()
                 await self.close()
-                await _sleep_or_stop(stop, backoff(_RetryState(failures)))
+                await sleep_unless_stopped(stop, backoff(failures))
                 continue
             if published < self.batch_size:
                 await self._wait_for_work(stop)
@@ -250,17 +250,3 @@ class OutboxRelay:
 
 class BrokerLostTopics(RuntimeError):
     pass
-
-
-@dataclass
-class _RetryState:
-    """The slice of tenacity's RetryCallState that its wait strategies read."""
-
-    attempt_number: int
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -41,6 +41,7 @@ import asyncpg
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import Checkpoint
 from libs.observability import metrics
+from libs.retry import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,4 @@ class BacklogMonitor:
         platform's supervisor restarts it with backoff)."""
         while not stop.is_set():
             await self.refresh()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, self.interval_s)

@@ -39,7 +39,6 @@ import asyncpg
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
-from tenacity import wait_exponential_jitter
 
 from libs.api.app import create_service_app
 from libs.api.limits import BodySizeLimit, RateLimits
@@ -78,6 +77,7 @@ from libs.runtime.clock import (
     save_offset,
 )
 from libs.observability.logging import kafka_client_noise
+from libs.retry import exponential_backoff, sleep_unless_stopped
 from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
@@ -188,7 +188,7 @@ async def migrate_all(
 
 async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
     """Run a background worker until ``stop``; restart it with backoff if it fails."""
-    backoff = wait_exponential_jitter(multiplier=0.2, max=10.0)
+    backoff = exponential_backoff(multiplier=0.2, max=10.0)
     failures = 0
     while not stop.is_set():
         try:
@@ -197,13 +197,7 @@ async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], 
         except Exception:
             failures += 1
             log.exception("%s failed; restarting (failure %d)", name, failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff(_Attempt(failures)))
-
-
-@dataclass
-class _Attempt:
-    attempt_number: int
+            await sleep_unless_stopped(stop, backoff(failures))
 
 
 @dataclass
