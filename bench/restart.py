@@ -71,15 +71,7 @@ class Figure:
 
 async def fill(pool: asyncpg.Pool, schema: str, n: int) -> None:
     """``n`` events on 1,000 streams, published long ago, applied by every consumer."""
-    await pool.execute(
-        f"""INSERT INTO {schema}.events (event_id, stream_id, version, type, envelope)
-            SELECT gen_random_uuid(), 's' || (i % 1000), i / 1000 + 1, 'binome.platform.ProbeRecorded.v1',
-                   jsonb_build_object('specversion', '1.0', 'id', gen_random_uuid(), 'source', '/binome/platform',
-                                      'type', 'binome.platform.ProbeRecorded.v1', 'subject', 's' || (i % 1000),
-                                      'time', now(), 'data', jsonb_build_object('value', i))
-            FROM generate_series(0, $1 - 1) AS i""",
-        n,
-    )
+    await fill_events(pool, schema, n)
     for consumer in CONSUMERS:
         await pool.execute(
             f"INSERT INTO {schema}.applied_events (consumer, event_id) SELECT $1, event_id FROM {schema}.events",
@@ -239,10 +231,12 @@ def platform_start_times(sizes: list[int]) -> list[dict]:
 
 
 async def fill_events(pool: asyncpg.Pool, schema: str, n: int) -> None:
-    """``n`` synthetic events in a real service's store, published long ago."""
+    """``n`` synthetic events on 1,000 streams of ``schema``'s store, none in
+    its outbox (published long ago). Nothing decodes them: what is measured
+    is what gets republished, not how it applies."""
     await pool.execute(
         f"""INSERT INTO {schema}.events (event_id, stream_id, version, type, envelope)
-            SELECT gen_random_uuid(), 'bench-' || (i % 1000), i / 1000 + 1, 'binome.enrollment.BenchFiller.v1',
+            SELECT gen_random_uuid(), 'bench-' || (i % 1000), i / 1000 + 1, 'binome.{schema}.BenchFiller.v1',
                    '{{}}'::jsonb
             FROM generate_series(0, $1 - 1) AS i""",
         n,
