@@ -24,7 +24,8 @@ from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
-from services.insights import views
+from libs.spreadsheet import EXPORT_CONTENT, ExportFormat, export_response
+from services.insights import exports, views
 from services.insights.charts import MEDIA_TYPES, ImageFormat
 from services.insights.factors.analysis import analyse
 from services.insights.health.facts import PairScope, pair_health, rules_for
@@ -239,6 +240,40 @@ async def get_success_factors(
     outcomes = await views.pair_outcomes(db, s, who.organisation, programme_id, views.visible_countries(who))
     analysis = analyse(outcomes, k)
     return _json({"programme_id": programme_id, "k_anonymity": k, "pairs": analysis.pairs, "factors": analysis.factors})
+
+
+# --------------------------------------------------------------------------- spreadsheet exports
+
+
+@router.get(
+    "/programmes/{programme_id}/exports/{dataset}",
+    responses={**READ_ERRORS, **EXPORT_CONTENT},
+    response_class=Response,
+    tags=["exports"],
+)
+async def get_export(
+    programme_id: UUID,
+    dataset: exports.Dataset,
+    request: Request,
+    format: ExportFormat = ExportFormat.CSV,  # noqa: A002 - the query parameter's name
+    wave_id: UUID | None = None,
+    country: str | None = Query(None, min_length=2, max_length=2),
+    who: Principal = Depends(requires(*READERS)),
+) -> Response:
+    """A spreadsheet (CSV or XLSX, a header row, typed columns) of the
+    rollout dashboard, the pairs with their health, the participants
+    (matchable profile, no personal data) or the survey results (per wave,
+    survey and phase; mean scores under the anonymity threshold left empty),
+    in the caller's countries. Streamed as it is read."""
+    db, s = pool(request), schema(request)
+    await views.programme(db, s, who, programme_id)
+    await views.check_wave(db, s, who, wave_id)
+    countries = views.narrowed(who, country)
+    source = await exports.rows(
+        dataset, db, s, organisation=who.organisation, programme_id=programme_id, wave_id=wave_id,
+        countries=countries, k_anonymity=await views.k_anonymity(db, s, programme_id), now=now(request),
+    )
+    return export_response(format, exports.COLUMNS[dataset], source, f"{dataset.value}-{programme_id}")
 
 
 # --------------------------------------------------------------------------- app
