@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # Lag against the log (libs/messaging/watermarks.py): how often each
     # consumer's watermark and backlog gauges are refreshed.
     backlog_interval_s: float = Field(default=5.0, gt=0)
+    # Scheduled jobs (libs/runtime/scheduler.py: e.g. waves closing on their
+    # dates): how often each looks for work due on the platform clock.
+    scheduler_interval_s: float = Field(default=10.0, gt=0, le=3600)
     # The event store of a context when it is not in the platform's database
     # (a database per service, as in docker-compose.yml): {"enrollment":
     # "postgresql://..."}. Consumers' lag and start-up catch-up read them.

@@ -14,13 +14,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
+from libs.runtime.scheduler import ScheduledJob
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.entrypoints.api import create_app
+from services.enrollment.service_layer import calendar
 
 
 async def rebuild_read_tables(ctx: ServiceContext) -> int:
     return await Enrollment(ctx.pool, ctx.store, ctx.vault).rebuild_read_tables()
+
+
+def workers(ctx: ServiceContext) -> list:
+    """The wave calendar (service_layer/calendar.py), once per platform on its
+    clock; erasures completed on disk (its compactor also rewrites the
+    vault's key table)."""
+    enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault)
+    waves = ScheduledJob(
+        "enrollment.wave-calendar", ctx.pool, lambda now: calendar.run_due(enrollment, now), ctx.clock,
+        ctx.settings.scheduler_interval_s,
+    )
+    return [("wave calendar", waves.run), *compaction_workers(ctx, (), rewrites_vault=True)]
 
 
 SERVICE = ServiceDefinition(
@@ -29,6 +43,5 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     rebuild_read_tables=rebuild_read_tables,
     exports_personal_data=True,
-    # Enrollment erases: its compactor also rewrites the vault's key table.
-    workers=lambda ctx: compaction_workers(ctx, (), rewrites_vault=True),
+    workers=workers,
 )

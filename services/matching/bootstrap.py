@@ -7,7 +7,7 @@ import asyncpg
 
 from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
-from libs.events.contexts.enrollment import ParticipantEvent
+from libs.events.contexts.enrollment import ParticipantEvent, WaveEnded
 from libs.events.envelope import Envelope
 from libs.eventstore.store import EventStore
 from services.matching.adapters.candidate_pool import CandidatePool
@@ -43,12 +43,16 @@ class Matching(IdempotentCommands):
 
     def candidate_pool(self) -> CandidatePool:
         """The projection of enrollment events; a withdrawal or an erasure ends
-        the person's open pairs in the projection's own transaction."""
+        the person's open pairs, the end of a wave its pairs, in the
+        projection's own transaction."""
 
         async def on_withdrawal(conn: asyncpg.Connection, envelope: Envelope, event: ParticipantEvent) -> None:
             await lifecycle.after_withdrawal(self.unit_of_work(conn, cause=envelope), event)
 
-        return CandidatePool(self.store.schema, on_withdrawal)
+        async def on_wave_ended(conn: asyncpg.Connection, envelope: Envelope, event: WaveEnded) -> None:
+            await lifecycle.after_wave_ended(self.unit_of_work(conn, cause=envelope), event)
+
+        return CandidatePool(self.store.schema, on_withdrawal, on_wave_ended)
 
     async def rebuild_read_tables(self) -> int:
         """Empty pairs, runs and exclusions and apply the whole log again (one transaction)."""

@@ -220,6 +220,8 @@ async def test_wave_lifecycle_listing_and_funnel(env: EnrollmentEnv) -> None:
         ({"country": "FRA"}, ["body.country"]),
         ({"ends_on": "2025-01-01"}, ["body.ends_on"]),
         ({"target_pairs": 0}, ["body.target_pairs"]),
+        ({"enrolment_closes_on": "2099-07-01"}, ["body.enrolment_closes_on"]),  # after the last day
+        ({"enrolment_closes_on": "tomorrow"}, ["body.enrolment_closes_on"]),
         ({"status": "ended"}, ["body.status"]),
     ],
 )

@@ -163,7 +163,7 @@ async def plant(world: World, canary: str) -> str:
     programme = await call("POST", "/enrollment/v1/programmes", {"name": "Canary programme", "mode": "reverse"})
     wave = await call("POST", f"/enrollment/v1/programmes/{programme['programme_id']}/waves", {
         "name": "FR wave", "region": "Europe", "country": "FR", "committee": "committee-fr",
-        "starts_on": "2026-01-05", "ends_on": "2026-12-20", "target_pairs": 30,
+        "starts_on": "2026-01-05", "ends_on": "2099-12-20", "target_pairs": 30,
     })  # fmt: skip
     enrol = f"/enrollment/v1/waves/{wave['wave_id']}/participants"
     person = await call("POST", enrol, mentee(

@@ -188,3 +188,22 @@ async def test_pair_events_reach_the_broker_for_sessions_and_evaluation(env: Mat
         "binome.matching.PairFormed.v1",
     ]
     assert [e["sequence"] for e in mine] == [1, 2, 3] and mine[-1]["country"] == "FR"
+
+
+async def test_the_end_of_a_wave_completes_its_pairs_and_declines_its_proposals(env: MatchingEnv) -> None:
+    wave, formed, _ = await proposed_pair(env)
+    await post(env, formed, "confirm", env.auth("hr_admin"))
+    await env.mentee(wave)
+    await env.mentor(wave)
+    await env.synced()
+    [proposal] = (await env.run(wave))["pairs"]
+    committee = env.auth("regional_committee", countries=["FR"], sub="committee-fr")
+    await env.enrollment.post(f"/v1/waves/{wave}:close-enrolment", {}, committee)
+    await env.enrollment.post(f"/v1/waves/{wave}:end", {}, committee)
+    await env.synced()
+    completed = await env.pair(formed["pair_id"])
+    assert completed["status"] == "completed" and completed["ended"]["by"]["subject"] == "committee-fr"
+    declined = await env.pair(proposal["pair_id"])
+    assert declined["status"] == "declined"
+    # No next choice is proposed in a wave that is over.
+    assert (await env.ok("GET", f"/v1/pairs?status=proposed&wave_id={wave}"))["items"] == []

@@ -97,7 +97,7 @@ def wave_body(country: str = "FR", **overrides: Any) -> dict[str, Any]:
         "country": country,
         "committee": f"committee-{country.lower()}",
         "starts_on": "2026-01-05",
-        "ends_on": "2026-06-30",
+        "ends_on": "2099-06-30",  # still running whatever the day: waves end by themselves (issue 19)
         "target_pairs": 30,
         **overrides,
     }

@@ -57,7 +57,7 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ("enrollment", "POST", "/v1/programmes/{programme_id}/waves"): (
         "application/json",
         {"name": "Probe wave", "region": "Europe", "country": "DE", "committee": "probe",
-         "starts_on": "2026-01-05", "ends_on": "2026-06-30", "target_pairs": 3},
+         "starts_on": "2026-01-05", "ends_on": "2099-06-30", "target_pairs": 3},
     ),
     ("enrollment", "POST", "/v1/waves/{wave_id}/participants"): ("application/json", mentee("ISO-PROBE")),
     ("enrollment", "POST", "/v1/waves/{wave_id}/participants:import"): ("application/json", [mentee("ISO-PROBE-2")]),

@@ -111,7 +111,7 @@ def plant(api: Api, canary: Canary) -> str:
     programme = call("POST", "/enrollment/v1/programmes", {"name": "Erasure programme", "mode": "reverse"})
     wave = call("POST", f"/enrollment/v1/programmes/{programme['programme_id']}/waves", {
         "name": "FR wave", "region": "Europe", "country": "FR", "committee": "committee-fr",
-        "starts_on": "2026-01-05", "ends_on": "2027-06-30", "target_pairs": 30,
+        "starts_on": "2026-01-05", "ends_on": "2099-06-30", "target_pairs": 30,
     })  # fmt: skip
     enrol = f"/enrollment/v1/waves/{wave['wave_id']}/participants"
     person = call("POST", enrol, mentee(

@@ -54,3 +54,36 @@ def test_dates_target_and_country_are_checked_together() -> None:
         plan = WavePlan("W", "Europe", "fr", "c", date(2026, 6, 1), date(2026, 6, 1), 0)
         Wave.open(wave_id=uuid.uuid4(), programme=programme(), plan=plan, actor=ACTOR)
     assert sorted(i.field for i in exc.value.issues) == ["country", "ends_on", "target_pairs"]
+
+
+# -- the wave calendar (issue 19) ------------------------------------------------------
+
+
+def calendar_wave(closes_on: date | None) -> Wave:
+    plan = WavePlan("W", "Europe", "FR", "c", date(2026, 3, 1), date(2026, 6, 30), 5, enrolment_closes_on=closes_on)
+    subject = Wave.open(wave_id=uuid.uuid4(), programme=programme(), plan=plan, actor=ACTOR)
+    subject.take_pending()
+    return subject
+
+
+def test_enrolment_closes_when_its_day_begins() -> None:
+    subject = calendar_wave(date(2026, 3, 10))
+    assert not subject.close_on_schedule(date(2026, 3, 9), ACTOR) and subject.status is WaveStatus.OPEN
+    assert subject.close_on_schedule(date(2026, 3, 10), ACTOR) and subject.status is WaveStatus.ENROLMENT_CLOSED
+    assert not subject.close_on_schedule(date(2026, 3, 11), ACTOR)  # nothing more until the end
+    assert [type(e) for e in subject.take_pending()] == [WaveEnrolmentClosed]
+
+
+def test_a_wave_ends_once_its_last_day_is_over_closing_enrolment_first() -> None:
+    subject = calendar_wave(None)
+    assert not subject.close_on_schedule(date(2026, 6, 30), ACTOR)  # the last day is still a wave day
+    assert subject.close_on_schedule(date(2026, 7, 1), ACTOR) and subject.status is WaveStatus.ENDED
+    assert [type(e) for e in subject.take_pending()] == [WaveEnrolmentClosed, WaveEnded]
+    assert not subject.close_on_schedule(date(2026, 7, 2), ACTOR)
+
+
+def test_enrolment_cannot_close_after_the_wave_ends() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        plan = WavePlan("W", "Europe", "FR", "c", date(2026, 3, 1), date(2026, 6, 30), 5, date(2026, 7, 1))
+        Wave.open(wave_id=uuid.uuid4(), programme=programme(), plan=plan, actor=ACTOR)
+    assert [i.field for i in exc.value.issues] == ["enrolment_closes_on"]

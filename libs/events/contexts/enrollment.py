@@ -273,16 +273,23 @@ class WaveOpened(WaveEvent):
     starts_on: date
     ends_on: date
     target_pairs: int
+    #: Enrolment closes by itself when this day begins (UTC, platform clock);
+    #: None: when the committee closes it, or when the wave ends.
+    enrolment_closes_on: date | None = None
 
 
 @event(CONTEXT, "WaveEnrolmentClosed", version=1)
 class WaveEnrolmentClosed(WaveEvent):
-    """A wave stopped taking enrolments (matching may run)."""
+    """A wave stopped taking enrolments (matching may run). ``actor`` is the
+    committee, or ``service:enrollment`` (client ``wave-calendar``) when its
+    day came: the committee is told either way by this event."""
 
 
 @event(CONTEXT, "WaveEnded", version=1)
 class WaveEnded(WaveEvent):
-    """A wave is over."""
+    """A wave is over: matching completes its formed pairs (their closing
+    surveys follow). ``actor``: the committee, or ``service:enrollment``
+    (client ``wave-calendar``) once the day after ``ends_on`` began."""
 
 
 # --------------------------------------------------------------------------- participant

@@ -150,8 +150,8 @@ class Projector:
         self._sql_wave_opened = f"""
             INSERT INTO {s}.waves (wave_id, programme_id, organisation, name, region, country, committee,
                                    starts_on, ends_on, target_pairs, status, version,
-                                   opened_at, opened_by, updated_at, updated_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $13, $14::jsonb)"""
+                                   opened_at, opened_by, updated_at, updated_by, enrolment_closes_on)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $13, $14::jsonb, $15)"""
         self._sql_wave_status = f"""
             UPDATE {s}.waves SET status = $2, version = $3, updated_at = $4, updated_by = $5::jsonb
             WHERE wave_id = $1"""
@@ -225,6 +225,7 @@ class Projector:
                 version,
                 at,
                 actor,
+                event.enrolment_closes_on,
             )
         elif isinstance(event, (WaveEnrolmentClosed, WaveEnded)):
             status = WaveStatus.ENDED if isinstance(event, WaveEnded) else WaveStatus.ENROLMENT_CLOSED

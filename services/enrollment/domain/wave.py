@@ -24,6 +24,7 @@ class WavePlan:
     starts_on: date
     ends_on: date
     target_pairs: int
+    enrolment_closes_on: date | None = None
 
 
 class Wave(Aggregate):
@@ -44,6 +45,11 @@ class Wave(Aggregate):
         )
         issues.check(plan.ends_on > plan.starts_on, "ends_on", "A wave ends after it starts.")
         issues.check(plan.target_pairs >= 1, "target_pairs", "At least one pair.")
+        issues.check(
+            plan.enrolment_closes_on is None or plan.enrolment_closes_on <= plan.ends_on,
+            "enrolment_closes_on",
+            "Enrolment closes on or before the wave's last day.",
+        )
         issues.raise_if_any()
         self = cls(programme.organisation)
         self.record(
@@ -57,6 +63,7 @@ class Wave(Aggregate):
                 starts_on=plan.starts_on,
                 ends_on=plan.ends_on,
                 target_pairs=plan.target_pairs,
+                enrolment_closes_on=plan.enrolment_closes_on,
                 actor=actor,
             )
         )
@@ -87,6 +94,21 @@ class Wave(Aggregate):
         if self.status is WaveStatus.ENDED:
             raise InvalidState(f"Wave {self.id} has ended already.")
         self.record(WaveEnded(wave_id=self.id, programme_id=self.programme_id, country=self.country, actor=actor))
+
+    def close_on_schedule(self, today: date, actor: Actor) -> bool:
+        """What the wave's calendar asks on ``today`` (UTC): enrolment closes
+        when its closing day has come, the wave ends once its last day is
+        over (closing enrolment first). True if anything changed."""
+        changed = False
+        closes_on = self.opened.enrolment_closes_on
+        over = today > self.opened.ends_on
+        if self.status is WaveStatus.OPEN and (over or (closes_on is not None and today >= closes_on)):
+            self.close_enrolment(actor)
+            changed = True
+        if over and self.status is WaveStatus.ENROLMENT_CLOSED:
+            self.end(actor)
+            changed = True
+        return changed
 
     def require_not_ended(self) -> None:
         if self.status is WaveStatus.ENDED:

@@ -176,6 +176,11 @@ class WaveIn(Input):
     starts_on: Day
     ends_on: Day
     target_pairs: int = Field(ge=1, le=100_000)
+    enrolment_closes_on: Day | None = Field(
+        None,
+        description="Enrolment closes by itself when this day begins (UTC, platform clock), on or before "
+        "`ends_on`. Unset: when the committee closes it. Either way the wave ends by itself once `ends_on` is over.",
+    )
 
 
 class WaveOut(BaseModel):
@@ -188,6 +193,7 @@ class WaveOut(BaseModel):
     starts_on: date
     ends_on: date
     target_pairs: int
+    enrolment_closes_on: date | None = None
     status: WaveStatus
     version: int
     opened_at: datetime

@@ -9,7 +9,9 @@ transaction and records the event as applied in the same one.
 A withdrawal (or a GDPR erasure, which also forgets the person's HR
 references) ends the person's open pairs (``on_withdrawal``, given by the
 service: a proposal is declined, a formed pair dissolved with reason
-``left_programme``) in that same transaction.
+``left_programme``) in that same transaction. The end of a wave
+(``WaveEnded``) completes its formed pairs and declines its proposals
+(``on_wave_ended``), in the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from libs.messaging.consumer import handle_each
 
 #: Ends the open pairs of a person who left (withdrawal or erasure).
 LeavingHook = Callable[[asyncpg.Connection, Envelope, ParticipantEvent], Awaitable[None]]
+#: Ends the open pairs of a wave that is over.
+WaveEndedHook = Callable[[asyncpg.Connection, Envelope, WaveEnded], Awaitable[None]]
 
 POOL_TABLES = ("programmes", "waves", "candidates")
 
@@ -52,9 +56,9 @@ class CandidatePool:
     name = "matching-candidate-pool"
     contexts = ("enrollment",)
 
-    def __init__(self, schema: str, on_withdrawal: LeavingHook) -> None:
+    def __init__(self, schema: str, on_withdrawal: LeavingHook, on_wave_ended: WaveEndedHook) -> None:
         self.schema = s = check_schema_name(schema)
-        self.on_withdrawal = on_withdrawal
+        self.on_withdrawal, self.on_wave_ended = on_withdrawal, on_wave_ended
         self._sql_programme = f"""
             INSERT INTO {s}.programmes (programme_id, organisation, mode, settings, version)
             VALUES ($1, $2, $3, $4::jsonb, $5)
@@ -106,6 +110,8 @@ class CandidatePool:
         elif isinstance(event, (WaveEnrolmentClosed, WaveEnded)):
             status = "ended" if isinstance(event, WaveEnded) else "enrolment_closed"
             await conn.execute(self._sql_wave_status, event.wave_id, status, version)
+            if isinstance(event, WaveEnded):
+                await self.on_wave_ended(conn, envelope, event)
         elif isinstance(event, ParticipantEnrolled):
             await conn.execute(
                 self._sql_enrolled,

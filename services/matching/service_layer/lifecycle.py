@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.auth.principal import PARTICIPANT, Principal
-from libs.events.contexts.enrollment import Actor, ParticipantEvent
+from libs.events.contexts.enrollment import Actor, ParticipantEvent, WaveEnded
 from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
 from services.matching.adapters.repository import NewStream
 from services.matching.domain.errors import InvalidRequest, NotFound
@@ -151,3 +151,19 @@ async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> Non
             pair.dissolve(DissolutionReason.LEFT_PROGRAMME, side, withdrawal.actor)
             await uow.repo.save([pair])
 
+
+
+async def after_wave_ended(uow: UnitOfWork, ended: WaveEnded) -> None:
+    """The wave is over (its committee ended it, or its calendar did): its
+    formed pairs are completed (evaluation assigns their closing surveys on
+    ``PairCompleted``) and its open proposals declined for both sides, with
+    no next choice proposed in a wave that is over. The actor is whoever
+    ended the wave."""
+    for pair_id in await uow.pool.open_pairs_in_wave(uow.conn, ended.wave_id):
+        pair = await uow.repo.pair(pair_id)
+        assert pair is not None, "an open pair's stream exists"
+        if pair.status is PairStatus.PROPOSED:
+            pair.decline(Side.HR, ended.actor)
+        else:
+            pair.complete(ended.actor)
+        await uow.repo.save([pair])

@@ -107,6 +107,15 @@ class PoolQueries:
         )
         return [r[0] for r in rows]
 
+    async def open_pairs_in_wave(self, conn: asyncpg.Connection, wave_id: UUID) -> list[UUID]:
+        """Proposed and formed pairs whose home (the mentee's wave) is ``wave_id``."""
+        rows = await conn.fetch(
+            f"SELECT pair_id FROM {self.s}.pairs WHERE wave_id = $1 AND status = ANY($2::text[]) ORDER BY pair_id",
+            wave_id,
+            _OPEN,
+        )
+        return [r[0] for r in rows]
+
     async def constraints(
         self, conn: asyncpg.Connection, mentee_ids: Iterable[UUID], pinned: Iterable[tuple[str, str]] = ()
     ) -> tuple[PairConstraints, int]:
