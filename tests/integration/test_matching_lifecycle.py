@@ -207,3 +207,23 @@ async def test_the_end_of_a_wave_completes_its_pairs_and_declines_its_proposals(
     assert declined["status"] == "declined"
     # No next choice is proposed in a wave that is over.
     assert (await env.ok("GET", f"/v1/pairs?status=proposed&wave_id={wave}"))["items"] == []
+
+
+async def test_a_transfer_ends_the_persons_pairs_and_moves_it_in_the_pool(env: MatchingEnv) -> None:
+    wave, formed, _ = await proposed_pair(env)
+    await post(env, formed, "confirm", env.auth("hr_admin"))
+    programme = (await env.enrollment.client.get(f"/v1/waves/{wave}", headers=env.auth("hr_admin"))).json()
+    other = await env.wave(programme["programme_id"], "DE")
+    mentee = formed["people"]["mentee_id"]
+    approver = env.auth("regional_committee", countries=["FR", "DE"], sub="committee-eu")
+    await env.enrollment.post(f"/v1/participants/{mentee}:transfer", {"wave_id": other}, approver)
+    await env.synced()
+    after = await env.pair(formed["pair_id"])
+    assert after["status"] == "dissolved" and after["ended"]["reason"] == "transferred"
+    assert after["ended"]["side"] == "mentee" and after["ended"]["by"]["subject"] == "committee-eu"
+    row = await env.pool.fetchrow(f"SELECT wave_id, country FROM {env.schema}.candidates WHERE participant_id = $1",
+                                  uuid.UUID(mentee))
+    assert (str(row["wave_id"]), row["country"]) == (other, "DE")
+    # People choose the reason of a dissolution, never "transferred": matching sets it.
+    bad = await post(env, formed, "dissolve", env.auth("hr_admin"), {"reason": "transferred"})
+    assert [e["field"] for e in problem(bad, 422)["errors"]] == ["body.reason"]

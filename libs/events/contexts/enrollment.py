@@ -347,6 +347,21 @@ class ParticipantWithdrew(ParticipantEvent):
     reason: str
 
 
+@event(CONTEXT, "ParticipantTransferred", version=1)
+class ParticipantTransferred(ParticipantEvent):
+    """A committee (between its own countries) or a global HR admin (any
+    countries of the organisation) moved a participant to another open wave
+    of the same programme, perhaps in another country, instead of a
+    withdrawal and a new enrolment: the person keeps their id, profile,
+    needs answers and qualification. ``wave_id`` and ``country`` are where
+    the person is now, ``from_*`` where they were; ``actor`` approved it.
+    Matching ends the person's open pairs (reason ``transferred``)."""
+
+    role: Role
+    from_wave_id: UUID
+    from_country: str
+
+
 @event(CONTEXT, "ParticipantErased", version=1)
 class ParticipantErased(ParticipantEvent):
     """GDPR erasure: the participant's data keys are shredded (libs/gdpr), so

@@ -65,6 +65,7 @@ class DissolutionReason(StrEnum):
     NO_CHEMISTRY = "no_chemistry"
     AVAILABILITY = "availability"
     LEFT_PROGRAMME = "left_programme"  # one of the two withdrew from the programme
+    TRANSFERRED = "transferred"  # one of the two moved to another wave (enrollment's ParticipantTransferred)
     LEFT_COMPANY = "left_company"
     HR_DECISION = "hr_decision"
     OTHER = "other"

@@ -21,6 +21,7 @@ from libs.events.contexts.enrollment import (
     ParticipantEnrolled,
     ParticipantErased,
     ParticipantProfileUpdated,
+    ParticipantTransferred,
     ParticipantWithdrew,
     ProgrammeCreated,
     ProgrammeSettingsChanged,
@@ -58,6 +59,7 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
             "needs": None,
             "qualification": None,
             "withdrawal": None,
+            "transfers": [],
             "import_id": event.import_id,
             "enrolled_at": at,
             "enrolled_by": actor,
@@ -75,6 +77,13 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
         elif isinstance(event, ParticipantWithdrew):
             doc["status"] = ParticipantStatus.WITHDRAWN.value
             doc["withdrawal"] = {"reason": event.reason, "withdrawn_at": at, "withdrawn_by": actor}
+        elif isinstance(event, ParticipantTransferred):
+            doc["wave_id"], doc["country"] = str(event.wave_id), event.country
+            doc["transfers"] = [*doc.get("transfers", []), {
+                "from_wave_id": str(event.from_wave_id), "from_country": event.from_country,
+                "to_wave_id": str(event.wave_id), "to_country": event.country,
+                "transferred_at": at, "approved_by": actor,
+            }]  # fmt: skip
         elif isinstance(event, ParticipantErased):
             doc = erased_doc(doc)
             doc["erasure"] = {"erased_at": at, "erased_by": actor}
@@ -131,6 +140,7 @@ PARTICIPANT_EVENTS = (
     ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantWithdrew,
+    ParticipantTransferred,
     ParticipantErased,
     NeedsAnswered,
     MentorQualificationAssessed,
@@ -170,7 +180,7 @@ class Projector:
                 status text, employee_ref text, themes text[], needs_answered boolean, qualified boolean,
                 matchable boolean, version integer, enrolled_at timestamptz, updated_at timestamptz, doc jsonb)
             ON CONFLICT (participant_id) DO UPDATE SET
-                status = EXCLUDED.status, employee_ref = EXCLUDED.employee_ref, themes = EXCLUDED.themes,
+                wave_id = EXCLUDED.wave_id, country = EXCLUDED.country, status = EXCLUDED.status, employee_ref = EXCLUDED.employee_ref, themes = EXCLUDED.themes,
                 needs_answered = EXCLUDED.needs_answered, qualified = EXCLUDED.qualified,
                 matchable = EXCLUDED.matchable, version = EXCLUDED.version,
                 updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc"""

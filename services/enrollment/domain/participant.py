@@ -15,6 +15,7 @@ from libs.events.contexts.enrollment import (
     ParticipantErased,
     ParticipantProfile,
     ParticipantProfileUpdated,
+    ParticipantTransferred,
     ParticipantWithdrew,
     ProgrammeMode,
     QualificationScores,
@@ -262,6 +263,28 @@ class Participant(Aggregate):
         self._require_active(wave)
         self.record(ParticipantWithdrew(**self._ids(), role=self.role, reason=reason, actor=actor))
 
+    def transfer(self, wave: Wave, to: Wave, actor: Actor) -> None:
+        """Move to ``to``, another open wave of the same programme (any country)."""
+        self._require_active(wave)
+        issues = Issues()
+        issues.check(to.programme_id == self.programme_id, "wave_id", "A wave of the participant's programme.")
+        issues.check(to.id != self.wave_id, "wave_id", "The participant is in this wave already.")
+        issues.raise_if_any()
+        if not to.is_open:
+            raise InvalidState(f"Wave {to.id} is {to.status}: enrolment is closed.")
+        self.record(
+            ParticipantTransferred(
+                participant_id=self.id,
+                programme_id=self.programme_id,
+                wave_id=to.id,
+                country=to.country,
+                role=self.role,
+                from_wave_id=self.wave_id,
+                from_country=self.country,
+                actor=actor,
+            )
+        )
+
     def erase(self, actor: Actor) -> None:
         """GDPR erasure, whatever the participant's state (the keys are shredded
         by the service layer once this is recorded). Erasing twice records
@@ -344,6 +367,10 @@ class Participant(Aggregate):
 
     def _on_ParticipantWithdrew(self, event: ParticipantWithdrew) -> None:
         self.status = ParticipantStatus.WITHDRAWN
+
+    def _on_ParticipantTransferred(self, event: ParticipantTransferred) -> None:
+        self.wave_id = event.wave_id
+        self.person = replace(self.person, country=event.country)
 
     def _on_ParticipantErased(self, event: ParticipantErased) -> None:
         self.status = ParticipantStatus.ERASED

@@ -58,6 +58,7 @@ from services.enrollment.entrypoints.schemas import (
     SettingsPatch,
     WaveIn,
     WaveOut,
+    TransferIn,
     WithdrawIn,
 )
 from services.enrollment.service_layer import commands, handlers
@@ -423,6 +424,28 @@ async def withdraw(
     """Withdraw from the programme, with a reason (HR, or the participant itself)."""
     command = commands.Withdraw(participant_id, body.reason)
     return await execute(request, who, key, handlers.withdraw, command, PARTICIPANT_)
+
+
+@router.post(
+    "/participants/{participant_id}:transfer",
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def transfer(
+    participant_id: UUID,
+    body: TransferIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Move a participant to another open wave of the programme, perhaps in
+    another country (a committee: between its own countries; HR: any of the
+    organisation's), keeping their id, profile, needs and qualification. The
+    move is kept in ``transfers`` with who approved it; matching ends the
+    person's open pairs (reason ``transferred``)."""
+    command = commands.Transfer(participant_id, body.wave_id)
+    return await execute(request, who, key, handlers.transfer, command, PARTICIPANT_)
 
 
 @router.post(

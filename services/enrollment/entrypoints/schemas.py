@@ -361,6 +361,20 @@ class ErasureOut(BaseModel):
     completed_at: datetime | None = None
 
 
+class TransferIn(Input):
+    wave_id: UUID = Field(description="The open wave of the same programme the participant moves to (any country "
+                          "the caller holds).")
+
+
+class TransferOut(BaseModel):
+    from_wave_id: UUID
+    from_country: str
+    to_wave_id: UUID
+    to_country: str
+    transferred_at: datetime
+    approved_by: Actor
+
+
 class ParticipantOut(BaseModel):
     participant_id: UUID
     programme_id: UUID
@@ -379,6 +393,7 @@ class ParticipantOut(BaseModel):
     qualification: QualificationOut | None
     withdrawal: WithdrawalOut | None
     erasure: ErasureOut | None = None
+    transfers: list[TransferOut] = Field(default_factory=list, description="Moves to another wave, oldest first.")
     import_id: str | None
     version: int
     enrolled_at: datetime

@@ -96,3 +96,9 @@ class ImportParticipants:
     file_sha256: str
     rows: list[ImportRow]
     valid_only: bool = False
+
+
+@dataclass(frozen=True)
+class Transfer:
+    participant_id: UUID
+    wave_id: UUID  # the wave it moves to

@@ -177,6 +177,17 @@ async def withdraw(uow: UnitOfWork, principal: Principal, cmd: commands.Withdraw
     return participant.id
 
 
+async def transfer(uow: UnitOfWork, principal: Principal, cmd: commands.Transfer) -> UUID:
+    """Move a participant to another wave: the caller holds both countries
+    (a committee moves people between its own countries only; either one
+    it does not hold is a 404, like an id that does not exist)."""
+    participant, _, wave = await load_participant(uow, principal, cmd.participant_id, allow_self=False)
+    to = await load_wave(uow, principal, cmd.wave_id, lock=True)
+    participant.transfer(wave, to, actor_of(principal))
+    await uow.repo.add(participant)
+    return participant.id
+
+
 async def erase(uow: UnitOfWork, principal: Principal, cmd: commands.Erase) -> UUID:
     participant, _, _ = await load_participant(uow, principal, cmd.participant_id, allow_self=False)
     participant.erase(actor_of(principal))

@@ -81,6 +81,16 @@ async def withdrew(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.Partic
     return []
 
 
+async def transferred(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.ParticipantTransferred) -> list[UUID]:
+    """The person counts in the wave (and country) it moved to; pairs it had
+    keep their own waves."""
+    await conn.execute(
+        f"UPDATE {s}.participants SET wave_id = $2, country = $3 WHERE participant_id = $1",
+        e.participant_id, e.wave_id, e.country.upper(),
+    )
+    return []
+
+
 async def qualified(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.MentorQualificationAssessed) -> list[UUID]:
     await conn.execute(f"UPDATE {s}.participants SET qualified = $2 WHERE participant_id = $1", e.participant_id, e.qualified)
     return []
@@ -102,6 +112,7 @@ HANDLERS = {
     ev.ParticipantEnrolled: participant_enrolled,
     ev.ParticipantProfileUpdated: profile_updated,
     ev.ParticipantWithdrew: withdrew,
+    ev.ParticipantTransferred: transferred,
     ev.MentorQualificationAssessed: qualified,
     ev.ParticipantErased: erased,
 }

@@ -9,7 +9,9 @@ transaction and records the event as applied in the same one.
 A withdrawal (or a GDPR erasure, which also forgets the person's HR
 references) ends the person's open pairs (``on_withdrawal``, given by the
 service: a proposal is declined, a formed pair dissolved with reason
-``left_programme``) in that same transaction. The end of a wave
+``left_programme``) in that same transaction; a transfer to another wave
+(``ParticipantTransferred``) moves the person in the pool and ends their
+open pairs the same way, with reason ``transferred``. The end of a wave
 (``WaveEnded``) completes its formed pairs and declines its proposals
 (``on_wave_ended``), in the same way.
 """
@@ -28,6 +30,7 @@ from libs.events.contexts.enrollment import (
     ParticipantErased,
     ParticipantEvent,
     ParticipantProfileUpdated,
+    ParticipantTransferred,
     ParticipantWithdrew,
     ProgrammeCreated,
     ProgrammeSettingsChanged,
@@ -40,7 +43,7 @@ from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
 from libs.messaging.consumer import handle_each
 
-#: Ends the open pairs of a person who left (withdrawal or erasure).
+#: Ends the open pairs of a person who left (withdrawal or erasure) or moved (transfer).
 LeavingHook = Callable[[asyncpg.Connection, Envelope, ParticipantEvent], Awaitable[None]]
 #: Ends the open pairs of a wave that is over.
 WaveEndedHook = Callable[[asyncpg.Connection, Envelope, WaveEnded], Awaitable[None]]
@@ -82,6 +85,8 @@ class CandidatePool:
             UPDATE {s}.candidates SET profile = jsonb_set(profile, '{{themes_wanted}}', $2::jsonb), version = $3
             WHERE participant_id = $1"""
         self._sql_qualified = f"UPDATE {s}.candidates SET qualified = $2, version = $3 WHERE participant_id = $1"
+        self._sql_transferred = f"""
+            UPDATE {s}.candidates SET wave_id = $2, country = $3, version = $4 WHERE participant_id = $1"""
         self._sql_withdrawn = f"UPDATE {s}.candidates SET withdrawn = true, version = $2 WHERE participant_id = $1"
         # Erasure: the person leaves the pool and its HR references are forgotten.
         self._sql_erased = f"""
@@ -143,6 +148,9 @@ class CandidatePool:
         elif isinstance(event, (ParticipantWithdrew, ParticipantErased)):
             sql = self._sql_erased if isinstance(event, ParticipantErased) else self._sql_withdrawn
             await conn.execute(sql, event.participant_id, version)
+            await self.on_withdrawal(conn, envelope, event)
+        elif isinstance(event, ParticipantTransferred):
+            await conn.execute(self._sql_transferred, event.participant_id, event.wave_id, event.country, version)
             await self.on_withdrawal(conn, envelope, event)
         # Other enrollment events (none today) carry nothing matching needs.
 

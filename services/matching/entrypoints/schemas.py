@@ -65,6 +65,13 @@ class DissolveIn(Body):
     reason: DissolutionReason
     note: Note | None = None
 
+    @field_validator("reason")
+    @classmethod
+    def _not_set_by_matching(cls, reason: DissolutionReason) -> DissolutionReason:
+        if reason is DissolutionReason.TRANSFERRED:
+            raise ValueError("matching sets this reason itself when enrollment records a transfer")
+        return reason
+
 
 class ExclusionIn(Body):
     mentee_id: UUID

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.auth.principal import PARTICIPANT, Principal
-from libs.events.contexts.enrollment import Actor, ParticipantEvent, WaveEnded
+from libs.events.contexts.enrollment import Actor, ParticipantEvent, ParticipantTransferred, WaveEnded
 from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
 from services.matching.adapters.repository import NewStream
 from services.matching.domain.errors import InvalidRequest, NotFound
@@ -135,21 +135,28 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
 
 
 async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> None:
-    """The person left the programme (withdrew, or was erased): its proposals
-    are declined for its side (a mentee's next choice is proposed when its
-    mentor left) and its formed pairs dissolved with reason
-    ``left_programme``. The actor is whoever recorded the departure."""
+    """The person left the programme (withdrew, or was erased) or moved to
+    another wave (transfer): its proposals are declined for its side (a
+    mentee's next choice is proposed when its mentor left; a mentee who moved
+    is matched again in its new wave) and its formed pairs dissolved with
+    reason ``left_programme`` (``transferred``). The actor is whoever
+    recorded the departure (approved the transfer)."""
     person = str(withdrawal.participant_id)
+    moved = isinstance(withdrawal, ParticipantTransferred)
+    reason = DissolutionReason.TRANSFERRED if moved else DissolutionReason.LEFT_PROGRAMME
     for pair_id in await uow.pool.open_pairs_of(uow.conn, withdrawal.participant_id):
         pair = await uow.repo.pair(pair_id)
         assert pair is not None, "an open pair's stream exists"
         side = pair.side_of(person)
         assert side is not None, "the withdrawn person is in its open pairs"
-        if pair.status is PairStatus.PROPOSED:
+        if pair.status is PairStatus.PROPOSED and not (moved and side is Side.MENTEE):
             await end_proposal(uow, pair, side, withdrawal.actor)
+            continue
+        if pair.status is PairStatus.PROPOSED:
+            pair.decline(side, withdrawal.actor)
         else:
-            pair.dissolve(DissolutionReason.LEFT_PROGRAMME, side, withdrawal.actor)
-            await uow.repo.save([pair])
+            pair.dissolve(reason, side, withdrawal.actor)
+        await uow.repo.save([pair])
 
 
 
