@@ -188,7 +188,11 @@ def demo(
     """Drive a multinational rollout through the public HTTP APIs of a running
     `binome up` (dev tokens from the same data dir; the platform's dev clock
     simulates the months), print the rollout dashboard, the pairs at risk and
-    the cross-silo network, and write the pictures to files."""
+    the cross-silo network, and write the pictures to files.
+
+    A programme holds 10,000 participants in a wave, 300 waves and 60
+    countries as measured by bench/capacity.py (README: "What a programme
+    holds"); the default world here is far inside that."""
     from libs.demo import DemoError, Options, run_demo
 
     options = Options(

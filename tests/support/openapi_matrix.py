@@ -46,6 +46,8 @@ COUNTRY_OWNED_PATH = {
 COUNTRY_OWNED_QUERY = {"country", "wave_id", "participant_id", "mentee_id", "mentor_id", "pair_id"}
 #: Path parameters that name organisation configuration, filled from the world.
 ORGANISATION_PATH = {"programme_id", "template_id"}
+#: Path parameters that choose among fixed values (an enum), filled with one of them.
+CHOICE_PATH = {"dataset": "pairs"}
 NEEDS = {"answers": [{"question_id": "priorities", "themes": ["data_ai"]}, {"question_id": "least_at_ease", "themes": []}]}
 
 #: A valid body for each write that takes one; ``{name}`` is replaced by the
@@ -63,6 +65,7 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ("enrollment", "POST", "/v1/waves/{wave_id}/participants:import"): ("application/json", [mentee("ISO-PROBE-2")]),
     ("enrollment", "PATCH", "/v1/participants/{participant_id}"): ("application/json", {"motivation": "Changed."}),
     ("enrollment", "POST", "/v1/participants/{participant_id}:withdraw"): ("application/json", {"reason": "Probe."}),
+    ("enrollment", "POST", "/v1/participants/{participant_id}:transfer"): ("application/json", {"wave_id": "{wave_id}"}),
     ("enrollment", "POST", "/v1/participants/{participant_id}/needs-answers"): ("application/json", NEEDS),
     ("enrollment", "POST", "/v1/participants/{participant_id}/qualification"): ("application/json", QUALIFIED),
     ("matching", "POST", "/v1/runs"): ("application/json", {"wave_ids": ["{wave_id}"]}),
@@ -167,6 +170,8 @@ def fill(value: Any, values: Values) -> Any:
         for name in COUNTRY_OWNED_PATH | COUNTRY_OWNED_QUERY | ORGANISATION_PATH:
             if "{" + name + "}" in value:
                 value = value.replace("{" + name + "}", values[name])
+        for name, choice in CHOICE_PATH.items():
+            value = value.replace("{" + name + "}", choice)
         return value
     if isinstance(value, list):
         return [fill(v, values) for v in value]
