@@ -27,6 +27,7 @@ from libs.events.contexts.matching import (
     PairFormed,
     PairNotesExpired,
     PairProposed,
+    UnmatchedCode,
 )
 from libs.events.envelope import Envelope
 from libs.events.registry import registry
@@ -34,7 +35,9 @@ from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from services.matching.domain.pair import PairStatus
 
-OWN_TABLES = ("pairs", "runs", "exclusions")
+OWN_TABLES = ("pairs", "runs", "exclusions", "waitlist")
+#: Why a run puts a mentee on its wave's waitlist (the others were not short of mentors).
+WAITLISTED = (UnmatchedCode.CAPACITY_EXHAUSTED, UnmatchedCode.NO_FEASIBLE_PARTNER)
 
 #: Free text people typed stays in the (crypto-shreddable) events only.
 _NOT_IN_DOCS = {"actor", "note"}
@@ -103,6 +106,16 @@ class ReadTables:
         self._sql_run = f"""
             INSERT INTO {s}.runs (run_id, organisation, programme_id, wave_ids, countries, doc)
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)"""
+        # A run's unmatched mentees wait in their wave (the pool knows it), in
+        # the order they first waited; a proposal takes a mentee off.
+        self._sql_waitlisted = f"""
+            INSERT INTO {s}.waitlist (mentee_id, organisation, programme_id, wave_id, reason, run_id, since)
+            SELECT c.participant_id, c.organisation, c.programme_id, c.wave_id, r.reason, $3, $4
+            FROM jsonb_to_recordset($1::jsonb) AS r(mentee_id uuid, reason text)
+            JOIN {s}.candidates c ON c.participant_id = r.mentee_id AND c.organisation = $2
+            ON CONFLICT (mentee_id) DO UPDATE SET
+                reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, wave_id = EXCLUDED.wave_id"""
+        self._sql_off_waitlist = f"DELETE FROM {s}.waitlist WHERE mentee_id = ANY($1::uuid[])"
         self._sql_exclusion = f"""
             INSERT INTO {s}.exclusions (exclusion_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
@@ -115,6 +128,9 @@ class ReadTables:
             if isinstance(event, PairEvent):
                 pair_events.append((envelope, event))
             elif isinstance(event, MatchingRunCompleted):
+                # The pairs before the run first: the waitlist follows the log's order.
+                await self._pairs(conn, pair_events)
+                pair_events = []
                 await self._run(conn, envelope, event)
             elif isinstance(event, PairExcluded):
                 await self._exclusion(conn, envelope, event)
@@ -130,6 +146,13 @@ class ReadTables:
         }
         run = (event.run_id, envelope.tenant, event.programme_id, event.wave_ids, event.countries, _json(doc))
         await conn.execute(self._sql_run, *run)
+        waiting = [
+            {"mentee_id": str(u.participant_id), "reason": u.code.value}
+            for u in event.unmatched
+            if u.role == "mentee" and u.code in WAITLISTED
+        ]
+        if waiting:
+            await conn.execute(self._sql_waitlisted, _json(waiting), envelope.tenant, event.run_id, envelope.time)
 
     async def _exclusion(self, conn: asyncpg.Connection, envelope: Envelope, event: PairExcluded) -> None:
         doc = {
@@ -151,6 +174,9 @@ class ReadTables:
     async def _pairs(self, conn: asyncpg.Connection, batch: list[tuple[Envelope, PairEvent]]) -> None:
         if not batch:
             return
+        proposed = [e.people.mentee_id for _, e in batch if isinstance(e, PairProposed)]
+        if proposed:
+            await conn.execute(self._sql_off_waitlist, proposed)
         known = [e.pair_id for _, e in batch if not isinstance(e, PairProposed)]
         docs: dict[Any, dict[str, Any]] = {}
         if known:

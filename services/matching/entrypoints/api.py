@@ -46,9 +46,11 @@ from services.matching.entrypoints.schemas import (
     PairOut,
     RunIn,
     RunOut,
+    OffersOut,
     SuggestionsOut,
+    WaitlistOut,
 )
-from services.matching.service_layer import choice, lifecycle, retention
+from services.matching.service_layer import choice, lifecycle, retention, waitlist
 from services.matching.service_layer.export import Export
 from services.matching.service_layer.runs import RunRequest, run_matching
 from services.matching.service_layer.unit_of_work import UnitOfWork
@@ -193,6 +195,27 @@ async def choose(
     """The mentee ranks mentors; the first with a free seat is proposed, the others wait as
     next choices (tried in order when a proposal is declined)."""
     return await pair_command(request, who, key, lambda uow: choice.choose(uow, who, mentee_id, body.mentor_ids), 201)
+
+
+# --------------------------------------------------------------------------- waitlist
+
+
+@router.get("/waves/{wave_id}/waitlist", response_model=WaitlistOut, responses=READ_ERRORS, tags=["waitlist"])
+async def get_waitlist(wave_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
+    """The wave's mentees a run left unmatched (capacity_exhausted, no_feasible_partner), with
+    their reason and position, first in line first, until a pair is proposed to them."""
+    async with service(request).pool.acquire() as conn:
+        items = await waitlist.waiting(service(request).unit_of_work(conn), who, wave_id)
+    return _json(WaitlistOut, {"wave_id": wave_id, "items": items})
+
+
+@router.get("/waves/{wave_id}/waitlist/offers", response_model=OffersOut, responses=READ_ERRORS, tags=["waitlist"])
+async def get_waitlist_offers(wave_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
+    """When seats free up: the best next pair for each waiting mentee, in waitlist order, scored
+    as the mentee's suggestions are; propose one with ``POST /v1/mentees/{mentee_id}/choices``."""
+    async with service(request).pool.acquire() as conn:
+        found = await waitlist.offers(service(request).unit_of_work(conn), who, wave_id)
+    return _json(OffersOut, {"wave_id": wave_id, "offers": found})
 
 
 # --------------------------------------------------------------------------- pairs

@@ -3,6 +3,7 @@ fields: a misspelt field is a 422 naming it, not silently ignored."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -163,3 +164,33 @@ class ExclusionOut(BaseModel):
     mentee_id: UUID
     mentor_id: UUID
     country: str
+
+
+class WaitingOut(BaseModel):
+    position: int = Field(description="1 = first in line (who waited longest).")
+    mentee_id: UUID
+    reason: str = Field(description="Why the run left the mentee unmatched: capacity_exhausted or no_feasible_partner.")
+    run_id: UUID
+    since: datetime = Field(description="When the mentee first waited (a later run keeps the place).")
+
+
+class WaitlistOut(BaseModel):
+    wave_id: UUID
+    items: list[WaitingOut]
+
+
+class OfferOut(BaseModel):
+    position: int
+    mentee_id: UUID
+    reason: str
+    mentor_id: UUID
+    score: float
+    breakdown: list[CriterionPoints]
+
+
+class OffersOut(BaseModel):
+    wave_id: UUID
+    offers: list[OfferOut] = Field(
+        description="The best free mentor per waiting mentee, in waitlist order (propose one with "
+        "POST /v1/mentees/{mentee_id}/choices)."
+    )
