@@ -91,3 +91,35 @@ async def test_the_waitlist_is_its_countrys_committees(env: MatchingEnv) -> None
         problem(await env.client.get(path, headers=env.auth("ops")), 403)
         problem(await env.client.get(path, headers=env.auth("hr_admin", org="org-other")), 404)
     problem(await env.client.get("/v1/waves/not-a-wave/waitlist", headers=france), 422)
+
+
+async def test_the_waitlist_carries_over_into_the_next_wave_keeping_its_place(env: MatchingEnv) -> None:
+    programme = await env.programme()
+    first_wave, next_wave = await env.wave(programme), await env.wave(programme)
+    for _ in range(2):
+        await env.mentee(first_wave, **WANTS)
+    await env.mentor(first_wave, themes_offered=[{"theme": "data_ai", "level": 3}], capacity=1)
+    newcomer = await env.mentee(next_wave, **WANTS)
+    await env.synced()
+    await env.run(first_wave)
+    [waiting] = (await env.ok("GET", f"/v1/waves/{first_wave}/waitlist"))["items"]
+    await env.run(next_wave)
+    assert [e["mentee_id"] for e in (await env.ok("GET", f"/v1/waves/{next_wave}/waitlist"))["items"]] == [newcomer]
+
+    committee = env.auth("regional_committee", countries=["FR"], sub="committee-fr")
+    carry = f"/v1/waves/{first_wave}/participants:transfer"
+    before = await env.enrollment.count_events()
+    bad = await env.enrollment.client.post(
+        carry, json={"to_wave_id": next_wave, "participant_ids": [waiting["mentee_id"], newcomer]}, headers=committee
+    )
+    assert [e["field"] for e in problem(bad, 422)["errors"]] == ["body.participant_ids.1"]  # not of this wave
+    assert await env.enrollment.count_events() == before  # all or none
+    moved = await env.enrollment.post(
+        carry, {"to_wave_id": next_wave, "participant_ids": [waiting["mentee_id"]]}, committee
+    )
+    assert moved["transferred"] == [waiting["mentee_id"]]
+    await env.synced()
+    assert (await env.ok("GET", f"/v1/waves/{first_wave}/waitlist"))["items"] == []
+    line = (await env.ok("GET", f"/v1/waves/{next_wave}/waitlist"))["items"]
+    assert [(e["position"], e["mentee_id"]) for e in line] == [(1, waiting["mentee_id"]), (2, newcomer)]
+    assert line[0]["since"] == waiting["since"]  # it waited longer: first in the new wave's line

@@ -59,6 +59,8 @@ from services.enrollment.entrypoints.schemas import (
     WaveIn,
     WaveOut,
     TransferIn,
+    TransferManyIn,
+    TransferManyOut,
     WithdrawIn,
 )
 from services.enrollment.service_layer import commands, handlers
@@ -446,6 +448,33 @@ async def transfer(
     person's open pairs (reason ``transferred``)."""
     command = commands.Transfer(participant_id, body.wave_id)
     return await execute(request, who, key, handlers.transfer, command, PARTICIPANT_)
+
+
+@router.post(
+    "/waves/{wave_id}/participants:transfer",
+    response_model=TransferManyOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def transfer_many(
+    wave_id: UUID,
+    body: TransferManyIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Move these participants of the wave into another open wave of the programme, all or
+    none (one ``ParticipantTransferred`` each): e.g. the wave's waitlist (matching's
+    ``GET /v1/waves/{id}/waitlist``) carried over into the country's next wave, where the
+    mentees keep their place in line. A participant not of this wave: 422 naming it."""
+    command = commands.TransferMany(wave_id, body.to_wave_id, tuple(body.participant_ids))
+
+    async def work(uow: UnitOfWork) -> Response:
+        moved = await handlers.transfer_many(uow, who, command)
+        out = TransferManyOut(from_wave_id=wave_id, to_wave_id=body.to_wave_id, transferred=moved)
+        return JSONResponse(out.model_dump(mode="json"))
+
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 @router.post(

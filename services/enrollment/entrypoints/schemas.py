@@ -366,6 +366,17 @@ class TransferIn(Input):
                           "the caller holds).")
 
 
+class TransferManyIn(Input):
+    to_wave_id: UUID = Field(description="The open wave of the same programme they move to.")
+    participant_ids: list[UUID] = Field(min_length=1, max_length=10_000, description="Participants of this wave.")
+
+
+class TransferManyOut(BaseModel):
+    from_wave_id: UUID
+    to_wave_id: UUID
+    transferred: list[UUID]
+
+
 class TransferOut(BaseModel):
     from_wave_id: UUID
     from_country: str

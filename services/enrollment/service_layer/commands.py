@@ -102,3 +102,10 @@ class ImportParticipants:
 class Transfer:
     participant_id: UUID
     wave_id: UUID  # the wave it moves to
+
+
+@dataclass(frozen=True)
+class TransferMany:
+    wave_id: UUID  # the wave they leave
+    to_wave_id: UUID
+    participant_ids: tuple[UUID, ...]

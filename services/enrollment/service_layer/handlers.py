@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 from libs.auth.principal import Principal
 from libs.events.contexts.enrollment import Actor, ProgrammeSettings
 from libs.domain.aggregate import Aggregate
-from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, NotFound
+from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, Issues, NotFound
 from services.enrollment.domain.participant import Participant
 from services.enrollment.domain.programme import Programme
 from services.enrollment.domain.values import default_settings
@@ -186,6 +186,30 @@ async def transfer(uow: UnitOfWork, principal: Principal, cmd: commands.Transfer
     participant.transfer(wave, to, actor_of(principal))
     await uow.repo.add(participant)
     return participant.id
+
+
+async def transfer_many(uow: UnitOfWork, principal: Principal, cmd: commands.TransferMany) -> list[UUID]:
+    """Move these participants of a wave into another, all or none (e.g. a
+    wave's waitlist carried over into the country's next wave)."""
+    wave = await load_wave(uow, principal, cmd.wave_id)
+    to = await load_wave(uow, principal, cmd.to_wave_id, lock=True)
+    issues = Issues()
+    issues.check(to.programme_id == wave.programme_id, "to_wave_id", "A wave of the same programme.")
+    issues.check(to.id != wave.id, "to_wave_id", "Another wave than the one they leave.")
+    issues.raise_if_any()
+    moved = []
+    for i, participant_id in enumerate(cmd.participant_ids):
+        participant = await uow.repo.get(Participant, participant_id)
+        if participant is None or participant.wave_id != wave.id or participant.organisation != principal.organisation:
+            issues.add(f"participant_ids.{i}", "Not a participant of this wave.")
+        elif participant_id in cmd.participant_ids[:i]:
+            issues.add(f"participant_ids.{i}", "Listed twice.")
+        else:
+            participant.transfer(wave, to, actor_of(principal))
+            moved.append(participant)
+    issues.raise_if_any()
+    await uow.repo.add(*moved)
+    return [p.id for p in moved]
 
 
 async def erase(uow: UnitOfWork, principal: Principal, cmd: commands.Erase) -> UUID:

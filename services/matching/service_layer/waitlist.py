@@ -5,8 +5,12 @@ feasible mentors' seats went to others) or ``no_feasible_partner`` (no
 mentor fits them), they wait on their wave's waitlist, in the order they
 first waited (``adapters/read_tables.py`` keeps it from matching's own
 events: ``MatchingRunCompleted`` puts them on, ``PairProposed`` takes them
-off). Who is listed is decided at read time: still matchable, still in that
-wave (a transfer moves them out), holding no open pair.
+off). Who is listed is decided at read time: still matchable, holding no
+open pair, in the wave the person is in now: a mentee transferred to another
+wave (``POST /enrollment/v1/participants/{id}:transfer``, or the whole
+waitlist carried over into the country's next wave with
+``POST /enrollment/v1/waves/{id}/participants:transfer``) waits there,
+keeping its place (``since``), ahead of that wave's own unmatched.
 
 When capacity frees (a pair dissolved or declined, a mentor qualified or
 enrolled), ``offers`` gives the best next pair for each waiting mentee, in
@@ -41,7 +45,7 @@ async def waiting(uow: UnitOfWork, principal: Principal, wave_id: UUID) -> list[
     rows = await uow.conn.fetch(
         f"""SELECT w.mentee_id, w.reason, w.run_id, w.since FROM {s}.waitlist w
             JOIN {s}.candidates c ON c.participant_id = w.mentee_id
-            WHERE w.wave_id = $1 AND c.wave_id = w.wave_id AND c.matchable AND c.role = $2
+            WHERE c.wave_id = $1 AND c.matchable AND c.role = $2
               AND NOT EXISTS (SELECT 1 FROM {s}.pairs p WHERE p.mentee_id = w.mentee_id
                               AND p.status IN ('proposed', 'formed'))
             ORDER BY w.since, w.mentee_id""",
