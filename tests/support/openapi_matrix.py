@@ -66,6 +66,9 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ("enrollment", "PATCH", "/v1/participants/{participant_id}"): ("application/json", {"motivation": "Changed."}),
     ("enrollment", "POST", "/v1/participants/{participant_id}:withdraw"): ("application/json", {"reason": "Probe."}),
     ("enrollment", "POST", "/v1/participants/{participant_id}:transfer"): ("application/json", {"wave_id": "{wave_id}"}),
+    ("enrollment", "POST", "/v1/waves/{wave_id}/participants:transfer"): (
+        "application/json", {"to_wave_id": "{wave_id}", "participant_ids": ["{participant_id}"]},
+    ),
     ("enrollment", "POST", "/v1/participants/{participant_id}/needs-answers"): ("application/json", NEEDS),
     ("enrollment", "POST", "/v1/participants/{participant_id}/qualification"): ("application/json", QUALIFIED),
     ("matching", "POST", "/v1/runs"): ("application/json", {"wave_ids": ["{wave_id}"]}),
