@@ -25,56 +25,52 @@ async def _ensure(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairEve
     )
 
 
-async def proposed(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairProposed) -> list[UUID]:
-    await _ensure(conn, s, env, e)
-    criteria = {c.criterion: c.raw for c in e.breakdown}
-    await conn.execute(
-        f"UPDATE {s}.pairs SET score = $2, criteria = $3::jsonb, proposed_at = $4 WHERE pair_id = $1",
-        e.pair_id, e.score, orjson.dumps(criteria).decode(), env.time,
-    )
-    return [e.pair_id]
+class MatchingFacts:
+    """Matching events -> pairs."""
 
+    schema: str
 
-async def accepted(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairAccepted) -> list[UUID]:
-    await _ensure(conn, s, env, e)  # one side's acceptance changes nothing insights shows
-    return []
+    async def on_PairProposed(self, conn: asyncpg.Connection, env: Envelope, e: ev.PairProposed) -> list[UUID]:
+        s = self.schema
+        await _ensure(conn, s, env, e)
+        criteria = {c.criterion: c.raw for c in e.breakdown}
+        await conn.execute(
+            f"UPDATE {s}.pairs SET score = $2, criteria = $3::jsonb, proposed_at = $4 WHERE pair_id = $1",
+            e.pair_id, e.score, orjson.dumps(criteria).decode(), env.time,
+        )
+        return [e.pair_id]
 
+    async def on_PairAccepted(self, conn: asyncpg.Connection, env: Envelope, e: ev.PairAccepted) -> list[UUID]:
+        s = self.schema
+        await _ensure(conn, s, env, e)  # one side's acceptance changes nothing insights shows
+        return []
 
-async def declined(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairDeclined) -> list[UUID]:
-    await _ensure(conn, s, env, e)
-    await conn.execute(f"UPDATE {s}.pairs SET status = 'declined', ended_at = $2 WHERE pair_id = $1", e.pair_id, env.time)
-    return [e.pair_id]
+    async def on_PairDeclined(self, conn: asyncpg.Connection, env: Envelope, e: ev.PairDeclined) -> list[UUID]:
+        s = self.schema
+        await _ensure(conn, s, env, e)
+        await conn.execute(f"UPDATE {s}.pairs SET status = 'declined', ended_at = $2 WHERE pair_id = $1", e.pair_id, env.time)
+        return [e.pair_id]
 
+    async def on_PairFormed(self, conn: asyncpg.Connection, env: Envelope, e: ev.PairFormed) -> list[UUID]:
+        s = self.schema
+        await _ensure(conn, s, env, e)
+        await conn.execute(
+            f"UPDATE {s}.pairs SET status = 'formed', formed_at = $2, score = $3 WHERE pair_id = $1",
+            e.pair_id, env.time, e.score,
+        )
+        return [e.pair_id]
 
-async def formed(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairFormed) -> list[UUID]:
-    await _ensure(conn, s, env, e)
-    await conn.execute(
-        f"UPDATE {s}.pairs SET status = 'formed', formed_at = $2, score = $3 WHERE pair_id = $1",
-        e.pair_id, env.time, e.score,
-    )
-    return [e.pair_id]
+    async def on_PairDissolved(self, conn: asyncpg.Connection, env: Envelope, e: ev.PairDissolved) -> list[UUID]:
+        s = self.schema
+        await _ensure(conn, s, env, e)
+        await conn.execute(
+            f"UPDATE {s}.pairs SET status = 'dissolved', ended_at = $2, dissolution_reason = $3 WHERE pair_id = $1",
+            e.pair_id, env.time, e.reason.value,
+        )
+        return [e.pair_id]
 
-
-async def dissolved(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairDissolved) -> list[UUID]:
-    await _ensure(conn, s, env, e)
-    await conn.execute(
-        f"UPDATE {s}.pairs SET status = 'dissolved', ended_at = $2, dissolution_reason = $3 WHERE pair_id = $1",
-        e.pair_id, env.time, e.reason.value,
-    )
-    return [e.pair_id]
-
-
-async def completed(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.PairCompleted) -> list[UUID]:
-    await _ensure(conn, s, env, e)
-    await conn.execute(f"UPDATE {s}.pairs SET status = 'completed', ended_at = $2 WHERE pair_id = $1", e.pair_id, env.time)
-    return [e.pair_id]
-
-
-HANDLERS = {
-    ev.PairProposed: proposed,
-    ev.PairAccepted: accepted,
-    ev.PairDeclined: declined,
-    ev.PairFormed: formed,
-    ev.PairDissolved: dissolved,
-    ev.PairCompleted: completed,
-}
+    async def on_PairCompleted(self, conn: asyncpg.Connection, env: Envelope, e: ev.PairCompleted) -> list[UUID]:
+        s = self.schema
+        await _ensure(conn, s, env, e)
+        await conn.execute(f"UPDATE {s}.pairs SET status = 'completed', ended_at = $2 WHERE pair_id = $1", e.pair_id, env.time)
+        return [e.pair_id]

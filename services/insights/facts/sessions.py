@@ -15,53 +15,6 @@ from libs.events.contexts import sessions as ev
 from libs.events.envelope import Envelope
 
 
-async def scheduled(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.SessionScheduled) -> list[UUID]:
-    await conn.execute(
-        f"""INSERT INTO {s}.sessions (session_id, pair_id, starts_at, status) VALUES ($1, $2, $3, 'scheduled')
-            ON CONFLICT (session_id) DO NOTHING""",
-        e.session_id, e.pair_id, e.starts_at,
-    )
-    return [e.pair_id]
-
-
-async def moved(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.SessionMoved) -> list[UUID]:
-    await conn.execute(f"UPDATE {s}.sessions SET starts_at = $2 WHERE session_id = $1", e.session_id, e.starts_at)
-    return [e.pair_id]
-
-
-async def cancelled(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.SessionCancelled) -> list[UUID]:
-    await conn.execute(
-        f"UPDATE {s}.sessions SET status = 'cancelled', late = $2 WHERE session_id = $1", e.session_id, e.late
-    )
-    return [e.pair_id]
-
-
-async def held(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.SessionHeld) -> list[UUID]:
-    await conn.execute(
-        f"""INSERT INTO {s}.sessions (session_id, pair_id, starts_at, status, held_at, actual_minutes)
-            VALUES ($1, $2, $3, 'held', $3, $4)
-            ON CONFLICT (session_id) DO UPDATE SET status = 'held', held_at = $3, actual_minutes = $4""",
-        e.session_id, e.pair_id, e.held_at, e.actual_minutes,
-    )
-    return [e.pair_id]
-
-
-async def no_show(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.SessionNoShow) -> list[UUID]:
-    await conn.execute(
-        f"UPDATE {s}.sessions SET status = 'no_show', absent = $2 WHERE session_id = $1", e.session_id, e.absent.value
-    )
-    return [e.pair_id]
-
-
-async def check_in(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.CheckInRecorded) -> list[UUID]:
-    await conn.execute(
-        f"""INSERT INTO {s}.check_ins (check_in_id, pair_id, member, mood, recorded_at) VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (check_in_id) DO NOTHING""",
-        e.check_in_id, e.pair_id, e.member.value, e.mood, env.time,
-    )
-    return [e.pair_id]
-
-
 async def _month(
     conn: asyncpg.Connection, s: str, e: ev.MentorBudgetEvent, total: int, exceeded_at
 ) -> list[UUID]:
@@ -80,21 +33,62 @@ async def _month(
     return [r["pair_id"] for r in rows]
 
 
-async def time_logged(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.MentorTimeLogged) -> list[UUID]:
-    return await _month(conn, s, e, e.total_minutes, None)
+class SessionsFacts:
+    """Sessions events -> sessions, check-ins, mentor months."""
 
+    schema: str
 
-async def budget_exceeded(conn: asyncpg.Connection, s: str, env: Envelope, e: ev.MentorBudgetExceeded) -> list[UUID]:
-    return await _month(conn, s, e, e.total_minutes, env.time)
+    async def on_SessionScheduled(self, conn: asyncpg.Connection, env: Envelope, e: ev.SessionScheduled) -> list[UUID]:
+        s = self.schema
+        await conn.execute(
+            f"""INSERT INTO {s}.sessions (session_id, pair_id, starts_at, status) VALUES ($1, $2, $3, 'scheduled')
+                ON CONFLICT (session_id) DO NOTHING""",
+            e.session_id, e.pair_id, e.starts_at,
+        )
+        return [e.pair_id]
 
+    async def on_SessionMoved(self, conn: asyncpg.Connection, env: Envelope, e: ev.SessionMoved) -> list[UUID]:
+        s = self.schema
+        await conn.execute(f"UPDATE {s}.sessions SET starts_at = $2 WHERE session_id = $1", e.session_id, e.starts_at)
+        return [e.pair_id]
 
-HANDLERS = {
-    ev.SessionScheduled: scheduled,
-    ev.SessionMoved: moved,
-    ev.SessionCancelled: cancelled,
-    ev.SessionHeld: held,
-    ev.SessionNoShow: no_show,
-    ev.CheckInRecorded: check_in,
-    ev.MentorTimeLogged: time_logged,
-    ev.MentorBudgetExceeded: budget_exceeded,
-}
+    async def on_SessionCancelled(self, conn: asyncpg.Connection, env: Envelope, e: ev.SessionCancelled) -> list[UUID]:
+        s = self.schema
+        await conn.execute(
+            f"UPDATE {s}.sessions SET status = 'cancelled', late = $2 WHERE session_id = $1", e.session_id, e.late
+        )
+        return [e.pair_id]
+
+    async def on_SessionHeld(self, conn: asyncpg.Connection, env: Envelope, e: ev.SessionHeld) -> list[UUID]:
+        s = self.schema
+        await conn.execute(
+            f"""INSERT INTO {s}.sessions (session_id, pair_id, starts_at, status, held_at, actual_minutes)
+                VALUES ($1, $2, $3, 'held', $3, $4)
+                ON CONFLICT (session_id) DO UPDATE SET status = 'held', held_at = $3, actual_minutes = $4""",
+            e.session_id, e.pair_id, e.held_at, e.actual_minutes,
+        )
+        return [e.pair_id]
+
+    async def on_SessionNoShow(self, conn: asyncpg.Connection, env: Envelope, e: ev.SessionNoShow) -> list[UUID]:
+        s = self.schema
+        await conn.execute(
+            f"UPDATE {s}.sessions SET status = 'no_show', absent = $2 WHERE session_id = $1", e.session_id, e.absent.value
+        )
+        return [e.pair_id]
+
+    async def on_CheckInRecorded(self, conn: asyncpg.Connection, env: Envelope, e: ev.CheckInRecorded) -> list[UUID]:
+        s = self.schema
+        await conn.execute(
+            f"""INSERT INTO {s}.check_ins (check_in_id, pair_id, member, mood, recorded_at) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (check_in_id) DO NOTHING""",
+            e.check_in_id, e.pair_id, e.member.value, e.mood, env.time,
+        )
+        return [e.pair_id]
+
+    async def on_MentorTimeLogged(self, conn: asyncpg.Connection, env: Envelope, e: ev.MentorTimeLogged) -> list[UUID]:
+        s = self.schema
+        return await _month(conn, s, e, e.total_minutes, None)
+
+    async def on_MentorBudgetExceeded(self, conn: asyncpg.Connection, env: Envelope, e: ev.MentorBudgetExceeded) -> list[UUID]:
+        s = self.schema
+        return await _month(conn, s, e, e.total_minutes, env.time)

@@ -4,7 +4,8 @@ A ``Projection`` (libs/messaging/consumer.py) over ``binome.enrollment.events``
 that keeps programmes (mode, settings), waves (country, region, committee,
 status) and participants (role, profile, references, qualification,
 withdrawal) in matching's schema. The runtime calls ``handle`` inside its
-transaction and records the event as applied in the same one.
+transaction and records the event as applied in the same one; the
+``on_<EventClassName>`` methods are what matching reads (libs/messaging/dispatch.py).
 
 A withdrawal (or a GDPR erasure, which also forgets the person's HR
 references) ends the person's open pairs (``on_withdrawal``, given by the
@@ -14,7 +15,7 @@ service: a proposal is declined, a formed pair dissolved with reason
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import orjson
@@ -34,9 +35,8 @@ from libs.events.contexts.enrollment import (
     WaveOpened,
 )
 from libs.events.envelope import Envelope
-from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
-from libs.messaging.consumer import handle_each
+from libs.messaging.dispatch import Consumer
 
 #: Ends the open pairs of a person who left (withdrawal or erasure).
 LeavingHook = Callable[[asyncpg.Connection, Envelope, ParticipantEvent], Awaitable[None]]
@@ -48,13 +48,16 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-class CandidatePool:
+class CandidatePool(Consumer):
+    """One event at a time (the base's ``handle_batch``): a withdrawal runs
+    ``on_withdrawal``, which reads the pool the earlier events wrote."""
+
     name = "matching-candidate-pool"
     contexts = ("enrollment",)
 
     def __init__(self, schema: str, on_withdrawal: LeavingHook) -> None:
         self.schema = s = check_schema_name(schema)
-        self.on_withdrawal = on_withdrawal
+        self.leaving = on_withdrawal  # not an on_<Event> handler: the service's hook
         self._sql_programme = f"""
             INSERT INTO {s}.programmes (programme_id, organisation, mode, settings, version)
             VALUES ($1, $2, $3, $4::jsonb, $5)
@@ -84,66 +87,83 @@ class CandidatePool:
             UPDATE {s}.candidates SET withdrawn = true, employee_ref = '', manager_ref = NULL, version = $2
             WHERE participant_id = $1"""
 
-    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
-        version = envelope.sequence
-        if isinstance(event, (ProgrammeCreated, ProgrammeSettingsChanged)):
-            # The mode is set at creation only: a settings change keeps it.
-            mode = event.mode.value if isinstance(event, ProgrammeCreated) else None
-            settings = _json(event.settings.model_dump(mode="json"))
-            await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, mode, settings, version)
-        elif isinstance(event, WaveOpened):
-            await conn.execute(
-                self._sql_wave,
-                event.wave_id,
-                event.programme_id,
-                envelope.tenant,
-                event.country,
-                event.region,
-                event.committee,
-                event.starts_on,
-                version,
-            )
-        elif isinstance(event, (WaveEnrolmentClosed, WaveEnded)):
-            status = "ended" if isinstance(event, WaveEnded) else "enrolment_closed"
-            await conn.execute(self._sql_wave_status, event.wave_id, status, version)
-        elif isinstance(event, ParticipantEnrolled):
-            await conn.execute(
-                self._sql_enrolled,
-                event.participant_id,
-                envelope.tenant,
-                event.programme_id,
-                event.wave_id,
-                event.country,
-                event.role.value,
-                _json(event.profile.model_dump(mode="json")),
-                event.employee_ref,
-                event.manager_ref,
-                version,
-            )
-        elif isinstance(event, ParticipantProfileUpdated):
-            await conn.execute(
-                self._sql_profile,
-                event.participant_id,
-                _json(event.profile.model_dump(mode="json")),
-                version,
-                event.manager_ref,
-                event.manager_ref_removed,
-            )
-        elif isinstance(event, NeedsAnswered):
-            themes = [t.model_dump(mode="json") for t in event.themes_wanted]
-            await conn.execute(self._sql_themes_wanted, event.participant_id, _json(themes), version)
-        elif isinstance(event, MentorQualificationAssessed):
-            await conn.execute(self._sql_qualified, event.participant_id, event.qualified, version)
-        elif isinstance(event, (ParticipantWithdrew, ParticipantErased)):
-            sql = self._sql_erased if isinstance(event, ParticipantErased) else self._sql_withdrawn
-            await conn.execute(sql, event.participant_id, version)
-            await self.on_withdrawal(conn, envelope, event)
-        # Other enrollment events (none today) carry nothing matching needs.
+    async def on_ProgrammeCreated(self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated) -> None:
+        await self._programme(conn, envelope, event, event.mode.value)
 
-    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
-        """One event at a time: a withdrawal runs ``on_withdrawal`` (it reads the
-        pool the earlier events wrote)."""
-        await handle_each(self, conn, items)
+    async def on_ProgrammeSettingsChanged(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeSettingsChanged
+    ) -> None:
+        await self._programme(conn, envelope, event, None)  # the mode is set at creation only
+
+    async def _programme(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated | ProgrammeSettingsChanged,
+        mode: str | None,
+    ) -> None:
+        settings = _json(event.settings.model_dump(mode="json"))
+        await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, mode, settings, envelope.sequence)
+
+    async def on_WaveOpened(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveOpened) -> None:
+        await conn.execute(
+            self._sql_wave,
+            event.wave_id,
+            event.programme_id,
+            envelope.tenant,
+            event.country,
+            event.region,
+            event.committee,
+            event.starts_on,
+            envelope.sequence,
+        )
+
+    async def on_WaveEnrolmentClosed(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveEnrolmentClosed) -> None:
+        await conn.execute(self._sql_wave_status, event.wave_id, "enrolment_closed", envelope.sequence)
+
+    async def on_WaveEnded(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveEnded) -> None:
+        await conn.execute(self._sql_wave_status, event.wave_id, "ended", envelope.sequence)
+
+    async def on_ParticipantEnrolled(self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantEnrolled) -> None:
+        await conn.execute(
+            self._sql_enrolled,
+            event.participant_id,
+            envelope.tenant,
+            event.programme_id,
+            event.wave_id,
+            event.country,
+            event.role.value,
+            _json(event.profile.model_dump(mode="json")),
+            event.employee_ref,
+            event.manager_ref,
+            envelope.sequence,
+        )
+
+    async def on_ParticipantProfileUpdated(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantProfileUpdated
+    ) -> None:
+        await conn.execute(
+            self._sql_profile,
+            event.participant_id,
+            _json(event.profile.model_dump(mode="json")),
+            envelope.sequence,
+            event.manager_ref,
+            event.manager_ref_removed,
+        )
+
+    async def on_NeedsAnswered(self, conn: asyncpg.Connection, envelope: Envelope, event: NeedsAnswered) -> None:
+        themes = [t.model_dump(mode="json") for t in event.themes_wanted]
+        await conn.execute(self._sql_themes_wanted, event.participant_id, _json(themes), envelope.sequence)
+
+    async def on_MentorQualificationAssessed(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: MentorQualificationAssessed
+    ) -> None:
+        await conn.execute(self._sql_qualified, event.participant_id, event.qualified, envelope.sequence)
+
+    async def on_ParticipantWithdrew(self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantWithdrew) -> None:
+        await conn.execute(self._sql_withdrawn, event.participant_id, envelope.sequence)
+        await self.leaving(conn, envelope, event)
+
+    async def on_ParticipantErased(self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantErased) -> None:
+        await conn.execute(self._sql_erased, event.participant_id, envelope.sequence)
+        await self.leaving(conn, envelope, event)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"TRUNCATE {', '.join(f'{self.schema}.{t}' for t in POOL_TABLES)}")

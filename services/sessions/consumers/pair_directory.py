@@ -12,30 +12,24 @@ replayed older event never brings a dissolved pair back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import asyncpg
 
 from libs.events.contexts.enrollment import ParticipantErased, ProgrammeCreated, ProgrammeSettingsChanged
 from libs.events.contexts.matching import PairCompleted, PairDissolved, PairEvent, PairFormed, PairNotesExpired
 from libs.events.envelope import Envelope
-from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
-from libs.messaging.consumer import handle_each
+from libs.messaging.dispatch import Consumer
 from services.sessions.adapters.erasure import FreeText
 from services.sessions.domain.values import PairStatus
 
 NAME = "sessions-pair-directory"
 
-PAIR_STATUS: dict[type[PairEvent], PairStatus] = {
-    PairFormed: PairStatus.FORMED,
-    PairDissolved: PairStatus.DISSOLVED,
-    PairCompleted: PairStatus.COMPLETED,
-}
 
-
-class PairDirectory:
-    """Read tables ``pairs`` and ``programmes`` of the sessions schema."""
+class PairDirectory(Consumer):
+    """Read tables ``pairs`` and ``programmes`` of the sessions schema; one
+    event at a time (the base's ``handle_batch``): few events of these
+    contexts concern sessions (a pair's, a programme's, an erasure), so a
+    batch costs few statements. Every other event says nothing sessions needs."""
 
     name = NAME
     contexts = ("matching", "enrollment")
@@ -56,38 +50,51 @@ class PairDirectory:
             ON CONFLICT (programme_id) DO UPDATE SET themes = EXCLUDED.themes, sequence = EXCLUDED.sequence
             WHERE {s}.programmes.sequence < EXCLUDED.sequence"""
 
-    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
-        status = PAIR_STATUS.get(type(event))
-        if status is not None:
-            assert isinstance(event, PairEvent)
-            people = event.people
-            await conn.execute(
-                self._sql_pair,
-                event.pair_id,
-                envelope.tenant,
-                event.programme_id,
-                event.wave_id,
-                event.country,
-                people.mentee_id,
-                people.mentor_id,
-                people.mentor_country,
-                status.value,
-                envelope.sequence,
-                envelope.time,
-            )
-        elif isinstance(event, (ProgrammeCreated, ProgrammeSettingsChanged)):
-            themes = sorted(theme.code for theme in event.settings.themes)
-            await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, themes, envelope.sequence)
-        elif isinstance(event, ParticipantErased):
-            await self.free_text.forget_participant(conn, event.participant_id, envelope.time)
-        elif isinstance(event, PairNotesExpired):
-            await self.free_text.forget_pair_notes(conn, event.pair_id, envelope.time)
-        # Every other event of these contexts says nothing sessions needs.
+    async def on_PairFormed(self, conn: asyncpg.Connection, envelope: Envelope, event: PairFormed) -> None:
+        await self._pair(conn, envelope, event, PairStatus.FORMED)
 
-    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
-        """One event at a time: few events of these contexts concern sessions
-        (a pair's, a programme's, an erasure), so a batch costs few statements."""
-        await handle_each(self, conn, items)
+    async def on_PairDissolved(self, conn: asyncpg.Connection, envelope: Envelope, event: PairDissolved) -> None:
+        await self._pair(conn, envelope, event, PairStatus.DISSOLVED)
+
+    async def on_PairCompleted(self, conn: asyncpg.Connection, envelope: Envelope, event: PairCompleted) -> None:
+        await self._pair(conn, envelope, event, PairStatus.COMPLETED)
+
+    async def _pair(self, conn: asyncpg.Connection, envelope: Envelope, event: PairEvent, status: PairStatus) -> None:
+        people = event.people
+        await conn.execute(
+            self._sql_pair,
+            event.pair_id,
+            envelope.tenant,
+            event.programme_id,
+            event.wave_id,
+            event.country,
+            people.mentee_id,
+            people.mentor_id,
+            people.mentor_country,
+            status.value,
+            envelope.sequence,
+            envelope.time,
+        )
+
+    async def on_ProgrammeCreated(self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated) -> None:
+        await self._programme(conn, envelope, event)
+
+    async def on_ProgrammeSettingsChanged(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeSettingsChanged
+    ) -> None:
+        await self._programme(conn, envelope, event)
+
+    async def _programme(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated | ProgrammeSettingsChanged
+    ) -> None:
+        themes = sorted(theme.code for theme in event.settings.themes)
+        await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, themes, envelope.sequence)
+
+    async def on_ParticipantErased(self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantErased) -> None:
+        await self.free_text.forget_participant(conn, event.participant_id, envelope.time)
+
+    async def on_PairNotesExpired(self, conn: asyncpg.Connection, envelope: Envelope, event: PairNotesExpired) -> None:
+        await self.free_text.forget_pair_notes(conn, event.pair_id, envelope.time)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"TRUNCATE {self.schema}.pairs, {self.schema}.programmes, {self.schema}.forgotten")
