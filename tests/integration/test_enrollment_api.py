@@ -577,6 +577,9 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Enroll
     await env.post(f"/v1/participants/{m}/qualification", QUALIFIED)
     await env.post(f"/v1/participants/{e}:withdraw", {"reason": "x"})
     await env.post(f"/v1/participants/{m}:erase", {})
+    moved = (await env.enrol(wid, mentee("K-T")))["participant_id"]
+    other = (await env.wave(pid, "FR"))["wave_id"]
+    await env.post(f"/v1/participants/{moved}:transfer", {"wave_id": other})
     await env.post(f"/v1/waves/{wid}:close-enrolment", {})
     await env.post(f"/v1/waves/{wid}:end", {})
 
@@ -606,9 +609,9 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Enroll
 async def test_openapi_documents_every_route_and_the_import_formats(env: EnrollmentEnv) -> None:
     document = (await env.client.get("/openapi.json")).json()
     paths = document["paths"]
-    # The service's 19 operations, plus the audit trail every Binome API
-    # serves and its part of a participant's GDPR export.
-    assert len([m for p in paths.values() for m in p]) == 21
+    # The service's 21 operations (two transfers among them), plus the audit
+    # trail every Binome API serves and its part of a participant's GDPR export.
+    assert len([m for p in paths.values() for m in p]) == 23
     assert {"/v1/audit", "/v1/participants/{participant_id}/export"} <= paths.keys()
     imported = paths["/v1/waves/{wave_id}/participants:import"]["post"]
     assert set(imported["requestBody"]["content"]) == {"text/csv", "application/json"}
