@@ -136,3 +136,18 @@ async def test_bad_input_names_the_field(insights_env, world) -> None:  # noqa: 
     ops = await insights_env.api.get(f"/v1/programmes/{world.programme_id}/exports/pairs", world.organisation, "ops")
     assert ops.status_code == 403
 
+
+
+async def test_a_transferred_participant_counts_in_its_new_wave(insights_env) -> None:  # noqa: F811
+    sc = Scenario()
+    sc.programme()
+    sc.wave("FR", "Europe")
+    sc.wave("DE", "Europe")
+    person = sc.enrol("FR", "mentee")
+    sc.transfer(person, "DE")
+    await insights_env.pipeline.feed(sc)
+    germany = read_csv(await export(insights_env, sc, "participants", "csv", "regional_committee", countries=("DE",)))
+    assert [(r["participant_id"], r["country"], r["wave_id"]) for r in germany] == [
+        (str(person.participant_id), "DE", str(sc.waves["DE"]))
+    ]
+    assert read_csv(await export(insights_env, sc, "participants", "csv", "regional_committee", countries=("FR",))) == []

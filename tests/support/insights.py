@@ -137,6 +137,16 @@ class Scenario:
             wave_id=person.wave_id, country=person.country, role=en.Role.MENTEE, reason="No time.",
         ), T0, person.country)
 
+    def transfer(self, person: Person, to: str) -> Person:
+        """Move the person to the wave named ``to`` (its key); the person as it now is."""
+        moved = Person(person.participant_id, self.waves[to], to[:2])
+        self._emit("enrollment", person.participant_id, en.ParticipantTransferred(
+            actor=ACTOR, participant_id=person.participant_id, programme_id=self.programme_id,
+            wave_id=moved.wave_id, country=moved.country, role=en.Role.MENTEE,
+            from_wave_id=person.wave_id, from_country=person.country,
+        ), T0, moved.country)
+        return moved
+
     def erase(self, person: Person) -> None:
         self._emit("enrollment", person.participant_id, en.ParticipantErased(
             actor=ACTOR, participant_id=person.participant_id, programme_id=self.programme_id,
