@@ -9,6 +9,7 @@ wave or a participant must be added here, or this test fails.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,10 @@ COUNTRY_OWNED: list[tuple[str, str, Any, str]] = [
     ("POST", "/v1/participants/{participant}:withdraw", {"reason": "no"}, "application/json"),
     ("POST", "/v1/participants/{participant}/needs-answers", NEEDS, "application/json"),
     ("POST", "/v1/participants/{participant}/qualification", QUALIFIED, "application/json"),
+    # The German object the path names is refused before the body's wave is looked at.
+    ("POST", "/v1/participants/{participant}:transfer", {"wave_id": str(uuid.uuid4())}, "application/json"),
+    ("POST", "/v1/waves/{wave}/participants:transfer",
+     {"to_wave_id": str(uuid.uuid4()), "participant_ids": [str(uuid.uuid4())]}, "application/json"),
     # List filters naming another country's objects
     ("GET", "/v1/waves?country=DE", None, ""),
     ("GET", "/v1/participants?country=DE", None, ""),

@@ -60,6 +60,8 @@ COUNTRY_OWNED: list[tuple[str, str, Any]] = [
     ("POST", "/v1/pairs/{pair}:dissolve", {"reason": "hr_decision"}),
     ("POST", "/v1/pairs/{pair}:complete", None),
     ("POST", "/v1/exclusions", {"mentee_id": "{mentee}", "mentor_id": "{mentor}"}),
+    ("GET", "/v1/waves/{wave}/waitlist", None),
+    ("GET", "/v1/waves/{wave}/waitlist/offers", None),
 ]
 #: Routes a committee does not hold the role for; the matrix below tries them
 #: as a participant who is not in the pair.
