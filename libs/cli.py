@@ -44,10 +44,15 @@ def _services():
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]], log_format: LogFormat = "auto") -> T:
+    from libs.embedded import EmbeddedStackMissing
     from libs.observability.logging import configure_logging
 
     configure_logging(log_format)
-    return asyncio.run(coro_fn())
+    try:
+        return asyncio.run(coro_fn())
+    except EmbeddedStackMissing as exc:
+        typer.echo(f"binome: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
