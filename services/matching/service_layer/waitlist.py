@@ -33,15 +33,15 @@ from services.matching.domain.errors import NotFound
 from services.matching.domain.profiles import Role
 from services.matching.service_layer.choice import _choice
 from services.matching.service_layer.explanations import criterion_points
-from services.matching.service_layer.unit_of_work import UnitOfWork
+from libs.domain.repository import UnitOfWork
 
 
 async def waiting(uow: UnitOfWork, principal: Principal, wave_id: UUID) -> list[dict[str, Any]]:
     """The wave's waitlist, first in line first (404: a wave the caller may not see)."""
-    wave = (await uow.pool.waves(uow.conn, principal.organisation, [wave_id])).get(wave_id)
+    wave = (await uow.views.waves(uow.conn, principal.organisation, [wave_id])).get(wave_id)
     if wave is None or not principal.can_see(wave["organisation"], wave["country"]):
         raise NotFound("wave", wave_id)
-    s = uow.pool.s
+    s = uow.views.s
     rows = await uow.conn.fetch(
         f"""SELECT w.mentee_id, w.reason, w.run_id, w.since FROM {s}.waitlist w
             JOIN {s}.candidates c ON c.participant_id = w.mentee_id
@@ -60,7 +60,7 @@ async def offers(uow: UnitOfWork, principal: Principal, wave_id: UUID) -> list[d
     offered: Counter[str] = Counter()
     result = []
     for entry in await waiting(uow, principal, wave_id):
-        mentee_row = await uow.pool.candidate(uow.conn, principal.organisation, entry["mentee_id"])
+        mentee_row = await uow.views.candidate(uow.conn, principal.organisation, entry["mentee_id"])
         assert mentee_row is not None, "a listed mentee is in the pool"
         choice = await _choice(uow, principal.organisation, mentee_row)
         taken = Counter(choice.taken) + offered
