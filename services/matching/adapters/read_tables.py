@@ -150,7 +150,7 @@ class ReadTables:
             if u.role == "mentee" and u.code in WAITLISTED
         ]
         if waiting:
-            await conn.execute(self._sql_waitlisted, _json(waiting), envelope.tenant, event.run_id, envelope.time)
+            await conn.execute(self._sql_waitlisted, jsonb(waiting), envelope.tenant, event.run_id, envelope.time)
 
     async def _exclusion(self, conn: asyncpg.Connection, envelope: Envelope, event: PairExcluded) -> None:
         doc = {
