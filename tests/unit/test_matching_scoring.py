@@ -21,7 +21,7 @@ from services.matching.domain import (
     explain,
     score_matrix,
 )
-from services.matching.domain import scoring
+from services.matching.domain.scoring import encoding
 from services.matching.domain.synthetic import generate_pool
 
 
@@ -290,7 +290,7 @@ POLICIES = [
 @pytest.mark.parametrize("elementwise", [False, True], ids=["tables", "elementwise"])
 def test_vectorised_scores_equal_explained_totals(policy_index, elementwise, monkeypatch):
     if elementwise:  # force the fallback path for numeric criteria (time zone, availability)
-        monkeypatch.setattr(scoring, "_TABLE_MAX_CELLS", 0)
+        monkeypatch.setattr(encoding, "_TABLE_MAX_CELLS", 0)
     policy = POLICIES[policy_index]
     pool = generate_pool(120, 200, seed=policy_index)
     rng = random.Random(policy_index)
