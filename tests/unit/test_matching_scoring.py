@@ -363,3 +363,20 @@ def test_participant_and_policy_validation():
     # policies are values: equal and hashable (the service can cache per policy)
     assert MatchingPolicy() == MatchingPolicy() and hash(MatchingPolicy()) == hash(MatchingPolicy())
     assert len({MatchingPolicy(), replace(MatchingPolicy(), language_hard=False), policy}) == 3
+
+
+def test_availability_shares_a_mentors_time_among_all_its_seats_not_its_free_ones():
+    """A run sees a half-booked mentor with capacity = its one free seat; its
+    two sessions a month are still shared by two mentees (as the suggestions say)."""
+    wants_two = mentee(sessions_per_month=2)
+    half_booked = mentor(id="m2", capacity=1, seats=2, sessions_per_month=2)
+    whole = mentor(capacity=2, sessions_per_month=2)
+    for m in (half_booked, whole):
+        criterion = explain(wants_two, m, MatchingPolicy()).criterion(Criterion.AVAILABILITY)
+        assert criterion.raw == 0.5
+        assert criterion.detail.startswith("mentor 1 sessions/month per mentee")
+    model = ScoreModel([wants_two], [half_booked, whole], MatchingPolicy())
+    row = model.matrix()[0]
+    assert row[0] == row[1] == explain(wants_two, whole, MatchingPolicy()).total
+    with pytest.raises(ValueError, match="seats"):
+        mentor(capacity=2, seats=1)

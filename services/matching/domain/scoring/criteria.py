@@ -31,7 +31,13 @@ def tz_too_far(tz_mentee: Any, tz_mentor: Any, policy: MatchingPolicy) -> Any:
 
 
 def mentor_time_per_mentee(mentor: Participant) -> float:
-    return float(mentor.sessions_per_month) / max(mentor.capacity, 1)
+    """The mentor's monthly sessions shared among all its seats, held or free.
+
+    Not among its free seats only: a mentor holding one of two seats does not
+    have twice the time for the next mentee, and a run and the suggestions
+    must see the same mentor alike (a run sees only the free seats as
+    ``capacity``)."""
+    return float(mentor.sessions_per_month) / max(mentor.all_seats, 1)
 
 
 def raw_availability(wanted: Any, offered_per_mentee: Any) -> Any:
