@@ -32,6 +32,20 @@ def test_pair_delta_compares_the_questions_answered_both_times() -> None:
     assert pair_delta({"a": 2}, {"b": 4}) is None
 
 
+def test_the_groups_maturity_change_is_the_change_of_the_means_not_the_mean_of_changes() -> None:
+    """Pairs 1 -> 2 (+100 %) and 4 -> 4 (0 %): the mean of the pairs' changes
+    is 50 %, the change of the means (2.5 -> 3) is 20 %; evaluation shows
+    the latter and names it so."""
+    rows = []
+    for pre, post in ((1, 2), (4, 4), (1, 2), (4, 4)):
+        pair, person = uuid.uuid4(), uuid.uuid4()
+        rows += [Response(person, pair, M, Phase.PRE, "answered", {"q": pre}),
+                 Response(person, pair, M, Phase.POST, "answered", {"q": post})]
+    delta = summarise(rows, 3)["maturity"]["delta"]
+    assert delta["change_of_means_percent"] == 20.0
+    assert delta["delta_percent"] == delta["change_of_means_percent"]  # the older name, kept for clients
+
+
 def test_k_is_never_below_three() -> None:
     assert check_k(3) == 3
     with pytest.raises(InvalidInput) as exc:
@@ -75,7 +89,8 @@ def test_a_group_summary_on_known_data() -> None:
     assert maturity["pre"] == {"respondents": 4, "value": 2.62, "withheld": False}  # (2+3+2.5+3)/4 = 2.625
     assert maturity["post"] == {"respondents": 3, "value": 3.5, "withheld": False}
     # Paired: mean pre (2+3+2.5)/3 = 2.5, mean post (3+3.5+4)/3 = 3.5: +40 %
-    assert maturity["delta"] == {"respondents": 3, "pre": 2.5, "post": 3.5, "delta_percent": 40.0, "withheld": False}
+    assert maturity["delta"] == {"respondents": 3, "pre": 2.5, "post": 3.5, "change_of_means_percent": 40.0,
+                                 "delta_percent": 40.0, "withheld": False}
 
     rates = summary["response_rates"]
     assert rates["digital_maturity_pre"] == {"assigned": 5, "answered": 4, "rate": 0.8}
@@ -99,7 +114,8 @@ def test_withholding_is_per_figure() -> None:
     assert summary["maturity"]["pre"] == {"respondents": 3, "value": 3.33, "withheld": False}
     assert summary["maturity"]["post"]["withheld"] is True
     assert summary["maturity"]["delta"] == {
-        "respondents": 1, "pre": None, "post": None, "delta_percent": None, "withheld": True,
+        "respondents": 1, "pre": None, "post": None, "change_of_means_percent": None, "delta_percent": None,
+        "withheld": True,
     }
 
 

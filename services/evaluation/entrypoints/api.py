@@ -264,7 +264,7 @@ async def results(
     country: str | None = Query(None, pattern=r"^[A-Za-z]{2}$"),
     who: Principal = Depends(requires(*READERS)),
 ) -> Any:
-    """Averages, the paired maturity delta in percent, response rates and committed actions per
+    """Averages, the paired maturity change of the means in percent, response rates and committed actions per
     group; figures from fewer than k respondents are withheld; free text never appears."""
     return await service(request).views.results(service(request).pool, who, programme_id, group_by, wave_id, country)
 

@@ -163,6 +163,8 @@ class ResultsOut(BaseModel):
     group_by: str
     k_anonymity: int
     groups: list[dict[str, Any]] = Field(
-        description="Per group: response_rates, maturity (pre, post, paired delta), averages, actions; "
+        description="Per group: response_rates, maturity (pre, post, and the paired `delta`: its `pre` and "
+        "`post` means and `change_of_means_percent` = (mean post - mean pre) / mean pre * 100 over the mentees "
+        "who answered both; `delta_percent` is its deprecated older name, the same value), averages, actions; "
         "a figure from fewer than k respondents has value null and withheld true."
     )

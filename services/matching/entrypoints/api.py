@@ -44,11 +44,13 @@ from services.matching.entrypoints.schemas import (
     ExclusionIn,
     ExclusionOut,
     PairOut,
+    RunConfirmedOut,
+    RunConfirmIn,
     RunIn,
     RunOut,
     SuggestionsOut,
 )
-from services.matching.service_layer import choice, lifecycle, retention
+from services.matching.service_layer import bulk, choice, lifecycle, retention
 from services.matching.service_layer.export import Export
 from services.matching.service_layer.runs import RunRequest, run_matching
 from services.matching.service_layer.unit_of_work import UnitOfWork
@@ -156,6 +158,29 @@ async def list_runs(
 async def get_run(run_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
     """A run: its inputs, objective, pairs and the people it left unmatched, with the reason."""
     return _json(RunOut, await service(request).views.run(service(request).pool, who, run_id))
+
+
+@router.post(
+    "/runs/{run_id}:confirm", response_model=RunConfirmedOut, responses=COMMAND_ERRORS, tags=["runs"]
+)
+async def confirm_run(
+    run_id: UUID,
+    request: Request,
+    body: RunConfirmIn | None = None,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """HR confirms every open proposal of the run (or the chosen ones) for both people, in one
+    call and all or nothing: each pair is formed with its own events, as ``:confirm`` does. A
+    chosen pair not of the run, or no proposal any more, is a 422 naming it; nothing is written."""
+    chosen = body.pair_ids if body else None
+
+    async def work(uow: UnitOfWork) -> Response:
+        done = await bulk.confirm_run(uow, service(request).views, who, run_id, chosen)
+        skipped = [{"pair_id": p, "status": s} for p, s in done.skipped]
+        return _json(RunConfirmedOut, {"run_id": run_id, "confirmed": done.confirmed, "skipped": skipped})
+
+    return await command(request, key, work)
 
 
 # --------------------------------------------------------------------------- choice

@@ -156,3 +156,33 @@ class ExclusionOut(BaseModel):
     mentee_id: UUID
     mentor_id: UUID
     country: str
+
+
+# --------------------------------------------------------------------------- bulk confirmation
+
+
+class RunConfirmIn(Body):
+    pair_ids: list[UUID] | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="The run's pairs to confirm (each a proposal now); unset: every open proposal of the run.",
+    )
+
+    @field_validator("pair_ids")
+    @classmethod
+    def _distinct_pairs(cls, value: list[UUID] | None) -> list[UUID] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each pair at most once")
+        return value
+
+
+class SkippedPairOut(BaseModel):
+    pair_id: UUID
+    status: str = Field(description="Why it was not confirmed: the pair is no proposal any more.")
+
+
+class RunConfirmedOut(BaseModel):
+    run_id: UUID
+    confirmed: list[UUID] = Field(description="Pairs formed by this call, each with its own PairFormed event.")
+    skipped: list[SkippedPairOut] = Field(description="The run's pairs that were no proposal (whole-run calls only).")

@@ -86,11 +86,17 @@ async def complete(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> UUID
     return await _as_hr(uow, principal, pair_id, lambda pair: pair.complete(actor_of(principal)))
 
 
-async def _as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID, change: Callable[[Pair], None]) -> UUID:
-    """A change only HR (of the pair's country) makes."""
+async def load_as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> Pair:
+    """The pair, if the caller is HR of its country (else 404)."""
     pair, side = await load_pair(uow, principal, pair_id)
     if side is not Side.HR:
         raise NotFound("pair", pair_id)
+    return pair
+
+
+async def _as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID, change: Callable[[Pair], None]) -> UUID:
+    """A change only HR (of the pair's country) makes."""
+    pair = await load_as_hr(uow, principal, pair_id)
     change(pair)
     await uow.repo.save([pair])
     return pair.id
