@@ -23,6 +23,8 @@ from libs.events.contexts.matching import (
     PairDeclined,
     PairDissolved,
     PairEvent,
+    ExclusionLifted,
+    MentorInterestExpressed,
     PairExcluded,
     PairFormed,
     PairNotesExpired,
@@ -34,7 +36,7 @@ from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from services.matching.domain.pair import PairStatus
 
-OWN_TABLES = ("pairs", "runs", "exclusions")
+OWN_TABLES = ("pairs", "runs", "exclusions", "interests")
 
 #: Free text people typed stays in the (crypto-shreddable) events only.
 _NOT_IN_DOCS = {"actor", "note"}
@@ -103,8 +105,13 @@ class ReadTables:
         self._sql_run = f"""
             INSERT INTO {s}.runs (run_id, organisation, programme_id, wave_ids, countries, doc)
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)"""
+        # An exclusion lifted is deleted; excluding the pair again inserts it anew.
         self._sql_exclusion = f"""
             INSERT INTO {s}.exclusions (exclusion_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
+        self._sql_exclusion_lifted = f"DELETE FROM {s}.exclusions WHERE exclusion_id = $1"
+        self._sql_interest = f"""
+            INSERT INTO {s}.interests (interest_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
@@ -118,6 +125,10 @@ class ReadTables:
                 await self._run(conn, envelope, event)
             elif isinstance(event, PairExcluded):
                 await self._exclusion(conn, envelope, event)
+            elif isinstance(event, ExclusionLifted):
+                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id)
+            elif isinstance(event, MentorInterestExpressed):
+                await self._interest(conn, envelope, event)
             else:
                 raise TypeError(f"no read table for {event.event_type()}")
         await self._pairs(conn, pair_events)
@@ -140,6 +151,19 @@ class ReadTables:
         await conn.execute(
             self._sql_exclusion,
             event.exclusion_id,
+            envelope.tenant,
+            event.programme_id,
+            event.mentee_id,
+            event.mentor_id,
+            event.country,
+            _json(doc),
+        )
+
+    async def _interest(self, conn: asyncpg.Connection, envelope: Envelope, event: MentorInterestExpressed) -> None:
+        doc = {**event.model_dump(mode="json", exclude={"actor"}), "expressed_at": envelope.time.isoformat()}
+        await conn.execute(
+            self._sql_interest,
+            event.interest_id,
             envelope.tenant,
             event.programme_id,
             event.mentee_id,

@@ -27,12 +27,14 @@ SERVICE = "matching"  # the envelope's source: /binome/matching
 
 @dataclass(frozen=True)
 class NewStream:
-    """A stream that must not exist yet (a run, an exclusion)."""
+    """Events of a stream that is no pair (a run, an exclusion, an interest):
+    ``version`` is the stream's version they follow (0: it must not exist yet)."""
 
     stream_id: UUID
     organisation: str
     country: str | None
     events: Sequence[MatchingEvent]
+    version: int = 0
 
 
 class Repository:
@@ -58,9 +60,15 @@ class Repository:
             return None
         return Pair.rebuild(envelopes[0].tenant, events)  # type: ignore[arg-type]
 
+    async def stream(self, stream_id: UUID) -> tuple[str | None, list[MatchingEvent]]:
+        """The organisation and events of a stream that is no pair (None, []: none yet)."""
+        envelopes = await self.store.read_stream(str(stream_id), conn=self.conn)
+        events = [registry.load(e) for e in envelopes]
+        return (envelopes[0].tenant if envelopes else None), events  # type: ignore[return-value]
+
     async def save(self, pairs: Sequence[Pair] = (), new: Sequence[NewStream] = ()) -> list[Envelope]:
         appends = [
-            self._append(str(s.stream_id), 0, s.organisation, s.country, list(s.events)) for s in new
+            self._append(str(s.stream_id), s.version, s.organisation, s.country, list(s.events)) for s in new
         ] + [
             self._append(str(p.id), p.expected_version, p.organisation, p.country, p.take_pending())
             for p in pairs

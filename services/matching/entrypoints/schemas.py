@@ -143,6 +143,9 @@ class SuggestionOut(BaseModel):
     score: float
     remaining_capacity: int
     breakdown: list[CriterionPoints]
+    mentor_interested: bool = Field(
+        False, description="The mentor said it would like to mentor this mentee (shown, not scored)."
+    )
 
 
 class SuggestionsOut(BaseModel):
@@ -186,3 +189,48 @@ class RunConfirmedOut(BaseModel):
     run_id: UUID
     confirmed: list[UUID] = Field(description="Pairs formed by this call, each with its own PairFormed event.")
     skipped: list[SkippedPairOut] = Field(description="The run's pairs that were no proposal (whole-run calls only).")
+
+
+# --------------------------------------------------------------------------- exclusions lifted
+
+
+class ExclusionLiftIn(Body):
+    reason: Note = Field(description="Why the pair may be proposed again (personal data: kept in the event only).")
+
+
+class ExclusionLiftedOut(BaseModel):
+    exclusion_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    lifted: bool = True
+
+
+# --------------------------------------------------------------------------- the mentor's side
+
+
+class SuggestedMenteeOut(BaseModel):
+    mentee_id: UUID
+    score: float
+    breakdown: list[CriterionPoints]
+    interest_expressed: bool
+
+
+class SuggestedMenteesOut(BaseModel):
+    mentor_id: UUID
+    remaining_capacity: int
+    mentees: list[SuggestedMenteeOut]
+
+
+class InterestIn(Body):
+    mentee_id: UUID
+
+
+class InterestOut(BaseModel):
+    interest_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    score: float = Field(description="The pair's score now, as the mentee's suggestions and a run compute it.")

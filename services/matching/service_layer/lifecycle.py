@@ -17,9 +17,9 @@ from uuid import UUID
 
 from libs.auth.principal import PARTICIPANT, Principal
 from libs.events.contexts.enrollment import Actor, ParticipantEvent
-from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
+from libs.events.contexts.matching import DissolutionReason, ExclusionLifted, PairExcluded, Side
 from services.matching.adapters.repository import NewStream
-from services.matching.domain.errors import InvalidRequest, NotFound
+from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
 from services.matching.domain.pair import Pair, PairStatus
 from services.matching.domain.profiles import Role
 from services.matching.service_layer.access import actor_of
@@ -127,6 +127,9 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
     if mentor["programme_id"] != mentee["programme_id"]:
         raise InvalidRequest("mentor_id", "Not a mentor of the mentee's programme.")
     exclusion_id = uuid.uuid5(EXCLUSIONS, f"{exclusion.mentee_id}/{exclusion.mentor_id}")
+    _, history = await uow.repo.stream(exclusion_id)
+    if history and isinstance(history[-1], PairExcluded):
+        raise IllegalTransition("This pair is excluded already.")
     event = PairExcluded(
         exclusion_id=exclusion_id,
         programme_id=mentee["programme_id"],
@@ -136,8 +139,27 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
         note=exclusion.note,
         actor=actor_of(principal),
     )
-    await uow.repo.save(new=[NewStream(exclusion_id, principal.organisation, mentee["country"], [event])])
+    stream = NewStream(exclusion_id, principal.organisation, mentee["country"], [event], version=len(history))
+    await uow.repo.save(new=[stream])
     return exclusion_id
+
+
+async def lift_exclusion(uow: UnitOfWork, principal: Principal, exclusion_id: UUID, reason: str) -> ExclusionLifted:
+    """HR of the mentee's country lifts an exclusion in force, with a reason
+    (one not in force: 409); runs and choices may propose the pair again."""
+    organisation, history = await uow.repo.stream(exclusion_id)
+    excluded = next((e for e in reversed(history) if isinstance(e, PairExcluded)), None)
+    if excluded is None or not principal.can_see(organisation, excluded.country):
+        raise NotFound("exclusion", exclusion_id)
+    if not isinstance(history[-1], PairExcluded):
+        raise IllegalTransition("This exclusion is lifted already.")
+    event = ExclusionLifted(
+        **excluded.model_dump(include={"exclusion_id", "programme_id", "mentee_id", "mentor_id", "country"}),
+        reason=reason,
+        actor=actor_of(principal),
+    )
+    await uow.repo.save(new=[NewStream(exclusion_id, organisation, excluded.country, [event], version=len(history))])
+    return event
 
 
 async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> None:
