@@ -20,7 +20,7 @@ from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import Member
 from services.sessions.domain.budget import MentorMonth, budget_stream
 from services.sessions.domain.check_in import CheckIn
-from services.sessions.domain.errors import NotFound
+from services.sessions.domain.errors import InvalidInput, InvalidState, Issue, NotFound
 from services.sessions.domain.session import Session
 from services.sessions.domain.settings import ProgrammeRules
 from services.sessions.domain.values import Pair, Slot, month_of
@@ -164,6 +164,27 @@ async def mark_no_show(uow: UnitOfWork, principal: Principal, cmd: commands.Mark
     session.no_show(absent=cmd.absent, reported_by=member, now=uow.now, actor=actor_of(principal))
     await uow.repo.add(session)
     return session.session_id
+
+
+async def record_outcomes(uow: UnitOfWork, principal: Principal, cmd: commands.RecordOutcomes) -> list[UUID]:
+    """Each outcome as its own command (its own events), in the caller's one
+    transaction: the first that fails names its row (``outcomes.<i>``) in a
+    422 and, the transaction rolling back, nothing is written."""
+    done = []
+    for i, outcome in enumerate(cmd.outcomes):
+        row = f"outcomes.{i}"
+        try:
+            if isinstance(outcome, commands.Hold):
+                done.append(await hold(uow, principal, outcome))
+            else:
+                done.append(await mark_no_show(uow, principal, outcome))
+        except NotFound:
+            raise InvalidInput([Issue(f"{row}.session_id", "No such session, or not one you may act on.")]) from None
+        except InvalidInput as exc:
+            raise exc.under(row) from None
+        except InvalidState as exc:
+            raise InvalidInput([Issue(row, str(exc))]) from None
+    return done
 
 
 # -- check-ins and rules ------------------------------------------------------------------
