@@ -169,7 +169,8 @@ async def mark_no_show(uow: UnitOfWork, principal: Principal, cmd: commands.Mark
 async def record_outcomes(uow: UnitOfWork, principal: Principal, cmd: commands.RecordOutcomes) -> list[UUID]:
     """Each outcome as its own command (its own events), in the caller's one
     transaction: the first that fails names its row (``outcomes.<i>``) in a
-    422 and, the transaction rolling back, nothing is written."""
+    422 (a session the caller may not see: a 404 naming the row, as for one
+    that does not exist) and, the transaction rolling back, nothing is written."""
     done = []
     for i, outcome in enumerate(cmd.outcomes):
         row = f"outcomes.{i}"
@@ -179,7 +180,7 @@ async def record_outcomes(uow: UnitOfWork, principal: Principal, cmd: commands.R
             else:
                 done.append(await mark_no_show(uow, principal, outcome))
         except NotFound:
-            raise InvalidInput([Issue(f"{row}.session_id", "No such session, or not one you may act on.")]) from None
+            raise NotFound(f"{row}: session", outcome.session_id) from None
         except InvalidInput as exc:
             raise exc.under(row) from None
         except InvalidState as exc:
