@@ -9,6 +9,7 @@ import pytest
 
 from libs.events.contexts.evaluation import Phase, SurveyKind
 from services.evaluation.domain.errors import InvalidInput
+from services.evaluation.domain.language import LanguageSource, survey_language
 from services.evaluation.domain.results import Response, check_k, pair_delta, score, summarise
 
 M, F, C, Q = (
@@ -123,3 +124,9 @@ def test_an_empty_group_withholds_everything() -> None:
     summary = summarise([], k=3)
     assert summary["maturity"]["pre"] == {"respondents": 0, "value": None, "withheld": True}
     assert all(figure["withheld"] for figure in summary["averages"].values())
+
+
+def test_survey_language_prefers_the_profile_then_the_programme_default() -> None:
+    assert survey_language(["de", "fr"], ["en", "fr"]) == ("fr", LanguageSource.PROFILE)
+    assert survey_language(["de"], ["en", "fr"]) == ("en", LanguageSource.PROGRAMME_DEFAULT)
+    assert survey_language(None, ["fr", "en"]) == ("fr", LanguageSource.PROGRAMME_DEFAULT)

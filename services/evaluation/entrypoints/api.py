@@ -34,6 +34,8 @@ from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
+from services.evaluation.adapters.references import References
+from services.evaluation.domain.language import survey_language
 from services.evaluation.entrypoints.schemas import (
     AnswersIn,
     AssignmentOut,
@@ -76,14 +78,23 @@ async def command(
 
 
 async def assignment_with_survey(
-    uow: UnitOfWork, principal: Principal, assignment_id: UUID, now: datetime
+    uow: UnitOfWork, references: References, principal: Principal, assignment_id: UUID, now: datetime
 ) -> dict[str, Any]:
-    """The assignment and the questions of the template version it pins."""
+    """The assignment and the questions of the template version it pins, with
+    the language to show them in for its participant."""
     doc = await uow.views.assignment(uow.conn, principal, assignment_id, now)
     template = await uow.repo.template(UUID(doc["template_id"]))
     assert template is not None
     version = template.at(doc["template_version"])
-    doc["survey"] = {"title": version.title, "languages": version.languages, "questions": version.questions}
+    spoken = await references.participant_languages(uow.conn, UUID(doc["participant_id"]))
+    language, source = survey_language(spoken, version.languages)
+    doc["survey"] = {
+        "title": version.title,
+        "languages": version.languages,
+        "questions": version.questions,
+        "language": language,
+        "language_source": source,
+    }
     return doc
 
 
@@ -202,7 +213,9 @@ async def get_assignment(
     """An assignment with the questions of its template version (a participant: its own)."""
     evaluation = service(request)
     async with evaluation.pool.acquire() as conn:
-        doc = await assignment_with_survey(evaluation.unit_of_work(conn), who, assignment_id, evaluation.clock())
+        doc = await assignment_with_survey(
+            evaluation.unit_of_work(conn), evaluation.references, who, assignment_id, evaluation.clock()
+        )
         return respond(AssignmentOut, doc)
 
 
@@ -218,11 +231,13 @@ async def answer(
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
     """Answer an assignment: only its participant, only once (a second answer is a 409)."""
-    now = service(request).clock()
+    evaluation = service(request)
+    now = evaluation.clock()
 
     async def work(uow: UnitOfWork) -> Response:
         await handlers.answer(uow, who, assignment_id, body.answers, body.action_list())
-        return respond(AssignmentOut, await assignment_with_survey(uow, who, assignment_id, now))
+        doc = await assignment_with_survey(uow, evaluation.references, who, assignment_id, now)
+        return respond(AssignmentOut, doc)
 
     return await command(request, key, work)
 

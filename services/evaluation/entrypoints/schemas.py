@@ -22,6 +22,7 @@ from libs.events.contexts.evaluation import (
     SurveyKind,
     TemplateOrigin,
 )
+from services.evaluation.domain.language import LanguageSource
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
@@ -113,6 +114,11 @@ class SurveyOut(BaseModel):
     title: dict[str, str]
     languages: list[str]
     questions: list[Question]
+    language: str = Field(
+        description="The language to show this survey in: the first of the participant's profile languages the "
+        "survey has, else the programme's default (its first language)."
+    )
+    language_source: LanguageSource
 
 
 class AssignmentOut(BaseModel):
