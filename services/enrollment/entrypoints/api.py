@@ -37,7 +37,7 @@ from libs.observability.correlation import current_correlation_id
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
-from services.enrollment.adapters import tabular
+from libs import tabular
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, InvalidState, NotFound
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus
