@@ -174,3 +174,17 @@ class ResultsOut(BaseModel):
         "who answered both; `delta_percent` is its deprecated older name, the same value), averages, actions; "
         "a figure from fewer than k respondents has value null and withheld true."
     )
+
+
+class ImportRowErrorOut(BaseModel):
+    line: int = Field(description="The row's line (CSV) or row number (XLSX); the header is 1.")
+    field: str = Field(description="The column (a question id, assignment_id) or 'row'.")
+    message: str
+
+
+class AnswersImportOut(BaseModel):
+    file_sha256: str
+    valid_only: bool
+    rows: int
+    imported: int = Field(description="Answers recorded, each its own SurveyAnswered event.")
+    errors: list[ImportRowErrorOut] = Field(description="Rows left out (mode=valid_only only).")
