@@ -123,9 +123,12 @@ async def test_a_committee_imports_only_its_countries_answers(env: EvaluationEnv
     before = await answered_events(env)
     body = csv_of([[german["assignment_id"], 3, 3, 3, 3, 3]])
     french = env.auth("regional_committee", countries=["FR"])
-    rejected = problem(await env.client.post(path, content=body, headers={**french, **CSV}), 422)
-    assert rejected["errors"] == [{"line": 2, "field": "assignment_id",
-                                   "message": "No assignment of this survey that you may see."}]
+    # Another country's assignment: the same 404 as for none at all, naming the row.
+    hidden = problem(await env.client.post(path, content=body, headers={**french, **CSV}), 404)
+    assert hidden["detail"] == f"line 2: assignment {german['assignment_id']} not found"
+    unknown = csv_of([["00000000-0000-4000-8000-000000000000", 3, 3, 3, 3, 3]])
+    assert problem(await env.client.post(path, content=unknown, headers={**env.auth(), **CSV}), 404)["detail"] == \
+        "line 2: assignment 00000000-0000-4000-8000-000000000000 not found"
     problem(await env.client.post(path, content=body, headers={**env.auth(org="org-b"), **CSV}), 404)
     problem(await env.client.post(path, content=body, headers={**env.auth("ops"), **CSV}), 403)
     problem(await env.client.post(path, content=body, headers={**env.participant(german["participant_id"]), **CSV}),

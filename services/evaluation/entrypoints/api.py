@@ -318,7 +318,8 @@ async def import_answers(
     ``assignment_id`` and one per question (a scale 1-5, an option code, codes as ``a|b``, text).
     Every row is checked first; with a bad row nothing is imported (422 listing each bad row's
     line and column) unless ``mode=valid_only``. Each answer is its own SurveyAnswered, recorded
-    by the importing HR person; an assignment of another country is a bad row."""
+    by the importing HR person. A row naming an assignment the caller may not see (another
+    country's) or none: 404 naming the row's line, nothing written."""
     body = await request.body()
     if len(body) > MAX_IMPORT_BYTES:
         raise Problem(413, detail=f"An import file holds at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB.")
@@ -327,7 +328,7 @@ async def import_answers(
         raise Problem(415, detail=f"Send text/csv or {XLSX}.")
 
     async def work(uow: UnitOfWork) -> Response:
-        template = await importing.template_for_import(uow, who, template_id)
+        template = await handlers.load_template(uow, who, template_id)
         columns, lists = importing.columns_of(template)
         try:
             if media_type == XLSX:

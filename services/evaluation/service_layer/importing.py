@@ -6,8 +6,10 @@ assignment is one of this template's, open, and visible to the caller; each
 answer fits its question of the version assigned). With a bad row nothing
 is imported (``ImportRejected``: each bad row's line and field) unless
 ``valid_only``. Each answer imported is its own ``SurveyAnswered``, its
-actor the HR person who imported it. The closing self-assessment is not
-imported: its committed actions are the mentee's own to describe.
+actor the HR person who imported it (a closing self-assessment's committed
+actions are not imported: they are recorded as none). A row naming an
+assignment the caller may not see, or none at all, refuses the whole file
+with a 404 naming the row, as any request naming such an object does.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import Any
 from uuid import UUID
 
 from libs.auth.principal import Principal
-from libs.events.contexts.evaluation import QuestionKind, SurveyKind
+from libs.events.contexts.evaluation import QuestionKind
 from libs.tabular import RowError, Table
 from services.evaluation.adapters.repository import Change
 from services.evaluation.domain.answers import check_answers
-from services.evaluation.domain.errors import Conflict, InvalidInput, Issue
+from services.evaluation.domain.errors import Conflict, InvalidInput, Issue, NotFound
 from services.evaluation.domain.templates import Template
 from services.evaluation.service_layer.handlers import UnitOfWork, actor_of, load_template
 
@@ -59,15 +61,8 @@ def columns_of(template: Template) -> tuple[set[str], set[str]]:
     return {ASSIGNMENT_COLUMN, *(q.question_id for q in questions)}, lists
 
 
-async def template_for_import(uow: UnitOfWork, principal: Principal, template_id: UUID) -> Template:
-    template = await load_template(uow, principal, template_id)
-    if template.current.kind is SurveyKind.CLOSING_SELF_ASSESSMENT:
-        raise InvalidInput([Issue("template_id", "A closing self-assessment's actions are the mentee's to describe.")])
-    return template
-
-
 async def import_answers(uow: UnitOfWork, principal: Principal, cmd: AnswersImport) -> AnswersImportReport:
-    template = await template_for_import(uow, principal, cmd.template_id)
+    template = await load_template(uow, principal, cmd.template_id)
     report = AnswersImportReport(cmd.file_sha256, cmd.valid_only, len(cmd.table.rows) + len(cmd.table.bad_rows))
     report.errors.extend(cmd.table.bad_rows)
     changes, first_line = [], {}
@@ -77,7 +72,7 @@ async def import_answers(uow: UnitOfWork, principal: Principal, cmd: AnswersImpo
             if assignment_id in first_line:
                 raise InvalidInput([Issue(ASSIGNMENT_COLUMN, f"The same assignment as on line {first_line[assignment_id]}.")])
             first_line[assignment_id] = row.line
-            changes.append(await _answer(uow, principal, template, assignment_id, row.values))
+            changes.append(await _answer(uow, principal, template, assignment_id, row.values, row.line))
         except InvalidInput as exc:
             report.errors.extend(RowError(row.line, issue.field, issue.message) for issue in exc.issues)
         except Conflict as exc:
@@ -98,17 +93,14 @@ def _assignment_id(value: Any) -> UUID:
 
 
 async def _answer(
-    uow: UnitOfWork, principal: Principal, template: Template, assignment_id: UUID, values: dict[str, Any]
+    uow: UnitOfWork, principal: Principal, template: Template, assignment_id: UUID, values: dict[str, Any], line: int
 ) -> Change:
     assignment = await uow.repo.assignment(assignment_id)
-    a = None if assignment is None else assignment.assigned
-    if (
-        assignment is None
-        or a is None
-        or a.template_id != template.template_id
-        or not principal.can_see(assignment.organisation, a.country)
-    ):
-        raise InvalidInput([Issue(ASSIGNMENT_COLUMN, "No assignment of this survey that you may see.")])
+    if assignment is None or not principal.can_see(assignment.organisation, assignment.assigned.country):
+        raise NotFound(f"line {line}: assignment", assignment_id)
+    a = assignment.assigned
+    if a.template_id != template.template_id:
+        raise InvalidInput([Issue(ASSIGNMENT_COLUMN, "An assignment of another survey.")])
     assignment.ensure_open()
     questions = template.at(a.template_version).questions
     answers = {q.question_id: _typed(q.kind, values[q.question_id]) for q in questions if q.question_id in values}
