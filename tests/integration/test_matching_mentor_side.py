@@ -106,9 +106,9 @@ async def test_an_exclusion_is_lifted_with_a_reason_and_the_pair_may_be_proposed
                                                       "country")}, "lifted": True}
     assert await env.count_events() == before + 1
     # The reason is personal data: in the (sealable) event only, never in a read table.
-    stored = await env.pool.fetchval(f"SELECT count(*) FROM {env.schema}.exclusions WHERE exclusion_id = $1",
-                                     exclusion["exclusion_id"])
-    assert stored == 0
+    lifted_row = await env.pool.fetchrow(f"SELECT lifted, doc::text FROM {env.schema}.exclusions WHERE exclusion_id = $1",
+                                         exclusion["exclusion_id"])
+    assert lifted_row["lifted"] and "moved to another department" not in lifted_row["doc"]
     problem(await env.client.post(path, json={"reason": "Again."}, headers=committee), 409)
     [pair] = (await env.ok("POST", "/v1/runs:preview", {"wave_ids": [wave]}))["pairs"]
     assert (pair["mentee_id"], pair["mentor_id"]) == (mentee, mentor)

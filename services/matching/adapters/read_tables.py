@@ -105,11 +105,13 @@ class ReadTables:
         self._sql_run = f"""
             INSERT INTO {s}.runs (run_id, organisation, programme_id, wave_ids, countries, doc)
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)"""
-        # An exclusion lifted is deleted; excluding the pair again inserts it anew.
+        # An exclusion lifted stays, marked; excluding the pair again puts it in force anew.
         self._sql_exclusion = f"""
             INSERT INTO {s}.exclusions (exclusion_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
-        self._sql_exclusion_lifted = f"DELETE FROM {s}.exclusions WHERE exclusion_id = $1"
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+            ON CONFLICT (exclusion_id) DO UPDATE SET doc = EXCLUDED.doc, lifted = false"""
+        self._sql_exclusion_lifted = f"""
+            UPDATE {s}.exclusions SET lifted = true, doc = doc || $2::jsonb WHERE exclusion_id = $1"""
         self._sql_interest = f"""
             INSERT INTO {s}.interests (interest_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
@@ -126,7 +128,8 @@ class ReadTables:
             elif isinstance(event, PairExcluded):
                 await self._exclusion(conn, envelope, event)
             elif isinstance(event, ExclusionLifted):
-                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id)
+                lifted = {"lifted_at": envelope.time.isoformat(), "lifted_by": event.actor.model_dump(mode="json")}
+                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id, _json(lifted))
             elif isinstance(event, MentorInterestExpressed):
                 await self._interest(conn, envelope, event)
             else:

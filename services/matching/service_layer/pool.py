@@ -127,7 +127,8 @@ class PoolQueries:
             f"SELECT mentee_id, mentor_id, status FROM {self.s}.pairs WHERE mentee_id = ANY($1::uuid[])", ids
         )
         excluded = await conn.fetch(
-            f"SELECT mentee_id, mentor_id FROM {self.s}.exclusions WHERE mentee_id = ANY($1::uuid[])", ids
+            f"SELECT mentee_id, mentor_id FROM {self.s}.exclusions WHERE mentee_id = ANY($1::uuid[]) AND NOT lifted",
+            ids,
         )
 
         def of(rows: Iterable[asyncpg.Record]) -> frozenset[tuple[str, str]]:

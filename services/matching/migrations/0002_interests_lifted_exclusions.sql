@@ -11,3 +11,7 @@ CREATE TABLE {schema}.interests (
 );
 CREATE INDEX interests_mentee_idx ON {schema}.interests (mentee_id);
 CREATE INDEX interests_mentor_idx ON {schema}.interests (mentor_id);
+
+-- An exclusion lifted (ExclusionLifted) stays, marked: runs and choices skip
+-- it, a participant's data export still shows it.
+ALTER TABLE {schema}.exclusions ADD COLUMN lifted boolean NOT NULL DEFAULT false;
