@@ -28,6 +28,7 @@ from libs import tabular
 from libs.api.problems import Problem, import_rejected, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.evaluation import SurveyKind
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
@@ -38,6 +39,7 @@ from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
 from services.evaluation.adapters.references import References
 from services.evaluation.domain.language import survey_language
+from services.evaluation.domain.templates import Template
 from services.evaluation.entrypoints.schemas import (
     AnswersImportOut,
     AnswersIn,
@@ -51,7 +53,6 @@ from services.evaluation.entrypoints.schemas import (
     TemplateVersionIn,
 )
 from services.evaluation.service_layer import handlers, importing
-from services.evaluation.service_layer.handlers import UnitOfWork
 from services.evaluation.service_layer.export import Export
 from services.evaluation.service_layer.views import AssignmentFilters
 
@@ -86,7 +87,7 @@ async def assignment_with_survey(
     """The assignment and the questions of the template version it pins, with
     the language to show them in for its participant."""
     doc = await uow.views.assignment(uow.conn, principal, assignment_id, now)
-    template = await uow.repo.template(UUID(doc["template_id"]))
+    template = await uow.repo.get(Template, UUID(doc["template_id"]))
     assert template is not None
     version = template.at(doc["template_version"])
     spoken = await references.participant_languages(uow.conn, UUID(doc["participant_id"]))

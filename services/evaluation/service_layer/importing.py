@@ -19,13 +19,15 @@ from typing import Any
 from uuid import UUID
 
 from libs.auth.principal import Principal
+from libs.domain.commands import actor_of
+from libs.domain.repository import Change, UnitOfWork
 from libs.events.contexts.evaluation import QuestionKind
 from libs.tabular import RowError, Table
-from services.evaluation.adapters.repository import Change
 from services.evaluation.domain.answers import check_answers
 from services.evaluation.domain.errors import Conflict, InvalidInput, Issue, NotFound
 from services.evaluation.domain.templates import Template
-from services.evaluation.service_layer.handlers import UnitOfWork, actor_of, load_template
+from services.evaluation.domain.assignments import Assignment
+from services.evaluation.service_layer.handlers import load_template
 
 ASSIGNMENT_COLUMN = "assignment_id"
 
@@ -95,7 +97,7 @@ def _assignment_id(value: Any) -> UUID:
 async def _answer(
     uow: UnitOfWork, principal: Principal, template: Template, assignment_id: UUID, values: dict[str, Any], line: int
 ) -> Change:
-    assignment = await uow.repo.assignment(assignment_id)
+    assignment = await uow.repo.get(Assignment, assignment_id)
     if assignment is None or not principal.can_see(assignment.organisation, assignment.assigned.country):
         raise NotFound(f"line {line}: assignment", assignment_id)
     a = assignment.assigned

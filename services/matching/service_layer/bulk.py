@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from libs.auth.principal import Principal
+from libs.domain.commands import actor_of
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.matching import Side
 from services.matching.domain.errors import InvalidRequest
 from services.matching.domain.pair import PairStatus
-from services.matching.service_layer.access import actor_of
 from services.matching.service_layer.lifecycle import load_as_hr
-from services.matching.service_layer.unit_of_work import UnitOfWork
 from services.matching.service_layer.views import Views
 
 
@@ -48,5 +48,5 @@ async def confirm_run(
             out.skipped.append((pair_id, pair.status.value))
         else:
             raise InvalidRequest(f"pair_ids.{i}", f"This pair is {pair.status.value}: only a proposal is confirmed.")
-    await uow.repo.save(pairs)
+    await uow.repo.add(*pairs)
     return out
