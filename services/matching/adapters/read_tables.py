@@ -127,7 +127,7 @@ class ReadTables:
                 await self._exclusion(conn, envelope, event)
             elif isinstance(event, ExclusionLifted):
                 lifted = {"lifted_at": envelope.time.isoformat(), "lifted_by": event.actor.model_dump(mode="json")}
-                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id, _json(lifted))
+                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id, jsonb(lifted))
             elif isinstance(event, MentorInterestExpressed):
                 await self._interest(conn, envelope, event)
             else:
@@ -170,7 +170,7 @@ class ReadTables:
             event.mentee_id,
             event.mentor_id,
             event.country,
-            _json(doc),
+            jsonb(doc),
         )
 
     async def _pairs(self, conn: asyncpg.Connection, batch: list[tuple[Envelope, PairEvent]]) -> None:
