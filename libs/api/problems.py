@@ -102,6 +102,23 @@ def invalid(errors: list[dict[str, Any]], detail: str = "The request is invalid;
     return Problem(422, detail=detail, type=VALIDATION_ERROR, errors=errors)
 
 
+IMPORT_REJECTED = "urn:binome:problem:import-rejected"
+
+
+def import_rejected(detail: str, file_sha256: str, rows: int, errors: list[Any]) -> Problem:
+    """A file import refused as a whole (all or nothing): each bad row's
+    ``line``, ``field`` and ``message`` (``libs.tabular.RowError``)."""
+    return Problem(
+        422,
+        title="Import rejected",
+        detail=detail,
+        type=IMPORT_REJECTED,
+        file_sha256=file_sha256,
+        rows=rows,
+        errors=[{"line": e.line, "field": e.field, "message": e.message} for e in errors],
+    )
+
+
 class ProblemDetails(BaseModel):
     """OpenAPI schema of a problem document (for route ``responses=``)."""
 

@@ -100,14 +100,14 @@ def render(found: Findings, counts: Counter, elapsed_s: float, requests: int, co
     rollout = found.rollout
     table = Table(title="Rollout dashboard (insights): per country, region and programme", show_lines=False)
     for column in ("where", "waves", "target", "enrolled", "pairs", "active", "done", "dissolved", "sessions",
-                   "answered", "maturity", "days to 1st"):
+                   "answered", "maturity (mean of pairs)", "days to 1st"):
         table.add_column(column, justify="left" if column == "where" else "right")
 
     def add(row: dict, where: str, style: str | None = None) -> None:
         table.add_row(
             where, str(row["waves"]), str(row["target_pairs"]), str(row["enrolled"]), str(row["pairs_formed"]),
             str(row["pairs_active"]), str(row["pairs_completed"]), str(row["pairs_dissolved"]),
-            str(row["sessions_held"]), _rate(row["survey_response_rate"]), _pct(row["maturity_delta_percent"]),
+            str(row["sessions_held"]), _rate(row["survey_response_rate"]), _pct(row["maturity_mean_pair_change_percent"]),
             "-" if row["median_days_to_first_session"] is None else f"{row['median_days_to_first_session']:.0f}",
             style=style,
         )
@@ -151,7 +151,7 @@ def render(found: Findings, counts: Counter, elapsed_s: float, requests: int, co
         console.print(
             f"Digital maturity (evaluation, paired over {delta['respondents']} mentees): "
             + ("withheld (fewer than k respondents)" if delta["withheld"] else
-               f"{delta['pre']} -> {delta['post']} ({_pct(delta['delta_percent'])})")
+               f"{delta['pre']} -> {delta['post']} ({_pct(delta['change_of_means_percent'])}, change of the means)")
         )
     happened = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
     console.print(f"[dim]What happened: {happened}[/dim]")

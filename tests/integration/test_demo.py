@@ -144,7 +144,7 @@ async def test_demo_drives_a_rollout_through_every_service(database_url: str, ka
     assert sum(p["status"] == "dissolved" for p in pairs) == result.counts["pairs dissolved"] > 0
     assert result.counts["matching runs"] > len([w for w in result.waves if w.start_week == 0])
 
-    # A wave's maturity delta is the paired delta of the answers the mentees gave.
+    # A wave's maturity change is the change of the means of the answers the mentees gave.
     shown = 0
     for group in result.results["wave"]["groups"]:
         delta = group["maturity"]["delta"]
@@ -155,7 +155,7 @@ async def test_demo_drives_a_rollout_through_every_service(database_url: str, ka
             continue
         pre = fmean(fmean(p.pre.values()) for p in answered)
         post = fmean(fmean(p.post.values()) for p in answered)
-        assert delta["delta_percent"] == round((post - pre) / pre * 100, 1)
+        assert delta["change_of_means_percent"] == round((post - pre) / pre * 100, 1)
         shown += 1
     assert shown >= 1
 

@@ -323,7 +323,8 @@ async def test_deltas_and_aggregates_on_known_answers_with_k_anonymity(env: Eval
                                                                 headers=env.auth())).json()["groups"]}
     assert set(by_country) == {"FR", "BE", "BR"}
     france = by_country["FR"]
-    assert france["maturity"]["delta"] == {"respondents": 3, "pre": 2.33, "post": 3.0, "delta_percent": 28.6,
+    assert france["maturity"]["delta"] == {"respondents": 3, "pre": 2.33, "post": 3.0,
+                                           "change_of_means_percent": 28.6, "delta_percent": 28.6,
                                            "withheld": False}
     assert france["maturity"]["pre"] == {"respondents": 4, "value": 2.75, "withheld": False}
     assert france["response_rates"]["digital_maturity_post"] == {"assigned": 4, "answered": 3, "rate": 0.75}
@@ -331,7 +332,7 @@ async def test_deltas_and_aggregates_on_known_answers_with_k_anonymity(env: Eval
     assert france["averages"]["closing_self_assessment"] == {"respondents": 3, "value": 4.0, "withheld": False}
     # One pair in Belgium: everything from answers is withheld, participation is not.
     belgium = by_country["BE"]
-    assert belgium["maturity"]["delta"]["withheld"] and belgium["maturity"]["delta"]["delta_percent"] is None
+    assert belgium["maturity"]["delta"]["withheld"] and belgium["maturity"]["delta"]["change_of_means_percent"] is None
     assert belgium["maturity"]["pre"] == {"respondents": 1, "value": None, "withheld": True}
     assert belgium["actions"]["started"] is None
     assert belgium["response_rates"]["digital_maturity_pre"] == {"assigned": 1, "answered": 1, "rate": 1.0}
@@ -339,7 +340,7 @@ async def test_deltas_and_aggregates_on_known_answers_with_k_anonymity(env: Eval
     by_region = {g["group"]: g for g in (await env.client.get(path, params={"group_by": "region"},
                                                                headers=env.auth())).json()["groups"]}
     # Europe: FR's three pairs and BE's (1 -> 2): paired means 2 -> 2.75 = +37.5 %.
-    assert by_region["Europe"]["maturity"]["delta"]["delta_percent"] == 37.5
+    assert by_region["Europe"]["maturity"]["delta"]["change_of_means_percent"] == 37.5
     assert by_region["Americas"]["maturity"]["delta"]["withheld"] is True
     by_wave = (await env.client.get(path, params={"group_by": "wave", "wave_id": str(fr)}, headers=env.auth())).json()
     assert [g["group"] for g in by_wave["groups"]] == [str(fr)]

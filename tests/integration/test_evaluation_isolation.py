@@ -69,6 +69,9 @@ NOT_COUNTRY_OWNED = {
     ("PUT", "/v1/programmes/{programme_id}/evaluation-settings"): "HR admins only",
     ("GET", "/v1/assignments"): "lists only visible countries (test_unfiltered_lists_and_results)",
     ("POST", "/v1/assignments/{assignment_id}/answers"): "its participant only (test_evaluation_api)",
+    ("POST", "/v1/templates/{template_id}/answers:import"): (
+        "names assignments in the file, each checked for the caller's countries (test_evaluation_import)"
+    ),
     ("POST", "/v1/assignments:remind-overdue"): "acts on the caller's countries (test_reminders_stay_in_country)",
     ("GET", "/v1/programmes/{programme_id}/results"): "groups of visible countries only",
 }

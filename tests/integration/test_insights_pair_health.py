@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from libs.events.contexts import sessions as se
 from libs.events.registry import registry
 from libs.observability import metrics
 from services.insights.health import gauges
@@ -53,7 +54,8 @@ async def test_each_pair_gets_a_status_and_reasons_naming_the_fact(insights_env,
         assert body["status"] == status, (name, body)
         assert [(r["code"], r["fact"]) for r in body["reasons"]] == [(code, fact)], (name, body)
     mood = (await health("mood"))["reasons"][0]
-    assert mood["values"] == {"mood": 1, "threshold": 2}
+    assert mood["values"] == {"member": "mentee", "mood": 1, "threshold": 2}
+    assert mood["detail"] == "The mentee's latest check-in mood is 1 of 5."
     assert mood["at"].startswith((T0 + timedelta(days=25)).date().isoformat())
 
 
@@ -123,6 +125,29 @@ async def test_thresholds_are_the_programmes_configuration(insights_env, world) 
     finally:
         assert (await api.http.put(path, json={}, headers=api.auth(org))).status_code == 200
     assert (await api.ok(f"/v1/pairs/{p['no_first'].pair_id}/health", org))["status"] == "at_risk"
+
+
+async def test_a_members_low_mood_is_not_hidden_by_the_other_members_later_check_in(insights_env) -> None:  # noqa: F811
+    """Reported: the mentee checks in with mood 1, the mentor with mood 5 a
+    minute later, and the pair showed healthy (only the pair's latest
+    check-in counted). Each member's latest check-in counts, named."""
+    sc = Scenario()
+    sc.programme()
+    sc.wave("IE")
+    pair = sc.pair(sc.enrol("IE", "mentee"), sc.enrol("IE", "mentor"))
+    sc.held(pair, NOW - timedelta(days=3))
+    sc.check_in(pair, NOW - timedelta(days=2), mood=1, member=se.Member.MENTEE)
+    sc.check_in(pair, NOW - timedelta(days=2) + timedelta(minutes=1), mood=5, member=se.Member.MENTOR)
+    await insights_env.pipeline.feed(sc)
+    body = await insights_env.api.ok(f"/v1/pairs/{pair.pair_id}/health", sc.organisation)
+    assert body["status"] == "at_risk", body
+    [reason] = body["reasons"]
+    assert (reason["code"], reason["values"]) == ("low_mood", {"member": "mentee", "mood": 1, "threshold": 2})
+    assert body["activity"]["moods"] == {
+        "mentee": {"mood": 1, "at": reason["at"]},
+        "mentor": {"mood": 5, "at": body["activity"]["moods"]["mentor"]["at"]},
+    }
+    assert body["activity"]["last_mood"] == 5  # the pair's latest check-in, as before
 
 
 async def test_business_gauges_count_active_and_at_risk_pairs_per_country(insights_env) -> None:  # noqa: F811

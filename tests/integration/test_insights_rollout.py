@@ -70,14 +70,22 @@ async def test_rollout_counts_every_level(insights_env, rollout_world) -> None: 
     assert fr["region"] == "Europe" and fr["pairs_formed"] == 3 and fr["sessions_held"] == 4
     # Enrolled 30 days before forming; first sessions 3, 5 and 40 days after.
     assert fr["median_days_to_first_session"] == 35.0 and fr["pairs_with_first_session"] == 3
-    # (3-2)/2, (5-4)/4, (2.5-2)/2 -> 50, 25, 25 %: three pairs, k = 3: shown.
-    assert fr["maturity_delta_percent"] == pytest.approx(33.33, abs=0.01) and fr["suppressed"] == []
+    # (3-2)/2, (5-4)/4, (2.5-2)/2 -> 50, 25, 25 %: their mean is 33.33 %; three pairs, k = 3: shown.
+    assert fr["maturity_mean_pair_change_percent"] == pytest.approx(33.33, abs=0.01) and fr["suppressed"] == []
+    # The change of the means, as evaluation's results name it: (3.5 - 8/3) / (8/3) = 31.25 %.
+    assert fr["maturity_change_of_means_percent"] == pytest.approx(31.25, abs=0.01)
+    # The name older clients read is the mean of the pairs' changes, as before.
+    assert fr["maturity_delta_percent"] == fr["maturity_mean_pair_change_percent"]
     # One German pair is below the threshold: suppressed, not shown.
-    assert de["maturity_delta_percent"] is None and de["suppressed"] == ["maturity_delta_percent"]
+    assert de["maturity_mean_pair_change_percent"] is None and de["maturity_change_of_means_percent"] is None
+    assert de["maturity_delta_percent"] is None
+    assert de["suppressed"] == ["maturity_change_of_means_percent", "maturity_mean_pair_change_percent", "maturity_delta_percent"]
     assert br["enrolled"] == 2 and br["pairs_formed"] == 0 and br["survey_response_rate"] is None
     regions = {r["region"]: r for r in body["region"]}
     assert regions["Europe"]["pairs_formed"] == 4 and regions["Europe"]["maturity_pairs"] == 4
-    assert regions["Europe"]["maturity_delta_percent"] == pytest.approx((50 + 25 + 25 + 100 / 3) / 4, abs=0.01)
+    europe = regions["Europe"]
+    assert europe["maturity_mean_pair_change_percent"] == pytest.approx((50 + 25 + 25 + 100 / 3) / 4, abs=0.01)
+    assert europe["maturity_change_of_means_percent"] == pytest.approx((3.625 - 2.75) / 2.75 * 100, abs=0.01)
     assert {w["wave_name"]: w["pairs_formed"] for w in body["wave"]} == {"FR wave": 3, "DE wave": 1, "BR wave": 0}
 
 

@@ -31,6 +31,7 @@ class World:
     de_pair: str
     de_run: str
     fr_mentee: str
+    de_exclusion: str
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,12 @@ async def world(pool: asyncpg.Pool, kafka_bootstrap: str, tmp_path_factory) -> A
         fr_mentee = await env.mentee(fr)
         await env.synced()
         run = await env.run(de)
-        yield World(env, de, de_mentee, de_mentor, run["pairs"][0]["pair_id"], run["run_id"], fr_mentee)
+        # Another German mentor, excluded for the German mentee: an exclusion to lift.
+        excluded = await env.mentor(de)
+        await env.synced()
+        exclusion = await env.ok("POST", "/v1/exclusions", {"mentee_id": de_mentee, "mentor_id": excluded})
+        yield World(env, de, de_mentee, de_mentor, run["pairs"][0]["pair_id"], run["run_id"], fr_mentee,
+                    exclusion["exclusion_id"])
 
 
 #: (method, path template, body): each a German object; the FR committee must get a 404.
@@ -62,11 +68,24 @@ COUNTRY_OWNED: list[tuple[str, str, Any]] = [
     ("POST", "/v1/exclusions", {"mentee_id": "{mentee}", "mentor_id": "{mentor}"}),
     ("GET", "/v1/waves/{wave}/waitlist", None),
     ("GET", "/v1/waves/{wave}/waitlist/offers", None),
+    ("POST", "/v1/runs/{run}:confirm", None),
+    ("POST", "/v1/exclusions/{exclusion}:lift", {"reason": "Moved to another department."}),
+    ("GET", "/v1/mentors/{mentor}/suggested-mentees", None),
 ]
 #: Routes a committee does not hold the role for; the matrix below tries them
 #: as a participant who is not in the pair.
-PARTICIPANT_ONLY = [("POST", "/v1/pairs/{pair}:accept", None)]
-TEMPLATE_PARAMS = {"{wave}": "{wave_id}", "{run}": "{run_id}", "{mentee}": "{mentee_id}", "{pair}": "{pair_id}"}
+PARTICIPANT_ONLY = [
+    ("POST", "/v1/pairs/{pair}:accept", None),
+    ("POST", "/v1/mentors/{mentor}/interests", {"mentee_id": "{mentee}"}),
+]
+TEMPLATE_PARAMS = {
+    "{wave}": "{wave_id}",
+    "{run}": "{run_id}",
+    "{mentee}": "{mentee_id}",
+    "{mentor}": "{mentor_id}",
+    "{pair}": "{pair_id}",
+    "{exclusion}": "{exclusion_id}",
+}
 
 
 def fill(world: World, value: Any) -> Any:
@@ -76,6 +95,7 @@ def fill(world: World, value: Any) -> Any:
         "{mentee}": world.de_mentee,
         "{mentor}": world.de_mentor,
         "{pair}": world.de_pair,
+        "{exclusion}": world.de_exclusion,
     }
     if isinstance(value, str):
         for name, real in names.items():
@@ -149,6 +169,10 @@ OUTSIDER = [
     ("POST", "/v1/mentees/{mentee}/choices", {"mentor_ids": ["{mentor}"]}, 404),
     ("POST", "/v1/pairs/{pair}:confirm", None, 403),
     ("POST", "/v1/pairs/{pair}:complete", None, 403),
+    ("GET", "/v1/mentors/{mentor}/suggested-mentees", None, 404),
+    ("POST", "/v1/mentors/{mentor}/interests", {"mentee_id": "{mentee}"}, 404),
+    ("POST", "/v1/runs/{run}:confirm", None, 403),
+    ("POST", "/v1/exclusions/{exclusion}:lift", {"reason": "Moved."}, 403),
 ]
 
 

@@ -215,10 +215,10 @@ class Scenario:
             **self._fact(pair), session_id=session_id, absent=se.Member.MENTEE, reported_by=se.Member.MENTOR,
         ), at + timedelta(hours=1), pair.mentee.country)
 
-    def check_in(self, pair: Pair, at: datetime, mood: int) -> None:
+    def check_in(self, pair: Pair, at: datetime, mood: int, member: se.Member = se.Member.MENTEE) -> None:
         check_in_id = uuid.uuid4()
         self._emit("sessions", check_in_id, se.CheckInRecorded(
-            **self._fact(pair), check_in_id=check_in_id, member=se.Member.MENTEE, mood=mood,
+            **self._fact(pair), check_in_id=check_in_id, member=member, mood=mood,
         ), at, pair.mentee.country)
 
     def over_budget(self, pair: Pair, month: date, at: datetime) -> None:

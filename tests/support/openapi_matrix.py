@@ -40,7 +40,7 @@ from tests.support.matching import QUALIFIED
 #: ``template_id`` name organisation configuration).
 COUNTRY_OWNED_PATH = {
     "wave_id", "participant_id", "mentee_id", "mentor_id", "run_id", "pair_id", "session_id", "check_in_id",
-    "assignment_id",
+    "assignment_id", "exclusion_id",
 }
 #: Query parameters that filter a list by a country or a country-owned object.
 COUNTRY_OWNED_QUERY = {"country", "wave_id", "participant_id", "mentee_id", "mentor_id", "pair_id"}
@@ -77,6 +77,13 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ("matching", "POST", "/v1/pairs/{pair_id}:decline"): ("application/json", {"note": "Probe."}),
     ("matching", "POST", "/v1/pairs/{pair_id}:dissolve"): ("application/json", {"reason": "hr_decision"}),
     ("matching", "POST", "/v1/exclusions"): ("application/json", {"mentee_id": "{mentee_id}", "mentor_id": "{mentor_id}"}),
+    ("matching", "POST", "/v1/runs/{run_id}:confirm"): ("application/json", {}),
+    ("matching", "POST", "/v1/exclusions/{exclusion_id}:lift"): ("application/json", {"reason": "Probe."}),
+    ("matching", "POST", "/v1/mentors/{mentor_id}/interests"): ("application/json", {"mentee_id": "{mentee_id}"}),
+    ("sessions", "POST", "/v1/sessions:record-outcomes"): (
+        "application/json",
+        {"outcomes": [{"session_id": "{session_id}", "outcome": "held", "actual_minutes": 30}]},
+    ),
     ("sessions", "POST", "/v1/pairs/{pair_id}/sessions"): (
         "application/json",
         {"starts_at": "2099-03-02T10:00:00+00:00", "duration_minutes": 45, "format": "remote", "planned_topics": []},
@@ -93,6 +100,10 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
          "questions": [{"question_id": "q1", "kind": "scale", "text": {"en": "How?", "fr": "Comment ?"}}]},
     ),
     ("evaluation", "PUT", "/v1/programmes/{programme_id}/evaluation-settings"): ("application/json", {"k_anonymity": 5}),
+    ("evaluation", "POST", "/v1/templates/{template_id}/answers:import"): (
+        "text/csv",
+        "assignment_id;new_skills;apply_at_work\n{assignment_id};3;3\n",  # the world's template: closing
+    ),
     ("evaluation", "POST", "/v1/assignments/{assignment_id}/answers"): ("application/json", {"answers": {"q1": 3}}),
     ("insights", "PUT", "/v1/programmes/{programme_id}/health-rules"): ("application/json", {"first_session_within_days": 20}),
 }

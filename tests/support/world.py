@@ -57,6 +57,7 @@ class CountryObjects:
     session_id: str = ""
     check_in_id: str = ""
     assignment_id: str = ""
+    exclusion_id: str = ""
 
     def ids(self) -> dict[str, str]:
         """Parameter name -> the object it names (``participant_id``: the mentee)."""
@@ -71,6 +72,7 @@ class CountryObjects:
             "session_id": self.session_id,
             "check_in_id": self.check_in_id,
             "assignment_id": self.assignment_id,
+            "exclusion_id": self.exclusion_id,
         }
 
 
@@ -213,6 +215,8 @@ async def populate_world(world: World) -> None:
         objects.run_id, objects.pair_id = run["run_id"], run["pairs"][0]["pair_id"]
         formed = await world.ok("matching", "POST", f"/v1/pairs/{objects.pair_id}:confirm")
         assert formed["status"] == "formed", formed
+        people = {"mentee_id": objects.mentee_id, "mentor_id": objects.mentor_id}
+        objects.exclusion_id = (await world.ok("matching", "POST", "/v1/exclusions", people))["exclusion_id"]
     outsider = mentee("ISO-FR-OUT", time_zone="Europe/Paris")
     world.outsider_id = (await world.ok("enrollment", "POST", f"/v1/waves/{world.fr.wave_id}/participants", outsider))[
         "participant_id"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.enrollment.adapters.tabular import MAX_CELL_CHARS, UnreadableFile, read_csv, read_json
+from libs.tabular import MAX_CELL_CHARS, UnreadableFile, read_csv, read_json
 
 COLUMNS = {"employee_ref", "role", "languages", "themes_wanted", "motivation"}
 

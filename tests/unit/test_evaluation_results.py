@@ -9,6 +9,7 @@ import pytest
 
 from libs.events.contexts.evaluation import Phase, SurveyKind
 from services.evaluation.domain.errors import InvalidInput
+from services.evaluation.domain.language import LanguageSource, survey_language
 from services.evaluation.domain.results import Response, check_k, pair_delta, score, summarise
 
 M, F, C, Q = (
@@ -30,6 +31,20 @@ def test_pair_delta_compares_the_questions_answered_both_times() -> None:
     assert delta is not None
     assert (delta.pre, delta.post, delta.change, delta.percent) == (2.5, 3.5, 1.0, 40.0)
     assert pair_delta({"a": 2}, {"b": 4}) is None
+
+
+def test_the_groups_maturity_change_is_the_change_of_the_means_not_the_mean_of_changes() -> None:
+    """Pairs 1 -> 2 (+100 %) and 4 -> 4 (0 %): the mean of the pairs' changes
+    is 50 %, the change of the means (2.5 -> 3) is 20 %; evaluation shows
+    the latter and names it so."""
+    rows = []
+    for pre, post in ((1, 2), (4, 4), (1, 2), (4, 4)):
+        pair, person = uuid.uuid4(), uuid.uuid4()
+        rows += [Response(person, pair, M, Phase.PRE, "answered", {"q": pre}),
+                 Response(person, pair, M, Phase.POST, "answered", {"q": post})]
+    delta = summarise(rows, 3)["maturity"]["delta"]
+    assert delta["change_of_means_percent"] == 20.0
+    assert delta["delta_percent"] == delta["change_of_means_percent"]  # the older name, kept for clients
 
 
 def test_k_is_never_below_three() -> None:
@@ -75,7 +90,8 @@ def test_a_group_summary_on_known_data() -> None:
     assert maturity["pre"] == {"respondents": 4, "value": 2.62, "withheld": False}  # (2+3+2.5+3)/4 = 2.625
     assert maturity["post"] == {"respondents": 3, "value": 3.5, "withheld": False}
     # Paired: mean pre (2+3+2.5)/3 = 2.5, mean post (3+3.5+4)/3 = 3.5: +40 %
-    assert maturity["delta"] == {"respondents": 3, "pre": 2.5, "post": 3.5, "delta_percent": 40.0, "withheld": False}
+    assert maturity["delta"] == {"respondents": 3, "pre": 2.5, "post": 3.5, "change_of_means_percent": 40.0,
+                                 "delta_percent": 40.0, "withheld": False}
 
     rates = summary["response_rates"]
     assert rates["digital_maturity_pre"] == {"assigned": 5, "answered": 4, "rate": 0.8}
@@ -99,7 +115,8 @@ def test_withholding_is_per_figure() -> None:
     assert summary["maturity"]["pre"] == {"respondents": 3, "value": 3.33, "withheld": False}
     assert summary["maturity"]["post"]["withheld"] is True
     assert summary["maturity"]["delta"] == {
-        "respondents": 1, "pre": None, "post": None, "delta_percent": None, "withheld": True,
+        "respondents": 1, "pre": None, "post": None, "change_of_means_percent": None, "delta_percent": None,
+        "withheld": True,
     }
 
 
@@ -107,3 +124,9 @@ def test_an_empty_group_withholds_everything() -> None:
     summary = summarise([], k=3)
     assert summary["maturity"]["pre"] == {"respondents": 0, "value": None, "withheld": True}
     assert all(figure["withheld"] for figure in summary["averages"].values())
+
+
+def test_survey_language_prefers_the_profile_then_the_programme_default() -> None:
+    assert survey_language(["de", "fr"], ["en", "fr"]) == ("fr", LanguageSource.PROFILE)
+    assert survey_language(["de"], ["en", "fr"]) == ("en", LanguageSource.PROGRAMME_DEFAULT)
+    assert survey_language(None, ["fr", "en"]) == ("fr", LanguageSource.PROGRAMME_DEFAULT)

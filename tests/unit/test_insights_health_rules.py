@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.insights.health.rules import HealthRules, PairFacts, Status, cadence_days, evaluate
+from services.insights.health.rules import HealthRules, MemberMood, PairFacts, Status, cadence_days, evaluate
 
 FORMED = datetime(2026, 3, 2, tzinfo=UTC)
 RULES = HealthRules()
@@ -55,7 +55,7 @@ def test_rates_count_only_from_enough_sessions() -> None:
 def test_mood_feedback_surveys_and_budget_name_their_facts() -> None:
     facts = PairFacts(
         "formed", FORMED, first_held_at=days(1), last_held_at=days(20),
-        last_mood=2, last_mood_at=days(10),
+        moods=(MemberMood("mentee", 2, days(10)), MemberMood("mentor", 5, days(9))),
         feedback_scores=(4.5, 4.5, 3.0), last_feedback_at=days(12),
         open_survey_due=(days(4), days(30)),
         budget_exceeded_month=date(2026, 3, 1), budget_exceeded_at=days(14),
@@ -70,6 +70,21 @@ def test_mood_feedback_surveys_and_budget_name_their_facts() -> None:
     assert verdict.newest_reason_at == days(14)
     # Two months later the budget overrun is history.
     assert "mentor_over_budget" not in codes(facts, datetime(2026, 5, 2, tzinfo=UTC))
+
+
+def test_each_members_latest_mood_counts_and_names_the_member() -> None:
+    """The mentor's later, happy check-in does not hide the mentee's low mood."""
+    facts = PairFacts(
+        "formed", FORMED, first_held_at=days(1), last_held_at=days(5),
+        moods=(MemberMood("mentee", 1, days(6)), MemberMood("mentor", 5, days(6) + timedelta(minutes=1))),
+    )
+    [reason] = evaluate(facts, RULES, days(7)).reasons
+    assert (reason.code, reason.at) == ("low_mood", days(6))
+    assert reason.values == {"member": "mentee", "mood": 1, "threshold": 2}
+    assert reason.detail == "The mentee's latest check-in mood is 1 of 5."
+    both_low = PairFacts("formed", FORMED, first_held_at=days(1), last_held_at=days(5),
+                         moods=(MemberMood("mentee", 2, days(6)), MemberMood("mentor", 1, days(4))))
+    assert [r.values["member"] for r in evaluate(both_low, RULES, days(7)).reasons] == ["mentee", "mentor"]
 
 
 def test_an_ended_pair_names_how_it_ended() -> None:

@@ -21,7 +21,7 @@ from services.matching.domain import (
     explain,
     score_matrix,
 )
-from services.matching.domain import scoring
+from services.matching.domain.scoring import encoding
 from tests.support.matching_synthetic import generate_pool
 
 
@@ -290,7 +290,7 @@ POLICIES = [
 @pytest.mark.parametrize("elementwise", [False, True], ids=["tables", "elementwise"])
 def test_vectorised_scores_equal_explained_totals(policy_index, elementwise, monkeypatch):
     if elementwise:  # force the fallback path for numeric criteria (time zone, availability)
-        monkeypatch.setattr(scoring, "_TABLE_MAX_CELLS", 0)
+        monkeypatch.setattr(encoding, "_TABLE_MAX_CELLS", 0)
     policy = POLICIES[policy_index]
     pool = generate_pool(120, 200, seed=policy_index)
     rng = random.Random(policy_index)
@@ -363,3 +363,20 @@ def test_participant_and_policy_validation():
     # policies are values: equal and hashable (the service can cache per policy)
     assert MatchingPolicy() == MatchingPolicy() and hash(MatchingPolicy()) == hash(MatchingPolicy())
     assert len({MatchingPolicy(), replace(MatchingPolicy(), language_hard=False), policy}) == 3
+
+
+def test_availability_shares_a_mentors_time_among_all_its_seats_not_its_free_ones():
+    """A run sees a half-booked mentor with capacity = its one free seat; its
+    two sessions a month are still shared by two mentees (as the suggestions say)."""
+    wants_two = mentee(sessions_per_month=2)
+    half_booked = mentor(id="m2", capacity=1, seats=2, sessions_per_month=2)
+    whole = mentor(capacity=2, sessions_per_month=2)
+    for m in (half_booked, whole):
+        criterion = explain(wants_two, m, MatchingPolicy()).criterion(Criterion.AVAILABILITY)
+        assert criterion.raw == 0.5
+        assert criterion.detail.startswith("mentor 1 sessions/month per mentee")
+    model = ScoreModel([wants_two], [half_booked, whole], MatchingPolicy())
+    row = model.matrix()[0]
+    assert row[0] == row[1] == explain(wants_two, whole, MatchingPolicy()).total
+    with pytest.raises(ValueError, match="seats"):
+        mentor(capacity=2, seats=1)

@@ -273,3 +273,36 @@ class PairExcluded(MatchingEvent):
     mentor_id: UUID
     country: str
     note: str | None = None
+
+
+@event(CONTEXT, "ExclusionLifted", version=1)
+class ExclusionLifted(MatchingEvent):
+    """HR lifted an exclusion, with a reason: runs and choices may propose
+    the pair again. On the stream of the ``PairExcluded`` it lifts; a later
+    ``PairExcluded`` on that stream excludes the pair again."""
+
+    personal_fields = frozenset({"reason"})
+    personal_key: ClassVar[str] = "exclusion_id"
+    personal_owners: ClassVar[tuple[str, ...]] = ("mentee_id", "mentor_id")
+
+    exclusion_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str  # the mentee's
+    reason: str
+
+
+@event(CONTEXT, "MentorInterestExpressed", version=1)
+class MentorInterestExpressed(MatchingEvent):
+    """A mentor would like to mentor this mentee (from its view of suggested
+    mentees). Shown to HR, the committee and in the mentee's suggestions; not
+    a criterion of the score, so a run and the suggestions still score a
+    pair alike. One stream per mentor and mentee (``interest_id`` derives from
+    both): saying it twice is a conflict."""
+
+    interest_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str  # the mentee's: its committee sees it

@@ -28,7 +28,7 @@ from libs.api.commands import concurrent_change, if_match_version, rule_broken, 
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
-from libs.api.problems import Problem, invalid, problem_responses
+from libs.api.problems import Problem, import_rejected, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.commands import StaleVersion
@@ -39,7 +39,7 @@ from libs.observability.correlation import current_correlation_id
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
-from services.enrollment.adapters import tabular
+from libs import tabular
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, InvalidState, NotFound
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus
@@ -77,7 +77,6 @@ MAX_IMPORT_ROWS = 10_000
 
 CONFLICT = "urn:binome:problem:conflict"
 DUPLICATE_ENROLMENT = "urn:binome:problem:duplicate-enrolment"
-IMPORT_REJECTED = "urn:binome:problem:import-rejected"
 
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
@@ -550,16 +549,7 @@ def _duplicate(exc: Exception) -> Problem:
 
 def _import_rejected(exc: Exception) -> Problem:
     assert isinstance(exc, ImportRejected)
-    report = exc.report
-    return Problem(
-        422,
-        title="Import rejected",
-        detail=str(exc),
-        type=IMPORT_REJECTED,
-        file_sha256=report.file_sha256,
-        rows=report.rows,
-        errors=[{"line": e.line, "field": e.field, "message": e.message} for e in report.errors],
-    )
+    return import_rejected(str(exc), exc.report.file_sha256, exc.report.rows, exc.report.errors)
 
 
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from libs.events.contexts.enrollment import NeedsAnswer, ProgrammeMode, QualificationScores
-from services.enrollment.adapters.tabular import RowError
+from libs.tabular import RowError
 from services.enrollment.domain.participant import Enrolment
 from services.enrollment.domain.wave import WavePlan
 

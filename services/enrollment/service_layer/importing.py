@@ -16,7 +16,7 @@ from uuid import UUID, uuid5
 
 from libs.auth.principal import Principal
 from libs.domain.repository import Change, UnitOfWork
-from services.enrollment.adapters.tabular import RowError
+from libs.tabular import RowError
 from services.enrollment.domain.errors import DomainError, DuplicateEnrolment, InvalidInput, InvalidState
 from services.enrollment.domain.participant import Participant
 from services.enrollment.service_layer.commands import ImportParticipants

@@ -14,7 +14,7 @@ from libs.eventstore.migrations import check_schema_name
 from services.evaluation.adapters.erasure import without_personal_values
 from services.evaluation.domain.assignments import Pair
 
-REF_TABLES = ("ref_programmes", "ref_waves", "ref_pairs", "deferred_triggers")
+REF_TABLES = ("ref_programmes", "ref_waves", "ref_pairs", "ref_participants", "deferred_triggers")
 
 
 class References:
@@ -33,6 +33,20 @@ class References:
         return await db.fetchval(
             f"SELECT languages FROM {self.s}.ref_programmes WHERE programme_id = $1 AND organisation = $2",
             programme_id, organisation,
+        )
+
+    async def put_participant(self, conn: asyncpg.Connection, participant_id: UUID, organisation: str,
+                              languages: list[str]) -> None:
+        await conn.execute(
+            f"""INSERT INTO {self.s}.ref_participants (participant_id, organisation, languages) VALUES ($1, $2, $3)
+                ON CONFLICT (participant_id) DO UPDATE SET languages = EXCLUDED.languages""",
+            participant_id, organisation, languages,
+        )
+
+    async def participant_languages(self, db: Any, participant_id: UUID) -> list[str] | None:
+        """The languages of the participant's profile, preference first (None: not known)."""
+        return await db.fetchval(
+            f"SELECT languages FROM {self.s}.ref_participants WHERE participant_id = $1", participant_id
         )
 
     async def put_wave(self, conn: asyncpg.Connection, wave_id: UUID, programme_id: UUID, organisation: str,

@@ -1,7 +1,8 @@
 """The intake projection: other contexts' events -> evaluation's copies of
 them and the surveys they trigger.
 
-It reads ``binome.enrollment.events`` (programme languages, wave regions),
+It reads ``binome.enrollment.events`` (programme languages, wave regions,
+participants' languages),
 ``binome.matching.events`` (pairs formed, completed, dissolved) and
 ``binome.sessions.events`` (sessions held). A trigger's assignments are
 appended to evaluation's own log in the consumer runtime's transaction,
@@ -23,7 +24,9 @@ import asyncpg
 from libs.domain.repository import Change, Repository
 from libs.events.contexts.enrollment import (
     Actor,
+    ParticipantEnrolled,
     ParticipantErased,
+    ParticipantProfileUpdated,
     ProgrammeCreated,
     ProgrammeSettingsChanged,
     WaveOpened,
@@ -97,6 +100,16 @@ class Intake(Consumer):
         await self.references.put_wave(
             conn, event.wave_id, event.programme_id, envelope.tenant, event.country, event.region
         )
+
+    async def on_ParticipantEnrolled(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantEnrolled
+    ) -> None:
+        await self.references.put_participant(conn, event.participant_id, envelope.tenant, event.profile.languages)
+
+    async def on_ParticipantProfileUpdated(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantProfileUpdated
+    ) -> None:
+        await self.references.put_participant(conn, event.participant_id, envelope.tenant, event.profile.languages)
 
     async def on_PairFormed(self, conn: asyncpg.Connection, envelope: Envelope, event: PairFormed) -> None:
         await self._pair_formed(conn, self._repository(conn, envelope), envelope, event)

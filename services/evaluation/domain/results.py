@@ -6,8 +6,13 @@ summaries that withhold what fewer than k people answered.
 * A pair's maturity delta compares the mentee's pre and post answers on the
   scale questions answered both times (the post-questionnaire uses the
   pre-questionnaire's version, so normally all of them).
-* A group's delta in percent is paired: over the mentees who answered both,
-  ``(mean post - mean pre) / mean pre * 100``.
+* A group's maturity change in percent is paired and is the *change of the
+  means*: over the mentees who answered both, ``(mean post - mean pre) /
+  mean pre * 100`` (``change_of_means_percent``). It is not the mean of the
+  pairs' own changes (insights' ``maturity_mean_pair_change_percent``), which
+  weighs a low starting score more; insights shows both under these names.
+  ``delta_percent`` is the older name of ``change_of_means_percent``, kept
+  for existing clients.
 * k-anonymity: each figure counts its own respondents (distinct people); a
   figure from fewer than k of them is withheld (``value`` null,
   ``withheld`` true). Response rates describe participation, not answers,
@@ -119,6 +124,7 @@ def maturity(rows: Sequence[Response], k: int) -> dict[str, Any]:
     shown = len(deltas) >= k and bool(deltas)
     mean_pre = fmean(d.pre for d in deltas) if deltas else 0.0
     mean_post = fmean(d.post for d in deltas) if deltas else 0.0
+    change_of_means = round(percent(mean_pre, mean_post), 1) if shown else None
     return {
         "pre": _figure(pre_scores, pre_n, k),
         "post": _figure(post_scores, post_n, k),
@@ -126,7 +132,8 @@ def maturity(rows: Sequence[Response], k: int) -> dict[str, Any]:
             "respondents": len(deltas),
             "pre": round(mean_pre, 2) if shown else None,
             "post": round(mean_post, 2) if shown else None,
-            "delta_percent": round(percent(mean_pre, mean_post), 1) if shown else None,
+            "change_of_means_percent": change_of_means,
+            "delta_percent": change_of_means,  # deprecated name of change_of_means_percent
             "withheld": not shown,
         },
     }

@@ -11,6 +11,7 @@ organisation's object is a 404). ``ops`` holds none of these roles.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +24,8 @@ from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change, rule_broken
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
-from libs.api.problems import Problem, problem_responses
+from libs import tabular
+from libs.api.problems import Problem, import_rejected, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.repository import UnitOfWork
@@ -35,8 +37,11 @@ from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
+from services.evaluation.adapters.references import References
+from services.evaluation.domain.language import survey_language
 from services.evaluation.domain.templates import Template
 from services.evaluation.entrypoints.schemas import (
+    AnswersImportOut,
     AnswersIn,
     AssignmentOut,
     PairMaturityOut,
@@ -47,7 +52,7 @@ from services.evaluation.entrypoints.schemas import (
     TemplateOut,
     TemplateVersionIn,
 )
-from services.evaluation.service_layer import handlers
+from services.evaluation.service_layer import handlers, importing
 from services.evaluation.service_layer.export import Export
 from services.evaluation.service_layer.views import AssignmentFilters
 
@@ -77,14 +82,23 @@ async def command(
 
 
 async def assignment_with_survey(
-    uow: UnitOfWork, principal: Principal, assignment_id: UUID, now: datetime
+    uow: UnitOfWork, references: References, principal: Principal, assignment_id: UUID, now: datetime
 ) -> dict[str, Any]:
-    """The assignment and the questions of the template version it pins."""
+    """The assignment and the questions of the template version it pins, with
+    the language to show them in for its participant."""
     doc = await uow.views.assignment(uow.conn, principal, assignment_id, now)
     template = await uow.repo.get(Template, UUID(doc["template_id"]))
     assert template is not None
     version = template.at(doc["template_version"])
-    doc["survey"] = {"title": version.title, "languages": version.languages, "questions": version.questions}
+    spoken = await references.participant_languages(uow.conn, UUID(doc["participant_id"]))
+    language, source = survey_language(spoken, version.languages)
+    doc["survey"] = {
+        "title": version.title,
+        "languages": version.languages,
+        "questions": version.questions,
+        "language": language,
+        "language_source": source,
+    }
     return doc
 
 
@@ -203,7 +217,9 @@ async def get_assignment(
     """An assignment with the questions of its template version (a participant: its own)."""
     evaluation = service(request)
     async with evaluation.pool.acquire() as conn:
-        doc = await assignment_with_survey(evaluation.unit_of_work(conn), who, assignment_id, evaluation.clock())
+        doc = await assignment_with_survey(
+            evaluation.unit_of_work(conn), evaluation.references, who, assignment_id, evaluation.clock()
+        )
         return respond(AssignmentOut, doc)
 
 
@@ -219,11 +235,13 @@ async def answer(
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
     """Answer an assignment: only its participant, only once (a second answer is a 409)."""
-    now = service(request).clock()
+    evaluation = service(request)
+    now = evaluation.clock()
 
     async def work(uow: UnitOfWork) -> Response:
         await handlers.answer(uow, who, assignment_id, body.answers, body.action_list())
-        return respond(AssignmentOut, await assignment_with_survey(uow, who, assignment_id, now))
+        doc = await assignment_with_survey(uow, evaluation.references, who, assignment_id, now)
+        return respond(AssignmentOut, doc)
 
     return await command(request, key, work)
 
@@ -265,15 +283,82 @@ async def results(
     country: str | None = Query(None, pattern=r"^[A-Za-z]{2}$"),
     who: Principal = Depends(requires(*READERS)),
 ) -> Any:
-    """Averages, the paired maturity delta in percent, response rates and committed actions per
+    """Averages, the paired maturity change of the means in percent, response rates and committed actions per
     group; figures from fewer than k respondents are withheld; free text never appears."""
     return await service(request).views.results(service(request).pool, who, programme_id, group_by, wave_id, country)
+
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_ROWS = 10_000
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.post(
+    "/templates/{template_id}/answers:import",
+    response_model=AnswersImportOut,
+    responses={**COMMAND_ERRORS, **problem_responses(413, 415)},
+    tags=["assignments"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def import_answers(
+    template_id: UUID,
+    request: Request,
+    mode: Literal["all_or_nothing", "valid_only"] = "all_or_nothing",
+    who: Principal = Depends(requires(HR_ADMIN, REGIONAL_COMMITTEE)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Import answers to this survey collected elsewhere, from CSV or XLSX: a column
+    ``assignment_id`` and one per question (a scale 1-5, an option code, codes as ``a|b``, text).
+    Every row is checked first; with a bad row nothing is imported (422 listing each bad row's
+    line and column) unless ``mode=valid_only``. Each answer is its own SurveyAnswered, recorded
+    by the importing HR person. A row naming an assignment the caller may not see (another
+    country's) or none: 404 naming the row's line, nothing written."""
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise Problem(413, detail=f"An import file holds at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB.")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("text/csv", "application/csv", XLSX):
+        raise Problem(415, detail=f"Send text/csv or {XLSX}.")
+
+    async def work(uow: UnitOfWork) -> Response:
+        template = await handlers.load_template(uow, who, template_id)
+        columns, lists = importing.columns_of(template)
+        try:
+            if media_type == XLSX:
+                table = tabular.read_xlsx(body, columns=columns, list_columns=lists)
+            else:
+                table = tabular.read_csv(body, columns=columns, list_columns=lists)
+        except tabular.UnreadableFile as exc:
+            raise invalid(
+                [{"line": exc.line, "field": exc.field, "message": exc.message}], "The file cannot be read."
+            ) from None
+        if len(table.rows) + len(table.bad_rows) > MAX_IMPORT_ROWS:
+            raise Problem(413, detail=f"An import holds at most {MAX_IMPORT_ROWS} rows; split the file.")
+        cmd = importing.AnswersImport(template_id, hashlib.sha256(body).hexdigest(), table, mode == "valid_only")
+        report = await importing.import_answers(uow, who, cmd)
+        return respond(AnswersImportOut, {**vars(report), "errors": [vars(e) for e in report.errors]})
+
+    return await command(request, key, work)
 
 
 # --------------------------------------------------------------------------- errors and app
 
 
+def _import_rejected(exc: Exception) -> Problem:
+    assert isinstance(exc, importing.AnswersImportRejected)
+    return import_rejected(str(exc), exc.report.file_sha256, exc.report.rows, exc.report.errors)
+
+
 EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] = {
+    importing.AnswersImportRejected: _import_rejected,
     NotFound: 404,
     InvalidInput: rule_broken,
     Conflict: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),

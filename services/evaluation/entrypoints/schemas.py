@@ -22,6 +22,7 @@ from libs.events.contexts.evaluation import (
     SurveyKind,
     TemplateOrigin,
 )
+from services.evaluation.domain.language import LanguageSource
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
@@ -113,6 +114,11 @@ class SurveyOut(BaseModel):
     title: dict[str, str]
     languages: list[str]
     questions: list[Question]
+    language: str = Field(
+        description="The language to show this survey in: the first of the participant's profile languages the "
+        "survey has, else the programme's default (its first language)."
+    )
+    language_source: LanguageSource
 
 
 class AssignmentOut(BaseModel):
@@ -163,6 +169,22 @@ class ResultsOut(BaseModel):
     group_by: str
     k_anonymity: int
     groups: list[dict[str, Any]] = Field(
-        description="Per group: response_rates, maturity (pre, post, paired delta), averages, actions; "
+        description="Per group: response_rates, maturity (pre, post, and the paired `delta`: its `pre` and "
+        "`post` means and `change_of_means_percent` = (mean post - mean pre) / mean pre * 100 over the mentees "
+        "who answered both; `delta_percent` is its deprecated older name, the same value), averages, actions; "
         "a figure from fewer than k respondents has value null and withheld true."
     )
+
+
+class ImportRowErrorOut(BaseModel):
+    line: int = Field(description="The row's line (CSV) or row number (XLSX); the header is 1.")
+    field: str = Field(description="The column (a question id, assignment_id) or 'row'.")
+    message: str
+
+
+class AnswersImportOut(BaseModel):
+    file_sha256: str
+    valid_only: bool
+    rows: int
+    imported: int = Field(description="Answers recorded, each its own SurveyAnswered event.")
+    errors: list[ImportRowErrorOut] = Field(description="Rows left out (mode=valid_only only).")

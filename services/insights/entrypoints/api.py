@@ -202,7 +202,10 @@ async def _rollout(request: Request, who: Principal, programme_id: UUID) -> tupl
 
 @router.get("/programmes/{programme_id}/rollout", responses=READ_ERRORS, tags=["rollout"])
 async def get_rollout(programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
-    """Counts per programme, region, country and wave (a committee: its countries)."""
+    """Counts per programme, region, country and wave (a committee: its countries). The
+    mentees' digital-maturity change has two figures: ``maturity_change_of_means_percent`` and
+    ``maturity_mean_pair_change_percent``; ``maturity_delta_percent`` is the deprecated older name
+    of the latter (the same value)."""
     _, body = await _rollout(request, who, programme_id)
     return _json(body)
 

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from services.insights.health.rules import HealthRules, PairFacts, Verdict, evaluate
+from services.insights.health.rules import HealthRules, MemberMood, PairFacts, Verdict, evaluate
 
 Executor = asyncpg.Connection | asyncpg.Pool
 
@@ -20,11 +20,17 @@ SELECT p.pair_id, p.programme_id, p.wave_id, p.country, w.region, w.name AS wave
        p.formed_at, p.ended_at, p.dissolution_reason, m.sessions_per_month,
        a.sessions_held, a.sessions_cancelled, a.no_shows, a.first_held_at, a.last_held_at,
        a.last_mood, a.last_mood_at, a.feedback_scores, a.last_feedback_at, a.open_survey_due,
-       a.budget_exceeded_month, a.budget_exceeded_at
+       a.budget_exceeded_month, a.budget_exceeded_at, mo.mood_members, mo.moods, mo.mood_times
 FROM {s}.pairs p
 LEFT JOIN {s}.waves w ON w.wave_id = p.wave_id
 LEFT JOIN {s}.participants m ON m.participant_id = p.mentee_id
 LEFT JOIN {s}.pair_activity a ON a.pair_id = p.pair_id
+LEFT JOIN LATERAL (  -- each member's latest check-in (pair_activity keeps only the pair's latest)
+    SELECT array_agg(member ORDER BY member) AS mood_members, array_agg(mood ORDER BY member) AS moods,
+           array_agg(recorded_at ORDER BY member) AS mood_times
+    FROM (SELECT DISTINCT ON (member) member, mood, recorded_at FROM {s}.check_ins c
+          WHERE c.pair_id = p.pair_id ORDER BY member, recorded_at DESC, check_in_id DESC) latest
+) mo ON true
 WHERE ($1::text IS NULL OR p.organisation = $1) AND p.status IN ('formed', 'completed', 'dissolved')
   AND ($2::uuid IS NULL OR p.programme_id = $2)
   AND ($3::uuid IS NULL OR p.wave_id = $3)
@@ -64,8 +70,17 @@ class PairHealth:
                 "no_shows": self.row["no_shows"] or 0,
                 "last_held_at": self.row["last_held_at"],
                 "last_mood": self.row["last_mood"],
+                "moods": {m.member: {"mood": m.mood, "at": m.at} for m in member_moods(self.row)},
             },
         }
+
+
+def member_moods(row: asyncpg.Record | dict[str, Any]) -> tuple[MemberMood, ...]:
+    """Each member's latest check-in, by member."""
+    return tuple(
+        MemberMood(member, mood, at)
+        for member, mood, at in zip(row["mood_members"] or (), row["moods"] or (), row["mood_times"] or ())
+    )
 
 
 def to_facts(row: asyncpg.Record) -> PairFacts:
@@ -80,8 +95,7 @@ def to_facts(row: asyncpg.Record) -> PairFacts:
         no_shows=row["no_shows"] or 0,
         first_held_at=row["first_held_at"],
         last_held_at=row["last_held_at"],
-        last_mood=row["last_mood"],
-        last_mood_at=row["last_mood_at"],
+        moods=member_moods(row),
         feedback_scores=tuple(row["feedback_scores"] or ()),
         last_feedback_at=row["last_feedback_at"],
         open_survey_due=tuple(row["open_survey_due"] or ()),

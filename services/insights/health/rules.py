@@ -68,6 +68,15 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class MemberMood:
+    """One member's latest check-in."""
+
+    member: str  # mentee, mentor (or hr)
+    mood: int
+    at: datetime
+
+
+@dataclass(frozen=True)
 class PairFacts:
     """What the read model knows about one pair (one row of pairs + pair_activity)."""
 
@@ -81,8 +90,7 @@ class PairFacts:
     no_shows: int = 0
     first_held_at: datetime | None = None
     last_held_at: datetime | None = None
-    last_mood: int | None = None
-    last_mood_at: datetime | None = None
+    moods: tuple[MemberMood, ...] = ()  # each member's latest check-in
     feedback_scores: tuple[float, ...] = ()
     last_feedback_at: datetime | None = None
     open_survey_due: tuple[datetime, ...] = ()
@@ -195,11 +203,15 @@ def _no_shows(facts: PairFacts, rules: HealthRules, now: datetime):
 
 
 def _mood(facts: PairFacts, rules: HealthRules, now: datetime):
-    if facts.last_mood is not None and facts.last_mood_at is not None and facts.last_mood <= rules.low_mood:
-        yield Reason(
-            "low_mood", "CheckInRecorded", facts.last_mood_at,
-            f"The latest check-in mood is {facts.last_mood} of 5.", {"mood": facts.last_mood, "threshold": rules.low_mood},
-        )
+    """Each member's latest check-in counts: one member's later, happier
+    check-in must not hide the other's low mood."""
+    for latest in facts.moods:
+        if latest.mood <= rules.low_mood:
+            yield Reason(
+                "low_mood", "CheckInRecorded", latest.at,
+                f"The {latest.member}'s latest check-in mood is {latest.mood} of 5.",
+                {"member": latest.member, "mood": latest.mood, "threshold": rules.low_mood},
+            )
 
 
 def _feedback(facts: PairFacts, rules: HealthRules, now: datetime):

@@ -3,9 +3,13 @@ read model in three ``GROUPING SETS`` queries (waves, people, pairs), so
 every level is counted from the rows themselves (a median of medians would
 be wrong) and nothing is kept as counters that could drift.
 
-Aggregates of survey answers (maturity delta) are shown only for groups of
-at least the programme's anonymity threshold; below it the value is null and
-``suppressed`` names it.
+Aggregates of survey answers are shown only for groups of at least the
+programme's anonymity threshold; below it the value is null and
+``suppressed`` names it. Two of them measure the mentees' digital-maturity
+change, each named for what it is (``MATURITY_CHANGES``): the change of the
+means (evaluation's ``change_of_means_percent``, the same figure) and the
+mean of the pairs' own changes. ``maturity_delta_percent``, the older name of
+the latter, is kept for existing clients.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 from uuid import UUID
 
 from services.insights.health.facts import Executor
+
+MATURITY_CHANGES = ("maturity_change_of_means_percent", "maturity_mean_pair_change_percent")
 
 # Grouping levels: the key columns each level keeps (the others are null).
 LEVELS = {
@@ -50,8 +56,11 @@ _PAIRS = f"""SELECT {_KEYS},
     coalesce(sum(a.surveys_due), 0) AS surveys_due,
     coalesce(sum(a.surveys_answered), 0) AS surveys_answered,
     count(*) FILTER (WHERE a.maturity_pre > 0 AND a.maturity_post IS NOT NULL) AS maturity_pairs,
+    (avg(a.maturity_post) FILTER (WHERE a.maturity_pre > 0 AND a.maturity_post IS NOT NULL)
+     / avg(a.maturity_pre) FILTER (WHERE a.maturity_pre > 0 AND a.maturity_post IS NOT NULL) - 1) * 100
+        AS maturity_change_of_means_percent,
     avg((a.maturity_post - a.maturity_pre) / a.maturity_pre * 100)
-        FILTER (WHERE a.maturity_pre > 0 AND a.maturity_post IS NOT NULL) AS maturity_delta_percent,
+        FILTER (WHERE a.maturity_pre > 0 AND a.maturity_post IS NOT NULL) AS maturity_mean_pair_change_percent,
     count(a.first_held_at) AS pairs_with_first_session,
     percentile_cont(0.5) WITHIN GROUP (
         ORDER BY extract(epoch FROM a.first_held_at - m.enrolled_at) / 86400) AS median_days_to_first_session
@@ -65,7 +74,7 @@ _ZERO = {
     "waves": 0, "target_pairs": 0, "enrolled": 0, "withdrawn": 0, "mentees": 0, "mentors": 0,
     "qualified_mentors": 0, "matched": 0, "pairs_formed": 0, "pairs_active": 0, "pairs_completed": 0,
     "pairs_dissolved": 0, "sessions_held": 0, "surveys_due": 0, "surveys_answered": 0, "maturity_pairs": 0,
-    "maturity_delta_percent": None, "pairs_with_first_session": 0, "median_days_to_first_session": None,
+    "maturity_change_of_means_percent": None, "maturity_mean_pair_change_percent": None, "pairs_with_first_session": 0, "median_days_to_first_session": None,
 }
 # GROUPING() bits: region, country, wave (1 = rolled up).
 _LEVEL_OF = {0b111: "programme", 0b011: "region", 0b001: "country", 0b000: "wave"}
@@ -100,11 +109,10 @@ def _finish(row: dict[str, Any], k: int) -> dict[str, Any]:
     row["survey_response_rate"] = (
         round(row["surveys_answered"] / row["surveys_due"], 4) if row["surveys_due"] else None
     )
-    row["suppressed"] = []
-    if row["maturity_pairs"] < k:
-        row["maturity_delta_percent"] = None
-        row["suppressed"].append("maturity_delta_percent")
-    for name in ("maturity_delta_percent", "median_days_to_first_session"):
+    withheld = row["maturity_pairs"] < k
+    for name in (*MATURITY_CHANGES, "median_days_to_first_session"):
         if row[name] is not None:
-            row[name] = round(float(row[name]), 2)
+            row[name] = None if withheld and name in MATURITY_CHANGES else round(float(row[name]), 2)
+    row["maturity_delta_percent"] = row["maturity_mean_pair_change_percent"]  # deprecated name, same figure
+    row["suppressed"] = [*MATURITY_CHANGES, "maturity_delta_percent"] if withheld else []
     return row

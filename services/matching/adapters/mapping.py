@@ -87,6 +87,7 @@ def to_participant(row: dict[str, Any], remaining_capacity: int, starts_on: date
         themes=tuple((t.theme, t.level) for t in themes),
         sessions_per_month=float(profile.sessions_per_month),
         capacity=max(remaining_capacity, 0) if role is Role.MENTOR else 1,
+        seats=(profile.capacity or 1) if role is Role.MENTOR else None,
         manager_ref=row.get("manager_ref"),
         employee_ref=row.get("employee_ref"),
     )

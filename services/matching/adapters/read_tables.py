@@ -24,6 +24,8 @@ from libs.events.contexts.matching import (
     PairDeclined,
     PairDissolved,
     PairEvent,
+    ExclusionLifted,
+    MentorInterestExpressed,
     PairExcluded,
     PairFormed,
     PairNotesExpired,
@@ -36,7 +38,7 @@ from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from services.matching.domain.pair import PairStatus
 
-OWN_TABLES = ("pairs", "runs", "exclusions", "waitlist")
+OWN_TABLES = ("pairs", "runs", "exclusions", "waitlist", "interests")
 #: Why a run puts a mentee on its wave's waitlist (the others were not short of mentors).
 WAITLISTED = (UnmatchedCode.CAPACITY_EXHAUSTED, UnmatchedCode.NO_FEASIBLE_PARTNER)
 
@@ -114,8 +116,15 @@ class ReadTables:
             ON CONFLICT (mentee_id) DO UPDATE SET
                 reason = EXCLUDED.reason, run_id = EXCLUDED.run_id, wave_id = EXCLUDED.wave_id"""
         self._sql_off_waitlist = f"DELETE FROM {s}.waitlist WHERE mentee_id = ANY($1::uuid[])"
+        # An exclusion lifted stays, marked; excluding the pair again puts it in force anew.
         self._sql_exclusion = f"""
             INSERT INTO {s}.exclusions (exclusion_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+            ON CONFLICT (exclusion_id) DO UPDATE SET doc = EXCLUDED.doc, lifted = false"""
+        self._sql_exclusion_lifted = f"""
+            UPDATE {s}.exclusions SET lifted = true, doc = doc || $2::jsonb WHERE exclusion_id = $1"""
+        self._sql_interest = f"""
+            INSERT INTO {s}.interests (interest_id, organisation, programme_id, mentee_id, mentor_id, country, doc)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
@@ -132,6 +141,11 @@ class ReadTables:
                 await self._run(conn, envelope, event)
             elif isinstance(event, PairExcluded):
                 await self._exclusion(conn, envelope, event)
+            elif isinstance(event, ExclusionLifted):
+                lifted = {"lifted_at": envelope.time.isoformat(), "lifted_by": event.actor.model_dump(mode="json")}
+                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id, jsonb(lifted))
+            elif isinstance(event, MentorInterestExpressed):
+                await self._interest(conn, envelope, event)
             else:
                 raise TypeError(f"no read table for {event.event_type()}")
         await self._pairs(conn, pair_events)
@@ -161,6 +175,19 @@ class ReadTables:
         await conn.execute(
             self._sql_exclusion,
             event.exclusion_id,
+            envelope.tenant,
+            event.programme_id,
+            event.mentee_id,
+            event.mentor_id,
+            event.country,
+            jsonb(doc),
+        )
+
+    async def _interest(self, conn: asyncpg.Connection, envelope: Envelope, event: MentorInterestExpressed) -> None:
+        doc = {**event.model_dump(mode="json", exclude={"actor"}), "expressed_at": envelope.time.isoformat()}
+        await conn.execute(
+            self._sql_interest,
+            event.interest_id,
             envelope.tenant,
             event.programme_id,
             event.mentee_id,

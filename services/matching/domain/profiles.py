@@ -183,7 +183,10 @@ class Participant:
     # theme -> self-rated level 1..5, stored as a sorted tuple of pairs (hashable).
     themes: tuple[tuple[str, int], ...] = ()
     sessions_per_month: float = 1.0
-    capacity: int = 1
+    capacity: int = 1  # seats the solver may still fill (a mentor's free seats in a run)
+    # Every seat of a mentor, held or free: its monthly sessions are shared
+    # among that many mentees (availability). None: ``capacity``.
+    seats: int | None = None
     manager_ref: str | None = None
     employee_ref: str | None = None
     manager_chain: tuple[str, ...] = ()
@@ -213,8 +216,14 @@ class Participant:
             raise ValueError("sessions_per_month must be >= 0")
         if self.capacity < 0:
             raise ValueError("capacity must be >= 0")
+        if self.seats is not None and self.seats < self.capacity:
+            raise ValueError("seats must be >= capacity (the free seats are among them)")
         if self.tenure_years < 0:
             raise ValueError("tenure_years must be >= 0")
+
+    @property
+    def all_seats(self) -> int:
+        return self.capacity if self.seats is None else self.seats
 
     @property
     def theme_levels(self) -> dict[str, int]:

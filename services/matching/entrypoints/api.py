@@ -43,15 +43,22 @@ from services.matching.entrypoints.schemas import (
     DeclineIn,
     DissolveIn,
     ExclusionIn,
+    ExclusionLiftedOut,
+    ExclusionLiftIn,
     ExclusionOut,
+    InterestIn,
+    InterestOut,
     PairOut,
+    RunConfirmedOut,
+    RunConfirmIn,
     RunIn,
     RunOut,
     OffersOut,
+    SuggestedMenteesOut,
     SuggestionsOut,
     WaitlistOut,
 )
-from services.matching.service_layer import choice, lifecycle, retention, waitlist
+from services.matching.service_layer import bulk, choice, interests, lifecycle, retention, waitlist
 from services.matching.service_layer.export import Export
 from services.matching.service_layer.runs import RunRequest, run_matching
 from services.matching.service_layer.views import PairFilters, RunFilters
@@ -158,6 +165,29 @@ async def list_runs(
 async def get_run(run_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
     """A run: its inputs, objective, pairs and the people it left unmatched, with the reason."""
     return _json(RunOut, await service(request).views.run(service(request).pool, who, run_id))
+
+
+@router.post(
+    "/runs/{run_id}:confirm", response_model=RunConfirmedOut, responses=COMMAND_ERRORS, tags=["runs"]
+)
+async def confirm_run(
+    run_id: UUID,
+    request: Request,
+    body: RunConfirmIn | None = None,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """HR confirms every open proposal of the run (or the chosen ones) for both people, in one
+    call and all or nothing: each pair is formed with its own events, as ``:confirm`` does. A
+    chosen pair not of the run, or no proposal any more, is a 422 naming it; nothing is written."""
+    chosen = body.pair_ids if body else None
+
+    async def work(uow: UnitOfWork) -> Response:
+        done = await bulk.confirm_run(uow, service(request).views, who, run_id, chosen)
+        skipped = [{"pair_id": p, "status": s} for p, s in done.skipped]
+        return _json(RunConfirmedOut, {"run_id": run_id, "confirmed": done.confirmed, "skipped": skipped})
+
+    return await command(request, key, work)
 
 
 # --------------------------------------------------------------------------- choice
@@ -324,6 +354,71 @@ async def exclude_pair(
     async def work(uow: UnitOfWork) -> Response:
         exclusion_id = await lifecycle.exclude(uow, who, exclusion)
         return _json(ExclusionOut, await service(request).views.exclusion(uow.conn, exclusion_id), 201)
+
+    return await command(request, key, work)
+
+
+@router.post(
+    "/exclusions/{exclusion_id}:lift", response_model=ExclusionLiftedOut, responses=COMMAND_ERRORS, tags=["pairs"]
+)
+async def lift_exclusion(
+    exclusion_id: UUID,
+    body: ExclusionLiftIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """HR of the mentee's country lifts an exclusion, with a reason: runs and choices may propose
+    the pair again (an exclusion not in force: 409; one the caller does not see: 404)."""
+
+    async def work(uow: UnitOfWork) -> Response:
+        lifted = await lifecycle.lift_exclusion(uow, who, exclusion_id, body.reason)
+        return _json(ExclusionLiftedOut, lifted.model_dump(mode="json", exclude={"actor", "reason"}))
+
+    return await command(request, key, work)
+
+
+# --------------------------------------------------------------------------- the mentor's side
+
+
+@router.get(
+    "/mentors/{mentor_id}/suggested-mentees",
+    response_model=SuggestedMenteesOut,
+    responses={**READ_ERRORS, **problem_responses(409)},  # 409: the mentor is not in the pool
+    tags=["choice"],
+)
+async def get_suggested_mentees(
+    mentor_id: UUID,
+    request: Request,
+    k: int | None = Query(None, ge=1, le=20, description="How many (default: the programme's, 5)."),
+    who: Principal = Depends(requires(*WRITERS, PARTICIPANT)),
+) -> Response:
+    """The free mentees of the mentor's wave it would suit best, scored as their suggestions score
+    the pair, and whether the mentor expressed interest (HR, the mentor's committee, the mentor)."""
+    async with service(request).pool.acquire() as conn:
+        doc = await interests.suggested_mentees(service(request).unit_of_work(conn), who, mentor_id, k)
+    return _json(SuggestedMenteesOut, doc)
+
+
+@router.post(
+    "/mentors/{mentor_id}/interests",
+    status_code=201,
+    response_model=InterestOut,
+    responses=COMMAND_ERRORS,
+    tags=["choice"],
+)
+async def express_interest(
+    mentor_id: UUID,
+    body: InterestIn,
+    request: Request,
+    who: Principal = Depends(requires(PARTICIPANT)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """The mentor itself says it would like to mentor one of its suggested mentees; HR, the
+    committee and the mentee see it in the mentee's suggestions (twice: 409)."""
+
+    async def work(uow: UnitOfWork) -> Response:
+        return _json(InterestOut, await interests.express_interest(uow, who, mentor_id, body.mentee_id), 201)
 
     return await command(request, key, work)
 

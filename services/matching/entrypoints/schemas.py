@@ -151,6 +151,9 @@ class SuggestionOut(BaseModel):
     score: float
     remaining_capacity: int
     breakdown: list[CriterionPoints]
+    mentor_interested: bool = Field(
+        False, description="The mentor said it would like to mentor this mentee (shown, not scored)."
+    )
 
 
 class SuggestionsOut(BaseModel):
@@ -194,3 +197,78 @@ class OffersOut(BaseModel):
         description="The best free mentor per waiting mentee, in waitlist order (propose one with "
         "POST /v1/mentees/{mentee_id}/choices)."
     )
+
+
+# --------------------------------------------------------------------------- bulk confirmation
+
+
+class RunConfirmIn(Body):
+    pair_ids: list[UUID] | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="The run's pairs to confirm (each a proposal now); unset: every open proposal of the run.",
+    )
+
+    @field_validator("pair_ids")
+    @classmethod
+    def _distinct_pairs(cls, value: list[UUID] | None) -> list[UUID] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each pair at most once")
+        return value
+
+
+class SkippedPairOut(BaseModel):
+    pair_id: UUID
+    status: str = Field(description="Why it was not confirmed: the pair is no proposal any more.")
+
+
+class RunConfirmedOut(BaseModel):
+    run_id: UUID
+    confirmed: list[UUID] = Field(description="Pairs formed by this call, each with its own PairFormed event.")
+    skipped: list[SkippedPairOut] = Field(description="The run's pairs that were no proposal (whole-run calls only).")
+
+
+# --------------------------------------------------------------------------- exclusions lifted
+
+
+class ExclusionLiftIn(Body):
+    reason: Note = Field(description="Why the pair may be proposed again (personal data: kept in the event only).")
+
+
+class ExclusionLiftedOut(BaseModel):
+    exclusion_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    lifted: bool = True
+
+
+# --------------------------------------------------------------------------- the mentor's side
+
+
+class SuggestedMenteeOut(BaseModel):
+    mentee_id: UUID
+    score: float
+    breakdown: list[CriterionPoints]
+    interest_expressed: bool
+
+
+class SuggestedMenteesOut(BaseModel):
+    mentor_id: UUID
+    remaining_capacity: int
+    mentees: list[SuggestedMenteeOut]
+
+
+class InterestIn(Body):
+    mentee_id: UUID
+
+
+class InterestOut(BaseModel):
+    interest_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    score: float = Field(description="The pair's score now, as the mentee's suggestions and a run compute it.")

@@ -21,14 +21,14 @@ from libs.domain.commands import actor_of
 from libs.domain.repository import UnitOfWork
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.matching import ProposalOrigin
-from services.matching.adapters.mapping import to_participant, to_policy
+from services.matching.adapters.mapping import to_policy
 from services.matching.domain import MatchingPolicy, PairConstraints, Participant, explain, suggest_top_k
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
 from services.matching.domain.pair import Pair
 from services.matching.domain.profiles import Role
 from services.matching.service_layer.access import is_self
 from services.matching.service_layer.explanations import criterion_points
-from services.matching.service_layer.people import by_id, capacity_of, mentee_of, pair_ref
+from services.matching.service_layer.people import by_id, capacity_of, mentee_of, pair_ref, whole_mentor
 
 
 @dataclass
@@ -51,17 +51,22 @@ class _Choice:
 
     def full_mentor(self, mentor_id: str) -> Participant:
         """The mentor with its whole capacity (seats taken are counted apart)."""
-        row = self.mentors[mentor_id]
-        return to_participant(row, capacity_of(row), row["starts_on"])
+        return whole_mentor(self.mentors[mentor_id])
 
 
 async def load_mentee(uow: UnitOfWork, principal: Principal, mentee_id: UUID) -> dict[str, Any]:
     """The mentee's pool row, if the caller may act for it (else 404)."""
-    row = await uow.views.candidate(uow.conn, principal.organisation, mentee_id)
-    if row is None or row["role"] != Role.MENTEE.value:
-        raise NotFound("mentee", mentee_id)
-    if not (principal.can_see(row["organisation"], row["country"]) or is_self(principal, mentee_id)):
-        raise NotFound("mentee", mentee_id)
+    return await load_candidate(uow, principal, mentee_id, Role.MENTEE)
+
+
+async def load_candidate(uow: UnitOfWork, principal: Principal, participant_id: UUID, role: Role) -> dict[str, Any]:
+    """The pool row of a person of ``role``, if the caller is HR of its
+    country or the person itself (else 404)."""
+    row = await uow.views.candidate(uow.conn, principal.organisation, participant_id)
+    if row is None or row["role"] != role.value:
+        raise NotFound(role.value, participant_id)
+    if not (principal.can_see(row["organisation"], row["country"]) or is_self(principal, participant_id)):
+        raise NotFound(role.value, participant_id)
     return row
 
 
@@ -88,6 +93,7 @@ async def suggestions(uow: UnitOfWork, principal: Principal, mentee_id: UUID, k:
     choice = await _choice(uow, principal.organisation, await load_mentee(uow, principal, mentee_id))
     mentors = [choice.full_mentor(m) for m in choice.mentors]
     found = suggest_top_k(choice.mentee, mentors, choice.policy, choice.constraints, k=k, taken=choice.taken)
+    interested = await uow.views.interested_mentors(uow.conn, mentee_id)
     return {
         "mentee_id": str(mentee_id),
         "suggestions": [
@@ -97,6 +103,7 @@ async def suggestions(uow: UnitOfWork, principal: Principal, mentee_id: UUID, k:
                 "country": choice.mentors[s.mentor_id]["country"],
                 "score": s.score,
                 "remaining_capacity": s.remaining_capacity,
+                "mentor_interested": s.mentor_id in interested,
                 "breakdown": [c.model_dump(mode="json") for c in criterion_points(s.breakdown)],
             }
             for s in found

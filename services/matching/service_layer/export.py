@@ -35,6 +35,9 @@ class Export:
         self._sql_pairs = f"""
             SELECT status, doc::text FROM {s}.pairs
             WHERE organisation = $1 AND (mentee_id = $2 OR mentor_id = $2) ORDER BY row_id"""
+        self._sql_interests = f"""
+            SELECT doc::text FROM {s}.interests
+            WHERE organisation = $1 AND (mentee_id = $2 OR mentor_id = $2) ORDER BY interest_id"""
         self._sql_exclusions = f"""
             SELECT doc::text FROM {s}.exclusions
             WHERE organisation = $1 AND (mentee_id = $2 OR mentor_id = $2) ORDER BY exclusion_id"""
@@ -67,7 +70,8 @@ class Export:
             "candidate": orjson.loads(candidate) if candidate else None,
             "pairs": [d for status, d in docs if status not in PROPOSALS],
             "proposals": [d for status, d in docs if status in PROPOSALS],
-            "exclusions": exclusions,
+            "exclusions": exclusions,  # lifted ones too (``lifted_at``), with every note and reason
+            "interests": [orjson.loads(r[0]) for r in await db.fetch(self._sql_interests, *args)],
             "runs": [orjson.loads(r[0]) for r in await db.fetch(self._sql_runs, who.organisation, str(participant_id))],
         }
         return part if any(part.values()) else None

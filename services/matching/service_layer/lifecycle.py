@@ -19,8 +19,9 @@ from libs.auth.principal import PARTICIPANT, Principal
 from libs.domain.commands import actor_of
 from libs.domain.repository import Change, UnitOfWork
 from libs.events.contexts.enrollment import Actor, ParticipantEvent, ParticipantTransferred, WaveEnded
-from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
-from services.matching.domain.errors import InvalidRequest, NotFound
+from libs.events.contexts.matching import DissolutionReason, ExclusionLifted, PairExcluded, Side
+from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
+from services.matching.domain.history import History
 from services.matching.domain.pair import Pair, PairStatus
 from services.matching.domain.profiles import Role
 from services.matching.service_layer.choice import load_mentee, propose_next
@@ -85,11 +86,17 @@ async def complete(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> UUID
     return await _as_hr(uow, principal, pair_id, lambda pair: pair.complete(actor_of(principal)))
 
 
-async def _as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID, change: Callable[[Pair], None]) -> UUID:
-    """A change only HR (of the pair's country) makes."""
+async def load_as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> Pair:
+    """The pair, if the caller is HR of its country (else 404)."""
     pair, side = await load_pair(uow, principal, pair_id)
     if side is not Side.HR:
         raise NotFound("pair", pair_id)
+    return pair
+
+
+async def _as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID, change: Callable[[Pair], None]) -> UUID:
+    """A change only HR (of the pair's country) makes."""
+    pair = await load_as_hr(uow, principal, pair_id)
     change(pair)
     await uow.repo.add(pair)
     return pair.id
@@ -120,6 +127,10 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
     if mentor["programme_id"] != mentee["programme_id"]:
         raise InvalidRequest("mentor_id", "Not a mentor of the mentee's programme.")
     exclusion_id = uuid.uuid5(EXCLUSIONS, f"{exclusion.mentee_id}/{exclusion.mentor_id}")
+    history = await uow.repo.get(History, exclusion_id)
+    if history is not None and isinstance(history.events[-1], PairExcluded):
+        raise IllegalTransition("This pair is excluded already.")
+    version = 0 if history is None else history.version
     event = PairExcluded(
         exclusion_id=exclusion_id,
         programme_id=mentee["programme_id"],
@@ -129,8 +140,27 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
         note=exclusion.note,
         actor=actor_of(principal),
     )
-    await uow.repo.save(Change(exclusion_id, 0, principal.organisation, mentee["country"], [event]))  # a new stream
+    await uow.repo.save(Change(exclusion_id, version, principal.organisation, mentee["country"], [event]))
     return exclusion_id
+
+
+async def lift_exclusion(uow: UnitOfWork, principal: Principal, exclusion_id: UUID, reason: str) -> ExclusionLifted:
+    """HR of the mentee's country lifts an exclusion in force, with a reason
+    (one not in force: 409); runs and choices may propose the pair again."""
+    history = await uow.repo.get(History, exclusion_id)
+    events = () if history is None else history.events
+    excluded = next((e for e in reversed(events) if isinstance(e, PairExcluded)), None)
+    if history is None or excluded is None or not principal.can_see(history.organisation, excluded.country):
+        raise NotFound("exclusion", exclusion_id)
+    if not isinstance(events[-1], PairExcluded):
+        raise IllegalTransition("This exclusion is lifted already.")
+    event = ExclusionLifted(
+        **excluded.model_dump(include={"exclusion_id", "programme_id", "mentee_id", "mentor_id", "country"}),
+        reason=reason,
+        actor=actor_of(principal),
+    )
+    await uow.repo.save(Change(exclusion_id, history.version, history.organisation, excluded.country, [event]))
+    return event
 
 
 async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> None:

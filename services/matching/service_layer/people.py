@@ -17,6 +17,11 @@ def mentor_of(row: dict[str, Any], taken: dict[str, int]) -> Participant:
     return to_participant(row, capacity_of(row) - taken.get(str(row["participant_id"]), 0), row["starts_on"])
 
 
+def whole_mentor(row: dict[str, Any]) -> Participant:
+    """A mentor with its whole capacity (seats taken are counted apart)."""
+    return to_participant(row, capacity_of(row), row["starts_on"])
+
+
 def capacity_of(row: dict[str, Any]) -> int:
     return int(row["profile"].get("capacity") or 1)
 

@@ -98,6 +98,16 @@ class PoolQueries:
         )
         return {str(r[0]) for r in rows}
 
+    async def interested_mentors(self, conn: asyncpg.Connection, mentee_id: UUID) -> set[str]:
+        """Mentors who expressed interest in this mentee."""
+        rows = await conn.fetch(f"SELECT mentor_id FROM {self.s}.interests WHERE mentee_id = $1", mentee_id)
+        return {str(r[0]) for r in rows}
+
+    async def interesting_mentees(self, conn: asyncpg.Connection, mentor_id: UUID) -> set[str]:
+        """Mentees this mentor expressed interest in."""
+        rows = await conn.fetch(f"SELECT mentee_id FROM {self.s}.interests WHERE mentor_id = $1", mentor_id)
+        return {str(r[0]) for r in rows}
+
     async def open_pairs_of(self, conn: asyncpg.Connection, participant_id: UUID) -> list[UUID]:
         rows = await conn.fetch(
             f"""SELECT pair_id FROM {self.s}.pairs WHERE (mentee_id = $1 OR mentor_id = $1)
@@ -126,7 +136,8 @@ class PoolQueries:
             f"SELECT mentee_id, mentor_id, status FROM {self.s}.pairs WHERE mentee_id = ANY($1::uuid[])", ids
         )
         excluded = await conn.fetch(
-            f"SELECT mentee_id, mentor_id FROM {self.s}.exclusions WHERE mentee_id = ANY($1::uuid[])", ids
+            f"SELECT mentee_id, mentor_id FROM {self.s}.exclusions WHERE mentee_id = ANY($1::uuid[]) AND NOT lifted",
+            ids,
         )
 
         def of(rows: Iterable[asyncpg.Record]) -> frozenset[tuple[str, str]]:

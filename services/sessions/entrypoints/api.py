@@ -53,6 +53,8 @@ from services.sessions.entrypoints.schemas import (
     HeldIn,
     MoveIn,
     NoShowIn,
+    OutcomesIn,
+    OutcomesOut,
     PairOut,
     ScheduleIn,
     SessionOut,
@@ -245,6 +247,31 @@ async def mark_no_show(
     """Record that a member did not come to a started session."""
     cmd = commands.MarkNoShow(session_id, Member(body.absent), version)
     return await command(request, who, key, handlers.mark_no_show, cmd)
+
+
+@router.post("/sessions:record-outcomes", response_model=OutcomesOut, responses=COMMAND_ERRORS, tags=["sessions"])
+async def record_outcomes(
+    body: OutcomesIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Record the outcome of many started sessions at once (held, with its minutes; or a no-show),
+    all or nothing: each records its own events, as ``:mark-held`` / ``:mark-no-show`` do. A row
+    that cannot be recorded (unknown or another country's session, not started, held already, a
+    topic outside the programme) is a 422 naming ``body.outcomes.<i>``; nothing is written."""
+    outcomes = [
+        commands.Hold(o.session_id, o.actual_minutes, o.preparation_minutes, o.topics_covered, o.note)
+        if o.outcome == "held"
+        else commands.MarkNoShow(o.session_id, Member(o.absent))
+        for o in body.outcomes
+    ]
+
+    async def work(uow: UnitOfWork) -> Response:
+        done = await handlers.record_outcomes(uow, who, commands.RecordOutcomes(outcomes))
+        return answer(OutcomesOut, {"sessions": [await uow.views.session(uow.conn, who, s) for s in done]})
+
+    return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
 # --------------------------------------------------------------------------- check-ins

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from libs.api.dates import Instant
 from libs.events.contexts.enrollment import Actor
@@ -61,6 +61,32 @@ class HeldIn(Input):
 
 class NoShowIn(Input):
     absent: Literal[Member.MENTEE, Member.MENTOR]
+
+
+class HeldOutcomeIn(HeldIn):
+    session_id: UUID
+    outcome: Literal["held"]
+
+
+class NoShowOutcomeIn(NoShowIn):
+    session_id: UUID
+    outcome: Literal["no_show"]
+
+
+MAX_OUTCOMES = 500
+
+
+class OutcomesIn(Input):
+    outcomes: list[Annotated[HeldOutcomeIn | NoShowOutcomeIn, Field(discriminator="outcome")]] = Field(
+        min_length=1, max_length=MAX_OUTCOMES, description="Each session at most once; all recorded, or none."
+    )
+
+    @field_validator("outcomes")
+    @classmethod
+    def _each_session_once(cls, value: list[HeldOutcomeIn | NoShowOutcomeIn]) -> list[HeldOutcomeIn | NoShowOutcomeIn]:
+        if len({o.session_id for o in value}) != len(value):
+            raise ValueError("each session at most once")
+        return value
 
 
 class CheckInIn(Input):
@@ -181,3 +207,7 @@ class SessionSettingsOut(BaseModel):
     version: int = Field(description="0: never set, the defaults apply.")
     updated_at: datetime | None
     updated_by: Any
+
+
+class OutcomesOut(BaseModel):
+    sessions: list[SessionOut] = Field(description="Each session as it now is, in the order of the request.")

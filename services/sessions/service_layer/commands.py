@@ -65,3 +65,10 @@ class RecordCheckIn:
 class SetRules:
     programme_id: UUID
     rules: SessionRules
+
+
+@dataclass(frozen=True)
+class RecordOutcomes:
+    """Many sessions' outcomes (held or a no-show) in one all-or-nothing call."""
+
+    outcomes: list[Hold | MarkNoShow]

@@ -21,7 +21,7 @@ from libs.domain.repository import UnitOfWork
 from libs.events.contexts.sessions import Member
 from services.sessions.domain.budget import MentorMonth, budget_stream
 from services.sessions.domain.check_in import CheckIn
-from services.sessions.domain.errors import NotFound
+from services.sessions.domain.errors import InvalidInput, InvalidState, Issue, NotFound
 from services.sessions.domain.session import Session
 from services.sessions.domain.settings import ProgrammeRules
 from services.sessions.domain.values import Pair, Slot, month_of
@@ -152,6 +152,28 @@ async def mark_no_show(uow: UnitOfWork, principal: Principal, cmd: commands.Mark
     session.no_show(absent=cmd.absent, reported_by=member, now=uow.now, actor=actor_of(principal))
     await uow.repo.add(session)
     return session.session_id
+
+
+async def record_outcomes(uow: UnitOfWork, principal: Principal, cmd: commands.RecordOutcomes) -> list[UUID]:
+    """Each outcome as its own command (its own events), in the caller's one
+    transaction: the first that fails names its row (``outcomes.<i>``) in a
+    422 (a session the caller may not see: a 404 naming the row, as for one
+    that does not exist) and, the transaction rolling back, nothing is written."""
+    done = []
+    for i, outcome in enumerate(cmd.outcomes):
+        row = f"outcomes.{i}"
+        try:
+            if isinstance(outcome, commands.Hold):
+                done.append(await hold(uow, principal, outcome))
+            else:
+                done.append(await mark_no_show(uow, principal, outcome))
+        except NotFound:
+            raise NotFound(f"{row}: session", outcome.session_id) from None
+        except InvalidInput as exc:
+            raise exc.under(row) from None
+        except InvalidState as exc:
+            raise InvalidInput([Issue(row, str(exc))]) from None
+    return done
 
 
 # -- check-ins and rules ------------------------------------------------------------------

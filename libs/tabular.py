@@ -1,4 +1,4 @@
-"""Rows out of an uploaded file: CSV (as spreadsheets export it) or JSON.
+"""Rows out of an uploaded file: CSV (as spreadsheets export it), XLSX or JSON.
 
 CSV: UTF-8 (a BOM is fine), the first line names the columns, the delimiter
 is whichever of ``,`` ``;`` or tab the header uses (spreadsheets in much of
@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
+import openpyxl
 import orjson
 
 LIST_SEPARATOR = "|"
@@ -79,10 +81,55 @@ def read_csv(
     first_line = text.split("\n", 1)[0]
     delimiter = max(DELIMITERS, key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        line = 1  # where the next record starts
+        for record in reader:
+            yield line, record
+            line = reader.line_num + 1
+
+    return _table(records(), columns, list_columns, level_columns)
+
+
+def read_xlsx(body: bytes, *, columns: Collection[str], list_columns: Collection[str] = ()) -> Table:
+    """The first sheet of an XLSX workbook, read as :func:`read_csv` reads a
+    file (its first row names the columns; a row's line is its row number).
+    Numbers that are whole read as integers (``3``, not ``3.0``), dates in
+    ISO 8601; formulas are not evaluated (their last computed value is read)."""
     try:
-        header = [name.strip().lower() for name in next(reader)]
+        workbook = openpyxl.load_workbook(io.BytesIO(body), read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        rows = [[_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+        workbook.close()
+    except Exception:  # openpyxl raises zip, XML and key errors alike for a file that is no workbook
+        raise UnreadableFile("file", "The file is not an XLSX workbook.") from None
+    return _table(((number, row) for number, row in enumerate(rows, start=1)), columns, list_columns, ())
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _table(
+    records: Iterator[tuple[int, list[str]]],
+    columns: Collection[str],
+    list_columns: Collection[str],
+    level_columns: Collection[str],
+) -> Table:
+    """Rows of (line, cells) records, the first of them the header."""
+    try:
+        _, first = next(records)
     except StopIteration:
         raise UnreadableFile("file", "The file is empty.") from None
+    header = [name.strip().lower() for name in first]
+    while header and not header[-1]:  # spreadsheets leave empty columns after the last one
+        header.pop()
     unknown = [name for name in header if name not in columns]
     if unknown:
         raise UnreadableFile(
@@ -93,11 +140,11 @@ def read_csv(
         raise UnreadableFile(repeated[0], f"Column(s) given twice: {', '.join(repeated)}.")
 
     table = Table()
-    line = reader.line_num + 1  # where the next record starts
-    for record in reader:
-        start, line = line, reader.line_num + 1
+    for start, record in records:
         if not any(cell.strip() for cell in record):
             continue  # blank lines are not rows
+        if len(record) > len(header) and not any(cell.strip() for cell in record[len(header) :]):
+            record = record[: len(header)]  # empty trailing cells, as spreadsheets write them
         if len(record) != len(header):
             table.bad_rows.append(RowError(start, "row", f"{len(record)} cells where the header has {len(header)}."))
             continue
