@@ -101,5 +101,5 @@ def user(user_name: str, *, manager: str | None = None, active: bool = True, **b
         "active": active,
         ENTERPRISE: enterprise,
         BINOME: {"country": "FR", "entity": "Acme France", "jobLevel": 5, "businessFunction": "finance",
-                 "languages": ["fr", "en"], **binome},
+                 "languages": "fr,en", **binome},
     }

@@ -54,7 +54,7 @@ def state_columns(event: PersonState) -> list[Any]:
     email = next((e.value for e in emails if e.primary), emails[0].value if emails else None)
     manager_id = _known(event.manager_id)
     state = {"identity": identity.model_dump(mode="json"), "manager_id": manager_id,
-             "profile": profile.model_dump(mode="json")}
+             "profile": profile.model_dump(mode="json"), "active": event.active}
     return [
         *(_known(v) for v in (identity.user_name, identity.external_id, identity.employee_number,
                               identity.display_name, identity.given_name, identity.family_name, identity.title,
@@ -62,7 +62,7 @@ def state_columns(event: PersonState) -> list[Any]:
         manager_id,
         profile.country, profile.entity, profile.job_level, profile.business_function, profile.organization,
         profile.division, profile.department, profile.cost_center, profile.preferred_language, profile.locale,
-        profile.timezone, event.active, orjson.dumps(state).decode(),
+        profile.timezone, event.is_active, orjson.dumps(state).decode(),
     ]
 
 
@@ -76,7 +76,13 @@ class Projector:
             VALUES ($1, $2, $3, $4, $5, {values})"""
         sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(STATE_COLUMNS, start=4))
         self._sql_updated = f"UPDATE {s}.people SET version = $2, last_modified = $3, {sets} WHERE person_id = $1"
-        self._sql_active = f"UPDATE {s}.people SET version = $2, last_modified = $3, active = $4 WHERE person_id = $1"
+        # ``active`` is whether the person is active; ``state.active`` what HR
+        # stated (None stays None on a return: it already counts as active).
+        self._sql_active = f"""
+            UPDATE {s}.people SET version = $2, last_modified = $3, active = $4,
+                   state = CASE WHEN NOT $4 OR state->'active' = 'false'::jsonb
+                                THEN jsonb_set(state, '{{active}}', to_jsonb($4::boolean)) ELSE state END
+            WHERE person_id = $1"""
         self._sql_deleted = f"UPDATE {s}.people SET version = $2, last_modified = $3, deleted = true WHERE person_id = $1"
         emptied = ", ".join(f"{c} = NULL" for c in PERSONAL_COLUMNS)
         self._sql_erased = f"""

@@ -32,21 +32,28 @@ from libs.events.contexts.enrollment import Actor
 
 @dataclass(frozen=True)
 class PersonRecord:
-    """What the directory holds about a person at one moment."""
+    """What the directory holds about a person at one moment; ``active`` as
+    the HR system states it (None: not stated, which counts as active)."""
 
     identity: PersonIdentity
     manager_id: str | None
     profile: DirectoryProfile
-    active: bool
+    active: bool | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.active is not False
 
     def changes_from(self, before: PersonRecord) -> list[str]:
-        """Dotted names of what differs from ``before``, ``active`` left out."""
+        """Dotted names of what differs from ``before``."""
         changed = [f"identity.{name}" for name in PersonIdentity.model_fields
                    if getattr(self.identity, name) != getattr(before.identity, name)]
         if self.manager_id != before.manager_id:
             changed.append("manager_id")
         changed += [f"profile.{name}" for name in DirectoryProfile.model_fields
                     if getattr(self.profile, name) != getattr(before.profile, name)]
+        if self.active != before.active:
+            changed.append("active")
         return changed
 
 
@@ -76,16 +83,14 @@ class Person(Aggregate):
         return self.state.profile.country if self.state is not None else None
 
     def change(self, wanted: PersonRecord, actor: Actor) -> list[str]:
-        """Record what ``wanted`` changes; returns the names of the changes."""
+        """Record what ``wanted`` changes (``PersonUpdated``, then a leave or
+        a return when the person's activity changes); returns the changes."""
         current = self._current()
         changed = wanted.changes_from(current)
         if changed:
-            self.record(PersonUpdated(person_id=self.id, actor=actor, changed=changed,
-                                      **_state(PersonRecord(wanted.identity, wanted.manager_id, wanted.profile,
-                                                            current.active))))
-        if wanted.active != current.active:
-            self._set_active(wanted.active, DeactivationCause.ACTIVE_FALSE, actor)
-            changed.append("active")
+            self.record(PersonUpdated(person_id=self.id, actor=actor, changed=changed, **_state(wanted)))
+        if wanted.is_active != current.is_active:
+            self._set_active(wanted.is_active, DeactivationCause.ACTIVE_FALSE, actor)
         return changed
 
     def delete(self, actor: Actor) -> None:
@@ -127,7 +132,9 @@ class Person(Aggregate):
         self._with_active(False)
 
     def _on_PersonReactivated(self, event: PersonReactivated) -> None:
-        self._with_active(True)
+        # After a PersonUpdated that stated it (true, or no longer false), or alone.
+        assert self.state is not None
+        self._with_active(True if self.state.active is False else self.state.active)
 
     def _on_PersonDeleted(self, event: PersonDeleted) -> None:
         self.deleted = True
@@ -135,7 +142,7 @@ class Person(Aggregate):
     def _on_PersonErased(self, event: PersonErased) -> None:
         self.erased = True
 
-    def _with_active(self, active: bool) -> None:
+    def _with_active(self, active: bool | None) -> None:
         assert self.state is not None
         self.state = PersonRecord(self.state.identity, self.state.manager_id, self.state.profile, active)
 

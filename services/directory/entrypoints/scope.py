@@ -18,6 +18,7 @@ NOT_COUNTRY_OWNED: NotCountryOwned = {
     ("POST", "/v2/Users"): _SCIM,
     ("GET", "/v2/Users"): _SCIM,
     ("POST", "/v2/Users/.search"): _SCIM,
+    ("POST", "/v2/.search"): _SCIM,
     ("GET", "/v2/Users/{user_id}"): _SCIM,
     ("PUT", "/v2/Users/{user_id}"): _SCIM,
     ("PATCH", "/v2/Users/{user_id}"): _SCIM,

@@ -27,7 +27,7 @@ CREATE TABLE {schema}.people (
     preferred_language text,
     locale             text,
     timezone           text,
-    active             boolean     NOT NULL,
+    active             boolean     NOT NULL,  -- whether the person is active (state.active: as HR stated it)
     deleted            boolean     NOT NULL DEFAULT false,
     erased             boolean     NOT NULL DEFAULT false,
     version            integer     NOT NULL,

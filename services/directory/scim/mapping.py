@@ -11,18 +11,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from scim2_models import Email, InvalidValueException, Meta, Name
+from scim2_models import InvalidValueException, Meta
 
 from libs.events.contexts.directory import DirectoryProfile, PersonIdentity
 from libs.events.contexts.directory import Email as PersonEmail
 from services.directory.domain.person import PersonRecord
-from services.directory.scim.models import BinomeUser, Enterprise, Manager, ScimUser
+from services.directory.scim.models import BinomeUser, Email, Enterprise, Manager, Name, ScimUser
 
 COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2}$")
-MAX_JOB_LEVEL = 20
 
 
 def etag(version: int) -> str:
@@ -53,7 +51,7 @@ def record_of(user: ScimUser) -> PersonRecord:
         entity=binome.entity,
         job_level=_job_level(binome.job_level),
         business_function=binome.business_function,
-        languages=_languages(binome.languages or []),
+        languages=_languages(binome.languages),
         organization=enterprise.organization,
         division=enterprise.division,
         department=enterprise.department,
@@ -62,7 +60,7 @@ def record_of(user: ScimUser) -> PersonRecord:
         locale=user.locale,
         timezone=user.timezone,
     )
-    return PersonRecord(identity, _manager_id(enterprise.manager), profile, user.active is not False)
+    return PersonRecord(identity, _manager_id(enterprise.manager), profile, user.active)
 
 
 def user_of(row: dict[str, Any], location: str) -> ScimUser:
@@ -83,8 +81,8 @@ def user_of(row: dict[str, Any], location: str) -> ScimUser:
         preferred_language=profile.preferred_language,
         locale=profile.locale,
         timezone=profile.timezone,
-        active=row["active"],
-        emails=[Email(value=e.value, type=e.type, primary=e.primary or None) for e in identity.emails] or None,
+        active=state.get("active"),
+        emails=[Email(value=e.value, type=e.type, primary=e.primary) for e in identity.emails] or None,
         meta=Meta(
             resource_type="User",
             created=row["created_at"],
@@ -108,7 +106,7 @@ def user_of(row: dict[str, Any], location: str) -> ScimUser:
         entity=profile.entity,
         job_level=profile.job_level,
         business_function=profile.business_function,
-        languages=profile.languages or None,
+        languages=",".join(profile.languages) or None,
     )
     if binome.model_dump(exclude_none=True, exclude={"schemas"}):
         user[BinomeUser] = binome
@@ -126,7 +124,7 @@ def _email(email: Email) -> PersonEmail:
     if not email.value:
         raise InvalidValueException(detail="emails: every e-mail needs a value.")
     kind = email.type.value if hasattr(email.type, "value") else email.type
-    return PersonEmail(value=str(email.value), type=kind, primary=bool(email.primary))
+    return PersonEmail(value=str(email.value), type=kind, primary=email.primary)
 
 
 def _name(identity: PersonIdentity) -> Name | None:
@@ -152,21 +150,17 @@ def _country(country: str | None) -> str | None:
 
 
 def _job_level(level: int | None) -> int | None:
-    if level is not None and not 1 <= level <= MAX_JOB_LEVEL:
-        raise InvalidValueException(detail=f"{BinomeUser.__schema__}:jobLevel: between 1 and {MAX_JOB_LEVEL}.")
+    if level is not None and level < 1:
+        raise InvalidValueException(detail=f"{BinomeUser.__schema__}:jobLevel: 1 (entry level) or more.")
     return level
 
 
-def _languages(languages: list[str]) -> list[str]:
-    bad = [code for code in languages if not LANGUAGE.match(code)]
+def _languages(languages: str | None) -> list[str]:
+    """ "fr, EN,fr" -> ["fr", "en"]."""
+    codes = [code.strip() for code in (languages or "").split(",") if code.strip()]
+    bad = [code for code in codes if not LANGUAGE.match(code)]
     if bad:
-        raise InvalidValueException(detail=f"{BinomeUser.__schema__}:languages: ISO 639-1 codes, not {bad}.")
-    return list(dict.fromkeys(code.lower() for code in languages))
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
+        raise InvalidValueException(
+            detail=f"{BinomeUser.__schema__}:languages: comma-separated ISO 639-1 codes, not {bad}."
+        )
+    return list(dict.fromkeys(code.lower() for code in codes))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Union
 
-from pydantic import Field
+from pydantic import EmailStr, Field
 
 from scim2_models import (
     URN,
@@ -24,13 +24,11 @@ from scim2_models import (
     Mutability,
     Reference,
     ChangePassword,
-    Email,
     EnterpriseUser,
     ETag,
     Extension,
     Filter,
     Meta,
-    Name,
     Patch,
     Required,
     Resource,
@@ -40,6 +38,7 @@ from scim2_models import (
     Sort,
     Uniqueness,
 )
+from scim2_models import Email as ScimEmail
 from scim2_models import Pagination as PaginationSupport
 from scim2_models.resources.resource import AnyExtension
 
@@ -48,6 +47,37 @@ BINOME_USER = "urn:binome:params:scim:schemas:extension:binome:2.0:User"
 #: The most resources one list answers with (``count`` above it is lowered).
 MAX_RESULTS = 200
 DOCUMENTATION = "https://github.com/binome-project/binome#directory-scim-20-provisioning"
+
+
+#: Suggested values (``canonicalValues`` in ``/Schemas``); any ISO code is accepted.
+COUNTRIES = ["FR", "DE", "GB", "ES", "IT", "NL", "BE", "CH", "US", "CA", "BR", "IN", "CN", "JP", "SG", "AU"]
+LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "zh", "ja", "fr,en", "de,en", "es,en", "en,fr,de"]
+
+
+class Name(ComplexAttribute):
+    """RFC 7643 §4.1.1 ``name``, reduced to what Binome keeps."""
+
+    formatted: str | None = None
+    """The full name, formatted for display (e.g. "Ms. Barbara J Jensen, III")."""
+
+    family_name: str | None = None
+    """The family name of the User (e.g. "Jensen")."""
+
+    given_name: str | None = None
+    """The given name of the User (e.g. "Barbara")."""
+
+
+class Email(ComplexAttribute):
+    """RFC 7643 §4.1.2 ``emails``, reduced to what Binome keeps."""
+
+    value: EmailStr | None = None
+    """An e-mail address of the User."""
+
+    type: ScimEmail.Type | None = None
+    """A label indicating the address's function: "work", "home" or "other"."""
+
+    primary: bool | None = None
+    """Whether this is the User's primary e-mail address."""
 
 
 class Manager(ComplexAttribute):
@@ -76,7 +106,7 @@ class BinomeUser(Extension):
 
     __schema__ = URN(BINOME_USER)
 
-    country: str | None = None
+    country: str | None = Field(None, examples=COUNTRIES)
     """ISO 3166-1 alpha-2 country the person works in (e.g. "FR")."""
 
     entity: str | None = None
@@ -88,8 +118,10 @@ class BinomeUser(Extension):
     business_function: str | None = None
     """The person's business function (their "professional language")."""
 
-    languages: list[str] | None = None
-    """ISO 639-1 codes of the languages the person speaks, lower case."""
+    languages: str | None = Field(None, examples=LANGUAGES)
+    """The languages the person speaks: ISO 639-1 codes, comma-separated
+    (e.g. "fr,en"). One string rather than a multi-valued attribute: HR
+    connectors' custom attributes are single strings (Entra ID's are)."""
 
 
 class User(Resource[AnyExtension]):
@@ -154,4 +186,4 @@ CONFIG = ServiceProviderConfig(
 PROVIDER = ScimProvider(models=[User, Enterprise, BinomeUser], resource_types=[USER_TYPE], config=CONFIG)
 
 __all__ = ["BINOME_USER", "CONFIG", "CORE_USER", "MAX_RESULTS", "PROVIDER", "USER_TYPE", "BinomeUser",
-           "CaseExact", "Enterprise", "EnterpriseUser", "Manager", "Meta", "ScimUser", "User"]
+           "CaseExact", "Email", "Name", "Enterprise", "EnterpriseUser", "Manager", "Meta", "ScimUser", "User"]

@@ -16,8 +16,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from scim2_models import (
     Context,
+    Error,
     InvalidSyntaxException,
     ListResponse,
     NotFoundException,
@@ -25,8 +27,10 @@ from scim2_models import (
     ResourceType,
     ResponseParameters,
     Schema,
+    SCIMException,
     SearchRequest,
 )
+from starlette.routing import Match
 
 from libs.api.security import requires
 from libs.auth.principal import PROVISIONING, Principal
@@ -51,8 +55,10 @@ def people(request: Request) -> People:
 
 
 def users_url(request: Request) -> str:
-    """Where ``/Users`` is served, as the client reached it."""
-    return f"{str(request.base_url).rstrip('/')}/v2/Users"
+    """Where ``/Users`` is served, as the client reached it (``/scim/v2/Users``
+    or ``/directory/v2/Users`` under ``binome up``: the mount is the root path)."""
+    url = request.url
+    return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}/v2/Users"
 
 
 def if_match(value: str | None) -> int | None:
@@ -168,6 +174,13 @@ async def search_users(request: Request, who: Principal = Depends(provisioning))
     return await _search(request, who, await body_of(request))
 
 
+@router.post("/.search", responses=openapi.responses(200, 400, 401, 403), response_model=None,
+             openapi_extra=openapi.body("SearchRequest"))
+async def search_all(request: Request, who: Principal = Depends(provisioning)) -> Response:
+    """A search over every resource type (RFC 7644 §3.4.3): users are the only one."""
+    return await _search(request, who, await body_of(request))
+
+
 async def _search(request: Request, who: Principal, query: Any) -> Response:
     search_request = SearchRequest[ScimUser].model_validate(query, scim_ctx=Context.SEARCH_REQUEST)
     directory = people(request)
@@ -251,3 +264,17 @@ async def delete_user(
     until erased (``POST /v1/people/{person_id}:erase``)."""
     await people(request).delete(who, user_id, if_match(match), current_correlation_id())
     return Response(status_code=204, media_type=MEDIA_TYPE)
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown(request: Request, path: str) -> Response:
+    """Anything else under /v2, as a SCIM client expects it: a 405 naming
+    the methods an existing endpoint takes, else a 404."""
+    allowed = sorted({m for route in router.routes if isinstance(route, APIRoute)
+                      and route.endpoint is not unknown and route.matches(request.scope)[0] is Match.PARTIAL
+                      for m in route.methods})
+    if allowed:
+        refusal = SCIMException.from_error(Error(status=405, detail=f"/{path} takes {', '.join(allowed)}."))
+        refusal.context["headers"] = {"Allow": ", ".join(allowed)}
+        raise refusal
+    raise NotFoundException(detail=f"No SCIM endpoint /{path}.")
