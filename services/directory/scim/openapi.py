@@ -29,6 +29,7 @@ ERROR = {
     },
 }
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+META = ("resourceType", "created", "lastModified", "location", "version")
 _SUCCESS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
 
 
@@ -54,7 +55,8 @@ def user_schema() -> dict[str, Any]:
         "schemas": {"type": "array", "items": {"type": "string"}},
         "id": {"type": "string", "description": "Read-only: ignored in a request."},
         "externalId": {"type": "string", "description": "The provisioning client's id for the user."},
-        "meta": {**ANY_OBJECT, "description": "Read-only: ignored in a request."},
+        "meta": {"type": "object", "additionalProperties": False, "description": "Read-only: ignored in a request.",
+                 "properties": {name: {"type": "string"} for name in META}},
     }
     properties |= {a.name: _attribute(a) for a in core.attributes or []}
     for extension in extensions:
