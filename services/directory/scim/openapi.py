@@ -108,6 +108,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         else:
             documented[status] = {"description": "SCIM error (RFC 7644 §3.12)",
                                   "content": {MEDIA_TYPE: {"schema": ERROR}}}
+    if 404 in documented:
+        # A path the platform cannot route to the directory at all (an id
+        # holding a newline) is the platform's own 404, in problem+json.
+        documented[404]["content"]["application/problem+json"] = {"schema": ANY_OBJECT}
     for status in (413, 429, 503):  # the platform's own limits, answered before the route runs
         documented.setdefault(status, {"description": "Refused by the platform's limits"})
     return documented
