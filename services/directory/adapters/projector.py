@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 import asyncpg
-import orjson
 
 from libs.events.contexts.directory import (
     PersonDeactivated,
@@ -23,6 +22,7 @@ from libs.events.contexts.directory import (
     PersonReactivated,
     PersonState,
 )
+from libs.database import jsonb
 from libs.events.envelope import Envelope
 from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
@@ -63,7 +63,7 @@ def state_columns(event: PersonState) -> list[Any]:
         manager_id,
         profile.country, profile.entity, profile.job_level, profile.business_function, profile.organization,
         profile.division, profile.department, profile.cost_center, profile.preferred_language, profile.locale,
-        profile.timezone, event.is_active, orjson.dumps(state).decode(),
+        profile.timezone, event.is_active, jsonb(state),
     ]
 
 
