@@ -187,4 +187,4 @@ async def test_pair_events_reach_the_broker_for_sessions_and_evaluation(env: Mat
         "binome.matching.PairAccepted.v1",
         "binome.matching.PairFormed.v1",
     ]
-    assert [e["sequence"] for e in mine] == [1, 2, 3] and mine[-1]["country"] == "FR"
+    assert [e["streamversion"] for e in mine] == [1, 2, 3] and mine[-1]["country"] == "FR"

@@ -107,7 +107,7 @@ def test_real_envelopes_validate(probe_schema: dict[str, Any]) -> None:
 def test_schema_requires_what_the_serializer_always_writes(probe_schema: dict[str, Any]) -> None:
     required = set(probe_schema["required"])
     assert {"id", "source", "specversion", "type"} <= required  # CloudEvents' own REQUIRED
-    assert {"subject", "time", "data", "sequence", "tenant", "datacontenttype"} <= required
+    assert {"subject", "time", "data", "streamversion", "tenant", "datacontenttype"} <= required
     assert not {"country", "correlationid", "causationid"} & required
 
 
@@ -136,7 +136,7 @@ def mutate(body: dict[str, Any], path: tuple[str, ...], value: Any = ...) -> dic
         (("subject",), ...),
         (("type",), "binome.platform.OtherEvent.v1"),  # another event's type
         (("source",), "/acme/platform"),
-        (("sequence",), 0),
+        (("streamversion",), 0),
         (("specversion",), "0.3"),
         (("country",), 7),
         (("unknownext",), "x"),
