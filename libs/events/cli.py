@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from libs.events.schemagen import write_all
+from libs.events.schemagen import DeclaredConsumer, write_all
+
+
+def service_consumers() -> dict[str, list[DeclaredConsumer]]:
+    """Every service's consumers, for the AsyncAPI receive operations
+    (imported here: the services depend on libs, not the other way round)."""
+    from libs.runtime.service import declared_consumers
+    from services import SERVICES
+
+    return declared_consumers(SERVICES)  # type: ignore[return-value]
 
 
 def schemas(
@@ -22,7 +31,7 @@ def schemas(
     ] = Path("docs/events"),
 ) -> None:
     """Generate the JSON Schema of every event and the AsyncAPI document."""
-    written = write_all(out)
+    written = write_all(out, consumers=service_consumers())
     for path in written:
         typer.echo(f"wrote {path}")
     typer.echo(f"{len(written)} files in {out}")
