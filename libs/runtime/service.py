@@ -98,25 +98,3 @@ class ServiceDefinition:
         app.add_middleware(LoadShedding, slots=app.state.in_flight)
         add_readiness_checks(app, ctx.readiness_checks)
         return app
-
-
-def declared_consumers(services: Sequence[ServiceDefinition]) -> dict[str, list[Projection]]:
-    """Each service's consumers, built as ``binome up`` builds them but with
-    nothing connected (no pool, no broker, no settings): what they declare
-    (name, contexts, handled types) is all a reader of the result may use.
-    ``binome schemas`` describes them as the AsyncAPI receive operations."""
-    declared: dict[str, list[Projection]] = {}
-    for service in services:
-        ctx = ServiceContext(
-            name=service.name,
-            pool=None,  # type: ignore[arg-type]
-            store=EventStore(None, service.schema, service=service.name),  # type: ignore[arg-type]
-            bootstrap="",
-            settings=None,  # type: ignore[arg-type]
-            verifier=None,  # type: ignore[arg-type]
-        )
-        consumers = list(service.projections(ctx))
-        if consumers:
-            declared[service.name] = consumers
-    return declared
-

@@ -16,10 +16,12 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from libs.events import DomainEvent, EventRegistry, new_envelope, registry, topic_for_context
-from libs.events.cli import schemas, service_consumers
+from libs.cli import schemas
 from libs.events.contexts.platform import ProbeRecorded
 from libs.events.schemagen import asyncapi_document, envelope_schema, message_id, write_all
 from libs.events.serialization import dumps
+from libs.runtime.catalog import consumers_by_service
+from services import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -312,7 +314,7 @@ def test_cli_command_writes_and_lists_files(tmp_path: Path) -> None:
 def test_committed_contracts_are_up_to_date(tmp_path: Path) -> None:
     committed = REPO / "docs" / "events"
     assert (committed / "asyncapi.json").exists(), "docs/events missing: run `binome schemas`"
-    fresh = write_all(tmp_path, consumers=service_consumers())
+    fresh = write_all(tmp_path, consumers=consumers_by_service(SERVICES))
     generated = {p.name for p in (committed / "events").glob("*.schema.json")}
     assert generated == {p.name for p in (tmp_path / "events").iterdir()}, "stale: run `binome schemas`"
     for path in fresh:
@@ -324,7 +326,7 @@ def test_committed_contracts_are_up_to_date(tmp_path: Path) -> None:
 
 
 def test_every_consumer_has_a_receive_operation_per_context_it_reads() -> None:
-    consumers = service_consumers()
+    consumers = consumers_by_service(SERVICES)
     doc = asyncapi_document(consumers=consumers)
     assert set(consumers) == {"matching", "sessions", "evaluation", "insights"}
     receive = {k: v for k, v in doc["operations"].items() if v["action"] == "receive"}
