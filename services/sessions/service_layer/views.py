@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values
 from libs.auth.principal import PARTICIPANT, REGIONAL_COMMITTEE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
 from services.sessions.domain.errors import NotFound
@@ -284,7 +284,7 @@ class Views:
             where.add(f"starts_at < {where.param(filters.starts_before)}")
         rows = await self._by_key(db, "sessions", "doc::text AS doc", where, page, scope, SESSION_ORDER)
         return Page[Any].of(
-            rows, page.limit, scope, key=lambda r: _key(r, SESSION_ORDER), item=lambda r: orjson.loads(r["doc"])
+            rows, page.limit, scope, key=lambda r: cursor_key(r, SESSION_ORDER), item=lambda r: orjson.loads(r["doc"])
         )
 
     async def check_ins(
@@ -297,7 +297,7 @@ class Views:
                 where.add(f"{column} = {where.param(value)}")
         rows = await self._by_key(db, "check_ins", "doc::text AS doc", where, page, scope, CHECK_IN_ORDER)
         return Page[Any].of(
-            rows, page.limit, scope, key=lambda r: _key(r, CHECK_IN_ORDER), item=lambda r: orjson.loads(r["doc"])
+            rows, page.limit, scope, key=lambda r: cursor_key(r, CHECK_IN_ORDER), item=lambda r: orjson.loads(r["doc"])
         )
 
     async def _visible_mentor(self, db: Executor, principal: Principal, mentor_id: UUID) -> asyncpg.Record:
@@ -321,7 +321,7 @@ class Views:
             if value is not None:
                 where.add(f"{column} = {where.param(value)}")
         rows = await self._by_key(db, "mentor_months", BUDGET_COLUMNS, where, page, scope, BUDGET_ORDER)
-        return Page[Any].of(rows, page.limit, scope, key=lambda r: _key(r, BUDGET_ORDER), item=_budget_item)
+        return Page[Any].of(rows, page.limit, scope, key=lambda r: cursor_key(r, BUDGET_ORDER), item=_budget_item)
 
     async def _people_filters(
         self,
@@ -360,7 +360,7 @@ class Views:
         keys = ", ".join(column for column, _ in order)
         after = page.after(scope)
         if after is not None:
-            values = ", ".join(where.param(value) for value in _cursor_values(after, order))
+            values = ", ".join(where.param(value) for value in cursor_values(after, order))
             where.add(f"({keys}) > ({values})")
         return await db.fetch(
             f"SELECT {keys}, {columns} FROM {self.s}.{table} WHERE {where.sql()}"
@@ -369,24 +369,9 @@ class Views:
         )
 
 
-#: A list's order: (column, how a cursor's text reads back as its value).
-Order = tuple[tuple[str, Any], ...]
 SESSION_ORDER: Order = (("starts_at", datetime.fromisoformat), ("session_id", UUID))
 CHECK_IN_ORDER: Order = (("check_in_id", UUID),)
 BUDGET_ORDER: Order = (("month", date.fromisoformat), ("mentor_id", UUID))
-
-
-def _key(row: asyncpg.Record, order: Order) -> list[str]:
-    return [row[column].isoformat() if hasattr(row[column], "isoformat") else str(row[column]) for column, _ in order]
-
-
-def _cursor_values(after: Any, order: Order) -> list[Any]:
-    try:
-        if not isinstance(after, list) or len(after) != len(order):
-            raise ValueError
-        return [parse(text) for (_, parse), text in zip(order, after, strict=True)]
-    except (TypeError, ValueError, AttributeError):
-        raise invalid_query("cursor", "Not a cursor this API issued.") from None
 
 
 BUDGET_COLUMNS = (
