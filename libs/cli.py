@@ -188,10 +188,12 @@ def schemas(
         typer.Option(help="Directory for asyncapi.json and events/<type>.schema.json."),
     ] = Path("docs/events"),
 ) -> None:
-    """Write JSON Schema for every event and an AsyncAPI document."""
+    """Write JSON Schema for every event and an AsyncAPI document (what each
+    service's consumers receive included)."""
     from libs.events.schemagen import write_all
+    from libs.runtime.catalog import consumers_by_service
 
-    written = write_all(out)
+    written = write_all(out, consumers=consumers_by_service(_services()))
     for path in written:
         typer.echo(f"wrote {path}")
     typer.echo(f"{len(written)} files in {out}")

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from libs.api.docs import install_docs
 from libs.api.headers import SecurityHeaders
 from libs.api.problems import AnsweredOutages, Problem, install_problem_handlers
+from libs.api.security import install_token_first
 from libs.auth.tokens import TokenVerifier
 from libs.observability.correlation import CorrelationMiddleware
 from libs.observability.health import ReadinessCheck, install_ops_routes
@@ -61,6 +62,7 @@ def create_service_app(
     # Read by libs.api.security.current_principal on every request.
     app.state.token_verifier = verifier
     install_problem_handlers(app, exception_mappings)
+    install_token_first(app)  # 401 before 400/422: the token is checked before the input
     # Added as user middleware: it runs inside Starlette's ServerErrorMiddleware
     # (so it sees unhandled exceptions and counts them as 500) and outside the
     # exception middleware (so it sees the status of every handled error).

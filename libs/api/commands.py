@@ -22,22 +22,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from fastapi import Header
+from fastapi import Depends, Header
 from fastapi.responses import Response
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, run_idempotently
 from libs.api.problems import Problem, invalid
+from libs.api.security import current_principal
+from libs.auth.principal import Principal
 from libs.domain.errors import InvalidInput
 
 CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 STALE_VERSION = "urn:binome:problem:stale-version"
 
 
-def if_match_version(if_match: str | None = Header(None, description='The ETag read before, e.g. "3".')) -> int | None:
+def if_match_version(
+    if_match: str | None = Header(None, description='The ETag read before, e.g. "3".'),
+    _caller: Principal = Depends(current_principal),
+) -> int | None:
     """The version a conditional command expects (a dependency).
 
     ETags are the stream's version, ``"3"`` (``W/"3"`` is read the same).
-    Absent or ``*``: the command is unconditional.
+    Absent or ``*``: the command is unconditional. The caller is
+    authenticated first (FastAPI caches it for the route's own role check):
+    a request without a valid token is a 401, whatever its ``If-Match``.
     """
     if if_match is None or if_match.strip() == "*":
         return None

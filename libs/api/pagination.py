@@ -113,3 +113,26 @@ class Page(BaseModel, Generic[T]):
             items=[item(r) for r in shown],
             next_cursor=encode_cursor(key(shown[-1]), scope) if more and shown else None,
         )
+
+
+#: The order of a keyset list: (column, how a cursor's text reads back as the
+#: column's value), e.g. ``(("starts_at", datetime.fromisoformat), ("session_id", UUID))``.
+#: Columns of the read model's own content, ending with a unique one, never a
+#: row number that a rebuild renumbers: a cursor then survives ``binome replay``.
+Order = tuple[tuple[str, Callable[[str], Any]], ...]
+
+
+def cursor_key(row: Any, order: Order) -> list[str]:
+    """The cursor's sort key of ``row``: each order column as text."""
+    return [row[c].isoformat() if hasattr(row[c], "isoformat") else str(row[c]) for c, _ in order]
+
+
+def cursor_values(after: Any, order: Order) -> list[Any]:
+    """The column values a cursor's key holds; 422 naming ``query.cursor`` if it holds other things."""
+    try:
+        if not isinstance(after, list) or len(after) != len(order):
+            raise ValueError
+        return [parse(text) for (_, parse), text in zip(order, after, strict=True)]
+    except (TypeError, ValueError, AttributeError):
+        raise invalid_query("cursor", "Not a cursor this API issued.") from None
+

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs.api.routes import allowed_methods
 from libs.auth.principal import Forbidden
 from libs.gdpr.vault import KeyShredded
 from libs.observability.metrics import HTTP_DEPENDENCY_UNAVAILABLE, route_template
@@ -44,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 VALIDATION_ERROR = "urn:binome:problem:validation-error"
+UNREADABLE_BODY = "The body cannot be read as the media type it declares."
 UNAVAILABLE = "urn:binome:problem:dependency-unavailable"
 #: Seconds a client waits before retrying during an outage: the embedded
 #: PostgreSQL is restarted within about that.
@@ -175,14 +177,24 @@ async def _handle_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code in (204, 304):  # these statuses cannot carry a body
         return Response(status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 400:
+        # Only the framework raises a bare 400: a body it could not even parse
+        # (not UTF-8, broken JSON or form). The same 422 as any invalid body,
+        # the one every operation with a body documents.
+        return problem_response(invalid([{"field": "body", "message": UNREADABLE_BODY, "type": "body_unreadable"}]), request)
     detail = exc.detail if isinstance(exc.detail, str) else None
     extra = {} if isinstance(exc.detail, str) or exc.detail is None else {"context": exc.detail}
     # Starlette fills detail with the status phrase when none is given; do
     # not repeat the title as the detail.
     if detail == _title(exc.status_code):
         detail = None
-    problem = Problem(exc.status_code, detail=detail, headers=exc.headers, **extra)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app.routes, request.scope))}
+    problem = Problem(exc.status_code, detail=detail, headers=headers, **extra)
     return problem_response(problem, request)
+
+
 
 
 async def _handle_forbidden(request: Request, exc: Exception) -> JSONResponse:

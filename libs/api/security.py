@@ -15,13 +15,16 @@ when the caller lacks the role.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.api.limits import RateLimits
-from libs.api.problems import FORBIDDEN, Problem
+from libs.api.problems import FORBIDDEN, Problem, problem_response
 from libs.asgi import source_of
 from libs.auth.principal import Principal
 from libs.auth.tokens import InvalidToken, KeySourceUnavailable, TokenVerifier
@@ -91,3 +94,44 @@ def requires(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
     dependency.__name__ = f"requires_{'_or_'.join(roles)}"
     return dependency
+
+
+# --- the token before the input ----------------------------------------------
+
+
+def _requires_token(route: Any) -> bool:
+    """Whether ``route`` authenticates its caller (``current_principal``
+    among its dependencies, at any depth)."""
+    pending = [route.dependant] if hasattr(route, "dependant") else []
+    while pending:
+        dependant = pending.pop()
+        if dependant.call is current_principal:
+            return True
+        pending.extend(dependant.dependencies)
+    return False
+
+
+def install_token_first(app: FastAPI) -> None:
+    """Answer 401 before any complaint about the input: an unparseable body
+    (FastAPI's 400) or an invalid parameter or body (422) of a route that
+    needs a token is refused as unauthenticated when the token is missing or
+    bad. FastAPI parses the body and validates the parameters before it runs
+    any dependency, so without this a caller without a token learns what
+    the input must look like, and the documented order (401, then 4xx) fails."""
+    for exc_type in (RequestValidationError, StarletteHTTPException):
+        app.exception_handlers[exc_type] = _token_first(app.exception_handlers[exc_type])
+
+
+def _token_first(answer: Callable[[Request, Exception], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    async def handler(request: Request, exc: Exception) -> Response:
+        invalid_input = isinstance(exc, RequestValidationError) or getattr(exc, "status_code", None) in (400, 422)
+        route = request.scope.get("route")
+        if invalid_input and route is not None and _requires_token(route) and not hasattr(request.state, "principal"):
+            try:
+                await current_principal(request, await _bearer(request))
+            except Problem as refusal:
+                return problem_response(refusal, request)
+        return await answer(request, exc)
+
+    return handler
+

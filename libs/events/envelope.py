@@ -1,10 +1,16 @@
 """The CloudEvents 1.0 structured-mode envelope every Binome event travels in.
 
 Wire format (JSON): the required CloudEvents attributes, ``subject``, ``time``,
-``datacontenttype``, ``data``, and Binome's extension attributes ``sequence``
-(the aggregate's version after this event), ``tenant`` (organisation),
-``country``, ``correlationid`` and ``causationid``. Extension names are
-lower-case alphanumerics, as CloudEvents 1.0 requires.
+``datacontenttype``, ``data``, and Binome's extension attributes
+``streamversion`` (the aggregate's version after this event), ``tenant``
+(organisation), ``country``, ``correlationid`` and ``causationid``. Extension
+names are lower-case alphanumerics, as CloudEvents 1.0 requires.
+
+The stream version is not the CloudEvents ``sequence`` extension: that one is
+a string ordered per ``source`` (here, a whole service), while a version
+orders one aggregate's stream only. Events written before the rename carry it
+as a number named ``sequence``; the envelope still reads that form (the event
+stores and outboxes keep old events as written), and writes only the new one.
 """
 
 from __future__ import annotations
@@ -15,9 +21,14 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 SPEC_VERSION = "1.0"
+#: The extension attribute holding the aggregate's version after the event.
+STREAM_VERSION = "streamversion"
+#: Its name until events followed the CloudEvents ``sequence`` extension's
+#: meaning (a string ordered per source): old stored events still carry it.
+OLD_STREAM_VERSION = "sequence"
 
 #: Where a new event's ``time`` comes from: the system clock, unless the
 #: platform runs with a clock of its own (libs/runtime/clock.py sets it for
@@ -43,7 +54,7 @@ class Envelope(BaseModel):
     also upcasts old versions.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True)
 
     specversion: Literal["1.0"] = SPEC_VERSION
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
@@ -53,8 +64,13 @@ class Envelope(BaseModel):
     time: AwareDatetime = Field(default_factory=lambda: event_clock.get()())
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
-    # Extensions
-    sequence: int = Field(ge=1)
+    # Extensions. ``sequence`` in Python (the name every consumer reads),
+    # ``streamversion`` on the wire; ``sequence`` is the old wire name, still read.
+    sequence: int = Field(
+        ge=1,
+        validation_alias=AliasChoices(STREAM_VERSION, OLD_STREAM_VERSION),
+        serialization_alias=STREAM_VERSION,
+    )
     tenant: str
     country: str | None = None
     correlationid: str | None = None

@@ -32,14 +32,35 @@ from pydantic import BaseModel, ConfigDict
 from libs.events.envelope import Envelope, event_type_name
 
 
+#: How the JSON Schemas mark a personal field (``x-personal``), and what they say of it.
+PERSONAL_KEYWORD = "x-personal"
+SEALED_DESCRIPTION = (
+    "Personal data, sealed on the wire: every string in it is enc:v1:<base64url of key id, nonce and "
+    "ciphertext>, opened with its owner's data key; once the owner is erased the key is gone and it "
+    "cannot be opened."
+)
+
+
+def _mark_personal(schema: dict[str, Any], cls: type[DomainEvent]) -> None:
+    """pydantic's ``json_schema_extra`` hook: the model's own schema, wherever
+    it is placed (``$defs`` of an event schema, AsyncAPI components)."""
+    for name in cls.personal_fields:
+        prop = schema["properties"][name]
+        prop[PERSONAL_KEYWORD] = True
+        prop["description"] = SEALED_DESCRIPTION
+
+
 class DomainEvent(BaseModel):
     """Base of every event payload (the envelope's ``data``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_mark_personal)
 
     context: ClassVar[str]
     name: ClassVar[str]
     version: ClassVar[int]
+    #: False for a type only tests and benchmarks append: registered (so it
+    #: flows like any other), but not in the published contracts (docs/events).
+    public: ClassVar[bool] = True
     #: Names of top-level fields holding personal data: every string in them
     #: is sealed with a data key before the event is stored (libs/gdpr).
     personal_fields: ClassVar[frozenset[str]] = frozenset()
@@ -102,6 +123,10 @@ class EventRegistry:
             model = self.models[key]
             grouped.setdefault(model.context, []).append(model)
         return grouped
+
+    def published(self) -> EventRegistry:
+        """The types of the public contract (``DomainEvent.public``), upcasters aside."""
+        return EventRegistry(models={k: m for k, m in self.models.items() if m.public}, upcasters={})
 
 
 #: The process-wide registry that ``@event`` fills.

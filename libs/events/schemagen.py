@@ -7,7 +7,13 @@ Output of ``write_all(out)``::
                                       envelope, ``type`` fixed to the event's
                                       type string, ``data`` to its model
     <out>/asyncapi.json               AsyncAPI 3.0: one channel per context
-                                      topic, one message per event type
+                                      topic, one message per event type, a
+                                      send operation per context and a
+                                      receive operation per consumer and
+                                      context it reads
+
+Only the published types (``DomainEvent.public``) appear: a type that only
+tests and benchmarks append is not part of the contract.
 
 Design choices (why, not what):
 
@@ -26,6 +32,12 @@ Design choices (why, not what):
   ``#/components/schemas`` (pydantic's ``models_json_schema`` with a
   ``ref_template``, as FastAPI does for OpenAPI): an embedded ``#/$defs/...``
   reference would resolve against the AsyncAPI document root and break.
+* Personal fields carry ``x-personal: true`` and say how they are sealed
+  (``DomainEvent``'s ``json_schema_extra``, so the mark follows the model
+  wherever pydantic places it).
+* What a service consumes is read from its consumers (``name``, ``contexts``
+  and, where the consumer declares it, ``handled_types()``), passed in by
+  the caller (``binome schemas``): never written by hand.
 * Output is deterministic (sorted keys, fixed indentation, trailing newline)
   so the generated files can be committed and reviewed as diffs.
 """
@@ -33,8 +45,9 @@ Design choices (why, not what):
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from pydantic import create_model
@@ -55,6 +68,13 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 # schema generator). If Envelope ever declares Field(pattern=...), drop this.
 SOURCE_PATTERN = "^/binome/"
 SCHEMA_SUFFIX = ".schema.json"
+
+
+class DeclaredConsumer(Protocol):
+    """What the AsyncAPI document reads of a consumer (libs/messaging/consumer.Projection)."""
+
+    name: str
+    contexts: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------- #
@@ -121,7 +141,45 @@ def _project_version() -> str:
         return "0.0.0"
 
 
-def asyncapi_document(reg: EventRegistry = default_registry) -> dict[str, Any]:
+def handled_by(consumer: DeclaredConsumer, models: Sequence[type[DomainEvent]]) -> list[type[DomainEvent]]:
+    """The types of ``models`` a consumer handles: those named by its
+    ``handled_types()`` (class names, libs/messaging/dispatch.py) when it
+    declares them, else every type of the contexts it reads."""
+    handled_types = getattr(consumer, "handled_types", None)
+    if handled_types is None:
+        return list(models)
+    names = set(handled_types())
+    return [model for model in models if model.__name__ in names]
+
+
+def _receive_operations(
+    consumers: Mapping[str, Sequence[DeclaredConsumer]], by_context: Mapping[str, list[type[DomainEvent]]]
+) -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    for service, declared in sorted(consumers.items()):
+        for consumer in sorted(declared, key=lambda c: c.name):
+            for context in sorted(set(consumer.contexts) & set(by_context)):
+                handled = handled_by(consumer, by_context[context])
+                if not handled:
+                    continue
+                operations[f"receive_{consumer.name}_{context}"] = {
+                    "action": "receive",
+                    "summary": f"The {service} service's consumer {consumer.name} reads the {context} events "
+                    "it handles (consumer group of that name; other types are skipped).",
+                    "channel": {"$ref": f"#/channels/{context}"},
+                    "messages": [{"$ref": f"#/channels/{context}/messages/{message_id(m)}"} for m in handled],
+                    "bindings": {"kafka": {"groupId": {"type": "string", "enum": [consumer.name]},
+                                           "bindingVersion": KAFKA_BINDING_VERSION}},
+                }
+    return operations
+
+
+def asyncapi_document(
+    reg: EventRegistry = default_registry, consumers: Mapping[str, Sequence[DeclaredConsumer]] | None = None
+) -> dict[str, Any]:
+    """The AsyncAPI document of ``reg``'s published types; ``consumers``: each
+    service's consumers (their receive operations)."""
+    reg = reg.published()
     models = [reg.models[key] for key in sorted(reg.models)]
     envelopes = {model: envelope_model(model) for model in models}
     refs, top = models_json_schema(
@@ -174,6 +232,7 @@ def asyncapi_document(reg: EventRegistry = default_registry) -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{context}"},
             "messages": [{"$ref": f"#/channels/{context}/messages/{mid}"} for mid in ids],
         }
+    operations.update(_receive_operations(consumers or {}, reg.by_context()))
 
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -213,22 +272,27 @@ def _dump(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
 
-def write_all(out_dir: Path, reg: EventRegistry = default_registry) -> list[Path]:
-    """Write every event schema and the AsyncAPI document; return the paths.
+def write_all(
+    out_dir: Path,
+    reg: EventRegistry = default_registry,
+    consumers: Mapping[str, Sequence[DeclaredConsumer]] | None = None,
+) -> list[Path]:
+    """Write every published event's schema and the AsyncAPI document; return the paths.
 
     ``<out>/events`` is owned by the generator: a ``*.schema.json`` no longer
-    backed by a registered type is deleted, so the directory mirrors the code.
+    backed by a published type is deleted, so the directory mirrors the code.
     """
     events_dir = out_dir / "events"
     events_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for key in sorted(reg.models):
+    published = reg.published()
+    for key in sorted(published.models):
         path = events_dir / f"{key}{SCHEMA_SUFFIX}"
-        path.write_bytes(_dump(envelope_schema(reg.models[key])))
+        path.write_bytes(_dump(envelope_schema(published.models[key])))
         written.append(path)
     for stale in sorted(set(events_dir.glob(f"*{SCHEMA_SUFFIX}")) - set(written)):
         stale.unlink()
     asyncapi = out_dir / "asyncapi.json"
-    asyncapi.write_bytes(_dump(asyncapi_document(reg)))
+    asyncapi.write_bytes(_dump(asyncapi_document(reg, consumers)))
     written.append(asyncapi)
     return written

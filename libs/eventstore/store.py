@@ -124,7 +124,7 @@ class EventStore:
         # The whole append in one statement, so that without a caller's
         # transaction it runs in autocommit: one round trip, no BEGIN/COMMIT.
         # It reads each stream's version, checks the expected ones, and inserts
-        # the events (sequence stamped) and their outbox rows only if every
+        # the events (stream version stamped) and their outbox rows only if every
         # check holds. Two writers reading the same version both try to insert
         # it: the unique (stream_id, version) lets one win. It returns, per
         # stream, the version found and whether the checks held.
@@ -138,7 +138,7 @@ class EventStore:
             ), new AS (
                 INSERT INTO {s}.events (event_id, stream_id, version, type, envelope)
                 SELECT u.event_id, u.stream_id, st.actual + u.nth, u.type,
-                       jsonb_set(u.envelope::jsonb, '{{sequence}}', to_jsonb(st.actual + u.nth))
+                       jsonb_set(u.envelope::jsonb, '{{streamversion}}', to_jsonb(st.actual + u.nth))
                 FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[])
                      WITH ORDINALITY AS u(event_id, stream_id, nth, type, envelope, n)
                 JOIN stream st USING (stream_id)
@@ -227,7 +227,7 @@ class EventStore:
                 columns[1].append(item.stream_id)
                 columns[2].append(nth)
                 columns[3].append(envelope.type)
-                columns[4].append(dumps(envelope).decode())  # its sequence is stamped in SQL
+                columns[4].append(dumps(envelope).decode())  # its stream version is stamped in SQL
         return columns
 
     async def _append_or_replay(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from libs.events.envelope import OLD_STREAM_VERSION, STREAM_VERSION
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import local_relay, notify_channel
 from libs.messaging.kafka import TopicSpec, ensure_topics, event_headers, make_producer, send_keyed
@@ -72,12 +73,16 @@ class OutboxRelay:
         # that was never analysed, a plain join hashed the whole events table
         # on every pass, and a pass got slower with every event stored. The
         # LIMIT 1 (the position is unique) keeps PostgreSQL from flattening the
-        # lookup back into such a join.
+        # lookup back into such a join. An event stored before the stream
+        # version's rename (libs/events/envelope.py) goes out in the new form.
         self._sql_pending = f"""
-            SELECT o.position, o.topic, e.stream_id, e.envelope::text AS envelope
+            SELECT o.position, o.topic, e.stream_id,
+                   (CASE WHEN e.envelope ? '{OLD_STREAM_VERSION}'
+                         THEN e.envelope - '{OLD_STREAM_VERSION}' || jsonb_build_object('{STREAM_VERSION}', e.version)
+                         ELSE e.envelope END)::text AS envelope
             FROM (SELECT position, topic FROM {s}.outbox ORDER BY position LIMIT $1) o
             CROSS JOIN LATERAL (
-                SELECT stream_id, envelope FROM {s}.events WHERE position = o.position LIMIT 1
+                SELECT stream_id, version, envelope FROM {s}.events WHERE position = o.position LIMIT 1
             ) e
             ORDER BY o.position"""
         self._sql_done = f"DELETE FROM {s}.outbox WHERE position = ANY($1::bigint[])"

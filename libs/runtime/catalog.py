@@ -108,3 +108,13 @@ def gaps(services: Sequence[ServiceDefinition], registry: EventRegistry) -> list
                     f"{service}: {type(consumer).__name__}.on_{handled} handles no event type of {consumer.contexts}"
                 )
     return problems
+
+
+def consumers_by_service(services: Sequence[ServiceDefinition]) -> dict[str, list[Consumer]]:
+    """Every service's consumers, by service: the AsyncAPI document's receive
+    operations (``binome schemas``)."""
+    found: dict[str, list[Consumer]] = {}
+    for service, consumer in consumers_of(services):
+        found.setdefault(service, []).append(consumer)
+    return found
+

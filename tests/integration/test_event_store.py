@@ -202,7 +202,7 @@ async def test_appended_sequences_are_stamped_in_the_stored_envelopes(pool: asyn
     await store.append("s-1", None, [probe("s-1", 1)])
     result = await store.append("s-1", None, [probe("s-1", 2), probe("s-1", 3)])
     assert [e.sequence for e in result.events] == [2, 3]
-    stored = await pool.fetch(f"SELECT version, (envelope->>'sequence')::int AS seq FROM {schema}.events ORDER BY position")
+    stored = await pool.fetch(f"SELECT version, (envelope->>'streamversion')::int AS seq FROM {schema}.events ORDER BY position")
     assert [(r["version"], r["seq"]) for r in stored] == [(1, 1), (2, 2), (3, 3)]
 
 

@@ -187,7 +187,7 @@ async def test_pair_events_reach_the_broker_for_sessions_and_evaluation(env: Mat
         "binome.matching.PairAccepted.v1",
         "binome.matching.PairFormed.v1",
     ]
-    assert [e["sequence"] for e in mine] == [1, 2, 3] and mine[-1]["country"] == "FR"
+    assert [e["streamversion"] for e in mine] == [1, 2, 3] and mine[-1]["country"] == "FR"
 
 
 async def test_the_end_of_a_wave_completes_its_pairs_and_declines_its_proposals(env: MatchingEnv) -> None:

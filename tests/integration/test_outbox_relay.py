@@ -59,7 +59,7 @@ async def test_concurrent_writers_and_a_live_relay_skip_nothing(
     by_stream: dict[str, list[int]] = {}
     for record, payload in zip(records, published, strict=True):
         assert record.key.decode() == payload["subject"]
-        by_stream.setdefault(payload["subject"], []).append(payload["sequence"])
+        by_stream.setdefault(payload["subject"], []).append(payload["streamversion"])
     assert all(seqs == sorted(seqs) for seqs in by_stream.values())
 
 

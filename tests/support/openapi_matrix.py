@@ -28,6 +28,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from libs.api.routes import api_routes
 from libs.auth.tokens import TokenVerifier
 from libs.eventstore.store import EventStore
 from libs.runtime.service import ServiceContext, ServiceDefinition
@@ -227,16 +228,6 @@ def _roles(route: APIRoute) -> frozenset[str] | None:
     return None
 
 
-def _api_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, APIRoute]]:
-    """(path, route) of every API route, through included routers (FastAPI
-    keeps an included router as one route that holds the original)."""
-    result = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            result.append((prefix + route.path, route))
-        elif hasattr(route, "original_router"):
-            result += _api_routes(route.original_router.routes, prefix + route.include_context.prefix)
-    return result
 
 
 @cache
@@ -262,7 +253,7 @@ def documents() -> dict[str, dict[str, Any]]:
 def operations() -> list[Operation]:
     result = []
     for service, doc in documents().items():
-        routes = {(m, path): r for path, r in _api_routes(_apps()[service].routes) for m in r.methods}
+        routes = {(m, path): r for path, r in api_routes(_apps()[service].routes) for m in r.methods}
         for path, item in doc["paths"].items():
             for method, spec in item.items():
                 params = spec.get("parameters", [])

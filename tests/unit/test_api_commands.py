@@ -8,12 +8,16 @@ from fastapi import Depends, FastAPI
 
 from libs.api.commands import if_match_version
 from libs.api.problems import PROBLEM_JSON, VALIDATION_ERROR, Problem, install_problem_handlers, invalid
+from libs.api.security import current_principal
+from libs.auth.principal import Principal
 
 
 @pytest.fixture
 async def client():
     app = FastAPI()
     install_problem_handlers(app)
+    # The caller is authenticated before If-Match is read; here, always someone.
+    app.dependency_overrides[current_principal] = lambda: Principal("someone", "org-1")
 
     @app.post("/v1/things/{thing_id}:rename")
     async def rename(thing_id: str, version: int | None = Depends(if_match_version)) -> dict:

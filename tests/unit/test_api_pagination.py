@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
 import httpx
 import pytest
 from fastapi import Depends
@@ -12,7 +15,9 @@ from libs.api.pagination import (
     MAX_LIMIT,
     Page,
     PageParams,
+    cursor_key,
     cursor_scope,
+    cursor_values,
     decode_cursor,
     encode_cursor,
     page_params,
@@ -82,3 +87,13 @@ async def test_limit_is_bounded_through_fastapi() -> None:
             response = await client.get(f"/v1/things?limit={bad}")
             assert response.status_code == 422
             assert response.json()["errors"][0]["field"] == "query.limit"
+
+
+def test_a_keyset_cursor_reads_back_as_its_column_values_or_is_a_422() -> None:
+    order = (("starts_at", datetime.fromisoformat), ("session_id", UUID))
+    row = {"starts_at": datetime(2026, 3, 2, 10, tzinfo=UTC), "session_id": uuid4()}
+    assert cursor_values(cursor_key(row, order), order) == [row["starts_at"], row["session_id"]]
+    for foreign in (7, ["2026-03-02T10:00:00+00:00"], ["not a time", str(uuid4())], {"a": 1}):
+        with pytest.raises(Problem) as refused:
+            cursor_values(foreign, order)
+        assert refused.value.status == 422

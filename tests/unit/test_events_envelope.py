@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from libs.events import Envelope, new_envelope
 from libs.events.contexts.platform import ProbeRecorded
 from libs.events.serialization import OPTIONAL_ATTRIBUTES, dumps, loads, to_json_dict
+from libs.messaging.kafka import event_headers
 
 
 def make(**overrides: object) -> Envelope:
@@ -115,7 +116,17 @@ def test_wire_values_are_plain_json() -> None:
     assert body["time"] == "2025-03-01T09:30:15.123456Z"  # RFC 3339, "Z" for UTC
     assert body["specversion"] == "1.0"
     assert body["datacontenttype"] == "application/json"
-    assert body["sequence"] == 7
+    assert body["streamversion"] == 7
+    assert "sequence" not in body  # the CloudEvents extension of that name means something else
+
+
+def test_an_event_stored_before_the_rename_still_reads() -> None:
+    # Event stores and outboxes keep old events as written: numeric "sequence".
+    old = orjson.loads(dumps(make()))
+    old["sequence"] = old.pop("streamversion")
+    envelope = loads(orjson.dumps(old))
+    assert envelope.sequence == 7
+    assert orjson.loads(dumps(envelope)) == {**{k: v for k, v in old.items() if k != "sequence"}, "streamversion": 7}
 
 
 def test_new_envelope_builds_a_valid_envelope_from_a_payload() -> None:
@@ -133,7 +144,7 @@ def test_new_envelope_builds_a_valid_envelope_from_a_payload() -> None:
 # cloudevents 2.x: ``cloudevents.core`` is the current API, ``cloudevents.v1`` the
 # 1.x-compatible one (``cloudevents.http`` of 1.x moved to ``cloudevents.v1.http``).
 
-EXTENSIONS = {"sequence": 7, "tenant": "acme", "country": "FR", "correlationid": "req-1", "causationid": "cause-1"}
+EXTENSIONS = {"streamversion": 7, "tenant": "acme", "country": "FR", "correlationid": "req-1", "causationid": "cause-1"}
 
 
 def full_envelope() -> Envelope:
@@ -179,14 +190,15 @@ def test_sdk_v1_api_reads_a_serialised_envelope() -> None:
     assert event.data == envelope.data
 
 
-def test_sdk_kafka_structured_binding_sees_the_subject_as_key() -> None:
-    # How Binome publishes: structured mode, record key = subject.
+def test_sdk_kafka_structured_binding_reads_the_headers_the_producers_write() -> None:
+    # The headers are the ones the relay and the dead-letter parking write
+    # (libs/messaging/kafka.event_headers), not a copy; that the records on
+    # the broker really carry them is proven by
+    # tests/integration/test_cloudevents_wire.py.
     envelope = full_envelope()
-    message = KafkaMessage(
-        headers={"content-type": b"application/cloudevents+json"},
-        key=envelope.subject.encode(),
-        value=dumps(envelope),
-    )
+    headers = {name: value for name, value in event_headers(position=3)}
+    assert headers["content-type"].split(b";")[0] == b"application/cloudevents+json"
+    message = KafkaMessage(headers=headers, key=envelope.subject.encode(), value=dumps(envelope))
     event = from_structured(message, JSONFormat())
     assert event.get_id() == str(envelope.id)
     assert event.get_extension("partitionkey") == envelope.subject

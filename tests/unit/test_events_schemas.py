@@ -18,8 +18,10 @@ from typer.testing import CliRunner
 from libs.events import DomainEvent, EventRegistry, new_envelope, registry, topic_for_context
 from libs.cli import schemas
 from libs.events.contexts.platform import ProbeRecorded
-from libs.events.schemagen import envelope_schema, message_id, write_all
+from libs.events.schemagen import asyncapi_document, envelope_schema, message_id, write_all
 from libs.events.serialization import dumps
+from libs.runtime.catalog import consumers_by_service
+from services import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,25 +52,60 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path
 
 
 @pytest.fixture(scope="module")
-def probe_schema(generated: tuple[Path, list[Path]]) -> dict[str, Any]:
-    out, _ = generated
-    return read_json(out / "events" / f"{ProbeRecorded.event_type()}.schema.json")
+def probe_schema() -> dict[str, Any]:
+    # ProbeRecorded is not published (test-only), but its schema is made the same way.
+    return envelope_schema(ProbeRecorded)
+
+
+PUBLISHED = registry.published().models
 
 
 # --------------------------------------------------------------------------- files
 
 
-def test_every_registered_event_type_has_a_schema_file(generated: tuple[Path, list[Path]]) -> None:
+def test_every_published_event_type_has_a_schema_file(generated: tuple[Path, list[Path]]) -> None:
     out, written = generated
-    assert registry.models, "no event type registered"
-    expected = {out / "events" / f"{key}.schema.json" for key in registry.models} | {out / "asyncapi.json"}
+    assert PUBLISHED, "no event type published"
+    expected = {out / "events" / f"{key}.schema.json" for key in PUBLISHED} | {out / "asyncapi.json"}
     assert set(written) == expected
     assert set((out / "events").iterdir()) == expected - {out / "asyncapi.json"}
-    for key in registry.models:
+    for key, model in PUBLISHED.items():
         schema = read_json(out / "events" / f"{key}.schema.json")
+        assert schema == envelope_schema(model)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["properties"]["type"]["const"] == key
         Draft202012Validator.check_schema(schema)
+
+
+def test_test_only_event_types_stay_out_of_the_contracts(generated: tuple[Path, list[Path]]) -> None:
+    out, _ = generated
+    assert ProbeRecorded.event_type() in registry.models  # registered: it flows like any event
+    assert ProbeRecorded.event_type() not in PUBLISHED
+    assert not (out / "events" / f"{ProbeRecorded.event_type()}.schema.json").exists()
+    assert ProbeRecorded.event_type() not in (out / "asyncapi.json").read_text()
+    assert "platform" not in read_json(out / "asyncapi.json")["channels"]
+
+
+def personal_marks(schema: dict[str, Any], model: type[DomainEvent]) -> set[str]:
+    """The properties marked personal in ``model``'s own schema inside ``schema``."""
+    [own] = [d for d in schema["$defs"].values() if d.get("title") == model.__name__ and "properties" in d]
+    return {name for name, prop in own["properties"].items() if prop.get("x-personal") is True}
+
+
+def test_sealed_personal_fields_are_marked(generated: tuple[Path, list[Path]]) -> None:
+    out, _ = generated
+    with_personal = [m for m in PUBLISHED.values() if m.personal_fields]
+    assert with_personal
+    for model in PUBLISHED.values():
+        schema = read_json(out / "events" / f"{model.event_type()}.schema.json")
+        assert personal_marks(schema, model) == set(model.personal_fields), model.event_type()
+    doc = read_json(out / "asyncapi.json")
+    for model in with_personal:
+        payload = resolve(doc, doc["components"]["messages"][message_id(model)]["payload"]["$ref"])
+        data = resolve(doc, payload["properties"]["data"]["$ref"])
+        marked = {n for n, p in data["properties"].items() if p.get("x-personal") is True}
+        assert marked == set(model.personal_fields)
+        assert all("sealed" in data["properties"][n]["description"] for n in marked)
 
 
 def test_output_is_deterministic_and_sorted(generated: tuple[Path, list[Path]], tmp_path: Path) -> None:
@@ -91,10 +128,6 @@ def test_stale_schema_files_are_removed(tmp_path: Path) -> None:
     assert keep.exists()
 
 
-def test_envelope_schema_matches_the_written_file(probe_schema: dict[str, Any]) -> None:
-    assert envelope_schema(ProbeRecorded) == probe_schema
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -107,7 +140,7 @@ def test_real_envelopes_validate(probe_schema: dict[str, Any]) -> None:
 def test_schema_requires_what_the_serializer_always_writes(probe_schema: dict[str, Any]) -> None:
     required = set(probe_schema["required"])
     assert {"id", "source", "specversion", "type"} <= required  # CloudEvents' own REQUIRED
-    assert {"subject", "time", "data", "sequence", "tenant", "datacontenttype"} <= required
+    assert {"subject", "time", "data", "streamversion", "tenant", "datacontenttype"} <= required
     assert not {"country", "correlationid", "causationid"} & required
 
 
@@ -136,7 +169,7 @@ def mutate(body: dict[str, Any], path: tuple[str, ...], value: Any = ...) -> dic
         (("subject",), ...),
         (("type",), "binome.platform.OtherEvent.v1"),  # another event's type
         (("source",), "/acme/platform"),
-        (("sequence",), 0),
+        (("streamversion",), 0),
         (("specversion",), "0.3"),
         (("country",), 7),
         (("unknownext",), "x"),
@@ -235,10 +268,10 @@ def test_asyncapi_has_a_channel_per_topic_and_a_message_per_type(generated: tupl
     assert doc["asyncapi"] == "3.0.0"
     assert doc["servers"]["kafka"]["protocol"] == "kafka"
 
-    by_context = registry.by_context()
+    by_context = registry.published().by_context()
     assert {ch["address"] for ch in doc["channels"].values()} == {topic_for_context(c) for c in by_context}
     messages = doc["components"]["messages"]
-    assert {m["name"] for m in messages.values()} == set(registry.models)
+    assert {m["name"] for m in messages.values()} == set(PUBLISHED)
 
     for context, models in by_context.items():
         channel = doc["channels"][context]
@@ -274,15 +307,59 @@ def test_cli_command_writes_and_lists_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["schemas", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "asyncapi.json") in result.output
-    assert (tmp_path / "events" / f"{ProbeRecorded.event_type()}.schema.json").exists()
+    assert {f"{key}.schema.json" for key in PUBLISHED} == {p.name for p in (tmp_path / "events").iterdir()}
+    assert read_json(tmp_path / "asyncapi.json") == read_json(REPO / "docs" / "events" / "asyncapi.json")
 
 
 def test_committed_contracts_are_up_to_date(tmp_path: Path) -> None:
     committed = REPO / "docs" / "events"
     assert (committed / "asyncapi.json").exists(), "docs/events missing: run `binome schemas`"
-    fresh = write_all(tmp_path)
+    fresh = write_all(tmp_path, consumers=consumers_by_service(SERVICES))
     generated = {p.name for p in (committed / "events").glob("*.schema.json")}
     assert generated == {p.name for p in (tmp_path / "events").iterdir()}, "stale: run `binome schemas`"
     for path in fresh:
         twin = committed / path.relative_to(tmp_path)
         assert twin.exists() and twin.read_bytes() == path.read_bytes(), f"{twin} is stale: run `binome schemas`"
+
+
+# --------------------------------------------------------------------------- what services consume
+
+
+def test_every_consumer_has_a_receive_operation_per_context_it_reads() -> None:
+    consumers = consumers_by_service(SERVICES)
+    doc = asyncapi_document(consumers=consumers)
+    assert set(consumers) == {"matching", "sessions", "evaluation", "insights"}
+    receive = {k: v for k, v in doc["operations"].items() if v["action"] == "receive"}
+    expected = {f"receive_{c.name}_{ctx}" for cs in consumers.values() for c in cs for ctx in c.contexts}
+    assert set(receive) == expected
+    for consumer in (c for cs in consumers.values() for c in cs):
+        for context in consumer.contexts:
+            operation = receive[f"receive_{consumer.name}_{context}"]
+            assert operation["channel"] == {"$ref": f"#/channels/{context}"}
+            assert operation["bindings"]["kafka"]["groupId"]["enum"] == [consumer.name]
+            channel = resolve(doc, operation["channel"]["$ref"])
+            for ref in operation["messages"]:  # AsyncAPI: an operation's messages are its channel's
+                assert ref["$ref"].startswith(f"#/channels/{context}/messages/")
+                assert resolve(doc, ref["$ref"]) in channel["messages"].values()
+    for ref in refs(doc):
+        resolve(doc, ref)
+
+
+class Declared:
+    """A consumer that declares the types it handles (libs/messaging/dispatch.py)."""
+
+    name = "declared"
+    contexts = ("matching", "platform")
+
+    @classmethod
+    def handled_types(cls) -> tuple[str, ...]:
+        return ("PairFormed", "ProbeRecorded")
+
+
+def test_a_consumer_that_declares_its_types_receives_only_those() -> None:
+    doc = asyncapi_document(consumers={"sessions": [Declared()]})
+    receive = {k: v for k, v in doc["operations"].items() if v["action"] == "receive"}
+    assert set(receive) == {"receive_declared_matching"}  # the platform context is not published
+    assert [r["$ref"].rsplit("/", 1)[1] for r in receive["receive_declared_matching"]["messages"]] == [
+        "matching_PairFormed_v1"
+    ]

@@ -46,3 +46,22 @@ def test_a_committee_sees_people_of_other_countries_as_one_group() -> None:
     assert OTHER_COUNTRIES in labels and not {"DE", "IT", "Acme Germany", "marketing"} & labels
     # Crossing shares leave the aggregated side out rather than guess.
     assert measures(build(shown), shown)["crossing_share"]["country"] is None
+
+
+def test_the_json_does_not_depend_on_the_order_events_were_applied() -> None:
+    """A rebuild applies the same events in another order: the same JSON,
+    nodes by id, each link from the smaller id to the larger."""
+    from services.insights.network.export import as_json
+
+    pairs = [
+        NetworkPair("w1", FR_FIN, FR_IT, 2),
+        NetworkPair("w1", DE_MKT, FR_FIN, 1),
+        NetworkPair("w2", IT_HR, DE_MKT, 3),
+        NetworkPair("w2", FR_IT, IT_HR, 1),
+    ]
+    live = as_json(build(pairs))
+    assert live == as_json(build(list(reversed(pairs))))
+    assert [n["id"] for n in live["nodes"]] == sorted(n["id"] for n in live["nodes"])
+    assert all(link["source"] <= link["target"] for link in live["links"])
+    keys = [(link["dimension"], link["source"], link["target"]) for link in live["links"]]
+    assert keys == sorted(keys)

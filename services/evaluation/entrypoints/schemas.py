@@ -145,7 +145,7 @@ class AssignmentOut(BaseModel):
     free_text: dict[str, str] | None = Field(None, description="Shown to its author only.")
     actions: list[ActionOut] | None
     answered_at: datetime | None
-    cancelled: dict[str, Any] | None
+    cancelled: CancelledOut | None
     version: int
     survey: SurveyOut | None = Field(None, description="The questions of the version assigned (single reads).")
 
@@ -164,11 +164,65 @@ class PairMaturityOut(BaseModel):
     delta_percent: float | None
 
 
+class CancelledOut(BaseModel):
+    reason: str
+    at: datetime
+
+
+class RateOut(BaseModel):
+    assigned: int
+    answered: int
+    rate: float | None = Field(description="answered / assigned; null when nothing was assigned.")
+
+
+class FigureOut(BaseModel):
+    respondents: int
+    value: float | None = Field(description="null when withheld (fewer than k respondents).")
+    withheld: bool
+
+
+class DeltaOut(BaseModel):
+    respondents: int = Field(description="Pairs answered both before and after.")
+    pre: float | None
+    post: float | None
+    change_of_means_percent: float | None = Field(
+        description="(mean post - mean pre) / mean pre * 100 over the mentees who answered both."
+    )
+    delta_percent: float | None = Field(
+        description="Deprecated older name of change_of_means_percent (the same value).",
+        json_schema_extra={"deprecated": True},
+    )
+    withheld: bool
+
+
+class MaturityOut(BaseModel):
+    pre: FigureOut
+    post: FigureOut
+    delta: DeltaOut
+
+
+class ActionsSummaryOut(BaseModel):
+    respondents: int
+    started: int | None
+    planned: int | None
+    withheld: bool
+
+
+class ResultGroupOut(BaseModel):
+    group: str
+    response_rates: dict[str, RateOut] = Field(
+        description="Per survey (digital_maturity_pre, digital_maturity_post and the other kinds)."
+    )
+    maturity: MaturityOut
+    averages: dict[str, FigureOut] = Field(description="Per survey kind other than digital maturity.")
+    actions: ActionsSummaryOut
+
+
 class ResultsOut(BaseModel):
     programme_id: UUID
     group_by: str
     k_anonymity: int
-    groups: list[dict[str, Any]] = Field(
+    groups: list[ResultGroupOut] = Field(
         description="Per group: response_rates, maturity (pre, post, and the paired `delta`: its `pre` and "
         "`post` means and `change_of_means_percent` = (mean post - mean pre) / mean pre * 100 over the mentees "
         "who answered both; `delta_percent` is its deprecated older name, the same value), averages, actions; "

@@ -28,6 +28,13 @@ from libs.runtime.service import ServiceContext
 from libs.spreadsheet import EXPORT_CONTENT, ExportFormat, export_response
 from services.insights import exports, views
 from services.insights.charts import MEDIA_TYPES, ImageFormat
+from services.insights.entrypoints.schemas import (
+    HealthRulesOut,
+    NetworkOut,
+    PairHealthOut,
+    RolloutOut,
+    SuccessFactorsOut,
+)
 from services.insights.factors.analysis import analyse
 from services.insights.health.facts import PairScope, pair_health, rules_for
 from services.insights.health.rules import NEEDS_ATTENTION, HealthRules, Status
@@ -66,26 +73,20 @@ def now(request: Request) -> datetime:
     return request.app.state.clock()
 
 
-def _json(body: Any) -> Response:
-    # orjson writes datetimes and UUIDs as strings; asyncpg's own UUID type
-    # is not one it knows, hence ``default=str``.
-    return Response(orjson.dumps(body, default=str), media_type="application/json")
-
-
 # --------------------------------------------------------------------------- pair health
 
 
-@router.get("/pairs/{pair_id}/health", responses=READ_ERRORS, tags=["pair health"])
-async def get_pair_health(pair_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
+@router.get("/pairs/{pair_id}/health", response_model=PairHealthOut, responses=READ_ERRORS, tags=["pair health"])
+async def get_pair_health(pair_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Any:
     """One pair's status and the reasons behind it, as of now."""
     scope = PairScope(who.organisation, countries=views.visible_countries(who), pair_id=pair_id)
     found = await pair_health(pool(request), schema(request), scope, now(request))
     if not found:
         raise views.not_found("pair", pair_id)
-    return _json(found[0].as_dict())
+    return found[0].as_dict()
 
 
-@router.get("/pair-health", response_model=Page[dict], responses=READ_ERRORS, tags=["pair health"])
+@router.get("/pair-health", response_model=Page[PairHealthOut], responses=READ_ERRORS, tags=["pair health"])
 async def list_pair_health(
     request: Request,
     programme_id: UUID | None = None,
@@ -95,7 +96,7 @@ async def list_pair_health(
     status: list[Status] = Query(list(NEEDS_ATTENTION), description="Statuses to list (default: at_risk, dormant)."),
     page: PageParams = Depends(page_params),
     who: Principal = Depends(requires(*READERS)),
-) -> Response:
+) -> Any:
     """Pairs by status (default: needing attention) in a wave, country or
     region, the newest reason first."""
     db, s = pool(request), schema(request)
@@ -115,29 +116,36 @@ async def list_pair_health(
     if after is not None:
         listed = [h for h in listed if key(h) < after]
     result = Page.of(listed[: page.limit + 1], page.limit, filters, key=key, item=lambda h: h.as_dict())
-    return _json(result.model_dump())
+    return result
 
 
-@router.get("/programmes/{programme_id}/health-rules", responses=READ_ERRORS, tags=["pair health"])
-async def get_health_rules(programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
+@router.get(
+    "/programmes/{programme_id}/health-rules", response_model=HealthRulesOut, responses=READ_ERRORS, tags=["pair health"]
+)
+async def get_health_rules(programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Any:
     db, s = pool(request), schema(request)
     await views.programme(db, s, who, programme_id)
     row = await db.fetchrow(f"SELECT rules::text, updated_at, updated_by FROM {s}.health_rules WHERE programme_id = $1", programme_id)
     effective = (await rules_for(db, s, {programme_id}))[programme_id]
-    return _json({
+    return {
         "programme_id": programme_id,
         "defaults": HealthRules().model_dump(),
         "overrides": orjson.loads(row["rules"]) if row else {},
         "effective": effective.model_dump(),
         "updated_at": row["updated_at"] if row else None,
         "updated_by": row["updated_by"] if row else None,
-    })
+    }
 
 
-@router.put("/programmes/{programme_id}/health-rules", responses=problem_responses(401, 403, 404, 422), tags=["pair health"])
+@router.put(
+    "/programmes/{programme_id}/health-rules",
+    response_model=HealthRulesOut,
+    responses=problem_responses(401, 403, 404, 422),
+    tags=["pair health"],
+)
 async def put_health_rules(
     programme_id: UUID, body: HealthRules, request: Request, who: Principal = Depends(requires(HR_ADMIN))
-) -> Response:
+) -> Any:
     """Set the programme's thresholds (global HR admin); omitted ones take the defaults."""
     db, s = pool(request), schema(request)
     await views.programme(db, s, who, programme_id)
@@ -157,7 +165,9 @@ async def put_health_rules(
 
 @router.get(
     "/programmes/{programme_id}/network",
-    responses={**READ_ERRORS, 200: {"content": {"application/json": {}, "image/svg+xml": {}, "image/png": {},
+    response_model=NetworkOut,
+    response_model_exclude_unset=True,
+    responses={**READ_ERRORS, 200: {"content": {"image/svg+xml": {}, "image/png": {},
                                                 "application/graphml+xml": {}, "application/gexf+xml": {}}}},
     tags=["network"],
 )
@@ -167,7 +177,7 @@ async def get_network(
     format: NetworkFormat = NetworkFormat.JSON,  # noqa: A002 - the query parameter's name
     wave_id: UUID | None = None,
     who: Principal = Depends(requires(*READERS)),
-) -> Response:
+) -> Any:
     """The cross-silo network: JSON (graph, measures, wave by wave), GraphML
     or GEXF (Gephi), or a picture (SVG, PNG). A committee sees people outside
     its countries as one ``(other countries)`` group per dimension."""
@@ -184,7 +194,7 @@ async def get_network(
         data = export.graphml(graph) if format is NetworkFormat.GRAPHML else export.gexf(graph)
         return Response(data, media_type=_NETWORK_MEDIA[format])
     if format is NetworkFormat.JSON:
-        return _json({**export.as_json(graph), "measures": measures(graph, shown), "waves": by_wave(shown, waves)})
+        return {**export.as_json(graph), "measures": measures(graph, shown), "waves": by_wave(shown, waves)}
     image = ImageFormat(format.value)
     return Response(export.picture(graph, image, f"{prog['name']}: cross-silo network"), media_type=MEDIA_TYPES[image])
 
@@ -200,18 +210,25 @@ async def _rollout(request: Request, who: Principal, programme_id: UUID) -> tupl
     return prog, {"programme_id": programme_id, "k_anonymity": k, **levels}
 
 
-@router.get("/programmes/{programme_id}/rollout", responses=READ_ERRORS, tags=["rollout"])
-async def get_rollout(programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Response:
+@router.get(
+    "/programmes/{programme_id}/rollout",
+    response_model=RolloutOut,
+    response_model_exclude_unset=True,  # a level's rows name only its own keys (no region on the programme's)
+    responses=READ_ERRORS,
+    tags=["rollout"],
+)
+async def get_rollout(programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Any:
     """Counts per programme, region, country and wave (a committee: its countries). The
     mentees' digital-maturity change has two figures: ``maturity_change_of_means_percent`` and
     ``maturity_mean_pair_change_percent``; ``maturity_delta_percent`` is the deprecated older name
     of the latter (the same value)."""
     _, body = await _rollout(request, who, programme_id)
-    return _json(body)
+    return body
 
 
 @router.get(
     "/programmes/{programme_id}/rollout/chart",
+    response_class=Response,
     responses={**READ_ERRORS, 200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
     tags=["rollout"],
 )
@@ -230,10 +247,16 @@ async def get_rollout_chart(
 # --------------------------------------------------------------------------- success factors
 
 
-@router.get("/programmes/{programme_id}/success-factors", responses=READ_ERRORS, tags=["success factors"])
+@router.get(
+    "/programmes/{programme_id}/success-factors",
+    response_model=SuccessFactorsOut,
+    response_model_exclude_unset=True,  # a suppressed comparison holds only suppressed and reason
+    responses=READ_ERRORS,
+    tags=["success factors"],
+)
 async def get_success_factors(
     programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))
-) -> Response:
+) -> Any:
     """Which pair attributes go with success, with effect sizes and 95 %
     intervals; comparisons with a group under the anonymity threshold are
     suppressed."""
@@ -242,7 +265,7 @@ async def get_success_factors(
     k = await views.k_anonymity(db, s, programme_id)
     outcomes = await views.pair_outcomes(db, s, who.organisation, programme_id, views.visible_countries(who))
     analysis = analyse(outcomes, k)
-    return _json({"programme_id": programme_id, "k_anonymity": k, "pairs": analysis.pairs, "factors": analysis.factors})
+    return {"programme_id": programme_id, "k_anonymity": k, "pairs": analysis.pairs, "factors": analysis.factors}
 
 
 # --------------------------------------------------------------------------- spreadsheet exports

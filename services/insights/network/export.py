@@ -22,8 +22,19 @@ def gexf(graph: nx.Graph) -> bytes:
 
 
 def as_json(graph: nx.Graph) -> dict[str, Any]:
+    """Nodes and links in an order of their own, not the graph's insertion
+    order (which follows the order events were applied, so a rebuild could
+    change it): nodes by id; each link from the smaller id to the larger
+    (the graph is undirected), links by dimension, source and target."""
     data = nx.node_link_data(graph, edges="links")
-    return {"nodes": data["nodes"], "links": data["links"]}
+    links = []
+    for link in data["links"]:
+        source, target = sorted((link["source"], link["target"]))
+        links.append({**link, "source": source, "target": target})
+    return {
+        "nodes": sorted(data["nodes"], key=lambda n: n["id"]),
+        "links": sorted(links, key=lambda e: (e["dimension"], e["source"], e["target"])),
+    }
 
 
 def picture(graph: nx.Graph, fmt: ImageFormat, title: str) -> bytes:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from libs.events.contexts.enrollment import MatchingObjective
+from libs.events.contexts.enrollment import Actor, MatchingObjective
 from libs.events.contexts.matching import CriterionPoints, DissolutionReason, PairRef, RunInputs, RunUnmatched
 
 Note = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -82,7 +82,7 @@ class ExclusionIn(Body):
 
 class EndedOut(BaseModel):
     at: str
-    by: dict
+    by: Actor
     side: str | None
     reason: str | None
 
@@ -110,13 +110,13 @@ class PairOut(BaseModel):
     accepted_by: list[str]
     confirmed_by: str | None = None
     proposed_at: str
-    proposed_by: dict
+    proposed_by: Actor
     formed_at: str | None
     ended: EndedOut | None
     notes_expired: NotesExpiredOut | None = None
     version: int
     updated_at: str
-    updated_by: dict
+    updated_by: Actor
 
 
 class RunPairOut(BaseModel):
@@ -141,7 +141,7 @@ class RunOut(BaseModel):
     duration_ms: float
     recorded: bool = True
     completed_at: str | None = None
-    completed_by: dict | None = None
+    completed_by: Actor | None = None
 
 
 class SuggestionOut(BaseModel):

@@ -206,7 +206,7 @@ class SessionSettingsOut(BaseModel):
     late_cancellation_hours: int
     version: int = Field(description="0: never set, the defaults apply.")
     updated_at: datetime | None
-    updated_by: Any
+    updated_by: Actor | None = Field(description="null: never set, the defaults apply.")
 
 
 class OutcomesOut(BaseModel):

@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values
 from libs.auth.principal import PARTICIPANT, REGIONAL_COMMITTEE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
 from services.sessions.domain.errors import NotFound
@@ -282,22 +282,9 @@ class Views:
             where.add(f"starts_at >= {where.param(filters.starts_from)}")
         if filters.starts_before is not None:
             where.add(f"starts_at < {where.param(filters.starts_before)}")
-        # Chronological: the cursor is the (start, row) of the last item.
-        after = page.after(scope)
-        if after is not None:
-            start, row_id = _cursor_pair(after)
-            where.add(f"(starts_at, row_id) > ({where.param(start)}, {where.param(row_id)})")
-        rows = await db.fetch(
-            f"""SELECT row_id, starts_at, doc::text AS doc FROM {self.s}.sessions WHERE {where.sql()}
-                ORDER BY starts_at, row_id LIMIT {where.param(page.limit + 1)}""",
-            *where.params,
-        )
+        rows = await self._by_key(db, "sessions", "doc::text AS doc", where, page, scope, SESSION_ORDER)
         return Page[Any].of(
-            rows,
-            page.limit,
-            scope,
-            key=lambda r: [r["starts_at"].isoformat(), r["row_id"]],
-            item=lambda r: orjson.loads(r["doc"]),
+            rows, page.limit, scope, key=lambda r: cursor_key(r, SESSION_ORDER), item=lambda r: orjson.loads(r["doc"])
         )
 
     async def check_ins(
@@ -308,8 +295,10 @@ class Views:
         for column, value in (("programme_id", filters.programme_id), ("member", filters.member)):
             if value is not None:
                 where.add(f"{column} = {where.param(value)}")
-        rows = await self._by_row_id(db, "check_ins", "doc::text", where, page, scope)
-        return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: orjson.loads(r[1]))
+        rows = await self._by_key(db, "check_ins", "doc::text AS doc", where, page, scope, CHECK_IN_ORDER)
+        return Page[Any].of(
+            rows, page.limit, scope, key=lambda r: cursor_key(r, CHECK_IN_ORDER), item=lambda r: orjson.loads(r["doc"])
+        )
 
     async def _visible_mentor(self, db: Executor, principal: Principal, mentor_id: UUID) -> asyncpg.Record:
         """The mentor's home (its latest pair: organisation, programme, country); 404 when the caller may not see it."""
@@ -331,8 +320,8 @@ class Views:
             value = getattr(filters, column)
             if value is not None:
                 where.add(f"{column} = {where.param(value)}")
-        rows = await self._by_row_id(db, "mentor_months", BUDGET_COLUMNS, where, page, scope)
-        return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=_budget_item)
+        rows = await self._by_key(db, "mentor_months", BUDGET_COLUMNS, where, page, scope, BUDGET_ORDER)
+        return Page[Any].of(rows, page.limit, scope, key=lambda r: cursor_key(r, BUDGET_ORDER), item=_budget_item)
 
     async def _people_filters(
         self,
@@ -362,19 +351,27 @@ class Views:
         if not any(may_see(principal, r[0], r[1], (r[2], r[3])) for r in rows):
             raise NotFound("participant", participant_id)
 
-    async def _by_row_id(
-        self, db: Executor, table: str, columns: str, where: Where, page: PageParams, scope: str
+    async def _by_key(
+        self, db: Executor, table: str, columns: str, where: Where, page: PageParams, scope: str, order: Order
     ) -> list[asyncpg.Record]:
+        """One page in ``order``: columns of the read model's own content, never
+        ``row_id``, which a rebuild (``binome replay``) renumbers; so a cursor
+        held across a rebuild neither skips nor repeats."""
+        keys = ", ".join(column for column, _ in order)
         after = page.after(scope)
         if after is not None:
-            if not isinstance(after, int):
-                raise invalid_query("cursor", "Not a cursor this API issued.")
-            where.add(f"row_id > {where.param(after)}")
+            values = ", ".join(where.param(value) for value in cursor_values(after, order))
+            where.add(f"({keys}) > ({values})")
         return await db.fetch(
-            f"SELECT row_id, {columns} FROM {self.s}.{table} WHERE {where.sql()}"
-            f" ORDER BY row_id LIMIT {where.param(page.limit + 1)}",
+            f"SELECT {keys}, {columns} FROM {self.s}.{table} WHERE {where.sql()}"
+            f" ORDER BY {keys} LIMIT {where.param(page.limit + 1)}",
             *where.params,
         )
+
+
+SESSION_ORDER: Order = (("starts_at", datetime.fromisoformat), ("session_id", UUID))
+CHECK_IN_ORDER: Order = (("check_in_id", UUID),)
+BUDGET_ORDER: Order = (("month", date.fromisoformat), ("mentor_id", UUID))
 
 
 BUDGET_COLUMNS = (
@@ -384,12 +381,4 @@ BUDGET_COLUMNS = (
 
 
 def _budget_item(row: asyncpg.Record) -> dict[str, Any]:
-    return budget_doc({k: v for k, v in row.items() if k != "row_id"})
-
-
-def _cursor_pair(after: Any) -> tuple[datetime, int]:
-    try:
-        start, row_id = after
-        return datetime.fromisoformat(start), int(row_id)
-    except (TypeError, ValueError):
-        raise invalid_query("cursor", "Not a cursor this API issued.") from None
+    return budget_doc(dict(row.items()))
