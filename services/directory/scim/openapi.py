@@ -97,14 +97,78 @@ def body(kind: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": BODIES[kind]()}}}}
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a SCIM route: its success and its SCIM errors."""
+def _open(properties: dict[str, Any]) -> dict[str, Any]:
+    """An answer's object: its members typed, none required (``attributes``
+    and ``excludedAttributes`` choose what is returned), and open to what a
+    later version adds."""
+    return {"type": "object", "properties": properties}
+
+
+def _listed(resource: dict[str, Any]) -> dict[str, Any]:
+    """A ``ListResponse`` of ``resource`` (RFC 7644 §3.4.2)."""
+    return _open({"schemas": _STRINGS, "totalResults": {"type": "integer"}, "startIndex": {"type": "integer"},
+                  "itemsPerPage": {"type": "integer"}, "Resources": {"type": "array", "items": resource}})
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_SUPPORTED = _open({"supported": {"type": "boolean"}, "maxResults": {"type": "integer"},
+                    "maxOperations": {"type": "integer"}, "maxPayloadSize": {"type": "integer"}})
+
+
+def _user_answer() -> dict[str, Any]:
+    return _open(user_schema()["properties"])
+
+
+def _resource_type() -> dict[str, Any]:
+    return _open({"schemas": _STRINGS, "id": {"type": "string"}, "name": {"type": "string"},
+                  "endpoint": {"type": "string"}, "description": {"type": "string"}, "schema": {"type": "string"},
+                  "schemaExtensions": {"type": "array", "items": _open(
+                      {"schema": {"type": "string"}, "required": {"type": "boolean"}})},
+                  "meta": _open({name: {"type": "string"} for name in META})})
+
+
+def _schema() -> dict[str, Any]:
+    attribute = _open({name: {"type": kind} for name, kind in (
+        ("name", "string"), ("type", "string"), ("multiValued", "boolean"), ("description", "string"),
+        ("required", "boolean"), ("caseExact", "boolean"), ("mutability", "string"), ("returned", "string"),
+        ("uniqueness", "string"))} | {"canonicalValues": _STRINGS, "referenceTypes": _STRINGS,
+                                      "subAttributes": {"type": "array", "items": {"type": "object"}}})
+    attribute["properties"]["subAttributes"]["items"] = attribute | {"properties": dict(attribute["properties"])}
+    attribute["properties"]["subAttributes"]["items"]["properties"].pop("subAttributes")
+    return _open({"schemas": _STRINGS, "id": {"type": "string"}, "name": {"type": "string"},
+                  "description": {"type": "string"}, "attributes": {"type": "array", "items": attribute},
+                  "meta": _open({name: {"type": "string"} for name in META})})
+
+
+#: What a successful SCIM answer holds, by kind.
+ANSWERS: dict[str, Any] = {
+    "User": _user_answer,
+    "Users": lambda: _listed(_user_answer()),
+    "ResourceType": _resource_type,
+    "ResourceTypes": lambda: _listed(_resource_type()),
+    "Schema": _schema,
+    "Schemas": lambda: _listed(_schema()),
+    "ServiceProviderConfig": lambda: _open(
+        {"schemas": _STRINGS, "documentationUri": {"type": "string"}, "patch": _SUPPORTED, "bulk": _SUPPORTED,
+         "filter": _SUPPORTED, "changePassword": _SUPPORTED, "sort": _SUPPORTED, "etag": _SUPPORTED,
+         "authenticationSchemes": {"type": "array", "items": _open(
+             {name: {"type": "string"} for name in ("type", "name", "description", "specUri", "documentationUri")}
+             | {"primary": {"type": "boolean"}})},
+         "meta": _open({name: {"type": "string"} for name in META})}),
+}
+
+
+def responses(*statuses: int, answer: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a SCIM route: its success (an ``answer`` of
+    ``ANSWERS``) and its SCIM errors."""
     documented: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         if status in (204, 304):
             documented[status] = {"description": _SUCCESS[status]}
         elif status in _SUCCESS:
-            documented[status] = {"description": _SUCCESS[status], "content": {MEDIA_TYPE: {"schema": ANY_OBJECT}}}
+            assert answer is not None, "a route answering a body names what it holds"
+            documented[status] = {"description": _SUCCESS[status],
+                                  "content": {MEDIA_TYPE: {"schema": ANSWERS[answer]()}}}
         else:
             documented[status] = {"description": "SCIM error (RFC 7644 §3.12)",
                                   "content": {MEDIA_TYPE: {"schema": ERROR}}}

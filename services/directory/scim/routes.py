@@ -95,20 +95,23 @@ def discovery(model: Any, context: Context = Context.RESOURCE_QUERY_RESPONSE) ->
 # --------------------------------------------------------------------------- discovery
 
 
-@router.get("/ServiceProviderConfig", responses=openapi.responses(200, 401, 403), response_model=None)
+@router.get(
+    "/ServiceProviderConfig", responses=openapi.responses(200, 401, 403, answer="ServiceProviderConfig"), response_model=None)
 async def service_provider_config(_: Principal = Depends(provisioning)) -> Response:
     """What this service provider supports (RFC 7644 §4)."""
     return discovery(CONFIG)
 
 
-@router.get("/ResourceTypes", responses=openapi.responses(200, 401, 403), response_model=None)
+@router.get(
+    "/ResourceTypes", responses=openapi.responses(200, 401, 403, answer="ResourceTypes"), response_model=None)
 async def resource_types(_: Principal = Depends(provisioning)) -> Response:
     """The resource types served: ``User`` with the enterprise and Binome extensions."""
     return discovery(ListResponse[ResourceType](total_results=1, start_index=1, items_per_page=1,
                                                 resources=[USER_TYPE]))
 
 
-@router.get("/ResourceTypes/{resource_type_id}", responses=openapi.responses(200, 401, 403, 404),
+@router.get(
+    "/ResourceTypes/{resource_type_id}", responses=openapi.responses(200, 401, 403, 404, answer="ResourceType"),
             response_model=None)
 async def resource_type(
     resource_type_id: str = Path(max_length=100), _: Principal = Depends(provisioning)
@@ -119,7 +122,8 @@ async def resource_type(
     return discovery(USER_TYPE)
 
 
-@router.get("/Schemas", responses=openapi.responses(200, 401, 403), response_model=None)
+@router.get(
+    "/Schemas", responses=openapi.responses(200, 401, 403, answer="Schemas"), response_model=None)
 async def schemas(_: Principal = Depends(provisioning)) -> Response:
     """The schemas of the User resource: core (as Binome keeps it), enterprise, Binome."""
     found = list(PROVIDER.schemas)
@@ -127,7 +131,8 @@ async def schemas(_: Principal = Depends(provisioning)) -> Response:
                                           resources=found))
 
 
-@router.get("/Schemas/{schema_id}", responses=openapi.responses(200, 401, 403, 404), response_model=None)
+@router.get(
+    "/Schemas/{schema_id}", responses=openapi.responses(200, 401, 403, 404, answer="Schema"), response_model=None)
 async def schema(schema_id: str = Path(max_length=200), _: Principal = Depends(provisioning)) -> Response:
     """One schema by its URN."""
     for found in PROVIDER.schemas:
@@ -139,7 +144,8 @@ async def schema(schema_id: str = Path(max_length=200), _: Principal = Depends(p
 # --------------------------------------------------------------------------- users
 
 
-@router.post("/Users", status_code=201, responses=openapi.responses(201, 400, 401, 403, 409),
+@router.post(
+    "/Users", status_code=201, responses=openapi.responses(201, 400, 401, 403, 409, answer="User"),
              response_model=None, openapi_extra=openapi.body("User"))
 async def create_user(request: Request, who: Principal = Depends(provisioning)) -> Response:
     """Provision a person (``PersonProvisioned``). A ``userName`` another user
@@ -149,7 +155,8 @@ async def create_user(request: Request, who: Principal = Depends(provisioning)) 
     return user_response(user_of(row, users_url(request)), Context.RESOURCE_CREATION_RESPONSE, status=201)
 
 
-@router.get("/Users", responses=openapi.responses(200, 400, 401, 403), response_model=None)
+@router.get(
+    "/Users", responses=openapi.responses(200, 400, 401, 403, answer="Users"), response_model=None)
 async def list_users(
     request: Request,
     filter: str | None = Query(None, max_length=2000, description='e.g. userName eq "bjensen" (RFC 7644 §3.4.2.2).'),
@@ -167,14 +174,16 @@ async def list_users(
     return await _search(request, who, {k: v for k, v in query.items() if v is not None})
 
 
-@router.post("/Users/.search", responses=openapi.responses(200, 400, 401, 403), response_model=None,
+@router.post(
+    "/Users/.search", responses=openapi.responses(200, 400, 401, 403, answer="Users"), response_model=None,
              openapi_extra=openapi.body("SearchRequest"))
 async def search_users(request: Request, who: Principal = Depends(provisioning)) -> Response:
     """The same query as ``GET /Users``, in a ``SearchRequest`` body (RFC 7644 §3.4.3)."""
     return await _search(request, who, await body_of(request))
 
 
-@router.post("/.search", responses=openapi.responses(200, 400, 401, 403), response_model=None,
+@router.post(
+    "/.search", responses=openapi.responses(200, 400, 401, 403, answer="Users"), response_model=None,
              openapi_extra=openapi.body("SearchRequest"))
 async def search_all(request: Request, who: Principal = Depends(provisioning)) -> Response:
     """A search over every resource type (RFC 7644 §3.4.3): users are the only one."""
@@ -191,7 +200,8 @@ async def _search(request: Request, who: Principal, query: Any) -> Response:
     return ScimResponse(page.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=search_request))
 
 
-@router.get("/Users/{user_id}", responses=openapi.responses(200, 304, 400, 401, 403, 404), response_model=None)
+@router.get(
+    "/Users/{user_id}", responses=openapi.responses(200, 304, 400, 401, 403, 404, answer="User"), response_model=None)
 async def get_user(
     request: Request,
     user_id: str = USER_ID,
@@ -208,7 +218,8 @@ async def get_user(
     return user_response(user_of(row, users_url(request)), Context.RESOURCE_QUERY_RESPONSE, params)
 
 
-@router.put("/Users/{user_id}", responses=openapi.responses(200, 400, 401, 403, 404, 409, 412),
+@router.put(
+    "/Users/{user_id}", responses=openapi.responses(200, 400, 401, 403, 404, 409, 412, answer="User"),
             response_model=None, openapi_extra=openapi.body("User"))
 async def replace_user(
     request: Request,
@@ -229,7 +240,8 @@ async def replace_user(
     return user_response(user_of(row, location), Context.RESOURCE_REPLACEMENT_RESPONSE)
 
 
-@router.patch("/Users/{user_id}", responses=openapi.responses(200, 400, 401, 403, 404, 409, 412),
+@router.patch(
+    "/Users/{user_id}", responses=openapi.responses(200, 400, 401, 403, 404, 409, 412, answer="User"),
               response_model=None, openapi_extra=openapi.body("PatchOp"))
 async def patch_user(
     request: Request,
@@ -251,7 +263,8 @@ async def patch_user(
     return user_response(user_of(row, location), Context.RESOURCE_PATCH_RESPONSE)
 
 
-@router.delete("/Users/{user_id}", status_code=204, responses=openapi.responses(204, 401, 403, 404, 412),
+@router.delete(
+    "/Users/{user_id}", status_code=204, responses=openapi.responses(204, 401, 403, 404, 412),
                response_model=None)
 async def delete_user(
     request: Request,
