@@ -1,0 +1,28 @@
+"""The notifications service: what Binome tells people (e-mail in their
+language, calendar invites, reminders on the platform clock) and HR
+platforms (signed webhooks). Learns participants, pairs, sessions and surveys
+from the other contexts' events; emits ``MessageQueued``,
+``MessageDelivered``, ``DeliveryFailed``, ``WebhookDelivered`` and
+``WebhookDeliveryFailed`` on topic ``binome.notifications.events``.
+
+    domain/         message kinds, who hears what, preferences; pure Python
+    service_layer/  queueing and delivering messages, the scheduler of due jobs
+    adapters/       SMTP / mail folder, templates, iCalendar, tables
+    consumers/      the consumers of other contexts' events (one module each)
+    entrypoints/    the FastAPI app (/v1) and its request/response models
+    migrations/     the tables ({schema} = the service's schema); 0001-0009
+                    messages to people, 0010 and up webhooks
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libs.runtime.service import ServiceDefinition
+from services.notifications.entrypoints.api import create_app
+
+SERVICE = ServiceDefinition(
+    "notifications",
+    create_app,
+    migrations=Path(__file__).parent / "migrations",
+)
