@@ -5,9 +5,9 @@ from the other contexts' events; emits ``MessageQueued``,
 ``MessageDelivered``, ``DeliveryFailed``, ``WebhookDelivered`` and
 ``WebhookDeliveryFailed`` on topic ``binome.notifications.events``.
 
-    domain/         message kinds, who hears what, preferences; pure Python
-    service_layer/  queueing and delivering messages, the scheduler of due jobs
-    adapters/       SMTP / mail folder, templates, iCalendar, tables
+    domain/         message kinds, who may turn what off, languages; pure Python
+    service_layer/  queueing messages, delivering them, the scheduler of due jobs
+    adapters/       templates (Jinja2 + Babel), iCalendar invites, MIME, the mail server or folder
     consumers/      the consumers of other contexts' events (one module each)
     entrypoints/    the FastAPI app (/v1) and its request/response models
     migrations/     the tables ({schema} = the service's schema); 0001-0009
@@ -18,11 +18,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libs.runtime.service import ServiceDefinition
+from libs.gdpr.compaction import compaction_workers
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.notifications.bootstrap import Notifications
+from services.notifications.consumers.people import People
 from services.notifications.entrypoints.api import create_app
+
+
+def projections(ctx: ServiceContext) -> list[People]:
+    return [Notifications.build(ctx).people]
+
+
+def workers(ctx: ServiceContext):  # type: ignore[no-untyped-def]
+    parts = Notifications.build(ctx)
+    return [
+        ("message delivery", parts.delivery.run),
+        ("notification scheduler", parts.scheduler.run),
+        *compaction_workers(ctx, projections(ctx)),
+    ]
+
 
 SERVICE = ServiceDefinition(
     "notifications",
     create_app,
     migrations=Path(__file__).parent / "migrations",
+    projections=projections,
+    workers=workers,
 )

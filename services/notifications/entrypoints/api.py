@@ -1,6 +1,11 @@
-"""The notifications REST API (``/v1``): a participant's preferences.
+"""The notifications REST API (``/v1``): a participant's message preferences
+and the delivery log.
 
-Roles: a participant reads its own preferences.
+Roles: a participant reads and sets its own preferences; ``hr_admin`` reads
+the delivery log of its organisation, ``regional_committee`` that of its
+countries (another country named in ``?country=`` is a 404). The log holds
+metadata only (kind, recipient id, times, status, the mail server's last
+answer), never a body.
 """
 
 from __future__ import annotations
@@ -9,18 +14,22 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from libs.api.app import create_service_app
-from libs.api.problems import problem_responses
+from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query, page_params
+from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
-from libs.auth.principal import PARTICIPANT, Forbidden, Principal
+from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, Forbidden, Principal, normalise_country
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
-from services.notifications.entrypoints.schemas import PreferencesOut
+from services.notifications.domain.kinds import Kind
+from services.notifications.entrypoints.schemas import MessageOut, MessageStatus, PreferencesIn, PreferencesOut
 
 NAME = "notifications"
-READ_ERRORS = problem_responses(401, 403, 422)
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+LOG_READERS = (HR_ADMIN, REGIONAL_COMMITTEE)
+Country = Query(None, pattern=r"^[A-Za-z]{2}$")
 
 router = APIRouter(prefix="/v1")
 
@@ -37,12 +46,17 @@ def pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-@router.get("/preferences/me", response_model=PreferencesOut, responses=READ_ERRORS, tags=["preferences"])
-async def my_preferences(request: Request, who: Principal = Depends(requires(PARTICIPANT))) -> dict[str, Any]:
-    """The calling participant's message preferences (defaults until they change them)."""
+def schema(request: Request) -> str:
+    return request.app.state.schema
+
+
+# --------------------------------------------------------------------------- preferences
+
+
+async def _preferences(request: Request, conn: asyncpg.Connection | asyncpg.Pool, who: Principal) -> dict[str, Any]:
     participant_id = participant_of(who)
-    row = await pool(request).fetchrow(
-        f"SELECT language, muted_kinds, updated_at FROM {request.app.state.schema}.preferences"
+    row = await conn.fetchrow(
+        f"SELECT language, muted_kinds, updated_at FROM {schema(request)}.preferences"
         " WHERE participant_id = $1 AND organisation = $2",
         participant_id,
         who.organisation,
@@ -50,6 +64,80 @@ async def my_preferences(request: Request, who: Principal = Depends(requires(PAR
     if row is None:
         return {"participant_id": participant_id, "language": None, "muted_kinds": [], "updated_at": None}
     return {"participant_id": participant_id, **dict(row)}
+
+
+@router.get("/preferences/me", response_model=PreferencesOut, responses=READ_ERRORS, tags=["preferences"])
+async def my_preferences(request: Request, who: Principal = Depends(requires(PARTICIPANT))) -> dict[str, Any]:
+    """The calling participant's message preferences (defaults until they change them)."""
+    return await _preferences(request, pool(request), who)
+
+
+@router.put("/preferences/me", response_model=PreferencesOut, responses=READ_ERRORS, tags=["preferences"])
+async def set_my_preferences(
+    body: PreferencesIn, request: Request, who: Principal = Depends(requires(PARTICIPANT))
+) -> dict[str, Any]:
+    """Choose the language of one's messages and turn non-essential kinds off
+    (an unknown or essential kind is a 422 naming ``body.muted_kinds``)."""
+    participant_id = participant_of(who)
+    async with pool(request).acquire() as conn, conn.transaction():
+        await conn.execute(
+            f"""INSERT INTO {schema(request)}.preferences (participant_id, organisation, language, muted_kinds, updated_at)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (participant_id) DO UPDATE SET language = EXCLUDED.language,
+                    muted_kinds = EXCLUDED.muted_kinds, updated_at = EXCLUDED.updated_at
+                WHERE {schema(request)}.preferences.organisation = EXCLUDED.organisation""",
+            participant_id,
+            who.organisation,
+            body.language,
+            sorted(set(body.muted_kinds)),
+            request.app.state.clock(),
+        )
+        return await _preferences(request, conn, who)
+
+
+# --------------------------------------------------------------------------- delivery log
+
+
+@router.get("/messages", response_model=Page[MessageOut], responses=READ_ERRORS, tags=["delivery log"])
+async def delivery_log(
+    request: Request,
+    country: str | None = Country,
+    status: MessageStatus | None = None,
+    kind: Kind | None = None,
+    page: PageParams = Depends(page_params),
+    who: Principal = Depends(requires(*LOG_READERS)),
+) -> Page[MessageOut]:
+    """The messages sent (or not) to the organisation's participants, newest
+    first; a committee sees those about its countries only. Failed messages
+    (``status=failed``) say the mail server's last answer."""
+    where, args = ["organisation = $1"], [who.organisation]
+    if country is not None:
+        country = normalise_country(country)
+        if not who.can_see_country(country):
+            raise Problem(404, detail=f"country {country} not found")
+        args.append(country)
+        where.append(f"country = ${len(args)}")
+    elif not who.sees_all_countries():
+        args.append(sorted(who.countries))
+        where.append(f"country = ANY(${len(args)}::text[])")
+    for column, value in (("status", status), ("kind", kind.value if kind else None)):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    scope = cursor_scope(country=country, status=status, kind=kind)
+    after = page.after(scope)
+    if after is not None:
+        if not isinstance(after, int):
+            raise invalid_query("cursor", "not a cursor of this list")
+        args.append(after)
+        where.append(f"row_id < ${len(args)}")
+    rows = await pool(request).fetch(
+        f"""SELECT row_id, message_id, recipient_id, kind, country, language, with_invite, status, attempts,
+                   last_error, queued_at, finished_at
+            FROM {schema(request)}.messages WHERE {' AND '.join(where)} ORDER BY row_id DESC LIMIT {page.limit + 1}""",
+        *args,
+    )
+    return Page[MessageOut].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: MessageOut(**dict(r)))
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -60,6 +148,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         verifier=ctx.verifier,
         readiness_checks={"database": database_check(ctx.pool)},
     )
-    app.state.pool, app.state.schema = ctx.pool, ctx.store.schema
+    app.state.pool, app.state.schema, app.state.clock = ctx.pool, ctx.store.schema, ctx.clock
     app.include_router(router)
     return app

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.notifications.domain.kinds import LANGUAGES, NON_ESSENTIAL, Kind
+
+Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+NonEssentialKind = Literal[tuple(sorted(k.value for k in NON_ESSENTIAL))]  # type: ignore[valid-type]
+MessageStatus = Literal["queued", "delivered", "failed", "withdrawn"]
+
+
+class PreferencesIn(BaseModel):
+    """The whole new set of preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The language of messages; null: the first language of the enrolment profile Binome writes in.
+    language: Language | None = None
+    #: Non-essential kinds to turn off (session invites, proposals and pair changes cannot be).
+    muted_kinds: list[NonEssentialKind] = Field(default_factory=list, max_length=len(NON_ESSENTIAL))
 
 
 class PreferencesOut(BaseModel):
@@ -15,3 +33,19 @@ class PreferencesOut(BaseModel):
     #: Non-essential kinds the participant turned off.
     muted_kinds: list[str]
     updated_at: datetime | None
+
+
+class MessageOut(BaseModel):
+    """One message of the delivery log: metadata only, never the body."""
+
+    message_id: UUID
+    recipient_id: UUID
+    kind: Kind
+    country: str
+    language: str
+    with_invite: bool
+    status: MessageStatus
+    attempts: int
+    last_error: str | None
+    queued_at: datetime
+    finished_at: datetime | None
