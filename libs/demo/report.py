@@ -55,6 +55,7 @@ async def collect(demo: Demo) -> dict[str, Any]:
         raise DemoError(f"{exc} (expected {expected}, insights shows {last})") from None
     if demo.progress is not None:
         demo.progress.update(demo._tasks["insights catching up"], completed=total)
+    notifications = await api.wait_for("the notifications to be delivered", lambda: _all_delivered(api))
     at_risk = await api.pages("/insights/v1/pair-health", {"programme_id": pid})
     network = await api.get(f"/insights/v1/programmes/{pid}/network", params={"format": "json"})
     results = await api.get(f"/evaluation/v1/programmes/{pid}/results", params={"group_by": "wave"})
@@ -74,8 +75,14 @@ async def collect(demo: Demo) -> dict[str, Any]:
         files[name].write_bytes(response.content)
     return {
         "out_dir": out_dir, "files": files, "rollout": rollout, "network": network, "at_risk": at_risk,
-        "results": {"wave": results, "programme": programme_results},
+        "results": {"wave": results, "programme": programme_results}, "notifications": notifications,
     }
+
+
+async def _all_delivered(api: Any) -> dict[str, Any] | None:
+    """The notifications service's summary once no message waits for the mail server."""
+    summary = await api.get("/notifications/v1/messages/summary")
+    return summary if summary["queued"] == 0 else None
 
 
 def _pct(value: Any) -> str:
@@ -146,6 +153,12 @@ def render(result: Result, console: Console) -> None:
         )
     counts = ", ".join(f"{name} {n}" for name, n in sorted(result.counts.items()))
     console.print(f"[dim]What happened: {counts}[/dim]")
+    mail = result.notifications
+    if mail:
+        console.print(
+            f"Notifications: {mail['delivered']} messages sent, {mail['invites']} with a calendar invite"
+            f" ({mail['failed']} failed, {mail['withdrawn']} withdrawn), in [bold]{mail['delivered_to']}[/bold]"
+        )
     console.print(
         f"Done in {result.elapsed_s:.0f} s ({result.requests} HTTP requests). "
         f"Files in [bold]{result.out_dir}[/bold]: " + ", ".join(sorted(result.files))

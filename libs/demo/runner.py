@@ -30,7 +30,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,8 @@ class Result:
     results: dict[str, Any]
     elapsed_s: float
     requests: int
+    #: The notifications service's summary: messages per status, invites, where they are.
+    notifications: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,7 +158,7 @@ class Demo:
         return Result(
             self.programme_id, found["out_dir"], found["files"], self.counts, list(self.pairs.values()),
             self.world.waves, found["rollout"], found["network"], found["at_risk"], found["results"],
-            time.monotonic() - started, self.api.requests,
+            time.monotonic() - started, self.api.requests, found["notifications"],
         )
 
     async def _set_up(self) -> None:

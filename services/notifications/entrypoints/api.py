@@ -23,8 +23,15 @@ from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, Forbidden, Principal, normalise_country
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
+from services.notifications.adapters.mail import mailer_from
 from services.notifications.domain.kinds import Kind
-from services.notifications.entrypoints.schemas import MessageOut, MessageStatus, PreferencesIn, PreferencesOut
+from services.notifications.entrypoints.schemas import (
+    MessageOut,
+    MessagesSummary,
+    MessageStatus,
+    PreferencesIn,
+    PreferencesOut,
+)
 
 NAME = "notifications"
 READ_ERRORS = problem_responses(401, 403, 404, 422)
@@ -98,6 +105,43 @@ async def set_my_preferences(
 # --------------------------------------------------------------------------- delivery log
 
 
+def _visible(who: Principal, country: str | None, args: list[Any]) -> list[str]:
+    """The WHERE terms (numbered after ``args``, which they extend) of the
+    messages the caller may see: its organisation, and a committee's
+    countries; a ``country`` it may not see is a 404."""
+    args.append(who.organisation)
+    where = [f"organisation = ${len(args)}"]
+    if country is not None:
+        country = normalise_country(country)
+        if not who.can_see_country(country):
+            raise Problem(404, detail=f"country {country} not found")
+        args.append(country)
+        where.append(f"country = ${len(args)}")
+    elif not who.sees_all_countries():
+        args.append(sorted(who.countries))
+        where.append(f"country = ANY(${len(args)}::text[])")
+    return where
+
+
+@router.get("/messages/summary", response_model=MessagesSummary, responses=READ_ERRORS, tags=["delivery log"])
+async def delivery_summary(
+    request: Request, country: str | None = Country, who: Principal = Depends(requires(*LOG_READERS))
+) -> dict[str, Any]:
+    """Counts of the delivery log (a committee: its countries), and where the messages go."""
+    args: list[Any] = []
+    where = _visible(who, country, args)
+    row = await pool(request).fetchrow(
+        f"""SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
+                   count(*) FILTER (WHERE status = 'delivered') AS delivered,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn,
+                   count(*) FILTER (WHERE with_invite) AS invites
+            FROM {schema(request)}.messages WHERE {' AND '.join(where)}""",
+        *args,
+    )
+    return {**dict(row), "delivered_to": request.app.state.delivered_to}
+
+
 @router.get("/messages", response_model=Page[MessageOut], responses=READ_ERRORS, tags=["delivery log"])
 async def delivery_log(
     request: Request,
@@ -110,16 +154,9 @@ async def delivery_log(
     """The messages sent (or not) to the organisation's participants, newest
     first; a committee sees those about its countries only. Failed messages
     (``status=failed``) say the mail server's last answer."""
-    where, args = ["organisation = $1"], [who.organisation]
-    if country is not None:
-        country = normalise_country(country)
-        if not who.can_see_country(country):
-            raise Problem(404, detail=f"country {country} not found")
-        args.append(country)
-        where.append(f"country = ${len(args)}")
-    elif not who.sees_all_countries():
-        args.append(sorted(who.countries))
-        where.append(f"country = ANY(${len(args)}::text[])")
+    args: list[Any] = []
+    where = _visible(who, country, args)
+    country = normalise_country(country) if country else None
     for column, value in (("status", status), ("kind", kind.value if kind else None)):
         if value is not None:
             args.append(value)
@@ -149,5 +186,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         readiness_checks={"database": database_check(ctx.pool)},
     )
     app.state.pool, app.state.schema, app.state.clock = ctx.pool, ctx.store.schema, ctx.clock
+    app.state.delivered_to = mailer_from(ctx.settings.smtp_url, ctx.settings.data_dir).where
     app.include_router(router)
     return app

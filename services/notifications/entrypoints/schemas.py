@@ -49,3 +49,16 @@ class MessageOut(BaseModel):
     last_error: str | None
     queued_at: datetime
     finished_at: datetime | None
+
+
+class MessagesSummary(BaseModel):
+    """How many messages the caller's log holds, per status, and where they go."""
+
+    queued: int
+    delivered: int
+    failed: int
+    withdrawn: int
+    #: Messages carrying a calendar invite (any status).
+    invites: int
+    #: The mail server (``smtp://host:port``), or without one the folder of ``.eml`` files.
+    delivered_to: str
