@@ -19,7 +19,7 @@ from libs.runtime.clock import PlatformClock
 from services.notifications.service_layer.messages import Messages
 from services.notifications.service_layer.scheduler import Scheduler
 from tests.support.kafka import wait_for
-from tests.support.mailbox import Mailbox, invite_of, text_of
+from tests.support.mailbox import Mailbox, invite_of, subject_of, text_of
 from tests.support.world import OTHER_ORG, World, platform_world
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ async def test_a_scheduled_session_reaches_both_members_with_an_invite(world: Wo
     for to, other in ((FR_MENTEE, "Person ISO-FR-M"), (FR_MENTOR, "Person ISO-FR-E")):
         mail = await mailbox.one(to=to, kind="session_scheduled")
         # Their profile speaks French first: the message is French, dated in Paris time.
-        assert mail["Subject"].startswith(f"Séance avec {other} le "), mail["Subject"]
+        assert subject_of(mail).startswith(f"Séance avec {other} le "), subject_of(mail)
         assert mail["Content-Language"] == "fr"
         assert "(Europe/Paris)" in text_of(mail)
         assert mail.get_body(preferencelist=("html",)) is not None
@@ -104,7 +104,7 @@ async def test_a_chosen_language_and_a_move_update_the_same_calendar_entry(world
     await world.ok("sessions", "POST", f"/v1/sessions/{world.de.session_id}:move", {"starts_at": new_start.isoformat()})
 
     mentee = await mailbox.one(to=DE_MENTEE, kind="session_moved")
-    assert mentee["Subject"].startswith("Sitzung mit Person ISO-DE-M verschoben auf "), mentee["Subject"]
+    assert subject_of(mentee).startswith("Sitzung mit Person ISO-DE-M verschoben auf "), subject_of(mentee)
     assert "(Europe/Berlin)" in text_of(mentee)
     mentor = await mailbox.one(to=DE_MENTOR, kind="session_moved")
     assert mentor["Content-Language"] == "fr"  # the mentor chose nothing: its profile's first language
@@ -144,7 +144,7 @@ async def test_the_24h_notice_is_due_on_the_platform_clock_and_runs_once_with_tw
     reminders = await messages(world, "kind = 'session_reminder'")
     assert sorted(str(r["recipient_id"]) for r in reminders) == sorted([world.de.mentee_id, world.de.mentor_id])
     mentee = await mailbox.one(to=DE_MENTEE, kind="session_reminder")
-    assert mentee["Subject"].startswith("Erinnerung: Sitzung mit Person ISO-DE-M morgen")
+    assert subject_of(mentee).startswith("Erinnerung: Sitzung mit Person ISO-DE-M morgen")
     await mailbox.one(to=DE_MENTOR, kind="session_reminder")
 
 

@@ -84,6 +84,12 @@ async def _async(value: Any) -> Any:
     return value
 
 
+def subject_of(message: EmailMessage) -> str:
+    """The Subject as a reader shows it (a header folded before its first word
+    parses back with the fold's leading space)."""
+    return str(message["Subject"]).strip()
+
+
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
