@@ -5,23 +5,21 @@ each event someone should hear of (matching's proposals and pairs, sessions'
 meetings and budgets, evaluation's surveys), and the jobs due later (the
 24 h notice, overdue reminders).
 
-Dispatch is by the event's class name (``on_<EventClassName>``, the team's
-consumer convention); other events are ignored. Everything runs in the
+Dispatch is by the event's class name (``on_<EventClassName>``,
+libs/messaging/dispatch.py); other events are ignored. Everything runs in the
 consumer runtime's transaction, which applies each event once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 
 import asyncpg
 
 from libs.events.contexts import enrollment, evaluation, matching, sessions
 from libs.events.envelope import Envelope
-from libs.events.registry import DomainEvent
 from libs.gdpr.personal import ERASED
-from libs.messaging.consumer import handle_each
+from libs.messaging.dispatch import Consumer
 from services.notifications.domain.kinds import Kind
 from services.notifications.service_layer.messages import Meeting, Messages
 from services.notifications.service_layer.scheduler import NOTICE, SESSION_REMINDER, SURVEY_OVERDUE, Scheduler
@@ -37,7 +35,7 @@ PAIR_KINDS: dict[type[matching.PairEvent], Kind] = {
 }
 
 
-class People:
+class People(Consumer):
     name = NAME
     contexts = ("enrollment", "matching", "sessions", "evaluation")
 
@@ -61,16 +59,6 @@ class People:
             ON CONFLICT (session_id) DO UPDATE SET starts_at = EXCLUDED.starts_at,
                 duration_minutes = EXCLUDED.duration_minutes, sequence = EXCLUDED.sequence
             WHERE {s}.meetings.sequence < EXCLUDED.sequence"""
-
-    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
-        # The team's dispatch (libs/messaging/dispatch.py on the consumers branch) does this.
-        method = getattr(self, f"on_{type(event).__name__}", None)
-        if method is not None:
-            await method(conn, envelope, event)
-
-    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
-        """One at a time: a message reads the recipients earlier events wrote."""
-        await handle_each(self, conn, items)
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         """Forget the people and meetings learned; messages and jobs stay (a

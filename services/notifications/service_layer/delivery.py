@@ -90,18 +90,19 @@ class Delivery:
                 return
             log.warning("message %s: failed after %d tries (%s)", row["message_id"], attempts, error)
             await conn.execute(self._sql_done, row["message_id"], "failed", attempts, error, self.clock())
-            await self._record(conn, row, DeliveryFailed, "failed", attempts=attempts, error=error)
+            failed = DeliveryFailed(**self._about(row), attempts=attempts, error=error)
+            await self._record(conn, row, failed, "failed")
             return
         await conn.execute(self._sql_done, row["message_id"], "delivered", attempts, None, self.clock())
-        await self._record(conn, row, MessageDelivered, "delivered", attempts=attempts)
+        await self._record(conn, row, MessageDelivered(**self._about(row), attempts=attempts), "delivered")
 
-    async def _record(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, model: type[MessageEvent], outcome: str, **fields: Any
-    ) -> None:
-        event = model(
-            message_id=row["message_id"], recipient_id=str(row["recipient_id"]), kind=row["kind"],
-            country=row["country"], **fields,
-        )
+    @staticmethod
+    def _about(row: asyncpg.Record) -> dict[str, Any]:
+        """The fields every event about a message has."""
+        return {"message_id": row["message_id"], "recipient_id": str(row["recipient_id"]), "kind": row["kind"],
+                "country": row["country"]}
+
+    async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, event: MessageEvent, outcome: str) -> None:
         envelope = new_envelope(
             event,
             service=SERVICE,
