@@ -41,6 +41,7 @@ async def world(
     async with platform_world(
         pool, database_url, kafka_bootstrap, tmp_path_factory.mktemp("notifications"),
         smtp_url=mailbox.url, mail_from="binome@example.org", notifications_poll_interval_s=0.1,
+        mail_max_attempts=3,
     ) as w:
         yield w
 
@@ -183,6 +184,26 @@ async def test_an_erased_person_receives_nothing_more(world: World, mailbox: Mai
         "SELECT 1 FROM notifications.recipients WHERE participant_id = $1", world.de.mentor_id
     )
     assert not await messages(world, "recipient_id = $1 AND status = 'queued'", world.de.mentor_id)
+
+
+async def test_a_refused_message_is_failed_after_its_tries_and_visible_to_hr(world: World, mailbox: Mailbox) -> None:
+    mailbox.refused.add(DE_MENTEE)
+    later = datetime.now().astimezone() + timedelta(days=30)
+    await world.ok("sessions", "POST", f"/v1/sessions/{world.de.session_id}:move",
+                   {"starts_at": later.replace(minute=0, second=0, microsecond=0).isoformat()})
+    (failed,) = await wait_for(lambda: messages(world, "status = 'failed'"), timeout=90)
+    assert (str(failed["recipient_id"]), failed["kind"], failed["attempts"]) == (world.de.mentee_id, "session_moved", 3)
+    assert "550" in failed["last_error"] and failed["body"] is None
+    log = await world.ok("notifications", "GET", "/v1/messages?status=failed", headers=world.committee("DE"))
+    assert [(m["message_id"], m["attempts"]) for m in log["items"]] == [(str(failed["message_id"]), 3)]
+    assert "550" in log["items"][0]["last_error"]
+    summary = await world.ok("notifications", "GET", "/v1/messages/summary?country=DE")
+    assert summary["failed"] == 1 and summary["delivered_to"] == mailbox.url
+    event = await world.platform.pool.fetchval(
+        "SELECT count(*) FROM notifications.events WHERE type = 'binome.notifications.DeliveryFailed.v1'"
+        " AND stream_id = $1", str(failed["message_id"]))
+    assert event == 1
+    assert len(mailbox.matching(to=DE_MENTEE, kind="session_moved")) == 2  # nothing more arrived
 
 
 async def _async(value: object) -> object:

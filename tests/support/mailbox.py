@@ -7,7 +7,7 @@ received: the notifications tests' mail server.
         calendar = invite_of(mail)      # icalendar.Calendar, parsed back
 
 ``stop()`` and ``start()`` take the server down and up again on the same
-port (a mail server outage).
+port (a mail server outage); an address in ``refused`` gets a 550.
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ from tests.support.kafka import wait_for
 @dataclass
 class _Collector:
     received: list[EmailMessage] = field(default_factory=list)
+    #: Addresses the server answers 550 (a permanent refusal) for.
+    refused: set[str] = field(default_factory=set)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+        if address in self.refused:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -44,6 +52,10 @@ class Mailbox:
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def refused(self) -> set[str]:
+        return self.collector.refused
 
     @property
     def received(self) -> list[EmailMessage]:
