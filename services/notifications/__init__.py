@@ -43,5 +43,6 @@ SERVICE = ServiceDefinition(
     create_app,
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
+    exports_personal_data=True,
     workers=workers,
 )

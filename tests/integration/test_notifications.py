@@ -172,38 +172,47 @@ async def test_a_mail_server_outage_delays_delivery_and_delivers_once(world: Wor
 
 
 async def test_an_erased_person_receives_nothing_more(world: World, mailbox: Mailbox) -> None:
+    export = f"/v1/participants/{world.de.mentor_id}/export"
+    before = (await world.ok("notifications", "GET", export))["data"]
+    assert before["recipient"]["email"] == DE_MENTOR and before["messages"]  # the GDPR export holds it
     await world.ok("enrollment", "POST", f"/v1/participants/{world.de.mentor_id}:erase")
+    # The erasure ends the pair: the mentee hears of it, the erased mentor does not.
+    await mailbox.one(to=DE_MENTEE, kind="pair_dissolved")
     await world.settled()
-    later = datetime.now().astimezone() + timedelta(days=20)
-    await world.ok("sessions", "POST", f"/v1/sessions/{world.de.session_id}:move",
-                   {"starts_at": later.replace(minute=0, second=0, microsecond=0).isoformat()})
-    await wait_for(lambda: _async(len(mailbox.matching(to=DE_MENTEE, kind="session_moved")) == 2), timeout=60)
-    await world.settled()
-    assert len(mailbox.matching(to=DE_MENTOR, kind="session_moved")) == 1  # the one before the erasure
+    assert mailbox.matching(to=DE_MENTOR, kind="pair_dissolved") == []
+    dissolved = await messages(world, "kind = 'pair_dissolved' AND country = 'DE'")
+    assert [str(r["recipient_id"]) for r in dissolved] == [world.de.mentee_id]
     assert not await world.platform.pool.fetch(
         "SELECT 1 FROM notifications.recipients WHERE participant_id = $1", world.de.mentor_id
     )
     assert not await messages(world, "recipient_id = $1 AND status = 'queued'", world.de.mentor_id)
+    after = (await world.ok("notifications", "GET", export))["data"]
+    assert after["recipient"] is None and after["messages"] == before["messages"]  # metadata only
 
 
 async def test_a_refused_message_is_failed_after_its_tries_and_visible_to_hr(world: World, mailbox: Mailbox) -> None:
-    mailbox.refused.add(DE_MENTEE)
-    later = datetime.now().astimezone() + timedelta(days=30)
-    await world.ok("sessions", "POST", f"/v1/sessions/{world.de.session_id}:move",
-                   {"starts_at": later.replace(minute=0, second=0, microsecond=0).isoformat()})
+    mailbox.refused.add(FR_MENTEE)
+    start = (datetime.now().astimezone() + timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
+    body = {"starts_at": start.isoformat(), "duration_minutes": 30, "format": "remote", "planned_topics": []}
+    await world.ok("sessions", "POST", f"/v1/pairs/{world.fr.pair_id}/sessions", body)
     (failed,) = await wait_for(lambda: messages(world, "status = 'failed'"), timeout=90)
-    assert (str(failed["recipient_id"]), failed["kind"], failed["attempts"]) == (world.de.mentee_id, "session_moved", 3)
+    assert (str(failed["recipient_id"]), failed["kind"], failed["attempts"]) == (
+        world.fr.mentee_id, "session_scheduled", 3)
     assert "550" in failed["last_error"] and failed["body"] is None
-    log = await world.ok("notifications", "GET", "/v1/messages?status=failed", headers=world.committee("DE"))
+    log = await world.ok("notifications", "GET", "/v1/messages?status=failed", headers=world.committee("FR"))
     assert [(m["message_id"], m["attempts"]) for m in log["items"]] == [(str(failed["message_id"]), 3)]
     assert "550" in log["items"][0]["last_error"]
-    summary = await world.ok("notifications", "GET", "/v1/messages/summary?country=DE")
+    hidden = await world.ok("notifications", "GET", "/v1/messages?status=failed", headers=world.committee("DE"))
+    assert hidden["items"] == []
+    summary = await world.ok("notifications", "GET", "/v1/messages/summary?country=FR")
     assert summary["failed"] == 1 and summary["delivered_to"] == mailbox.url
     event = await world.platform.pool.fetchval(
         "SELECT count(*) FROM notifications.events WHERE type = 'binome.notifications.DeliveryFailed.v1'"
         " AND stream_id = $1", str(failed["message_id"]))
     assert event == 1
-    assert len(mailbox.matching(to=DE_MENTEE, kind="session_moved")) == 2  # nothing more arrived
+    assert len(mailbox.matching(to=FR_MENTEE, kind="session_scheduled")) == 2  # nothing more arrived
+    # The mentor's copy went through.
+    await wait_for(lambda: _async(len(mailbox.matching(to=FR_MENTOR, kind="session_scheduled")) == 3), timeout=60)
 
 
 async def _async(value: object) -> object:

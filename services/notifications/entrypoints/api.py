@@ -1,7 +1,8 @@
 """The notifications REST API (``/v1``): a participant's message preferences
 and the delivery log.
 
-Roles: a participant reads and sets its own preferences; ``hr_admin`` reads
+Roles: a participant reads and sets its own preferences; the global HR
+admin exports what the service keeps about a participant (GDPR); ``hr_admin`` reads
 the delivery log of its organisation, ``regional_committee`` that of its
 countries (another country named in ``?country=`` is a 404). The log holds
 metadata only (kind, recipient id, times, status, the mail server's last
@@ -21,6 +22,7 @@ from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query, p
 from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, Forbidden, Principal, normalise_country
+from libs.gdpr.export import export_router
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.notifications.adapters.mail import mailer_from
@@ -32,6 +34,7 @@ from services.notifications.entrypoints.schemas import (
     PreferencesIn,
     PreferencesOut,
 )
+from services.notifications.service_layer.export import Export
 
 NAME = "notifications"
 READ_ERRORS = problem_responses(401, 403, 404, 422)
@@ -188,4 +191,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.pool, app.state.schema, app.state.clock = ctx.pool, ctx.store.schema, ctx.clock
     app.state.delivered_to = mailer_from(ctx.settings.smtp_url, ctx.settings.data_dir).where
     app.include_router(router)
+    part = Export(ctx.store.schema)
+    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
     return app
