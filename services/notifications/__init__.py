@@ -16,6 +16,8 @@ from the other contexts' events; emits ``MessageQueued``,
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
@@ -29,7 +31,7 @@ def projections(ctx: ServiceContext) -> list[People]:
     return [Notifications.build(ctx).people]
 
 
-def workers(ctx: ServiceContext):  # type: ignore[no-untyped-def]
+def workers(ctx: ServiceContext) -> list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]]:
     parts = Notifications.build(ctx)
     return [
         ("message delivery", parts.delivery.run),

@@ -92,7 +92,7 @@ def test_a_session_scheduled_through_the_api_is_mailed_once_after_a_mail_server_
         assert event.decoded("DTSTART") == starts
     # Delivered once each, bodies dropped; the HR delivery log shows it.
     log = call("GET", "/notifications/v1/messages?kind=session_scheduled")["items"]
-    assert [(m["status"], m["attempts"] >= 2) for m in log] == [("delivered", True), ("delivered", True)]
+    assert [m["status"] for m in log] == ["delivered", "delivered"] and max(m["attempts"] for m in log) >= 2
     assert platform.sql("SELECT count(*) FROM notifications.messages WHERE body IS NOT NULL AND status = 'delivered'")[0][0] == 0
     assert all(len(mailbox.matching(to=t, kind="session_scheduled")) == 1
                for t in (f"e-{ref}@example.com", f"m-{ref}@example.com"))

@@ -20,6 +20,9 @@ import aiosmtplib
 #: What a try at the mail server may raise and is worth trying again: any
 #: SMTP answer other than success (4xx and 5xx) and any connection error.
 DeliveryError = (aiosmtplib.SMTPException, OSError)
+#: Of those, the ones that say the server was not reached (no use trying the
+#: next message now).
+UNREACHABLE = (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError)
 
 
 class Mailer(Protocol):

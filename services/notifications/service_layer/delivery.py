@@ -28,7 +28,7 @@ from libs.events.contexts.notifications import DeliveryFailed, MessageDelivered,
 from libs.events.registry import new_envelope
 from libs.eventstore.store import EventStore
 from libs.retry import exponential_backoff, sleep_unless_stopped
-from services.notifications.adapters.mail import DeliveryError, Mailer
+from services.notifications.adapters.mail import UNREACHABLE, DeliveryError, Mailer
 from services.notifications.service_layer.messages import SERVICE
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,12 @@ class Delivery:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(self._sql_due)
             for row in rows:
-                await self._try(conn, row)
+                if not await self._try(conn, row):
+                    break  # the server is unreachable: the others wait, untried, for the next pass
             return len(rows)
 
-    async def _try(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    async def _try(self, conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
+        """One try; False when the server could not be reached at all."""
         attempts = row["attempts"] + 1
         message: EmailMessage = email.message_from_bytes(row["body"], policy=email.policy.default)  # type: ignore[assignment]
         try:
@@ -87,14 +89,15 @@ class Delivery:
             if attempts < self.max_attempts:
                 log.info("message %s: try %d refused (%s), retrying", row["message_id"], attempts, error)
                 await conn.execute(self._sql_retry, row["message_id"], attempts, error, self.backoff(attempts))
-                return
+                return not isinstance(exc, UNREACHABLE)
             log.warning("message %s: failed after %d tries (%s)", row["message_id"], attempts, error)
             await conn.execute(self._sql_done, row["message_id"], "failed", attempts, error, self.clock())
             failed = DeliveryFailed(**self._about(row), attempts=attempts, error=error)
             await self._record(conn, row, failed, "failed")
-            return
+            return not isinstance(exc, UNREACHABLE)
         await conn.execute(self._sql_done, row["message_id"], "delivered", attempts, None, self.clock())
         await self._record(conn, row, MessageDelivered(**self._about(row), attempts=attempts), "delivered")
+        return True
 
     @staticmethod
     def _about(row: asyncpg.Record) -> dict[str, Any]:
