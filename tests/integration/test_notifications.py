@@ -9,6 +9,7 @@ server outage that delays delivery without duplicating it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import datetime, timedelta
 
@@ -16,7 +17,8 @@ import asyncpg
 import pytest
 
 from libs.runtime.clock import PlatformClock
-from services.notifications.service_layer.messages import Messages
+from services.notifications.domain.kinds import Kind
+from services.notifications.service_layer.messages import Meeting, Messages
 from services.notifications.service_layer.scheduler import Scheduler
 from tests.support.kafka import wait_for
 from tests.support.mailbox import Mailbox, invite_of, subject_of, text_of
@@ -176,19 +178,39 @@ async def test_an_erased_person_receives_nothing_more(world: World, mailbox: Mai
     export = f"/v1/participants/{world.de.mentor_id}/export"
     before = (await world.ok("notifications", "GET", export))["data"]
     assert before["recipient"]["email"] == DE_MENTOR and before["messages"]  # the GDPR export holds it
+    context = world.platform.contexts["notifications"]
+    queue = Messages(context.store, "binome@example.org", PlatformClock())
+
+    async def remind(source: str, *, waiting: bool = False) -> int:
+        async with world.platform.pool.acquire() as conn, conn.transaction():
+            queued = await queue.to_pair(
+                conn, organisation="org-iso", country="DE", kind=Kind.SESSION_REMINDER, source_event_id=source,
+                members=(uuid.UUID(world.de.mentee_id), uuid.UUID(world.de.mentor_id)),
+                meeting=Meeting(uuid.UUID(world.de.session_id), datetime.now().astimezone(), 45, 0),
+            )
+            if waiting:  # as if the mail server had refused them: their next try is in an hour
+                await conn.execute("UPDATE notifications.messages SET next_attempt_at = now() + interval '1 hour'"
+                                   " WHERE source_event_id = $1", source)
+            return queued
+
+    # A message waiting for its next try when the erasure comes is withdrawn, its body dropped.
+    assert await remind("test:before-erasure", waiting=True) == 2
     await world.ok("enrollment", "POST", f"/v1/participants/{world.de.mentor_id}:erase")
-    # The erasure ends the pair: the mentee hears of it, the erased mentor does not.
-    await mailbox.one(to=DE_MENTEE, kind="pair_dissolved")
-    await world.settled()
-    assert mailbox.matching(to=DE_MENTOR, kind="pair_dissolved") == []
-    dissolved = await messages(world, "kind = 'pair_dissolved' AND country = 'DE'")
-    assert [str(r["recipient_id"]) for r in dissolved] == [world.de.mentee_id]
+    (withdrawn,) = await wait_for(
+        lambda: messages(world, "recipient_id = $1 AND status = 'withdrawn'", world.de.mentor_id)
+    )
+    assert withdrawn["body"] is None and withdrawn["source_event_id"] == "test:before-erasure"
     assert not await world.platform.pool.fetch(
         "SELECT 1 FROM notifications.recipients WHERE participant_id = $1", world.de.mentor_id
     )
-    assert not await messages(world, "recipient_id = $1 AND status = 'queued'", world.de.mentor_id)
+    # Anything about the pair now reaches the mentee only.
+    assert await remind("test:after-erasure") == 1
+    await wait_for(lambda: _async(len(mailbox.matching(to=DE_MENTEE, kind="session_reminder")) == 2), timeout=60)
+    assert len(mailbox.matching(to=DE_MENTOR, kind="session_reminder")) == 1  # the one before the erasure
     after = (await world.ok("notifications", "GET", export))["data"]
-    assert after["recipient"] is None and after["messages"] == before["messages"]  # metadata only
+    # Metadata only: what was sent before, and the withdrawn message.
+    assert after["recipient"] is None and after["messages"][:-1] == before["messages"]
+    assert after["messages"][-1]["status"] == "withdrawn"
 
 
 async def test_a_refused_message_is_failed_after_its_tries_and_visible_to_hr(world: World, mailbox: Mailbox) -> None:
