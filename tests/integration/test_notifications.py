@@ -200,6 +200,10 @@ async def test_an_erased_person_receives_nothing_more(world: World, mailbox: Mai
         lambda: messages(world, "recipient_id = $1 AND status = 'withdrawn'", world.de.mentor_id)
     )
     assert withdrawn["body"] is None and withdrawn["source_event_id"] == "test:before-erasure"
+    # The mentee's copy names the erased mentor: withdrawn too.
+    (partner,) = await messages(world, "source_event_id = 'test:before-erasure' AND recipient_id = $1",
+                                uuid.UUID(world.de.mentee_id))
+    assert (partner["status"], partner["body"]) == ("withdrawn", None)
     assert not await world.platform.pool.fetch(
         "SELECT 1 FROM notifications.recipients WHERE participant_id = $1", world.de.mentor_id
     )

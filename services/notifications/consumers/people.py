@@ -91,13 +91,14 @@ class People(Consumer):
     async def on_ParticipantErased(
         self, conn: asyncpg.Connection, envelope: Envelope, event: enrollment.ParticipantErased
     ) -> None:
-        """GDPR: nothing more is written to the person; what waits is withdrawn, its body dropped."""
+        """GDPR: nothing more is written to the person; what waits for them, or
+        names them (their pair partner's), is withdrawn, its body dropped."""
         s = self.schema
         await conn.execute(f"DELETE FROM {s}.recipients WHERE participant_id = $1", event.participant_id)
         await conn.execute(f"DELETE FROM {s}.preferences WHERE participant_id = $1", event.participant_id)
         await conn.execute(
             f"""UPDATE {s}.messages SET status = 'withdrawn', body = NULL, finished_at = $2
-                WHERE recipient_id = $1 AND status = 'queued'""",
+                WHERE (recipient_id = $1 OR $1 = ANY(named)) AND status = 'queued'""",
             event.participant_id,
             envelope.time,
         )

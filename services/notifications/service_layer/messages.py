@@ -70,8 +70,8 @@ class Messages:
             WHERE r.participant_id = $1 AND r.organisation = $2"""
         self._sql_insert = f"""
             INSERT INTO {s}.messages (message_id, organisation, country, recipient_id, kind, language, with_invite,
-                                      source_event_id, status, next_attempt_at, body, queued_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', now(), $9, $10)
+                                      source_event_id, status, next_attempt_at, body, queued_at, named)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', now(), $9, $10, $11)
             ON CONFLICT DO NOTHING RETURNING message_id"""
 
     async def recipient(self, conn: asyncpg.Connection, organisation: str, participant_id: UUID) -> Recipient | None:
@@ -216,6 +216,7 @@ class Messages:
             source_event_id,
             body,
             now,
+            [other.participant_id] if other else [],
         )
         if inserted is None:
             return 0
