@@ -119,6 +119,17 @@ class Settings(BaseSettings):
     # "postgresql://..."}. Consumers' lag and start-up catch-up read them.
     event_store_urls: dict[str, str] = Field(default_factory=dict)
 
+    # Notifications (services/notifications): the mail server, as
+    # smtp://[user:password@]host:port (add ?starttls=true to upgrade) or
+    # smtps://...; unset: every message is written as an .eml file under
+    # <data_dir>/mail/. ``mail_from`` is the sender and the invites' organiser.
+    smtp_url: str | None = None
+    mail_from: str = "binome@localhost"
+    # How often the delivery and scheduler workers look for due work, and how
+    # many tries a message gets (backoff between them) before it is failed.
+    notifications_poll_interval_s: float = Field(default=1.0, gt=0)
+    mail_max_attempts: int = Field(default=8, ge=1)
+
     @property
     def in_dev_mode(self) -> bool:
         """``dev_mode``, or when unset: the fully embedded stack."""

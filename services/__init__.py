@@ -9,6 +9,7 @@ from services.enrollment import SERVICE as ENROLLMENT
 from services.evaluation import SERVICE as EVALUATION
 from services.insights import SERVICE as INSIGHTS
 from services.matching import SERVICE as MATCHING
+from services.notifications import SERVICE as NOTIFICATIONS
 from services.sessions import SERVICE as SESSIONS
 
-SERVICES: list[ServiceDefinition] = [ENROLLMENT, MATCHING, SESSIONS, EVALUATION, INSIGHTS, DIRECTORY]
+SERVICES: list[ServiceDefinition] = [ENROLLMENT, MATCHING, SESSIONS, EVALUATION, INSIGHTS, DIRECTORY, NOTIFICATIONS]

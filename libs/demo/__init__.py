@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class Result:
     results: dict[str, Any]
     elapsed_s: float
     requests: int
+    #: The notifications service's summary: messages per status, invites, where they are.
+    notifications: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_demo(options: Options, console: Console | None = None) -> Result:
@@ -73,6 +75,7 @@ async def run_demo(options: Options, console: Console | None = None) -> Result:
     result = Result(
         demo.programme_id, found.out_dir, found.files, demo.counts, list(demo.pairs.values()), demo.world.waves,
         found.rollout, found.network, found.at_risk, found.results, time.monotonic() - started, demo.api.requests,
+        found.notifications,
     )
     render(found, result.counts, result.elapsed_s, result.requests, console)
     return result

@@ -6,7 +6,7 @@ files, and prints it all."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ class Findings:
     network: dict[str, Any]
     at_risk: list[dict[str, Any]]
     results: dict[str, Any]
+    #: The notifications service's summary: messages per status, invites, where they are.
+    notifications: dict[str, Any] = field(default_factory=dict)
 
 
 def answered(counts: Any) -> int:
@@ -68,6 +70,7 @@ async def collect(api: Api, pid: str, counts: Counter, out_dir: Path, progress: 
         raise DemoError(f"{exc} (expected {expected}, insights shows {last})") from None
     if progress is not None and task is not None:
         progress.update(task, completed=total)
+    notifications = await api.wait_for("the notifications to be delivered", lambda: _all_delivered(api))
     at_risk = await api.pages("/insights/v1/pair-health", {"programme_id": pid})
     network = await api.get(f"/insights/v1/programmes/{pid}/network", params={"format": "json"})
     results = await api.get(f"/evaluation/v1/programmes/{pid}/results", params={"group_by": "wave"})
@@ -84,7 +87,15 @@ async def collect(api: Api, pid: str, counts: Counter, out_dir: Path, progress: 
         response = await api.request("GET", path, params=params)
         files[name] = out_dir / name
         files[name].write_bytes(response.content)
-    return Findings(out_dir, files, rollout, network, at_risk, {"wave": results, "programme": programme_results})
+    return Findings(
+        out_dir, files, rollout, network, at_risk, {"wave": results, "programme": programme_results}, notifications
+    )
+
+
+async def _all_delivered(api: Api) -> dict[str, Any] | None:
+    """The notifications service's summary once no message waits for the mail server."""
+    summary = await api.get("/notifications/v1/messages/summary")
+    return summary if summary["queued"] == 0 else None
 
 
 def _pct(value: Any) -> str:
@@ -155,6 +166,12 @@ def render(found: Findings, counts: Counter, elapsed_s: float, requests: int, co
         )
     happened = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
     console.print(f"[dim]What happened: {happened}[/dim]")
+    mail = found.notifications
+    if mail:
+        console.print(
+            f"Notifications: {mail['delivered']} messages sent, {mail['invites']} with a calendar invite"
+            f" ({mail['failed']} failed, {mail['withdrawn']} withdrawn), in [bold]{mail['delivered_to']}[/bold]"
+        )
     console.print(
         f"Done in {elapsed_s:.0f} s ({requests} HTTP requests). "
         f"Files in [bold]{found.out_dir}[/bold]: " + ", ".join(sorted(found.files))

@@ -179,3 +179,15 @@ async def test_demo_drives_a_rollout_through_every_service(database_url: str, ka
     assert str(result.out_dir) in printed.replace("\n", "")
     for heading in ("Rollout dashboard", "Pairs at risk", "Cross-silo network", "Digital maturity"):
         assert heading in printed
+
+    # People heard from Binome: the demo says how many messages and invites, and
+    # where; with no mail server they are .eml files in <data dir>/mail/ (a few
+    # more by now: reminders fall due while the platform still runs).
+    mail = result.notifications
+    eml = sorted((tmp_path / "mail").glob("*.eml"))
+    assert mail["queued"] == 0 and len(eml) >= mail["delivered"] > 0
+    assert 0 < mail["invites"] < mail["delivered"]
+    assert sum(b"text/calendar" in path.read_bytes() for path in eml) >= mail["invites"]
+    assert mail["delivered_to"] == str(tmp_path / "mail")
+    assert f"Notifications: {mail['delivered']} messages sent, {mail['invites']} with a calendar invite" in printed
+    assert str(tmp_path / "mail") in printed.replace("\n", "")

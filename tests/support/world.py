@@ -158,10 +158,12 @@ async def _drop_schemas(pool: asyncpg.Pool, services: Iterable[ServiceDefinition
 
 @asynccontextmanager
 async def platform_world(
-    pool: asyncpg.Pool, database_url: str, bootstrap: str, data_dir: Path, *, populate: bool = True
+    pool: asyncpg.Pool, database_url: str, bootstrap: str, data_dir: Path, *, populate: bool = True,
+    **settings_overrides: Any,
 ) -> AsyncIterator[World]:
     """Every service on the real stack (the platform uses the services' own
-    schema names, dropped before and after), and, with ``populate``, the world."""
+    schema names, dropped before and after), and, with ``populate``, the world;
+    ``settings_overrides`` are further ``Settings`` (e.g. a mail server)."""
     vault_schema = f"vault_{uuid.uuid4().hex[:8]}"
     settings = Settings(
         database_url=database_url,
@@ -173,6 +175,7 @@ async def platform_world(
         consumer_fetch_max_wait_ms=50,
         relay_poll_interval_s=0.05,
         rate_limit="100000/minute",  # the matrix and the fuzzer call thousands of times as one client
+        **settings_overrides,
     )
     await _drop_schemas(pool, SERVICES, vault_schema)
     platform = await Platform.start(settings, SERVICES)

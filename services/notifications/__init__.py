@@ -1,0 +1,50 @@
+"""The notifications service: what Binome tells people (e-mail in their
+language, calendar invites, reminders on the platform clock) and HR
+platforms (signed webhooks). Learns participants, pairs, sessions and surveys
+from the other contexts' events; emits ``MessageQueued``,
+``MessageDelivered``, ``DeliveryFailed``, ``WebhookDelivered`` and
+``WebhookDeliveryFailed`` on topic ``binome.notifications.events``.
+
+    domain/         message kinds, who may turn what off, languages; pure Python
+    service_layer/  queueing messages, delivering them, the scheduler of due jobs
+    adapters/       templates (Jinja2 + Babel), iCalendar invites, MIME, the mail server or folder
+    consumers/      the consumers of other contexts' events (one module each)
+    entrypoints/    the FastAPI app (/v1) and its request/response models
+    migrations/     the tables ({schema} = the service's schema); 0001-0009
+                    messages to people, 0010 and up webhooks
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from libs.gdpr.compaction import compaction_workers
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.notifications.bootstrap import Notifications
+from services.notifications.consumers.people import People
+from services.notifications.entrypoints.api import create_app
+
+
+def projections(ctx: ServiceContext) -> list[People]:
+    return [Notifications.build(ctx).people]
+
+
+def workers(ctx: ServiceContext) -> list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]]:
+    parts = Notifications.build(ctx)
+    return [
+        ("message delivery", parts.delivery.run),
+        ("notification scheduler", parts.scheduler.run),
+        *compaction_workers(ctx, projections(ctx)),
+    ]
+
+
+SERVICE = ServiceDefinition(
+    "notifications",
+    create_app,
+    migrations=Path(__file__).parent / "migrations",
+    projections=projections,
+    exports_personal_data=True,
+    workers=workers,
+)

@@ -1,0 +1,64 @@
+"""Request and response models of the notifications API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.notifications.domain.kinds import LANGUAGES, NON_ESSENTIAL, Kind
+
+Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+NonEssentialKind = Literal[tuple(sorted(k.value for k in NON_ESSENTIAL))]  # type: ignore[valid-type]
+MessageStatus = Literal["queued", "delivered", "failed", "withdrawn"]
+
+
+class PreferencesIn(BaseModel):
+    """The whole new set of preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The language of messages; null: the first language of the enrolment profile Binome writes in.
+    language: Language | None = None
+    #: Non-essential kinds to turn off (session invites, proposals and pair changes cannot be).
+    muted_kinds: list[NonEssentialKind] = Field(default_factory=list, max_length=len(NON_ESSENTIAL))
+
+
+class PreferencesOut(BaseModel):
+    participant_id: UUID
+    #: The language chosen for messages; None: from the enrolment profile.
+    language: str | None
+    #: Non-essential kinds the participant turned off.
+    muted_kinds: list[str]
+    updated_at: datetime | None
+
+
+class MessageOut(BaseModel):
+    """One message of the delivery log: metadata only, never the body."""
+
+    message_id: UUID
+    recipient_id: UUID
+    kind: Kind
+    country: str
+    language: str
+    with_invite: bool
+    status: MessageStatus
+    attempts: int
+    last_error: str | None
+    queued_at: datetime
+    finished_at: datetime | None
+
+
+class MessagesSummary(BaseModel):
+    """How many messages the caller's log holds, per status, and where they go."""
+
+    queued: int
+    delivered: int
+    failed: int
+    withdrawn: int
+    #: Messages carrying a calendar invite (any status).
+    invites: int
+    #: The mail server (``smtp://host:port``), or without one the folder of ``.eml`` files.
+    delivered_to: str
