@@ -18,11 +18,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libs.runtime.service import ServiceDefinition
+from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.notifications.consumers.webhook_fanout import WebhookFanout
 from services.notifications.entrypoints.api import create_app
+from services.notifications.service_layer.webhook_delivery import WebhookDeliverer
+from services.notifications.service_layer.webhook_endpoints import Secrets
+
+
+def projections(ctx: ServiceContext) -> list:
+    return [
+        WebhookFanout(ctx.store.schema, clock=ctx.clock),  # every context's events -> due webhook deliveries
+    ]
+
+
+def workers(ctx: ServiceContext) -> list:
+    if ctx.vault is None:
+        return []
+    deliverer = WebhookDeliverer(
+        ctx.pool, ctx.store, Secrets(ctx.vault), ctx.clock, dev_mode=ctx.settings.in_dev_mode
+    )
+    return [
+        ("webhook deliveries", deliverer.run),  # due deliveries -> signed POSTs, retried on the platform clock
+    ]
+
 
 SERVICE = ServiceDefinition(
     "notifications",
     create_app,
     migrations=Path(__file__).parent / "migrations",
+    projections=projections,
+    workers=workers,
 )

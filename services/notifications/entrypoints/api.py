@@ -18,6 +18,7 @@ from libs.auth.principal import PARTICIPANT, Forbidden, Principal
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.notifications.entrypoints.schemas import PreferencesOut
+from services.notifications.entrypoints.webhooks import install_webhooks
 
 NAME = "notifications"
 READ_ERRORS = problem_responses(401, 403, 422)
@@ -62,4 +63,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.pool, app.state.schema = ctx.pool, ctx.store.schema
     app.include_router(router)
+    install_webhooks(app, ctx)
     return app
