@@ -44,8 +44,10 @@ COUNTRY_OWNED_PATH = {
 }
 #: Query parameters that filter a list by a country or a country-owned object.
 COUNTRY_OWNED_QUERY = {"country", "wave_id", "participant_id", "mentee_id", "mentor_id", "pair_id"}
-#: Path parameters that name organisation configuration, filled from the world.
-ORGANISATION_PATH = {"programme_id", "template_id"}
+#: Path parameters that name organisation configuration, filled from the world
+#: (a webhook endpoint and its deliveries: tests/integration/test_notifications_webhooks.py
+#: proves their isolation).
+ORGANISATION_PATH = {"programme_id", "template_id", "endpoint_id", "delivery_id"}
 NEEDS = {"answers": [{"question_id": "priorities", "themes": ["data_ai"]}, {"question_id": "least_at_ease", "themes": []}]}
 
 #: A valid body for each write that takes one; ``{name}`` is replaced by the
@@ -89,6 +91,10 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ("evaluation", "PUT", "/v1/programmes/{programme_id}/evaluation-settings"): ("application/json", {"k_anonymity": 5}),
     ("evaluation", "POST", "/v1/assignments/{assignment_id}/answers"): ("application/json", {"answers": {"q1": 3}}),
     ("insights", "PUT", "/v1/programmes/{programme_id}/health-rules"): ("application/json", {"first_session_within_days": 20}),
+    ("notifications", "POST", "/v1/webhooks"): (
+        "application/json", {"url": "https://hr.example.com/binome", "event_types": ["binome.matching.*"]},
+    ),
+    ("notifications", "PATCH", "/v1/webhooks/{endpoint_id}"): ("application/json", {"description": "Probe."}),
 }
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import httpx
 
 MAX_URL_LENGTH = 2048
+#: Seconds a host name may take to resolve.
+RESOLVE_TIMEOUT_S = 5.0
 #: Seconds for one attempt (connect, send, first answer).
 TIMEOUT_S = 10.0
 #: What is kept of a receiver's error (no body is read).
@@ -65,8 +67,9 @@ async def addresses_of(url: httpx.URL, *, dev_mode: bool) -> list[str]:
     """The addresses ``url``'s host resolves to; outside dev mode every one must be public."""
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        resolving = asyncio.get_running_loop().getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.wait_for(resolving, RESOLVE_TIMEOUT_S)
+    except (OSError, UnicodeError, TimeoutError) as exc:
         raise UnsafeUrl(f"host {url.host!r} does not resolve ({exc})") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from libs.api.patch import partial_model
 
-Pattern = Annotated[str, StringConstraints(min_length=2, max_length=200, pattern=r"^(\*|binome\.[A-Za-z0-9_.]*\*?)$")]
+Pattern = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^(\*|binome\.[A-Za-z0-9_.]*\*?)$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Description = Annotated[str, StringConstraints(max_length=500)]

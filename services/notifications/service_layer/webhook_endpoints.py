@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from libs.auth.principal import REGIONAL_COMMITTEE, Principal, normalise_country
+from libs.auth.principal import Principal, normalise_country
 from libs.domain.errors import InvalidState, Issues, NotFound
 from libs.events.registry import EventRegistry, registry
 from libs.gdpr.cipher import open_sealed, seal
@@ -77,8 +77,10 @@ class WebhookEndpoints:
     # -- checks -----------------------------------------------------------------
 
     async def _check(
-        self, who: Principal, url: str | None, event_types: list[str] | None, countries: list[str] | None
+        self, who: Principal, url: str | None, event_types: list[str] | None, countries: list[str] | None = None,
+        *, registering: bool = False,
     ) -> None:
+        """Every broken rule of the settings at once (422 naming each field)."""
         issues = Issues()
         if url is not None:
             try:
@@ -89,7 +91,7 @@ class WebhookEndpoints:
             problem = pattern_error(pattern, self.events)
             if problem:
                 issues.add(f"event_types.{i}", problem)
-        if who.has_role(REGIONAL_COMMITTEE) and not who.sees_all_countries():
+        if registering and not who.sees_all_countries():
             if not countries:
                 issues.add("countries", "a regional committee's endpoint names the countries it is for")
             for i, country in enumerate(countries or ()):
@@ -129,7 +131,7 @@ class WebhookEndpoints:
         """The endpoint and its secret (None: an Idempotency-Key replay; the
         secret was shown once, rotate it if it was lost)."""
         countries = sorted({normalise_country(c) for c in countries}) if countries is not None else None
-        await self._check(who, url, event_types, countries)
+        await self._check(who, url, event_types, countries, registering=True)
         endpoint_id = (
             uuid.uuid5(IDEMPOTENT_IDS, f"{who.organisation}\0{who.subject}\0{idempotency_key}")
             if idempotency_key
@@ -169,7 +171,8 @@ class WebhookEndpoints:
     async def update(self, who: Principal, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> asyncpg.Record:
         """Change url, event_types, description and/or enabled (enabling
         clears why it was disabled and its failure streak)."""
-        await self._check(who, changes.get("url"), changes.get("event_types"), None)
+        await self._row(self.pool, who, endpoint_id)  # not found before any other answer
+        await self._check(who, changes.get("url"), changes.get("event_types"))
         async with self.pool.acquire() as conn, conn.transaction():
             await self._row(conn, who, endpoint_id, lock=True)
             enabled = changes.get("enabled")
