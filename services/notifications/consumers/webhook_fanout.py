@@ -29,12 +29,8 @@ from libs.messaging.dispatch import Consumer, Handler
 from libs.runtime.clock import Clock, system_clock
 from services.notifications.domain.webhooks import NOT_PUSHED, body_of, wants
 
-#: The platform's own probes are no business event either.
-NOT_CONSUMED = NOT_PUSHED | {"platform"}
-
-
 def pushed_contexts(events: EventRegistry = registry) -> tuple[str, ...]:
-    return tuple(sorted(c for c in events.by_context() if c not in NOT_CONSUMED))
+    return tuple(sorted(c for c in events.by_context() if c not in NOT_PUSHED))
 
 
 class WebhookFanout(Consumer):

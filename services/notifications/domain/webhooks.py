@@ -7,7 +7,8 @@ a type without its version, or a prefix ending in ``*``), and for a
 committee's endpoint (``countries`` set) only events of those countries (the
 envelope's ``country``; an event of no country is organisation-wide, which a
 committee does not see, as in the API). The notifications context's own
-events are never pushed (a delivery would cause a delivery).
+events are never pushed (a delivery would cause a delivery), nor the
+platform's health probes.
 
 *What a delivery carries.* The event as a CloudEvents 1.0 JSON document in
 structured mode, as stored in the log, *without its personal fields*: the
@@ -54,8 +55,9 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 DISABLE_AFTER = timedelta(days=1)
 #: How long the previous secret still signs after a rotation.
 ROTATION_OVERLAP = timedelta(hours=24)
-#: Contexts whose events are never pushed: this one's (a loop).
-NOT_PUSHED = frozenset({"notifications"})
+#: Contexts whose events are never pushed: this one's (a delivery would
+#: cause a delivery) and the platform's health probes (no business fact).
+NOT_PUSHED = frozenset({"notifications", "platform"})
 #: The CloudEvents extension attribute naming the fields left out.
 WITHHELD = "withheld"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
