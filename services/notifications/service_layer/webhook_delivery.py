@@ -123,7 +123,7 @@ class WebhookDeliverer:
             await conn.execute(
                 f"UPDATE {s}.webhook_endpoints SET failing_since = NULL WHERE endpoint_id = $1", row["endpoint_id"]
             )
-            await self._emit(conn, row, WebhookDelivered, attempts=attempts, status_code=answer.status_code)
+            await self._emit(conn, row, WebhookDelivered(**refs(row), attempts=attempts, status_code=answer.status_code))
             return
         error = answer.error or "no answer"
         failing_since = await conn.fetchval(
@@ -147,18 +147,22 @@ class WebhookDeliverer:
             )
             log.warning("webhook endpoint %s disabled: %s", row["endpoint_id"], reason)
         if due is None:
-            await self._emit(conn, row, WebhookDeliveryFailed, attempts=attempts, error=error, endpoint_disabled=disable)
+            failed = WebhookDeliveryFailed(**refs(row), attempts=attempts, error=error, endpoint_disabled=disable)
+            await self._emit(conn, row, failed)
 
-    async def _emit(self, conn: asyncpg.Connection, row: asyncpg.Record, kind: type[DomainEvent], **fields: Any) -> None:
-        event = kind(
-            delivery_id=row["delivery_id"],
-            endpoint_id=row["endpoint_id"],
-            delivered_event_id=str(row["event_id"]),
-            delivered_event_type=row["event_type"],
-            **fields,
-        )
+    async def _emit(self, conn: asyncpg.Connection, row: asyncpg.Record, event: DomainEvent) -> None:
         envelope = new_envelope(event, service=SERVICE, subject=str(row["delivery_id"]), tenant=row["organisation"])
         await self.store.append(str(row["delivery_id"]), None, [envelope], conn=conn)
+
+
+def refs(row: asyncpg.Record) -> dict[str, Any]:
+    """What every webhook event says about its delivery."""
+    return {
+        "delivery_id": row["delivery_id"],
+        "endpoint_id": row["endpoint_id"],
+        "delivered_event_id": str(row["event_id"]),
+        "delivered_event_type": row["event_type"],
+    }
 
 
 def ping_body(endpoint_id: uuid.UUID, organisation: str, now: datetime) -> dict[str, Any]:
