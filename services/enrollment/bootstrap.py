@@ -11,15 +11,15 @@ import asyncpg
 from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
-from libs.eventstore.store import EventStore
+from libs.domain.repository import Repository, UnitOfWork
 from libs.events.contexts.enrollment import ParticipantErased
+from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
 from services.enrollment.adapters.projector import Projector
 from services.enrollment.domain.errors import NotFound
-from services.enrollment.adapters.repository import Repository
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import Views
 
+SERVICE = "enrollment"  # the envelopes' source: /binome/enrollment
 ERASED = ParticipantErased.event_type()
 
 
@@ -32,8 +32,9 @@ class Enrollment(IdempotentCommands):
         self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)
 
-    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
-        return UnitOfWork(conn, Repository(conn, self.store, self.projector, correlation_id=correlation_id), self.views)
+    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork[Views]:
+        repo = Repository(conn, self.store, self.projector, service=SERVICE, correlation_id=correlation_id)
+        return UnitOfWork(conn, repo, self.views)
 
     async def forget(self, participant_id: UUID) -> None:
         """After ``ParticipantErased`` committed: drop stored responses that

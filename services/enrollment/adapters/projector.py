@@ -34,6 +34,7 @@ from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from libs.gdpr.personal import ERASED
+from services.enrollment.domain.errors import DuplicateEnrolment
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus, is_matchable
 
 READ_TABLES = ("participants", "waves", "programmes")  # children first
@@ -176,6 +177,18 @@ class Projector:
                 updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """A command's new events (the repository's call), in a savepoint: the
+        caller may still look around after a person's second enrolment,
+        refused as ``DuplicateEnrolment``."""
+        try:
+            async with conn.transaction():
+                await self.apply_log(conn, envelopes)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == ONE_ENROLMENT_PER_PERSON:
+                raise DuplicateEnrolment() from exc
+            raise
+
+    async def apply_log(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in log order; a run of participant events is written
         in one batch (a 1,500-row import is one statement round)."""
         batch: list[tuple[Envelope, EnrollmentEvent]] = []
@@ -256,9 +269,9 @@ class Projector:
         async for envelope in store.iterate_log_exclusively(conn, batch):
             chunk.append(envelope)
             if len(chunk) == batch:
-                await self.apply(conn, chunk)
+                await self.apply_log(conn, chunk)
                 applied, chunk = applied + len(chunk), []
-        await self.apply(conn, chunk)
+        await self.apply_log(conn, chunk)
         return applied + len(chunk)
 
 
