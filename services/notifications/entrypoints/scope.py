@@ -3,7 +3,7 @@ says what this list is for); every other route is in the isolation matrix."""
 
 from __future__ import annotations
 
-from libs.runtime.scope import PLATFORM_ROUTES, NotCountryOwned
+from libs.runtime.scope import DEAD_LETTER_ROUTES, PLATFORM_ROUTES, NotCountryOwned
 
 WEBHOOKS = (
     "a webhook endpoint of the caller's organisation: HR admins manage all, a committee only those limited "
@@ -12,6 +12,7 @@ WEBHOOKS = (
 
 NOT_COUNTRY_OWNED: NotCountryOwned = {
     **PLATFORM_ROUTES,
+    **DEAD_LETTER_ROUTES,  # the service has consumers (consumers/)
     ("GET", "/v1/preferences/me"): "the calling participant's own preferences (its token's subject); participants only",
     # Webhook endpoints are organisation configuration (entrypoints/webhooks.py): an HR admin's
     # reach the whole organisation; a committee sees only those limited to its own countries.
