@@ -20,6 +20,8 @@ from libs.settings import Settings
 from services.notifications import SERVICE
 from services.notifications.adapters.webhook_http import WebhookHttp
 from services.notifications.domain.webhooks import DISABLE_AFTER
+from services.notifications.service_layer.webhook_delivery import WebhookDeliverer
+from services.notifications.service_layer.webhook_endpoints import Secrets
 from tests.support.platform_process import eventually_equal
 from tests.support.webhooks import NOTE, OTHER_ORG, Receiver, WebhooksEnv, webhooks_env
 
@@ -136,6 +138,27 @@ async def test_receiver_down_then_up_is_delivered_once(env: WebhooksEnv, receive
     assert len(delivered) == 1 and delivered[0]["data"]["attempts"] == 2
 
 
+async def test_two_workers_send_each_delivery_once(env: WebhooksEnv, receiver: Receiver) -> None:
+    """A second instance's worker beside the running one: SKIP LOCKED gives
+    each due delivery to one of them."""
+    await env.register(receiver)
+    second = WebhookDeliverer(env.pool, env.store, Secrets(env.ctx.vault), env.clock, dev_mode=True, poll_s=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(second.run(stop))
+    try:
+        event_ids = [await env.declined() for _ in range(12)]
+        for event_id in event_ids:
+            await received(receiver, event_id)
+        for event_id in event_ids:
+            await eventually_equal(lambda: status_of(env, event_id), "delivered")
+    finally:
+        stop.set()
+        await running
+    assert sorted(r.event["id"] for r in receiver.received) == sorted(str(e) for e in event_ids)  # once each
+    delivered = [e["data"]["delivered_event_id"] for e in await env.events_of("binome.notifications.WebhookDelivered.v1")]
+    assert all(delivered.count(str(e)) == 1 for e in event_ids)
+
+
 # --------------------------------------------------------------------------- whose events
 
 
@@ -184,7 +207,12 @@ async def test_who_manages_which_endpoint(env: WebhooksEnv, receiver: Receiver) 
                 method, f"/v1/webhooks/{target['endpoint_id']}{path}", headers=who, **kwargs
             )
             assert response.status_code == 404, (method, path, response.text)
-    # The HR admin reaches both; participants and ops reach none.
+    # The HR admin reaches both, a page at a time; participants and ops reach none.
+    first = (await env.client.get("/v1/webhooks?limit=1", headers=env.auth())).json()
+    second = (await env.client.get(f"/v1/webhooks?limit=1&cursor={first['next_cursor']}", headers=env.auth())).json()
+    assert {first["items"][0]["endpoint_id"], second["items"][0]["endpoint_id"]} == {
+        organisation_wide["endpoint_id"], french["endpoint_id"]
+    } and second["next_cursor"] is None
     assert (await env.client.get(f"/v1/webhooks/{french['endpoint_id']}", headers=env.auth())).status_code == 200
     for role in ("participant", "ops"):
         assert (await env.client.get("/v1/webhooks", headers=env.auth(role))).status_code == 403
