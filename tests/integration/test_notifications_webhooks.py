@@ -285,6 +285,19 @@ async def test_delivery_checks_the_address_again(receiver: Receiver) -> None:
     assert receiver.received == receiver.refused == []
 
 
+async def test_an_idempotency_key_registers_once(env: WebhooksEnv, receiver: Receiver) -> None:
+    body = {"url": receiver.url, "event_types": ["*"]}
+    headers = {**env.auth(), "Idempotency-Key": "register-1"}
+    first = await env.client.post("/v1/webhooks", json=body, headers=headers)
+    again = await env.client.post("/v1/webhooks", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["endpoint_id"] == first.json()["endpoint_id"]
+    assert first.json()["secret"] and again.json()["secret"] is None  # shown once
+    other = await env.client.post("/v1/webhooks", json={**body, "event_types": ["binome.sessions.*"]}, headers=headers)
+    assert other.status_code == 422 and other.json()["title"] == "Idempotency key reused"
+    assert len((await env.client.get("/v1/webhooks", headers=env.auth())).json()["items"]) == 1
+
+
 async def test_unknown_event_types_are_refused(env: WebhooksEnv, receiver: Receiver) -> None:
     response = await env.client.post(
         "/v1/webhooks", json={"url": receiver.url, "event_types": ["binome.matching.NoSuchThing"]}, headers=env.auth()

@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from libs.api.commands import rule_broken
-from libs.api.idempotency import IdempotencyKey, idempotency_key
+from libs.api.idempotency import HEADER, KEY_REUSED, IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, cursor_scope, page_params
 from libs.api.patch import sent
 from libs.api.problems import Problem, map_exception, problem_responses
@@ -72,6 +72,13 @@ async def register_endpoint(
         who, url=body.url, event_types=body.event_types, countries=body.countries, description=body.description,
         idempotency_key=key.key if key is not None else None,
     )
+    if secret is None and (row["url"], row["event_types"], row["description"]) != (
+        body.url, body.event_types, body.description
+    ):
+        raise Problem(
+            422, title="Idempotency key reused", type=KEY_REUSED,
+            detail=f"This {HEADER} registered another endpoint; use a new key for a new request.",
+        )
     return with_secret(row, secret)
 
 
