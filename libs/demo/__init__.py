@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from libs.demo.api import DemoError
-from libs.demo.report import Findings, collect, render
+from libs.demo.report import collect, render
 from libs.demo.runner import Demo, Options, Pair
 from libs.demo.world import Wave
 
@@ -30,10 +32,15 @@ class Result:
     """A whole demo: the story (runner.py) and what the services showed (report.py)."""
 
     programme_id: str
+    out_dir: Path
+    files: dict[str, Path]
     counts: Counter
     pairs: list[Pair]
     waves: list[Wave]
-    found: Findings
+    rollout: dict[str, Any]
+    network: dict[str, Any]
+    at_risk: list[dict[str, Any]]
+    results: dict[str, Any]
     elapsed_s: float
     requests: int
 
@@ -63,7 +70,9 @@ async def run_demo(options: Options, console: Console | None = None) -> Result:
             found = await collect(demo.api, demo.programme_id, demo.counts, demo.out_dir, progress)
     finally:
         await demo.api.close()
-    result = Result(demo.programme_id, demo.counts, list(demo.pairs.values()), demo.world.waves, found,
-                    time.monotonic() - started, demo.api.requests)
+    result = Result(
+        demo.programme_id, found.out_dir, found.files, demo.counts, list(demo.pairs.values()), demo.world.waves,
+        found.rollout, found.network, found.at_risk, found.results, time.monotonic() - started, demo.api.requests,
+    )
     render(found, result.counts, result.elapsed_s, result.requests, console)
     return result

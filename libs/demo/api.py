@@ -180,8 +180,11 @@ class Api:
             stop=out_of_time,
             wait=wait_exponential(multiplier=0.05, exp_base=1.5, max=0.5 if progress is None else 2.0),
         )
+        async def look() -> T | None:  # a coroutine function, which tenacity awaits (a probe may be a lambda)
+            return await probe()
+
         try:
-            return await polling(probe)
+            return await polling(look)
         except RetryError:
             raise DemoError(
                 f"timed out after {timeout:.0f} s waiting for {what}"

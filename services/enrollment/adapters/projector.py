@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from libs.database import jsonb
 from libs.events.contexts.enrollment import (
     EnrollmentEvent,
     MentorQualificationAssessed,
@@ -40,9 +41,6 @@ from services.enrollment.domain.values import ParticipantStatus, WaveStatus, is_
 READ_TABLES = ("participants", "waves", "programmes")  # children first
 ONE_ENROLMENT_PER_PERSON = "participants_one_enrolment_per_person"
 
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _dump(model: Any) -> Any:
@@ -204,7 +202,7 @@ class Projector:
         await self._participants(conn, batch)
 
     async def _programme_or_wave(self, conn: asyncpg.Connection, envelope: Envelope, event: EnrollmentEvent) -> None:
-        at, actor, version = envelope.time, _json(_dump(event.actor)), envelope.sequence
+        at, actor, version = envelope.time, jsonb(_dump(event.actor)), envelope.sequence
         if isinstance(event, ProgrammeCreated):
             await conn.execute(
                 self._sql_programme_created,
@@ -212,14 +210,14 @@ class Projector:
                 envelope.tenant,
                 event.programme_name,
                 event.mode.value,
-                _json(_dump(event.settings)),
+                jsonb(_dump(event.settings)),
                 version,
                 at,
                 actor,
             )
         elif isinstance(event, ProgrammeSettingsChanged):
             await conn.execute(
-                self._sql_programme_changed, event.programme_id, _json(_dump(event.settings)), version, at, actor
+                self._sql_programme_changed, event.programme_id, jsonb(_dump(event.settings)), version, at, actor
             )
         elif isinstance(event, WaveOpened):
             await conn.execute(
@@ -259,7 +257,7 @@ class Projector:
             docs[pid] = participant_doc(docs.get(pid), envelope, event)
             tenants[pid] = envelope.tenant
         rows = [_participant_row(tenants[p], d) for p, d in docs.items()]
-        await conn.execute(self._sql_participant_upsert, _json(rows))
+        await conn.execute(self._sql_participant_upsert, jsonb(rows))
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore, batch: int = 1000) -> int:
         """Empty the read tables and apply the whole log again, inside the
