@@ -20,8 +20,8 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-import orjson
 
+from libs.database import jsonb
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent, EventRegistry, registry
 from libs.eventstore.migrations import check_schema_name
@@ -70,7 +70,7 @@ class WebhookFanout(Consumer):
         ]
         if not targets:
             return
-        body = orjson.dumps(body_of(envelope, self.events)).decode()
+        body = jsonb(body_of(envelope, self.events))
         await conn.execute(
             self._sql_queue,
             [uuid.uuid4() for _ in targets], targets, envelope.tenant, envelope.id, envelope.type, body, self.clock(),
