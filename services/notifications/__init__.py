@@ -19,25 +19,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.notifications.bootstrap import Notifications
-from services.notifications.consumers.people import People
+from services.notifications.consumers.webhook_fanout import WebhookFanout
 from services.notifications.entrypoints.api import create_app
+from services.notifications.service_layer.webhook_delivery import WebhookDeliverer
+from services.notifications.service_layer.webhook_endpoints import Secrets
 
 
-def projections(ctx: ServiceContext) -> list[People]:
-    return [Notifications.build(ctx).people]
+def projections(ctx: ServiceContext) -> list[Any]:
+    return [
+        Notifications.build(ctx).people,  # participants, pairs, sessions, surveys -> messages to people
+        WebhookFanout(ctx.store.schema, clock=ctx.clock),  # every context's events -> due webhook deliveries
+    ]
 
 
 def workers(ctx: ServiceContext) -> list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]]:
     parts = Notifications.build(ctx)
-    return [
+    found: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = [
         ("message delivery", parts.delivery.run),
         ("notification scheduler", parts.scheduler.run),
         *compaction_workers(ctx, projections(ctx)),
     ]
+    if ctx.vault is not None:  # webhook secrets are sealed in the vault
+        deliverer = WebhookDeliverer(ctx.pool, ctx.store, Secrets(ctx.vault), ctx.clock, dev_mode=ctx.settings.in_dev_mode)
+        found.append(("webhook deliveries", deliverer.run))  # due deliveries -> signed POSTs, retried on the platform clock
+    return found
 
 
 SERVICE = ServiceDefinition(

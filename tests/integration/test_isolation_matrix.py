@@ -53,10 +53,16 @@ async def world(pool: asyncpg.Pool, database_url: str, kafka_bootstrap: str, tmp
         yield w
 
 
+#: A webhook endpoint and delivery no one registered: the declared webhook
+#: routes refuse ops by role, and validate bodies, before looking them up.
+NO_ENDPOINT, NO_DELIVERY = "00000000-0000-4000-8000-00000000e0d1", "00000000-0000-4000-8000-00000000de11"
+
+
 def organisation(world: World) -> dict[str, str]:
     return {"programme_id": world.programme_id, "template_id": world.template_id, "user_id": str(uuid.uuid4()),
             "person_id": str(uuid.uuid4()), "resource_type_id": "User",
-            "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User"}
+            "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
+            "endpoint_id": NO_ENDPOINT, "delivery_id": NO_DELIVERY}
 
 
 def german(world: World) -> Values:

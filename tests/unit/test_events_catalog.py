@@ -66,6 +66,7 @@ def test_binome_events_lists_every_type_with_its_consumers():
     assert erased["producer"] == "enrollment"
     assert {c["consumer"] for c in erased["consumers"]} == {
         "matching-candidate-pool", "sessions-pair-directory", "evaluation-intake", "insights", "notifications-people",
+        "notifications-webhooks",  # every business event may be pushed to an HR platform
     }
     # The intake is a consumer like the others (the old grep recipe missed it).
     held = listed["binome.sessions.SessionHeld.v1"]

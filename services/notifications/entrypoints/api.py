@@ -35,6 +35,7 @@ from services.notifications.entrypoints.schemas import (
     PreferencesOut,
 )
 from services.notifications.service_layer.export import Export
+from services.notifications.entrypoints.webhooks import install_webhooks
 
 NAME = "notifications"
 READ_ERRORS = problem_responses(401, 403, 404, 422)
@@ -193,4 +194,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(router)
     part = Export(ctx.store.schema)
     app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
+    install_webhooks(app, ctx)
     return app
