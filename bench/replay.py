@@ -68,7 +68,8 @@ from libs.runtime.replay_progress import replay_progress  # noqa: E402
 from services.insights import SERVICE as INSIGHTS  # noqa: E402
 from libs.events import DomainEvent, Envelope  # noqa: E402
 from services.insights.health import gauges  # noqa: E402
-from services.insights.projection import HANDLERS, READ_MODEL_TABLES, InsightsProjection, activity  # noqa: E402
+from services.insights.consumers.insights import READ_MODEL_TABLES, InsightsProjection  # noqa: E402
+from services.insights.facts import activity  # noqa: E402
 from tests.support.insights import NOW, SOURCES, T0, Scenario  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "replay.json"
@@ -211,8 +212,8 @@ class TodaysInsightsProjection(InsightsProjection):
     async def handle_batch(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> None:
         countries: set[str] = set()
         for envelope, event in items:
-            handler = HANDLERS.get(type(event))
-            touched = [] if handler is None else await handler(conn, self.schema, envelope, event)
+            handler = self.handler_for(event)
+            touched = [] if handler is None else await handler(conn, envelope, event)
             if touched:
                 await activity.refresh(conn, self.schema, touched)
                 if envelope.country:

@@ -7,12 +7,14 @@
     binome redrive CONSUMER [--event ID | --all]   apply parked (dead-lettered) events again
     binome token --sub ... --org ... --role hr_admin [--country FR]   mint a dev token
     binome schemas                 write JSON Schema + AsyncAPI from the event models
+    binome events [--json]         each event type -> its producer -> its consumers (and method)
     binome demo                    drive a multinational rollout through the HTTP APIs of `binome up`
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -168,6 +170,32 @@ def redrive(
         typer.echo(f"{what}: {result.outcome}" + (f" (attempt {result.attempts}: {result.reason})" if result.reason else ""))
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def events(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a table.")] = False,
+) -> None:
+    """Each event type, the service that produces it and the consumers that
+    handle it (with the method), read from the code."""
+    import libs.events.contexts  # noqa: F401  (registers every event type)
+    from libs.events.registry import registry
+    from libs.runtime.catalog import routes
+
+    found = routes(_services(), registry)
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps([r.as_json() for r in found], option=orjson.OPT_INDENT_2).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("event type", "producer", "consumers (service: consumer -> method)")
+    for route in found:
+        handled = "\n".join(f"{c.service}: {c.consumer} -> {c.method}" for c in route.consumers) or "-"
+        table.add_row(route.type, route.producer or "-", handled)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # piped: no wrapping at 80
 
 
 @app.command()

@@ -1,11 +1,12 @@
 """The evaluation service: survey templates, assignments, answers, committed
 actions and results (pre/post digital maturity, k-anonymous aggregates).
 It learns pairs from matching, held sessions from sessions, and programme
-languages and wave regions from enrollment (``service_layer/intake.py``).
+languages and wave regions from enrollment (``consumers/intake.py``).
 
     domain/         templates, answers, assignments and results; pure Python
-    service_layer/  command handlers, the intake projection, views
+    service_layer/  command handlers, views
     adapters/       event-sourced repository, read-table projector, reference copies
+    consumers/      the intake (other contexts' events -> copies, surveys to assign)
     entrypoints/    the FastAPI app (/v1) and its request/response models
     migrations/     the read tables ({schema} = the service's schema)
 """

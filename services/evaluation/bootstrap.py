@@ -17,7 +17,7 @@ from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
 from services.evaluation.adapters.repository import Repository
 from services.evaluation.service_layer.handlers import UnitOfWork
-from services.evaluation.service_layer.intake import Intake
+from services.evaluation.consumers.intake import Intake
 from services.evaluation.service_layer.views import Views
 
 Clock = Callable[[], datetime]

@@ -2,7 +2,8 @@
 own), kept from every context's events and rebuilt from the log with
 ``binome replay insights``.
 
-    projection/   events -> fact tables and pair_activity (one consumer group)
+    consumers/    the insights projection (one consumer group)
+    facts/        its per-context fact writers (on_<Event> methods) and pair_activity
     health/       pair-health rules (pure), loading facts, business gauges
     network/      the cross-silo graph (networkx) and its exports
     rollout/      the dashboard per programme/region/country/wave and its chart
@@ -19,7 +20,7 @@ from pathlib import Path
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.insights.entrypoints.api import create_app
-from services.insights.projection import InsightsProjection
+from services.insights.consumers.insights import InsightsProjection
 
 
 def projections(ctx: ServiceContext) -> list[InsightsProjection]:

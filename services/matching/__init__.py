@@ -4,7 +4,8 @@ documented in ``services/matching/README.md``.
 
     domain/         profiles, explainable scores, the exact solver, the Pair aggregate; pure Python
     service_layer/  runs, choice, pair lifecycle, pool queries, views (reads with visibility rules)
-    adapters/       candidate-pool projection (enrollment events), repository, read tables, mapping
+    adapters/       repository, read tables, mapping
+    consumers/      the candidate pool (enrollment events -> matching's copy)
     entrypoints/    the FastAPI app (/v1) and its request/response models
     migrations/     the pool and read tables ({schema} = the service's schema)
 """

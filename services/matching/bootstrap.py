@@ -10,7 +10,7 @@ from libs.api.idempotency import IdempotencyKeys
 from libs.events.contexts.enrollment import ParticipantEvent
 from libs.events.envelope import Envelope
 from libs.eventstore.store import EventStore
-from services.matching.adapters.candidate_pool import CandidatePool
+from services.matching.consumers.candidate_pool import CandidatePool
 from services.matching.adapters.read_tables import ReadTables
 from services.matching.adapters.repository import Repository
 from services.matching.service_layer import lifecycle

@@ -5,7 +5,8 @@ pairs from matching and programme themes from enrollment; emits on topic
 
     domain/         Session, CheckIn, MentorMonth, ProgrammeRules and their rules; pure Python
     service_layer/  command handlers, views (reads with visibility rules)
-    adapters/       event-sourced repository, own read-table projector, the pair directory consumer
+    adapters/       event-sourced repository, own read-table projector
+    consumers/      the pair directory (matching and enrollment events)
     entrypoints/    the FastAPI app (/v1) and its request/response models
     migrations/     the tables ({schema} = the service's schema)
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
-from services.sessions.adapters.pair_directory import PairDirectory
+from services.sessions.consumers.pair_directory import PairDirectory
 from services.sessions.bootstrap import Sessions
 from services.sessions.entrypoints.api import create_app
 

@@ -14,7 +14,7 @@ from libs.runtime.replay import replay
 from libs.runtime.service import ServiceDefinition
 from libs.settings import Settings
 from services.insights import SERVICE
-from services.insights.projection import READ_MODEL_TABLES
+from services.insights.consumers.insights import READ_MODEL_TABLES
 from tests.support.insights import SOURCES, T0, health_scenario, pipeline, table_rows
 
 pytestmark = pytest.mark.integration

@@ -38,7 +38,7 @@ from libs.settings import Settings
 from services.enrollment.domain.values import default_settings
 from services.insights import SERVICE
 from services.insights.entrypoints.api import create_app
-from services.insights.projection import InsightsProjection
+from services.insights.consumers.insights import InsightsProjection
 from tests.support.enrollment_domain import profile
 from tests.support.kafka import wait_for
 

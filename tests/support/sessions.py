@@ -36,7 +36,7 @@ from libs.messaging.relay import OutboxRelay
 from libs.runtime.service import ServiceContext
 from libs.settings import Settings
 from services.sessions import SERVICE
-from services.sessions.adapters.pair_directory import PairDirectory
+from services.sessions.consumers.pair_directory import PairDirectory
 from services.sessions.entrypoints.api import create_app
 from tests.support.kafka import wait_for
 

@@ -8,7 +8,7 @@ from scipy import stats as scipy_stats
 from libs.events.contexts.evaluation import AnswerItem, QuestionKind
 from services.insights.factors.analysis import PairOutcome, analyse
 from services.insights.factors.stats import hedges_g, mean_difference, risk_difference
-from services.insights.projection.evaluation import scale_score
+from services.insights.facts.evaluation import scale_score
 
 
 def test_risk_difference_matches_newcombes_published_example() -> None:

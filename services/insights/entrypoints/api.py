@@ -23,6 +23,7 @@ from libs.api.problems import problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.observability.health import database_check
+from libs.runtime.clock import Clock
 from libs.runtime.service import ServiceContext
 from services.insights import views
 from services.insights.charts import MEDIA_TYPES, ImageFormat
@@ -31,7 +32,6 @@ from services.insights.health.facts import PairScope, pair_health, rules_for
 from services.insights.health.rules import NEEDS_ATTENTION, HealthRules, Status
 from services.insights.network import export
 from services.insights.network.graph import build, by_wave, measures, scoped
-from services.insights.projection import Clock
 from services.insights.rollout.chart import rollout_chart
 from services.insights.rollout.dashboard import dashboard
 

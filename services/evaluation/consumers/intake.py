@@ -14,7 +14,6 @@ is not known yet waits in ``deferred_triggers`` and runs when it arrives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -36,9 +35,9 @@ from libs.events.contexts.evaluation import (
 from libs.events.contexts.matching import PairCompleted, PairDissolved, PairEvent, PairFormed
 from libs.events.contexts.sessions import SessionHeld
 from libs.events.envelope import Envelope
-from libs.events.registry import DomainEvent, registry
+from libs.events.registry import registry
 from libs.eventstore.store import EventStore
-from libs.messaging.consumer import handle_each
+from libs.messaging.dispatch import Consumer
 from services.evaluation.adapters.erasure import FreeText
 from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
@@ -58,7 +57,11 @@ def pair_of(event: PairEvent) -> Pair:
 
 
 @dataclass
-class Intake:
+class Intake(Consumer):
+    """A process manager: one event at a time (the base's ``handle_batch``),
+    it appends evaluation's own events and reads what earlier events decided.
+    Every other event of these contexts says nothing evaluation needs."""
+
     store: EventStore
     projector: Projector
     references: References
@@ -70,36 +73,46 @@ class Intake:
     def __post_init__(self) -> None:
         self.free_text = FreeText(self.store.schema)
 
-    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
-        """One event at a time: the intake is a process manager (it appends
-        evaluation's own events and reads what earlier events decided)."""
-        await handle_each(self, conn, items)
-
     async def reset(self, conn: asyncpg.Connection) -> None:
         await self.references.reset(conn)
         await self.free_text.reset(conn)
 
-    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
-        repo = Repository(
-            conn, self.store, self.projector, correlation_id=envelope.correlationid, causation_id=str(envelope.id)
+    def _repository(self, conn: asyncpg.Connection, trigger: Envelope) -> Repository:
+        """Evaluation's repository, its changes caused by ``trigger``."""
+        return Repository(
+            conn, self.store, self.projector, correlation_id=trigger.correlationid, causation_id=str(trigger.id)
         )
-        refs = self.references
-        if isinstance(event, (ProgrammeCreated, ProgrammeSettingsChanged)):
-            languages = event.settings.languages
-            await refs.put_programme(conn, event.programme_id, envelope.tenant, languages)
-            if isinstance(event, ProgrammeCreated):
-                await self._create_defaults(repo, envelope.tenant, event)
-                await self._release(conn, f"programme:{event.programme_id}")
-        elif isinstance(event, WaveOpened):
-            await refs.put_wave(conn, event.wave_id, event.programme_id, envelope.tenant, event.country, event.region)
-        elif isinstance(event, PairFormed):
-            await self._pair_formed(conn, repo, envelope, event)
-        elif isinstance(event, (SessionHeld, PairCompleted, PairDissolved)):
-            await self._pair_fact(conn, repo, envelope, event)
-        elif isinstance(event, ParticipantErased):
-            # GDPR: the person's free text leaves the read tables (adapters/erasure.py).
-            await self.free_text.forget_participant(conn, event.participant_id, envelope.time)
-        # Every other event of these contexts says nothing evaluation needs.
+
+    async def on_ProgrammeCreated(self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated) -> None:
+        await self.references.put_programme(conn, event.programme_id, envelope.tenant, event.settings.languages)
+        await self._create_defaults(self._repository(conn, envelope), envelope.tenant, event)
+        await self._release(conn, f"programme:{event.programme_id}")
+
+    async def on_ProgrammeSettingsChanged(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeSettingsChanged
+    ) -> None:
+        await self.references.put_programme(conn, event.programme_id, envelope.tenant, event.settings.languages)
+
+    async def on_WaveOpened(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveOpened) -> None:
+        await self.references.put_wave(
+            conn, event.wave_id, event.programme_id, envelope.tenant, event.country, event.region
+        )
+
+    async def on_PairFormed(self, conn: asyncpg.Connection, envelope: Envelope, event: PairFormed) -> None:
+        await self._pair_formed(conn, self._repository(conn, envelope), envelope, event)
+
+    async def on_SessionHeld(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionHeld) -> None:
+        await self._pair_fact(conn, self._repository(conn, envelope), envelope, event)
+
+    async def on_PairCompleted(self, conn: asyncpg.Connection, envelope: Envelope, event: PairCompleted) -> None:
+        await self._pair_fact(conn, self._repository(conn, envelope), envelope, event)
+
+    async def on_PairDissolved(self, conn: asyncpg.Connection, envelope: Envelope, event: PairDissolved) -> None:
+        await self._pair_fact(conn, self._repository(conn, envelope), envelope, event)
+
+    async def on_ParticipantErased(self, conn: asyncpg.Connection, envelope: Envelope, event: ParticipantErased) -> None:
+        # GDPR: the person's free text leaves the read tables (adapters/erasure.py).
+        await self.free_text.forget_participant(conn, event.participant_id, envelope.time)
 
     async def _create_defaults(self, repo: Repository, organisation: str, event: ProgrammeCreated) -> None:
         languages = event.settings.languages

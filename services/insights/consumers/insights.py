@@ -1,13 +1,15 @@
 """The insights projection: every context's events -> insights' read models.
 
 One projection (one consumer group) reads the four contexts and files each
-fact in its table (``enrollment.py``, ``matching.py``, ``sessions.py``,
-``evaluation.py``); a handler returns the pairs whose ``pair_activity`` must
-be recomputed (``activity.py``). Event types insights does not use are
-applied as no-ops (recorded, so a replay skips them like the others).
+fact in its table: its ``on_<EventClassName>`` methods come from one class
+per context in ``services/insights/facts/`` (``enrollment.py``,
+``matching.py``, ``sessions.py``, ``evaluation.py``); each returns the pairs
+whose ``pair_activity`` must be recomputed (``facts/activity.py``). Event
+types insights does not use have no method: applied as no-ops (recorded, so a
+replay skips them like the others).
 
 ``handle_batch`` files a whole batch with a few pipelined statements
-(``batching.py``), recomputes each touched pair's activity once, and
+(``facts/batching.py``), recomputes each touched pair's activity once, and
 refreshes the business gauges (``health/gauges.py``, the health of every
 pair of a country) of each country it touched once, after the whole batch,
 instead of once per event (10 % of the platform's CPU during ``binome demo``
@@ -16,9 +18,6 @@ before). A replay uses ``replay_batch``: the same, without the gauges.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -26,20 +25,16 @@ import asyncpg
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
+from libs.messaging.dispatch import Consumer
 from libs.observability.correlation import correlation
+from libs.runtime.clock import Clock, system_clock
 from services.insights.health import gauges
-from services.insights.projection import activity, enrollment, evaluation, matching, sessions
-from services.insights.projection.batching import Deferred, layers, run_rounds
-
-Handler = Callable[[asyncpg.Connection, str, Envelope, Any], Awaitable[list[UUID]]]
-Clock = Callable[[], datetime]
-
-HANDLERS: dict[type[DomainEvent], Handler] = {
-    **enrollment.HANDLERS,
-    **matching.HANDLERS,
-    **sessions.HANDLERS,
-    **evaluation.HANDLERS,
-}
+from services.insights.facts import activity
+from services.insights.facts.batching import Deferred, layers, run_rounds
+from services.insights.facts.enrollment import EnrollmentFacts
+from services.insights.facts.evaluation import EvaluationFacts
+from services.insights.facts.matching import MatchingFacts
+from services.insights.facts.sessions import SessionsFacts
 
 #: Every table the projection writes, emptied by a rebuild (not health_rules:
 #: configuration, not facts).
@@ -49,15 +44,11 @@ READ_MODEL_TABLES = (
 )
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class InsightsProjection:
+class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts, EvaluationFacts):
     name = "insights"
     contexts = ("enrollment", "matching", "sessions", "evaluation")
 
-    def __init__(self, schema: str, *, clock: Clock = utc_now, name: str = "insights") -> None:
+    def __init__(self, schema: str, *, clock: Clock = system_clock, name: str = "insights") -> None:
         self.schema = check_schema_name(schema)
         self.clock = clock  # only for the business gauges: the read models never read it
         self.name = name
@@ -82,7 +73,7 @@ class InsightsProjection:
         await self._apply_all(conn, items)
 
     async def _apply_all(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> set[str]:
-        """File the events, layer by layer (``batching.py``), then recompute the
+        """File the events, layer by layer (``facts/batching.py``), then recompute the
         activity of every pair they touched, once; return the countries of those pairs."""
         touched: set[UUID] = set()
         countries: set[str] = set()
@@ -90,12 +81,12 @@ class InsightsProjection:
             recorded = []
             for index in layer:
                 envelope, event = items[index]
-                handler = HANDLERS.get(type(event))
+                handler = self.handler_for(event)
                 if handler is None:
                     continue
                 deferred = Deferred(conn)
                 with correlation(envelope.correlationid):  # log lines of the handler carry it
-                    pairs = await handler(deferred, self.schema, envelope, event)
+                    pairs = await handler(deferred, envelope, event)
                 recorded.append(deferred.statements)
                 if pairs:
                     touched.update(pairs)

@@ -1,0 +1,72 @@
+"""One way for a consumer to dispatch an event: by its class name.
+
+Every consumer of Binome (a projection, a process manager: anything the
+consumer runtime of ``libs/messaging/consumer.py`` feeds) lives in
+``services/<service>/consumers/``, one module per consumer, and subclasses
+``Consumer``::
+
+    class PairDirectory(Consumer):
+        name = "sessions-pair-directory"
+        contexts = ("matching", "enrollment")
+
+        async def on_PairFormed(self, conn, envelope, event: PairFormed) -> None: ...
+
+        async def reset(self, conn) -> None: ...
+
+``handle`` calls ``on_<EventClassName>`` and ignores the events the consumer
+has no method for (the runtime still records them as applied, so a replay
+skips them like the others). ``handle_batch`` applies a batch one event at a
+time, in delivery order; a consumer that writes a batch at once (insights)
+overrides it and may look its handlers up with ``handler_for``.
+``handled_types`` lists the types a consumer reads (``binome events``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from libs.events.envelope import Envelope
+from libs.events.registry import DomainEvent
+from libs.messaging.consumer import handle_each
+
+#: ``on_<EventClassName>(conn, envelope, event)``, bound to its consumer.
+Handler = Callable[[Any, Envelope, Any], Awaitable[Any]]
+
+PREFIX = "on_"
+
+
+class Consumer:
+    """Base of every consumer: a ``Projection`` (libs/messaging/consumer.py)
+    that dispatches on the event's class name."""
+
+    #: The consumer group and the key in ``applied_events`` (an instance may
+    #: set its own: tests give each environment one).
+    name: str
+    #: The bounded contexts it reads (``binome.<context>.events`` topics).
+    contexts: tuple[str, ...]
+
+    def handler_for(self, event: DomainEvent) -> Handler | None:
+        """The method for ``event``'s type, or None: the consumer ignores it."""
+        return getattr(self, PREFIX + type(event).__name__, None)
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
+        handler = self.handler_for(event)
+        if handler is not None:
+            await handler(conn, envelope, event)
+
+    async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, DomainEvent]]) -> None:
+        """One event at a time, in delivery order: a handler may read what the
+        earlier events of the batch wrote."""
+        await handle_each(self, conn, items)
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        """Empty the read model (a rebuild); every consumer says what it owns."""
+        raise NotImplementedError(f"{type(self).__name__} must say how to empty its read model")
+
+    @classmethod
+    def handled_types(cls) -> tuple[str, ...]:
+        """The event class names it has a method for, sorted."""
+        return tuple(sorted(n.removeprefix(PREFIX) for n in dir(cls) if n.startswith(PREFIX)))
