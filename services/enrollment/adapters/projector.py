@@ -21,6 +21,7 @@ from libs.events.contexts.enrollment import (
     ParticipantEnrolled,
     ParticipantErased,
     ParticipantProfileUpdated,
+    ParticipantRelocated,
     ParticipantWithdrew,
     ProgrammeCreated,
     ProgrammeSettingsChanged,
@@ -74,7 +75,16 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
                 doc["manager_ref"] = None
         elif isinstance(event, ParticipantWithdrew):
             doc["status"] = ParticipantStatus.WITHDRAWN.value
-            doc["withdrawal"] = {"reason": event.reason, "withdrawn_at": at, "withdrawn_by": actor}
+            doc["withdrawal"] = {
+                "reason": event.reason,
+                "cause": event.cause.value,
+                "withdrawn_at": at,
+                "withdrawn_by": actor,
+            }
+        elif isinstance(event, ParticipantRelocated):
+            # Back in the wave's country: nothing left for the committee to decide.
+            moved = event.directory_country != event.country
+            doc["directory_country"] = event.directory_country if moved else None
         elif isinstance(event, ParticipantErased):
             doc = erased_doc(doc)
             doc["erasure"] = {"erased_at": at, "erased_by": actor}
@@ -131,7 +141,7 @@ PARTICIPANT_EVENTS = (
     ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantWithdrew,
-    ParticipantErased,
+    ParticipantRelocated,
     NeedsAnswered,
     MentorQualificationAssessed,
 )

@@ -8,6 +8,7 @@ tables in the same transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 from uuid import UUID
@@ -28,9 +29,19 @@ A = TypeVar("A", bound=Aggregate)
 
 class Repository:
     def __init__(
-        self, conn: asyncpg.Connection, store: EventStore, projector: Projector, *, correlation_id: str | None = None
+        self,
+        conn: asyncpg.Connection,
+        store: EventStore,
+        projector: Projector,
+        *,
+        correlation_id: str | None = None,
+        cause: UUID | None = None,
     ) -> None:
+        """``cause``: the event this work reacts to (a directory change). It
+        becomes the events' ``causationid`` and fixes their ids, so the same
+        work again for the same cause writes nothing more."""
         self.conn, self.store, self.projector, self.correlation_id = conn, store, projector, correlation_id
+        self.cause = cause
 
     async def get(self, kind: type[A], aggregate_id: UUID) -> A | None:
         """The aggregate, or None if no stream of that kind has this id."""
@@ -42,7 +53,12 @@ class Repository:
     def envelopes(self, aggregate: Aggregate, event_ids: Sequence[UUID] | None = None) -> StreamAppend:
         expected = aggregate.expected_version
         events = aggregate.take_pending()
-        ids = list(event_ids) if event_ids is not None else [None] * len(events)
+        if event_ids is not None:
+            ids: list[UUID | None] = list(event_ids)
+        elif self.cause is not None:
+            ids = [uuid.uuid5(self.cause, f"{aggregate.id}/{expected + i}") for i in range(len(events))]
+        else:
+            ids = [None] * len(events)
         if len(ids) != len(events):
             raise ValueError(f"{len(events)} events but {len(ids)} event ids")
         return StreamAppend(
@@ -56,6 +72,7 @@ class Repository:
                     tenant=aggregate.organisation,
                     country=aggregate.country,
                     correlationid=self.correlation_id,
+                    causationid=str(self.cause) if self.cause else None,
                     event_id=event_id,
                 )
                 for event, event_id in zip(events, ids, strict=True)

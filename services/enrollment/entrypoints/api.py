@@ -43,6 +43,7 @@ from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, 
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus
 from services.enrollment.domain.wave import WavePlan
 from services.enrollment.entrypoints.schemas import (
+    DirectoryEnrolmentIn,
     IMPORT_COLUMNS,
     IMPORT_LEVEL_COLUMNS,
     IMPORT_LIST_COLUMNS,
@@ -283,6 +284,28 @@ async def enrol(
     """Enrol a person into an open wave, as mentor or mentee (one enrolment per person per programme)."""
     command = commands.Enrol(wave_id, body.to_enrolment())
     return await execute(request, who, key, handlers.enrol, command, PARTICIPANT_, created=True)
+
+
+@router.post(
+    "/waves/{wave_id}/participants:from-directory",
+    status_code=201,
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def enrol_from_directory(
+    wave_id: UUID,
+    body: DirectoryEnrolmentIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Enrol a person provisioned in the organisation's HR directory (SCIM), named by employee
+    reference (``employeeNumber``): the profile fields the body leaves out come from the directory,
+    and the wave must be in the person's country. 422 naming ``employee_ref`` when no active person
+    has it, naming a field when neither the body nor the directory gives it."""
+    command = commands.EnrolFromDirectory(wave_id, body.employee_ref, body.given())
+    return await execute(request, who, key, handlers.enrol_from_directory, command, PARTICIPANT_, created=True)
 
 
 @router.post(

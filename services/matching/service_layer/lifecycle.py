@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.auth.principal import PARTICIPANT, Principal
-from libs.events.contexts.enrollment import Actor, ParticipantEvent
+from libs.events.contexts.enrollment import Actor, ParticipantEvent, ParticipantWithdrew, WithdrawalCause
 from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
 from services.matching.adapters.repository import NewStream
 from services.matching.domain.errors import InvalidRequest, NotFound
@@ -138,8 +138,12 @@ async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> Non
     """The person left the programme (withdrew, or was erased): its proposals
     are declined for its side (a mentee's next choice is proposed when its
     mentor left) and its formed pairs dissolved with reason
-    ``left_programme``. The actor is whoever recorded the departure."""
+    ``left_programme``, or ``left_company`` when the HR directory said the
+    person left the organisation. The actor is whoever recorded the departure."""
     person = str(withdrawal.participant_id)
+    reason = DissolutionReason.LEFT_PROGRAMME
+    if isinstance(withdrawal, ParticipantWithdrew) and withdrawal.cause is WithdrawalCause.LEFT_ORGANISATION:
+        reason = DissolutionReason.LEFT_COMPANY
     for pair_id in await uow.pool.open_pairs_of(uow.conn, withdrawal.participant_id):
         pair = await uow.repo.pair(pair_id)
         assert pair is not None, "an open pair's stream exists"
@@ -148,6 +152,6 @@ async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> Non
         if pair.status is PairStatus.PROPOSED:
             await end_proposal(uow, pair, side, withdrawal.actor)
         else:
-            pair.dissolve(DissolutionReason.LEFT_PROGRAMME, side, withdrawal.actor)
+            pair.dissolve(reason, side, withdrawal.actor)
             await uow.repo.save([pair])
 
