@@ -22,6 +22,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from jsonschema import Draft202012Validator
+
+from libs.events import registry
+from libs.events.schemagen import envelope_schema
 
 from tests.support.directory_feed import DirectoryEnv, directory_env
 from tests.support.matching import QUALIFIED
@@ -148,6 +152,8 @@ async def test_a_directory_change_is_a_new_profile_event_and_a_new_country_is_fo
     assert [name for name, _ in history] == ["ParticipantEnrolled", "ParticipantProfileUpdated", "ParticipantRelocated"]
     assert history[0][1]["profile"]["department"] == "Treasury"  # history stays as it was
     update = history[1][1]
+    for stored in await env.enrollment.store.read_stream(participant_id):  # the contract holds for the new types
+        Draft202012Validator(envelope_schema(registry.models[stored.type])).validate(stored.model_dump(mode="json"))
     assert update["cause"] == "directory" and sorted(update["changed"]) == ["department", "job_level"]
     assert update["actor"]["client_id"] == "workday"
 
