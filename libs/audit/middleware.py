@@ -1,7 +1,8 @@
 """Records every ``/v1`` request in the service's audit trail.
 
 Pure ASGI and after the response is sent, so the caller never waits for it.
-Which requests: those whose path *relative to this app* starts with ``/v1``.
+Which requests: those whose path *relative to this app* starts with ``/v1``
+(or ``/v2``: the SCIM 2.0 routes of the directory, ``/scim/v2``).
 Under ``binome up`` a service is mounted at ``/<service>``: Starlette keeps
 the full path in ``scope["path"]`` and the mount prefix in
 ``scope["root_path"]``, so testing the raw path would miss every request
@@ -30,7 +31,7 @@ from libs.observability.metrics import route_template
 
 log = logging.getLogger(__name__)
 
-AUDITED_PREFIX = "/v1"
+AUDITED_PREFIXES = ("/v1/", "/v2/")
 
 
 class OncePerSource:
@@ -67,7 +68,7 @@ class AuditMiddleware:
         self.anonymous = anonymous or OncePerSource()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not app_path(scope).startswith(AUDITED_PREFIX):
+        if scope["type"] != "http" or not (app_path(scope) + "/").startswith(AUDITED_PREFIXES):
             await self.app(scope, receive, send)
             return
         root_path = scope.get("root_path", "")

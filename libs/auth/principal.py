@@ -14,6 +14,9 @@ Visibility rules (ARCHITECTURE.md, "Auth"):
 - ``dev_clock`` moves the platform's dev clock (dev mode only,
   ``libs/runtime/clock.py``) and nothing else: no HR or ops role may, since
   moving "now" runs retention and due dates for every organisation.
+- ``provisioning`` is an HR system's SCIM client (``/scim/v2``, the
+  directory service): it writes and reads its organisation's directory and
+  nothing else; no other role may call SCIM.
 - ``participant`` sees only what is theirs; that is an ownership check
   (``principal.subject == resource owner``) made by the endpoint, not a
   country grant.
@@ -33,8 +36,11 @@ OPS = "ops"
 PARTICIPANT = "participant"
 SERVICE = "service"
 DEV_CLOCK = "dev_clock"
+PROVISIONING = "provisioning"
 
-ALL_ROLES: frozenset[str] = frozenset({HR_ADMIN, REGIONAL_COMMITTEE, OPS, PARTICIPANT, SERVICE, DEV_CLOCK})
+ALL_ROLES: frozenset[str] = frozenset(
+    {HR_ADMIN, REGIONAL_COMMITTEE, OPS, PARTICIPANT, SERVICE, DEV_CLOCK, PROVISIONING}
+)
 
 # Roles that see every country of their own organisation.
 ORGANISATION_WIDE_ROLES: frozenset[str] = frozenset({HR_ADMIN, SERVICE})

@@ -383,8 +383,9 @@ class Platform:
         root.state.in_flight = {}
         for service in self.services:
             app = service.build_app(self.contexts[service.name])
-            root.mount(f"/{service.name}", app)
-            root.state.in_flight[f"/{service.name}"] = app.state.in_flight
+            for path in (f"/{service.name}", *service.also_mounted_at):
+                root.mount(path, app)
+                root.state.in_flight[path] = app.state.in_flight
             if service.exports_personal_data:
                 # In-process calls, with the caller's token: each service's own
                 # isolation rules apply to its part of the export.

@@ -70,6 +70,9 @@ class ServiceDefinition:
     workers: Callable[[ServiceContext], Sequence[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]]] = field(
         default=lambda ctx: ()
     )
+    #: Root paths where ``binome up`` serves the same app besides ``/<name>``
+    #: (the directory's SCIM routes at ``/scim/v2``, where connectors expect them).
+    also_mounted_at: tuple[str, ...] = ()
 
     @property
     def schema(self) -> str:

@@ -16,8 +16,9 @@ Conventions, as in the enrollment context:
   ever writes its own), ``country`` the person's country when the HR system
   gave one (the Binome extension's ``country``).
 * Every event that says what a person is carries the whole current state:
-  ``identity`` (personal, sealed), ``manager_id`` (personal, sealed) and
-  ``profile`` (what matching and insights use, no direct identifier). A
+  ``identity`` (personal, sealed), ``manager_id`` (personal, sealed),
+  ``profile`` (what matching and insights use, no direct identifier) and
+  ``active``. A
   consumer never needs an earlier event to know the person now;
   ``PersonUpdated.changed`` names what differs from before.
 * Personal values are sealed with the person's own data key (``person_id``);
@@ -55,7 +56,7 @@ class Value(BaseModel):
 class Email(Value):
     value: str
     type: str | None = None  # "work", "home", "other"
-    primary: bool = False
+    primary: bool | None = None
 
 
 class PersonIdentity(Value):
@@ -126,7 +127,14 @@ class PersonState(PersonEvent):
     identity: PersonIdentity
     manager_id: str | None = None  # the manager's person_id
     profile: DirectoryProfile
-    active: bool
+    #: ``active`` as the HR system states it; None (not stated) counts as
+    #: active. Act on ``PersonDeactivated``/``PersonReactivated``, which
+    #: follow whenever ``is_active`` changes.
+    active: bool | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.active is not False
 
 
 # --------------------------------------------------------------------------- person
@@ -142,10 +150,10 @@ class PersonUpdated(PersonState):
     """The HR system changed the person (PUT or PATCH /Users/{id}).
 
     ``changed`` names what differs, as dotted paths: ``identity.emails``,
-    ``manager_id``, ``profile.department``... A change of ``active`` alone
-    is never a ``PersonUpdated`` but a ``PersonDeactivated`` or
-    ``PersonReactivated``; a request that changes both records a
-    ``PersonUpdated`` first, then that event.
+    ``manager_id``, ``profile.department``, ``active``... When the change
+    makes the person leave or come back (``is_active`` changes), a
+    ``PersonDeactivated`` or ``PersonReactivated`` follows it in the same
+    append: consumers act on those, not on ``changed``.
     """
 
     changed: list[str]
