@@ -27,6 +27,7 @@ from jsonschema import Draft202012Validator
 from libs.events import registry
 from libs.events.schemagen import envelope_schema
 
+from services.enrollment.bootstrap import Enrollment
 from tests.support.directory_feed import DirectoryEnv, directory_env
 from tests.support.matching import QUALIFIED
 from tests.support.problems import fields, problem
@@ -240,3 +241,31 @@ async def test_an_erased_person_leaves_both_read_models(env: DirectoryEnv) -> No
     for table in (f"{e}.directory_people", f"{m}.reporting_lines"):
         assert await env.matching.pool.fetchval(f"SELECT count(*) FROM {table} WHERE person_id = $1", person_id) == 0
     problem(await from_directory(env, await new_wave(env), mentee_body(number)), 422)
+
+
+async def test_a_rebuild_of_the_directory_copy_takes_no_effect_twice(env: DirectoryEnv) -> None:
+    """A replay passes through old states of a person: ``directory_people``
+    is rebuilt, but no participant gets those old values again."""
+    number = ref("P")
+    person_id = await env.provision(number, department="Treasury")
+    await env.synced()
+    wave = await new_wave(env)
+    participant_id = (await enrolled(env, wave, mentee_body(number)))["participant_id"]
+    await env.update(number, department="Digital Office")
+    await env.update(number, department="Strategy")
+    await env.synced()
+    before = await env.enrollment.count_events()
+    assert (await participant(env, participant_id))["profile"]["department"] == "Strategy"
+
+    feed = Enrollment(env.matching.pool, env.enrollment.store, env.enrollment.vault).directory_feed()
+    stream = await env.enrollment.store.personal.open(await env.store.read_stream(str(person_id)))
+    async with env.matching.pool.acquire() as conn, conn.transaction():
+        await feed.reset(conn)
+        for envelope in stream:  # as `binome replay enrollment enrollment-directory` applies them
+            await feed.handle(conn, envelope, registry.load(envelope))
+
+    assert await env.enrollment.count_events() == before
+    assert (await participant(env, participant_id))["profile"]["department"] == "Strategy"
+    e = env.enrollment.schema
+    row = await env.matching.pool.fetchrow(f"SELECT profile::text, version FROM {e}.directory_people WHERE person_id = $1", person_id)
+    assert '"Strategy"' in row["profile"] and row["version"] == 3
