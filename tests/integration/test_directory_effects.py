@@ -269,3 +269,31 @@ async def test_a_rebuild_of_the_directory_copy_takes_no_effect_twice(env: Direct
     e = env.enrollment.schema
     row = await env.matching.pool.fetchrow(f"SELECT profile::text, version FROM {e}.directory_people WHERE person_id = $1", person_id)
     assert '"Strategy"' in row["profile"] and row["version"] == 3
+
+
+async def test_a_bulk_import_names_people_by_employee_reference(env: DirectoryEnv) -> None:
+    first, second = ref("U"), ref("V")
+    await env.provision(first, job_level=14, department="Audit")
+    await env.provision(second, job_level=16)
+    await env.synced()
+    wave = await new_wave(env)
+    header = "role,employee_ref,motivation,tenure_years,learner_profile,intentions,themes_wanted\n"
+    csv = header + "".join(
+        f"mentee,{number},Learn.,9,mixed,find_digital_profiles,data_ai:2\n" for number in (first, "NOBODY-2", second)
+    )
+    path = f"/v1/waves/{wave}/participants:import?source=directory"
+    headers = {**env.enrollment.auth(), "content-type": "text/csv"}
+    before = await env.enrollment.count_events()
+
+    rejected = problem(await env.enrollment.client.post(path, content=csv, headers=headers), 422)
+    assert [(e["line"], e["field"]) for e in rejected["errors"]] == [(3, "employee_ref")]
+    assert await env.enrollment.count_events() == before
+
+    response = await env.enrollment.client.post(f"{path}&mode=valid_only", content=csv, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == 2
+    listed = await env.enrollment.client.get(f"/v1/participants?wave_id={wave}", headers=env.enrollment.auth())
+    by_ref = {p["employee_ref"]: p for p in listed.json()["items"]}
+    assert set(by_ref) == {first, second}
+    assert by_ref[first]["profile"]["department"] == "Audit" and by_ref[second]["profile"]["job_level"] == 16
+    assert by_ref[first]["display_name"] == f"Dir {first}"

@@ -329,6 +329,11 @@ async def import_participants_route(
     wave_id: UUID,
     request: Request,
     mode: Literal["all_or_nothing", "valid_only"] = "all_or_nothing",
+    source: Literal["file", "directory"] = Query(
+        "file",
+        description="directory: each row names a person of the organisation's HR directory by employee_ref and"
+        " may leave out what the directory gives (the rows of participants:from-directory).",
+    ),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -341,7 +346,7 @@ async def import_participants_route(
     command = commands.ImportParticipants(
         wave_id,
         hashlib.sha256(body).hexdigest(),
-        _import_rows(request.headers.get("content-type", ""), body),
+        _import_rows(request.headers.get("content-type", ""), body, from_directory=source == "directory"),
         mode == "valid_only",
     )
 
@@ -352,7 +357,7 @@ async def import_participants_route(
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
-def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
+def _import_rows(content_type: str, body: bytes, *, from_directory: bool = False) -> list[commands.ImportRow]:
     media_type = content_type.split(";")[0].strip().lower()
     try:
         if media_type in ("text/csv", "application/csv"):
@@ -372,7 +377,11 @@ def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
     rows = [commands.ImportRow(bad.line, None, (bad,)) for bad in table.bad_rows]
     for row in table.rows:
         try:
-            rows.append(commands.ImportRow(row.line, EnrolmentIn.model_validate(row.values).to_enrolment()))
+            if from_directory:  # the directory gives the rest, in the command's transaction
+                given = DirectoryEnrolmentIn.model_validate(row.values).given()
+                rows.append(commands.ImportRow(row.line, None, given=given))
+            else:
+                rows.append(commands.ImportRow(row.line, EnrolmentIn.model_validate(row.values).to_enrolment()))
         except ValidationError as exc:
             errors = tuple(
                 tabular.RowError(row.line, ".".join(str(p) for p in e["loc"]) or "row", e["msg"]) for e in exc.errors()

@@ -98,6 +98,8 @@ class ImportRow:
     line: int
     enrolment: Enrolment | None
     errors: tuple[RowError, ...] = ()
+    #: A row naming a person of the HR directory: the fields it gives (the directory gives the rest).
+    given: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
