@@ -69,11 +69,11 @@ from services.matching.domain import (  # noqa: E402
     Objective,
     ScoreModel,
     assign_graph,
-    greedy_match,
     solve,
 )
 from services.matching.domain.solver import matched_bonus  # noqa: E402
-from services.matching.domain.synthetic import Pool, generate_pool, generate_tight_pool  # noqa: E402
+from tests.support.matching_greedy import greedy_match  # noqa: E402
+from tests.support.matching_synthetic import Pool, generate_pool, generate_tight_pool  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "matching.json"
 AIM_MID_S = 0.5  # 1,500 x 3,000 including scoring, exact

@@ -18,20 +18,21 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import asyncpg
 import typer
 
+# Only what every command needs is imported here: a command imports the rest
+# when it runs, so that `binome token` answers at once (no event models, no
+# database driver, no logging setup).
 from libs.auth.devkeys import token as token_command
-from libs.database import create_pool
-from libs.events.cli import schemas as schemas_command
-from libs.observability.logging import LogFormat, configure_logging
-from libs.settings import Settings, get_settings
+from libs.settings import LogFormat, Settings, get_settings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 app = typer.Typer(help="Binome: reverse-mentoring programmes, event-sourced.", no_args_is_help=True)
 app.command("token", help="Mint a bearer token signed with the local dev key.")(token_command)
-app.command("schemas", help="Write JSON Schema for every event and an AsyncAPI document.")(schemas_command)
 
 T = TypeVar("T")
 
@@ -43,8 +44,15 @@ def _services():
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]], log_format: LogFormat = "auto") -> T:
+    from libs.embedded import EmbeddedStackMissing
+    from libs.observability.logging import configure_logging
+
     configure_logging(log_format)
-    return asyncio.run(coro_fn())
+    try:
+        return asyncio.run(coro_fn())
+    except EmbeddedStackMissing as exc:
+        typer.echo(f"binome: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -86,6 +94,7 @@ def _refuse_without_master_keys(settings: Settings) -> None:
 
 
 async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    from libs.database import create_pool
     from libs.runtime.platform import start_infrastructure
 
     settings = get_settings().model_copy(update={"kafka_bootstrap": "unused"})  # no broker needed
@@ -170,6 +179,22 @@ def redrive(
         typer.echo(f"{what}: {result.outcome}" + (f" (attempt {result.attempts}: {result.reason})" if result.reason else ""))
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def schemas(
+    out: Annotated[
+        Path,
+        typer.Option(help="Directory for asyncapi.json and events/<type>.schema.json."),
+    ] = Path("docs/events"),
+) -> None:
+    """Write JSON Schema for every event and an AsyncAPI document."""
+    from libs.events.schemagen import write_all
+
+    written = write_all(out)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{len(written)} files in {out}")
 
 
 @app.command()

@@ -20,8 +20,10 @@ dropped is replaced by the pool on its next use.
 
 from __future__ import annotations
 
-import asyncpg
+from typing import Any
 
+import asyncpg
+import orjson
 
 CONNECT_TIMEOUT_S = 5.0
 ACQUIRE_TIMEOUT_S = 10.0
@@ -53,3 +55,10 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
     """Release without the reset query: there is no session state to clear."""
+
+
+def jsonb(value: Any) -> str:
+    """``value`` as the text of a ``jsonb`` parameter (``$1::jsonb``): orjson,
+    which also writes UUIDs and datetimes."""
+    return orjson.dumps(value).decode()
+

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+#: How log lines look (``binome up --log-format``): console on a terminal, else JSON.
+LogFormat = Literal["auto", "json", "console"]
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,7 @@
-"""Authentication (JWT bearer tokens) and authorisation (roles, countries)."""
+"""Authentication (JWT bearer tokens) and authorisation (roles, countries).
+
+The verifier is ``libs.auth.tokens`` (imported where it is used: the
+``binome token`` command only signs, and starts faster without it)."""
 
 from libs.auth.principal import (
     ALL_ROLES,
@@ -13,7 +16,6 @@ from libs.auth.principal import (
     Principal,
     require_role,
 )
-from libs.auth.tokens import InvalidToken, KeySourceUnavailable, TokenVerifier
 
 __all__ = [
     "ALL_ROLES",
@@ -25,9 +27,6 @@ __all__ = [
     "REGIONAL_COMMITTEE",
     "SERVICE",
     "Forbidden",
-    "InvalidToken",
-    "KeySourceUnavailable",
     "Principal",
-    "TokenVerifier",
     "require_role",
 ]

@@ -10,19 +10,43 @@ months (the platform's dev clock).
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from libs.demo.api import DemoError
-from libs.demo.runner import Demo, Options, Result
+from libs.demo.report import collect, render
+from libs.demo.runner import Demo, Options, Pair
+from libs.demo.world import Wave
 
 __all__ = ["DemoError", "Options", "Result", "run_demo"]
 
 
+@dataclass
+class Result:
+    """A whole demo: the story (runner.py) and what the services showed (report.py)."""
+
+    programme_id: str
+    out_dir: Path
+    files: dict[str, Path]
+    counts: Counter
+    pairs: list[Pair]
+    waves: list[Wave]
+    rollout: dict[str, Any]
+    network: dict[str, Any]
+    at_risk: list[dict[str, Any]]
+    results: dict[str, Any]
+    elapsed_s: float
+    requests: int
+
+
 async def run_demo(options: Options, console: Console | None = None) -> Result:
     """Run the demo with progress bars on ``console`` (none when it is quiet), then print the report."""
-    from libs.demo.report import render
-
     if console is None:
         console = Console()
         if not console.is_terminal:  # a log file: wide enough for the dashboard
@@ -39,7 +63,16 @@ async def run_demo(options: Options, console: Console | None = None) -> Result:
         f"{sum(p.role == 'mentee' for p in people)} executives as mentees) on {options.base_url}, "
         f"seed {options.seed}, {options.weeks} simulated weeks per pair"
     )
-    with progress:
-        result = await demo.run()
-    render(result, console)
+    started = time.monotonic()
+    try:
+        with progress:
+            await demo.run()
+            found = await collect(demo.api, demo.programme_id, demo.counts, demo.out_dir, progress)
+    finally:
+        await demo.api.close()
+    result = Result(
+        demo.programme_id, found.out_dir, found.files, demo.counts, list(demo.pairs.values()), demo.world.waves,
+        found.rollout, found.network, found.at_risk, found.results, time.monotonic() - started, demo.api.requests,
+    )
+    render(found, result.counts, result.elapsed_s, result.requests, console)
     return result

@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from libs.auth.devkeys import mint
 
@@ -100,22 +109,26 @@ class Api:
         if method == "POST":
             hdrs["Idempotency-Key"] = str(uuid.uuid5(self.run_key, key or f"{path}:{uuid.uuid4()}"))
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        for attempt in range(8):
-            try:
-                async with self.gate:
-                    self.requests += 1
-                    response = await self.http.request(method, path, json=json, params=params, headers=hdrs)
-            except httpx.TransportError as exc:
-                if attempt == 7:
-                    raise DemoError(f"{method} {path}: {exc!r} (is `binome up` running at {self.http.base_url}?)")
-                await asyncio.sleep(0.2 * (attempt + 1))
-                continue
-            if response.status_code == 429:
-                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-                continue
-            if response.status_code in ok:
-                return response
-            break
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((httpx.TransportError, _Throttled)),
+            stop=stop_after_attempt(8),
+            wait=_wait,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with self.gate:
+                        self.requests += 1
+                        response = await self.http.request(method, path, json=json, params=params, headers=hdrs)
+                    if response.status_code == 429:
+                        raise _Throttled(response)
+        except httpx.TransportError as exc:
+            raise DemoError(f"{method} {path}: {exc!r} (is `binome up` running at {self.http.base_url}?)") from None
+        except _Throttled as exc:
+            response = exc.response  # throttled every time: reported below
+        if response.status_code in ok:
+            return response
         raise DemoError(f"{method} {path} as {actor}: {response.status_code} {_problem(response)}")
 
     async def get(self, path: str, **kw: Any) -> Any:
@@ -154,21 +167,46 @@ class Api:
         for as long as it moves, a stuck one is reported."""
         timeout = timeout_s or self.wait_timeout_s
         deadline = time.monotonic() + timeout
-        delay, seen = 0.05, None
-        while True:
-            result = await probe()
-            if result is not None and result is not False:
-                return result
+        seen = None
+
+        def out_of_time(state: RetryCallState) -> bool:
+            nonlocal deadline, seen
             if progress is not None and (now_seen := progress()) != seen:
                 seen, deadline = now_seen, time.monotonic() + timeout
-            if time.monotonic() > deadline:
-                raise DemoError(
-                    f"timed out after {timeout:.0f} s waiting for {what}"
-                    + (" (no progress meanwhile)" if progress is not None else "")
-                    + "; are the platform's consumers running (see the `binome up` log)?"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.5 if progress is None else 2.0)
+            return time.monotonic() > deadline
+
+        polling = AsyncRetrying(
+            retry=retry_if_result(lambda result: result is None or result is False),
+            stop=out_of_time,
+            wait=wait_exponential(multiplier=0.05, exp_base=1.5, max=0.5 if progress is None else 2.0),
+        )
+        async def look() -> T | None:  # a coroutine function, which tenacity awaits (a probe may be a lambda)
+            return await probe()
+
+        try:
+            return await polling(look)
+        except RetryError:
+            raise DemoError(
+                f"timed out after {timeout:.0f} s waiting for {what}"
+                + (" (no progress meanwhile)" if progress is not None else "")
+                + "; are the platform's consumers running (see the `binome up` log)?"
+            ) from None
+
+
+class _Throttled(Exception):
+    """A 429: tried again after the ``Retry-After`` it names."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__("429")
+        self.response = response
+        self.retry_after = float(response.headers.get("Retry-After", "1"))
+
+
+def _wait(state: RetryCallState) -> float:
+    """A throttled call waits as told; a transport error a little longer each time."""
+    assert state.outcome is not None
+    failure = state.outcome.exception()
+    return failure.retry_after if isinstance(failure, _Throttled) else 0.2 * state.attempt_number
 
 
 def _problem(response: httpx.Response) -> str:

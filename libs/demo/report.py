@@ -5,24 +5,37 @@ files, and prints it all."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from libs.demo.api import DemoError
+from libs.demo.api import Api, DemoError
 
-if TYPE_CHECKING:
-    from libs.demo.runner import Demo, Result
+
+@dataclass
+class Findings:
+    """What the services show once insights caught up, and the files written."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    rollout: dict[str, Any]
+    network: dict[str, Any]
+    at_risk: list[dict[str, Any]]
+    results: dict[str, Any]
 
 
 def answered(counts: Any) -> int:
     return sum(n for name, n in counts.items() if name.startswith("answered: "))
 
 
-async def collect(demo: Demo) -> dict[str, Any]:
-    api, pid, counts = demo.api, demo.programme_id, demo.counts
+async def collect(api: Api, pid: str, counts: Counter, out_dir: Path, progress: Progress | None) -> Findings:
+    """Wait until insights shows every fact the story ``counts``, then read
+    and write what the demo shows (pictures into ``out_dir``)."""
     expected = {
         "enrolled": counts["enrolled"],
         "pairs_formed": counts["pairs formed"],
@@ -41,25 +54,24 @@ async def collect(demo: Demo) -> dict[str, Any]:
 
     # Insights reads every topic and is the last to catch up: wait while it moves.
     total = sum(expected.values())
-    demo._task("insights catching up", total)
+    task = progress.add_task("insights catching up", total=total) if progress is not None else None
 
     def applied() -> tuple:
         done = sum(min(last.get(k) or 0, v) for k, v in expected.items())
-        if demo.progress is not None:
-            demo.progress.update(demo._tasks["insights catching up"], completed=done)
+        if progress is not None and task is not None:
+            progress.update(task, completed=done)
         return tuple(sorted(last.items()))
 
     try:
         rollout = await api.wait_for("insights to apply every fact of the demo", caught_up, progress=applied)
     except DemoError as exc:
         raise DemoError(f"{exc} (expected {expected}, insights shows {last})") from None
-    if demo.progress is not None:
-        demo.progress.update(demo._tasks["insights catching up"], completed=total)
+    if progress is not None and task is not None:
+        progress.update(task, completed=total)
     at_risk = await api.pages("/insights/v1/pair-health", {"programme_id": pid})
     network = await api.get(f"/insights/v1/programmes/{pid}/network", params={"format": "json"})
     results = await api.get(f"/evaluation/v1/programmes/{pid}/results", params={"group_by": "wave"})
     programme_results = await api.get(f"/evaluation/v1/programmes/{pid}/results", params={"group_by": "programme"})
-    out_dir = Path(demo.o.out or Path(demo.o.data_dir) / "demo") / f"programme-{pid}"
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     for name, path, params in (
@@ -72,10 +84,7 @@ async def collect(demo: Demo) -> dict[str, Any]:
         response = await api.request("GET", path, params=params)
         files[name] = out_dir / name
         files[name].write_bytes(response.content)
-    return {
-        "out_dir": out_dir, "files": files, "rollout": rollout, "network": network, "at_risk": at_risk,
-        "results": {"wave": results, "programme": programme_results},
-    }
+    return Findings(out_dir, files, rollout, network, at_risk, {"wave": results, "programme": programme_results})
 
 
 def _pct(value: Any) -> str:
@@ -86,9 +95,9 @@ def _rate(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
 
-def render(result: Result, console: Console) -> None:
+def render(found: Findings, counts: Counter, elapsed_s: float, requests: int, console: Console) -> None:
     """Print the dashboard, the pairs at risk and the network figures."""
-    rollout = result.rollout
+    rollout = found.rollout
     table = Table(title="Rollout dashboard (insights): per country, region and programme", show_lines=False)
     for column in ("where", "waves", "target", "enrolled", "pairs", "active", "done", "dissolved", "sessions",
                    "answered", "maturity", "days to 1st"):
@@ -111,7 +120,7 @@ def render(result: Result, console: Console) -> None:
         add(row, "programme", style="bold cyan")
     console.print(table)
 
-    at_risk = result.at_risk
+    at_risk = found.at_risk
     risk = Table(title=f"Pairs at risk: {len(at_risk)} (insights pair health, newest reason first; first 12)")
     for column in ("pair", "country", "wave", "status", "reasons"):
         risk.add_column(column)
@@ -120,7 +129,7 @@ def render(result: Result, console: Console) -> None:
                      ", ".join(r["code"] for r in item["reasons"]))
     console.print(risk)
 
-    measures = result.network.get("measures", {})
+    measures = found.network.get("measures", {})
     net = Table(title="Cross-silo network (insights): share of pairs crossing each boundary")
     for column in ("dimension", "crossing share", "groups", "unreached", "closed (pairs only inside)", "bridges"):
         net.add_column(column)
@@ -128,7 +137,7 @@ def render(result: Result, console: Console) -> None:
     groups_reached = measures.get("components", {})
     for dimension, share in (measures.get("crossing_share") or {}).items():
         dim_silos = silos.get(dimension, {})
-        nodes = sum(1 for n in result.network.get("nodes", []) if n.get("kind") == dimension)
+        nodes = sum(1 for n in found.network.get("nodes", []) if n.get("kind") == dimension)
         net.add_row(dimension, _rate(share), str(nodes), str(len(dim_silos.get("unreached", []))),
                     str(len(dim_silos.get("closed", []))),
                     str(sum(1 for b in bridges if b["dimension"] == dimension)))
@@ -136,7 +145,7 @@ def render(result: Result, console: Console) -> None:
     console.print(f"{measures.get('pairs', 0)} pairs connect the groups; connected components per dimension: "
                   + ", ".join(f"{d} {n}" for d, n in groups_reached.items()))
 
-    groups = result.results["programme"]["groups"]
+    groups = found.results["programme"]["groups"]
     if groups:
         delta = groups[0]["maturity"]["delta"]
         console.print(
@@ -144,9 +153,9 @@ def render(result: Result, console: Console) -> None:
             + ("withheld (fewer than k respondents)" if delta["withheld"] else
                f"{delta['pre']} -> {delta['post']} ({_pct(delta['delta_percent'])})")
         )
-    counts = ", ".join(f"{name} {n}" for name, n in sorted(result.counts.items()))
-    console.print(f"[dim]What happened: {counts}[/dim]")
+    happened = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+    console.print(f"[dim]What happened: {happened}[/dim]")
     console.print(
-        f"Done in {result.elapsed_s:.0f} s ({result.requests} HTTP requests). "
-        f"Files in [bold]{result.out_dir}[/bold]: " + ", ".join(sorted(result.files))
+        f"Done in {elapsed_s:.0f} s ({requests} HTTP requests). "
+        f"Files in [bold]{found.out_dir}[/bold]: " + ", ".join(sorted(found.files))
     )

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,22 +79,6 @@ class Pair:
 
 
 @dataclass
-class Result:
-    programme_id: str
-    out_dir: Path
-    files: dict[str, Path]
-    counts: Counter
-    pairs: list[Pair]
-    waves: list[Wave]
-    rollout: dict[str, Any]
-    network: dict[str, Any]
-    at_risk: list[dict[str, Any]]
-    results: dict[str, Any]
-    elapsed_s: float
-    requests: int
-
-
-@dataclass
 class Session:
     session_id: str
     pair: Pair
@@ -136,28 +119,22 @@ class Demo:
 
     # ------------------------------------------------------------------ the run
 
-    async def run(self) -> Result:
-        started = time.monotonic()
-        try:
-            await self._set_up()
-            total_weeks = self.o.weeks
-            self._task("waves onboarded", len(self.world.waves))
-            self._task("weeks simulated", total_weeks)
-            self._task("sessions held", None)
-            self._task("surveys answered", None)
-            for week in range(total_weeks):
-                await self._week(week)
-                self._advance("weeks simulated")
-            from libs.demo.report import collect
+    async def run(self) -> None:
+        """The story: set up the programme, then every simulated week."""
+        await self._set_up()
+        total_weeks = self.o.weeks
+        self._task("waves onboarded", len(self.world.waves))
+        self._task("weeks simulated", total_weeks)
+        self._task("sessions held", None)
+        self._task("surveys answered", None)
+        for week in range(total_weeks):
+            await self._week(week)
+            self._advance("weeks simulated")
 
-            found = await collect(self)
-        finally:
-            await self.api.close()
-        return Result(
-            self.programme_id, found["out_dir"], found["files"], self.counts, list(self.pairs.values()),
-            self.world.waves, found["rollout"], found["network"], found["at_risk"], found["results"],
-            time.monotonic() - started, self.api.requests,
-        )
+    @property
+    def out_dir(self) -> Path:
+        """Where the pictures of this programme go."""
+        return Path(self.o.out or Path(self.o.data_dir) / "demo") / f"programme-{self.programme_id}"
 
     async def _set_up(self) -> None:
         api = self.api

@@ -40,6 +40,11 @@ class Aggregate:
         return self.version - len(self.pending)
 
     @property
+    def stream_id(self) -> str:
+        """Its stream: by default its ``id``."""
+        return str(self.id)  # type: ignore[attr-defined]
+
+    @property
     def country(self) -> str | None:
         """The envelope's ``country``."""
         return None

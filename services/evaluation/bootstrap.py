@@ -4,27 +4,22 @@ schema, with a clock of their own)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 
 from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
+from libs.domain.repository import Repository, UnitOfWork
 from libs.eventstore.store import EventStore
+from libs.runtime.clock import Clock, system_clock
 from services.evaluation.adapters.erasure import FreeText
 from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
-from services.evaluation.adapters.repository import Repository
-from services.evaluation.service_layer.handlers import UnitOfWork
 from services.evaluation.consumers.intake import Intake
 from services.evaluation.service_layer.views import Views
 
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+SERVICE = "evaluation"  # the envelopes' source: /binome/evaluation
 
 
 class Evaluation(IdempotentCommands):
@@ -36,10 +31,15 @@ class Evaluation(IdempotentCommands):
         self.keys = IdempotencyKeys(store.schema)
 
     def intake(self) -> Intake:
-        return Intake(self.store, self.projector, self.references, self.views)
+        return Intake(self.store, self.repository, self.references, self.views)
 
-    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
-        return UnitOfWork(conn, Repository(conn, self.store, self.projector, correlation_id=correlation_id), self.views)
+    def repository(
+        self, conn: asyncpg.Connection, correlation_id: str | None = None, cause: UUID | None = None
+    ) -> Repository:
+        return Repository(conn, self.store, self.projector, service=SERVICE, correlation_id=correlation_id, cause=cause)
+
+    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork[Views]:
+        return UnitOfWork(conn, self.repository(conn, correlation_id), self.views)
 
     async def rebuild_read_tables(self) -> int:
         """The own read tables from the log; free text dropped for GDPR is dropped again."""

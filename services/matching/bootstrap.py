@@ -7,16 +7,17 @@ import asyncpg
 
 from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
+from libs.domain.repository import Repository, UnitOfWork
 from libs.events.contexts.enrollment import ParticipantEvent
 from libs.events.envelope import Envelope
 from libs.eventstore.store import EventStore
-from services.matching.consumers.candidate_pool import CandidatePool
 from services.matching.adapters.read_tables import ReadTables
-from services.matching.adapters.repository import Repository
+from services.matching.consumers.candidate_pool import CandidatePool
 from services.matching.service_layer import lifecycle
 from services.matching.service_layer.pool import PoolQueries
-from services.matching.service_layer.unit_of_work import UnitOfWork
 from services.matching.service_layer.views import Views
+
+SERVICE = "matching"  # the envelopes' source: /binome/matching
 
 
 class Matching(IdempotentCommands):
@@ -31,11 +32,12 @@ class Matching(IdempotentCommands):
 
     def unit_of_work(
         self, conn: asyncpg.Connection, correlation_id: str | None = None, cause: Envelope | None = None
-    ) -> UnitOfWork:
+    ) -> UnitOfWork[PoolQueries]:
         repo = Repository(
             conn,
             self.store,
             self.read_tables,
+            service=SERVICE,
             correlation_id=correlation_id or (cause.correlationid if cause else None),
             cause=cause.id if cause else None,
         )

@@ -4,25 +4,18 @@ they move)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
 import asyncpg
 
 from libs.api.commands import IdempotentCommands
 from libs.api.idempotency import IdempotencyKeys
+from libs.domain.repository import Repository, UnitOfWork
 from libs.eventstore.store import EventStore
+from libs.runtime.clock import Clock, system_clock
 from services.sessions.adapters.erasure import FreeText
 from services.sessions.adapters.projector import Projector
-from services.sessions.adapters.repository import Repository
-from services.sessions.service_layer.unit_of_work import UnitOfWork
 from services.sessions.service_layer.views import Views
 
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+SERVICE = "sessions"  # the envelopes' source: /binome/sessions
 
 
 class Sessions(IdempotentCommands):
@@ -34,8 +27,8 @@ class Sessions(IdempotentCommands):
         self.views = Views(store.schema)
         self.keys = IdempotencyKeys(store.schema)
 
-    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork:
-        repo = Repository(conn, self.store, self.projector, correlation_id)
+    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork[Views]:
+        repo = Repository(conn, self.store, self.projector, service=SERVICE, correlation_id=correlation_id)
         return UnitOfWork(conn, repo, self.views, self.clock())
 
     async def rebuild_read_tables(self) -> int:

@@ -18,6 +18,7 @@ A route neither in the matrix nor declared in its service's
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,7 +54,9 @@ async def world(pool: asyncpg.Pool, database_url: str, kafka_bootstrap: str, tmp
 
 
 def organisation(world: World) -> dict[str, str]:
-    return {"programme_id": world.programme_id, "template_id": world.template_id}
+    return {"programme_id": world.programme_id, "template_id": world.template_id, "user_id": str(uuid.uuid4()),
+            "person_id": str(uuid.uuid4()), "resource_type_id": "User",
+            "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User"}
 
 
 def german(world: World) -> Values:
@@ -76,7 +79,9 @@ async def send(world: World, service: str, probe: Probe, headers: dict[str, str]
 def refused(response: httpx.Response, status: int, probe: Probe) -> None:
     where = f"{probe.method} {probe.url} ({probe.kind})"
     assert response.status_code == status, f"{where}: expected {status}, got {response.status_code} {response.text}"
-    assert response.headers["content-type"] == "application/problem+json", where
+    # The directory's SCIM routes (/v2) answer SCIM errors (RFC 7644 §3.12), the others problem+json.
+    media = "application/scim+json" if probe.url.startswith("/v2/") else "application/problem+json"
+    assert response.headers["content-type"] == media, where
 
 
 def ids(op: Operation) -> str:

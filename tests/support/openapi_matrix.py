@@ -44,8 +44,9 @@ COUNTRY_OWNED_PATH = {
 }
 #: Query parameters that filter a list by a country or a country-owned object.
 COUNTRY_OWNED_QUERY = {"country", "wave_id", "participant_id", "mentee_id", "mentor_id", "pair_id"}
-#: Path parameters that name organisation configuration, filled from the world.
-ORGANISATION_PATH = {"programme_id", "template_id"}
+#: Path parameters that name organisation configuration, or the directory's
+#: people (an organisation's, whatever their country), filled from the world.
+ORGANISATION_PATH = {"programme_id", "template_id", "user_id", "person_id", "resource_type_id", "schema_id"}
 NEEDS = {"answers": [{"question_id": "priorities", "themes": ["data_ai"]}, {"question_id": "least_at_ease", "themes": []}]}
 
 #: A valid body for each write that takes one; ``{name}`` is replaced by the

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import libs.cli as cli
+import libs.observability.logging as logging_setup
 import libs.runtime.platform as platform
 from libs.runtime.platform import select_services
 from libs.runtime.service import ServiceDefinition
@@ -43,7 +44,8 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict:
 
     monkeypatch.setattr(cli, "_services", lambda: ALL)
     monkeypatch.setattr(platform, "serve", fake_serve)
-    monkeypatch.setattr(cli, "configure_logging", lambda log_format: seen.setdefault("log_format", log_format))
+    # The command imports its logging setup when it runs (libs/cli.py).
+    monkeypatch.setattr(logging_setup, "configure_logging", lambda log_format: seen.setdefault("log_format", log_format))
     return seen
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from libs.events import DomainEvent, EventRegistry, new_envelope, registry, topic_for_context
-from libs.events.cli import schemas
+from libs.cli import schemas
 from libs.events.contexts.platform import ProbeRecorded
 from libs.events.schemagen import envelope_schema, message_id, write_all
 from libs.events.serialization import dumps

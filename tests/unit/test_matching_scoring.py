@@ -22,7 +22,7 @@ from services.matching.domain import (
     score_matrix,
 )
 from services.matching.domain import scoring
-from services.matching.domain.synthetic import generate_pool
+from tests.support.matching_synthetic import generate_pool
 
 
 def mentee(**kw) -> Participant:

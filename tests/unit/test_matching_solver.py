@@ -27,13 +27,13 @@ from services.matching.domain import (
     assign_dense,
     assign_graph,
     assign_sparse,
-    greedy_match,
     price_bound,
     solve,
     suggest_top_k,
 )
 from services.matching.domain import solver as solver_module
-from services.matching.domain.synthetic import generate_pool, generate_tight_pool
+from tests.support.matching_greedy import greedy_match
+from tests.support.matching_synthetic import generate_pool, generate_tight_pool
 
 THEMES = ("ai", "cloud", "data", "agile")
 OBJECTIVES = list(Objective)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 import asyncpg
-import orjson
 
 from libs.events.contexts.directory import (
     PersonDeactivated,
@@ -23,11 +22,13 @@ from libs.events.contexts.directory import (
     PersonReactivated,
     PersonState,
 )
+from libs.database import jsonb
 from libs.events.envelope import Envelope
 from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from libs.gdpr.personal import ERASED
+from services.directory.domain.errors import UserNameTaken
 
 #: The columns a state event sets (beside ids, version and times).
 STATE_COLUMNS = (
@@ -62,7 +63,7 @@ def state_columns(event: PersonState) -> list[Any]:
         manager_id,
         profile.country, profile.entity, profile.job_level, profile.business_function, profile.organization,
         profile.division, profile.department, profile.cost_center, profile.preferred_language, profile.locale,
-        profile.timezone, event.is_active, orjson.dumps(state).decode(),
+        profile.timezone, event.is_active, jsonb(state),
     ]
 
 
@@ -91,6 +92,17 @@ class Projector:
             WHERE person_id = $1"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """A command's new events (the repository's call): a ``userName``
+        another person of the organisation holds is refused here, by the
+        unique index, in the command's transaction (``UserNameTaken``)."""
+        try:
+            await self.apply_log(conn, envelopes)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == UNIQUE_USER_NAME:
+                raise UserNameTaken() from exc
+            raise
+
+    async def apply_log(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
             event = registry.load(envelope)
             assert isinstance(event, PersonEvent), f"{envelope.type} is not a directory event"
@@ -117,6 +129,6 @@ class Projector:
         await conn.execute(f"TRUNCATE {self.schema}.people")
         applied = 0
         async for envelope in store.iterate_log_exclusively(conn, batch):
-            await self.apply(conn, [envelope])
+            await self.apply_log(conn, [envelope])
             applied += 1
         return applied

@@ -46,7 +46,6 @@ CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 BINOME_USER = "urn:binome:params:scim:schemas:extension:binome:2.0:User"
 #: The most resources one list answers with (``count`` above it is lowered).
 MAX_RESULTS = 200
-DOCUMENTATION = "https://github.com/binome-project/binome#directory-scim-20-provisioning"
 
 
 #: Suggested values (``canonicalValues`` in ``/Schemas``); any ISO code is accepted.
@@ -163,7 +162,6 @@ ScimUser = User[Union[Enterprise, BinomeUser]]  # noqa: UP007 - scim2-models rea
 USER_TYPE = ResourceType.from_resource(ScimUser)
 
 CONFIG = ServiceProviderConfig(
-    documentation_uri=DOCUMENTATION,
     patch=Patch(supported=True),
     bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
     filter=Filter(supported=True, max_results=MAX_RESULTS),

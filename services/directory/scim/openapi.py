@@ -29,6 +29,7 @@ ERROR = {
     },
 }
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+META = ("resourceType", "created", "lastModified", "location", "version")
 _SUCCESS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
 
 
@@ -54,7 +55,8 @@ def user_schema() -> dict[str, Any]:
         "schemas": {"type": "array", "items": {"type": "string"}},
         "id": {"type": "string", "description": "Read-only: ignored in a request."},
         "externalId": {"type": "string", "description": "The provisioning client's id for the user."},
-        "meta": {**ANY_OBJECT, "description": "Read-only: ignored in a request."},
+        "meta": {"type": "object", "additionalProperties": False, "description": "Read-only: ignored in a request.",
+                 "properties": {name: {"type": "string"} for name in META}},
     }
     properties |= {a.name: _attribute(a) for a in core.attributes or []}
     for extension in extensions:
@@ -106,6 +108,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         else:
             documented[status] = {"description": "SCIM error (RFC 7644 §3.12)",
                                   "content": {MEDIA_TYPE: {"schema": ERROR}}}
+    if 404 in documented:
+        # A path the platform cannot route to the directory at all (an id
+        # holding a newline) is the platform's own 404, in problem+json.
+        documented[404]["content"]["application/problem+json"] = {"schema": ANY_OBJECT}
     for status in (413, 429, 503):  # the platform's own limits, answered before the route runs
         documented.setdefault(status, {"description": "Refused by the platform's limits"})
     return documented

@@ -278,3 +278,4 @@ async def unknown(request: Request, path: str) -> Response:
         refusal.context["headers"] = {"Allow": ", ".join(allowed)}
         raise refusal
     raise NotFoundException(detail=f"No SCIM endpoint /{path}.")
+

@@ -17,15 +17,16 @@ import asyncpg
 import orjson
 
 from libs.auth.principal import Principal
+from libs.domain.repository import Repository
 from libs.events.contexts.enrollment import Actor
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import ConcurrencyError, EventStore
 from libs.gdpr.vault import KeyVault
 from services.directory.adapters.projector import Projector
-from services.directory.adapters.repository import Repository
 from services.directory.domain.errors import InvalidInput, Issue, NotFound
 from services.directory.domain.person import Gone, Person, PersonRecord
 
+SERVICE = "directory"  # the envelopes' source: /binome/directory
 #: How far up a manager chain the cycle check looks (deeper chains are refused too).
 MAX_CHAIN = 64
 #: Attempts of an unconditional write that lost a race with another writer.
@@ -119,7 +120,7 @@ class People:
         if self.vault is None:
             raise RuntimeError("this service runs without a key vault: erasure cannot shred keys")
         async with self.pool.acquire() as conn, conn.transaction():
-            person = await self._repo(conn, correlation_id).get(person_id)
+            person = await self._repo(conn, correlation_id).get(Person, person_id)
             if person is None or person.organisation != principal.organisation:
                 raise NotFound("person", person_id)
             if not person.erased:
@@ -131,13 +132,13 @@ class People:
     # ------------------------------------------------------------------ helpers
 
     def _repo(self, conn: asyncpg.Connection, correlation_id: str | None) -> Repository:
-        return Repository(conn, self.store, self.projector, correlation_id=correlation_id)
+        return Repository(conn, self.store, self.projector, service=SERVICE, correlation_id=correlation_id)
 
     async def _load(
         self, conn: asyncpg.Connection, organisation: str, person_id: str, if_match: int | None
     ) -> tuple[dict[str, Any], Person]:
         row = await self.row(conn, organisation, person_id)
-        person = await self._repo(conn, None).get(row["person_id"])
+        person = await self._repo(conn, None).get(Person, row["person_id"])
         if person is None or person.organisation != organisation:
             raise NotFound("User", person_id)
         if if_match is not None and if_match != person.version:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from libs.database import jsonb
 from libs.events.contexts.enrollment import (
     EnrollmentEvent,
     MentorQualificationAssessed,
@@ -35,14 +36,12 @@ from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from libs.gdpr.personal import ERASED
+from services.enrollment.domain.errors import DuplicateEnrolment
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus, is_matchable
 
 READ_TABLES = ("participants", "waves", "programmes")  # children first
 ONE_ENROLMENT_PER_PERSON = "participants_one_enrolment_per_person"
 
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _dump(model: Any) -> Any:
@@ -186,6 +185,18 @@ class Projector:
                 updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """A command's new events (the repository's call), in a savepoint: the
+        caller may still look around after a person's second enrolment,
+        refused as ``DuplicateEnrolment``."""
+        try:
+            async with conn.transaction():
+                await self.apply_log(conn, envelopes)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == ONE_ENROLMENT_PER_PERSON:
+                raise DuplicateEnrolment() from exc
+            raise
+
+    async def apply_log(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in log order; a run of participant events is written
         in one batch (a 1,500-row import is one statement round)."""
         batch: list[tuple[Envelope, EnrollmentEvent]] = []
@@ -201,7 +212,7 @@ class Projector:
         await self._participants(conn, batch)
 
     async def _programme_or_wave(self, conn: asyncpg.Connection, envelope: Envelope, event: EnrollmentEvent) -> None:
-        at, actor, version = envelope.time, _json(_dump(event.actor)), envelope.sequence
+        at, actor, version = envelope.time, jsonb(_dump(event.actor)), envelope.sequence
         if isinstance(event, ProgrammeCreated):
             await conn.execute(
                 self._sql_programme_created,
@@ -209,14 +220,14 @@ class Projector:
                 envelope.tenant,
                 event.programme_name,
                 event.mode.value,
-                _json(_dump(event.settings)),
+                jsonb(_dump(event.settings)),
                 version,
                 at,
                 actor,
             )
         elif isinstance(event, ProgrammeSettingsChanged):
             await conn.execute(
-                self._sql_programme_changed, event.programme_id, _json(_dump(event.settings)), version, at, actor
+                self._sql_programme_changed, event.programme_id, jsonb(_dump(event.settings)), version, at, actor
             )
         elif isinstance(event, WaveOpened):
             await conn.execute(
@@ -256,7 +267,7 @@ class Projector:
             docs[pid] = participant_doc(docs.get(pid), envelope, event)
             tenants[pid] = envelope.tenant
         rows = [_participant_row(tenants[p], d) for p, d in docs.items()]
-        await conn.execute(self._sql_participant_upsert, _json(rows))
+        await conn.execute(self._sql_participant_upsert, jsonb(rows))
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore, batch: int = 1000) -> int:
         """Empty the read tables and apply the whole log again, inside the
@@ -266,9 +277,9 @@ class Projector:
         async for envelope in store.iterate_log_exclusively(conn, batch):
             chunk.append(envelope)
             if len(chunk) == batch:
-                await self.apply(conn, chunk)
+                await self.apply_log(conn, chunk)
                 applied, chunk = applied + len(chunk), []
-        await self.apply(conn, chunk)
+        await self.apply_log(conn, chunk)
         return applied + len(chunk)
 
 

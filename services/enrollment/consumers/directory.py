@@ -23,18 +23,19 @@ from libs.events.contexts.directory import (
     PersonReactivated,
     PersonUpdated,
 )
+from libs.domain.repository import UnitOfWork
 from libs.events.envelope import Envelope
 from libs.messaging.dispatch import Consumer
 from services.enrollment.adapters.directory import DirectoryPeople, DirectoryPerson
 from services.enrollment.service_layer import directory
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
+from services.enrollment.service_layer.views import Views
 
 
 class DirectoryFeed(Consumer):
     name = "enrollment-directory"
     contexts = ("directory",)
 
-    def __init__(self, people: DirectoryPeople, unit_of_work: Callable[[asyncpg.Connection, Envelope], UnitOfWork]):
+    def __init__(self, people: DirectoryPeople, unit_of_work: Callable[[asyncpg.Connection, Envelope], UnitOfWork[Views]]):
         self.people = people
         self.unit_of_work = unit_of_work  # a unit of work whose events name the directory event as their cause
         self._sql_take = (

@@ -31,6 +31,8 @@ from libs.api.patch import sent
 from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.domain.commands import StaleVersion
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.enrollment import Role
 from libs.gdpr.export import export_router
 from libs.observability.correlation import current_correlation_id
@@ -63,7 +65,6 @@ from services.enrollment.entrypoints.schemas import (
 )
 from services.enrollment.service_layer import commands, handlers
 from services.enrollment.service_layer.importing import ImportRejected, import_participants
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import ParticipantFilters, WaveFilters
 
 NAME = "enrollment"
@@ -549,7 +550,7 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
     ImportRejected: _import_rejected,
     ConcurrencyError: concurrent_change,
     DuplicateEventError: concurrent_change,
-    handlers.StaleVersion: stale_version,
+    StaleVersion: stale_version,
 }
 
 

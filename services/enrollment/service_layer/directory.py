@@ -24,13 +24,14 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.directory import PersonUpdated
 from libs.events.contexts.enrollment import Actor, ParticipantProfile, Role
 from services.enrollment.adapters.directory import DirectoryPerson
 from services.enrollment.domain.errors import InvalidInput, Issue
 from services.enrollment.domain.participant import Enrolment, Participant
 from services.enrollment.domain.wave import Wave
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
+from services.enrollment.service_layer.views import Views
 
 #: A participant's field -> the directory paths (``PersonUpdated.changed``) it comes from.
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -80,10 +81,10 @@ def touched(changed: Iterable[str], sources: Iterable[str]) -> bool:
 # -- enrolment by employee reference ----------------------------------------------------
 
 
-async def provisioned(uow: UnitOfWork, organisation: str, employee_ref: str) -> DirectoryPerson:
+async def provisioned(uow: UnitOfWork[Views], organisation: str, employee_ref: str) -> DirectoryPerson:
     """The provisioned, active person with this employee reference (422 naming
     ``employee_ref`` otherwise)."""
-    person = await uow.directory.by_employee_number(uow.conn, organisation, employee_ref)
+    person = await uow.views.directory.by_employee_number(uow.conn, organisation, employee_ref)
     if person is None:
         raise InvalidInput([Issue("employee_ref", "No person of the organisation's directory has this employee reference.")])
     if not person.active:
@@ -122,12 +123,12 @@ def directory_enrolment(person: DirectoryPerson, given: dict[str, Any]) -> Enrol
 # -- directory events --------------------------------------------------------------------
 
 
-async def _linked(uow: UnitOfWork, person: DirectoryPerson) -> list[tuple[Participant, Wave]]:
+async def _linked(uow: UnitOfWork[Views], person: DirectoryPerson) -> list[tuple[Participant, Wave]]:
     """The person's participants still in a wave that has not ended."""
     if person.employee_number is None:
         return []
     out = []
-    for participant_id in await uow.directory.linked_participants(uow.conn, person.organisation, person.employee_number):
+    for participant_id in await uow.views.directory.linked_participants(uow.conn, person.organisation, person.employee_number):
         participant = await uow.repo.get(Participant, participant_id)
         assert participant is not None, "a participant row has its stream"
         wave = await uow.repo.get(Wave, participant.wave_id)
@@ -136,9 +137,9 @@ async def _linked(uow: UnitOfWork, person: DirectoryPerson) -> list[tuple[Partic
     return out
 
 
-async def person_changed(uow: UnitOfWork, person_id: UUID, event: PersonUpdated) -> None:
+async def person_changed(uow: UnitOfWork[Views], person_id: UUID, event: PersonUpdated) -> None:
     """Record what changed on each linked participant (cause ``directory``)."""
-    person = await uow.directory.person(uow.conn, person_id)
+    person = await uow.views.directory.person(uow.conn, person_id)
     if person is None:
         return
     values = directory_values(person)
@@ -157,9 +158,9 @@ async def person_changed(uow: UnitOfWork, person_id: UUID, event: PersonUpdated)
         await uow.repo.add(participant)
 
 
-async def person_left(uow: UnitOfWork, person_id: UUID, actor: Actor) -> None:
+async def person_left(uow: UnitOfWork[Views], person_id: UUID, actor: Actor) -> None:
     """The person left the organisation: they withdraw from every wave not ended."""
-    person = await uow.directory.person(uow.conn, person_id)
+    person = await uow.views.directory.person(uow.conn, person_id)
     if person is None:
         return
     for participant, wave in await _linked(uow, person):

@@ -12,34 +12,16 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from libs.auth.principal import Principal
-from libs.events.contexts.enrollment import Actor, ProgrammeSettings
-from libs.domain.aggregate import Aggregate
+from libs.domain.commands import actor_of, check_version
+from libs.domain.repository import UnitOfWork
+from libs.events.contexts.enrollment import ProgrammeSettings
 from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, NotFound
 from services.enrollment.domain.participant import Participant
 from services.enrollment.domain.programme import Programme
 from services.enrollment.domain.values import default_settings
 from services.enrollment.domain.wave import Wave
 from services.enrollment.service_layer import commands, directory
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
 from services.enrollment.service_layer.views import is_self
-
-
-class StaleVersion(Exception):
-    """``If-Match`` named a version the object has moved past (HTTP 412)."""
-
-    def __init__(self, kind: str, expected: int, actual: int) -> None:
-        super().__init__(f"The {kind} is at version {actual}, not {expected}: read it again and retry.")
-        self.expected, self.actual = expected, actual
-
-
-def actor_of(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, client_id=principal.client_id)
-
-
-def check_version(aggregate: Aggregate, expected: int | None) -> None:
-    if expected is not None and expected != aggregate.version:
-        raise StaleVersion(aggregate.kind, expected, aggregate.version)
-
 
 # -- loading what the caller may act on ----------------------------------------------
 

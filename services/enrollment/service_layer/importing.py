@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from uuid import UUID, uuid5
 
 from libs.auth.principal import Principal
+from libs.domain.repository import Change, UnitOfWork
 from services.enrollment.adapters.tabular import RowError
 from services.enrollment.domain.errors import DomainError, DuplicateEnrolment, InvalidInput, InvalidState
 from services.enrollment.domain.participant import Participant
 from services.enrollment.service_layer import directory
 from services.enrollment.service_layer.commands import ImportParticipants
 from services.enrollment.service_layer.handlers import actor_of, load_programme, load_wave
-from services.enrollment.service_layer.unit_of_work import UnitOfWork
 
 IMPORT_NAMESPACE = UUID("5f0c7e1e-8a8d-4a53-9d43-3f1b2f8f6a10")
 
@@ -106,6 +106,6 @@ async def import_participants(uow: UnitOfWork, principal: Principal, cmd: Import
     errors.sort(key=lambda e: e.line)
     if errors and not cmd.valid_only:
         raise ImportRejected(ImportReport(cmd.file_sha256, cmd.valid_only, len(cmd.rows), 0, already, errors))
-    stored = await uow.repo.add(*new, event_ids={p.id: [enrolment_event_id(p.id)] for p in new})
+    stored = await uow.repo.save(*(Change.of(p, [enrolment_event_id(p.id)]) for p in new))
     imported = len(stored)  # none when a concurrent upload of the same file stored them first
     return ImportReport(cmd.file_sha256, cmd.valid_only, len(cmd.rows), imported, already + len(new) - imported, errors)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import orjson
 
+from libs.database import jsonb
 from libs.events.contexts.evaluation import (
     ActionsCommitted,
     AssignmentCancelled,
@@ -32,9 +32,6 @@ from libs.eventstore.store import EventStore
 
 OWN_TABLES = ("assignments", "templates", "evaluation_settings")
 
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class Projector:
@@ -79,11 +76,11 @@ class Projector:
                    "published_by": actor}
             await conn.execute(
                 self._sql_template, event.template_id, envelope.tenant, event.programme_id, event.kind.value,
-                event.template_version, at, _json(doc),
+                event.template_version, at, jsonb(doc),
             )
         elif isinstance(event, EvaluationSettingsChanged):
             await conn.execute(
-                self._sql_settings, event.programme_id, envelope.tenant, event.k_anonymity, version, at, _json(actor)
+                self._sql_settings, event.programme_id, envelope.tenant, event.k_anonymity, version, at, jsonb(actor)
             )
         elif isinstance(event, SurveyAssigned):
             doc = {
@@ -103,7 +100,7 @@ class Projector:
             await conn.execute(
                 self._sql_assigned, event.assignment_id, envelope.tenant, event.programme_id, event.wave_id,
                 event.country, event.pair_id, event.participant_id, event.kind.value, event.phase.value,
-                event.due_at, version, _json(doc),
+                event.due_at, version, jsonb(doc),
             )
         else:
             await self._update_assignment(conn, envelope, event)
@@ -117,7 +114,7 @@ class Projector:
             status = "answered"
             answers = [a.model_dump(mode="json") for a in event.answers]
             changes = {"status": status, "answers": answers, "free_text": event.free_text, "answered_at": at}
-            scale = _json({a.question_id: a.scale for a in event.answers if a.scale is not None})
+            scale = jsonb({a.question_id: a.scale for a in event.answers if a.scale is not None})
         elif isinstance(event, ActionsCommitted):
             changes = {
                 "actions": [
@@ -133,7 +130,7 @@ class Projector:
             raise TypeError(f"no read table for {event.event_type()}")
         changes["version"] = version
         await conn.execute(
-            self._sql_update, event.assignment_id, version, _json(changes), status, scale, started, planned  # type: ignore[attr-defined]
+            self._sql_update, event.assignment_id, version, jsonb(changes), status, scale, started, planned  # type: ignore[attr-defined]
         )
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore, batch: int = 1000) -> int:

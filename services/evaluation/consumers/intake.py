@@ -14,10 +14,13 @@ is not known yet waits in ``deferred_triggers`` and runs when it arrives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from uuid import UUID
 
 import asyncpg
 
+from libs.domain.repository import Change, Repository
 from libs.events.contexts.enrollment import (
     Actor,
     ParticipantErased,
@@ -39,11 +42,9 @@ from libs.events.registry import registry
 from libs.eventstore.store import EventStore
 from libs.messaging.dispatch import Consumer
 from services.evaluation.adapters.erasure import FreeText
-from services.evaluation.adapters.projector import Projector
 from services.evaluation.adapters.references import References
-from services.evaluation.adapters.repository import Change, Repository
 from services.evaluation.domain import assignments as rules
-from services.evaluation.domain.assignments import Pair, derived_id
+from services.evaluation.domain.assignments import Assignment, Pair, derived_id
 from services.evaluation.domain.defaults import default_template
 from services.evaluation.service_layer.views import Views
 
@@ -63,7 +64,8 @@ class Intake(Consumer):
     Every other event of these contexts says nothing evaluation needs."""
 
     store: EventStore
-    projector: Projector
+    #: Evaluation's repository over a connection (correlation id, cause).
+    repository: Callable[[asyncpg.Connection, str | None, UUID | None], Repository]
     references: References
     views: Views
     name: str = "evaluation-intake"
@@ -79,9 +81,7 @@ class Intake(Consumer):
 
     def _repository(self, conn: asyncpg.Connection, trigger: Envelope) -> Repository:
         """Evaluation's repository, its changes caused by ``trigger``."""
-        return Repository(
-            conn, self.store, self.projector, correlation_id=trigger.correlationid, causation_id=str(trigger.id)
-        )
+        return self.repository(conn, trigger.correlationid, trigger.id)
 
     async def on_ProgrammeCreated(self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated) -> None:
         await self.references.put_programme(conn, event.programme_id, envelope.tenant, event.settings.languages)
@@ -184,7 +184,7 @@ class Intake(Consumer):
 
     async def _cancel_open(self, conn: asyncpg.Connection, repo: Repository, trigger: Envelope, pair: Pair) -> None:
         for assignment_id in await self.views.open_assignments(conn, pair.pair_id):
-            assignment = await repo.assignment(assignment_id)
+            assignment = await repo.get(Assignment, assignment_id)
             assert assignment is not None
             events = assignment.cancel(CancellationReason.PAIR_DISSOLVED, SYSTEM_ACTOR)
             ids = [derived_id(trigger.id, assignment_id)]

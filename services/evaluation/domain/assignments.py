@@ -29,17 +29,18 @@ from uuid import UUID
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.evaluation import (
     ActionsCommitted,
+    ActionStatus,
     AssignmentCancelled,
     AssignmentEvent,
     AssignmentReminded,
     CancellationReason,
-    ActionStatus,
     Phase,
     Respondent,
     SurveyAnswered,
     SurveyAssigned,
     SurveyKind,
 )
+from libs.events.registry import DomainEvent
 from services.evaluation.domain.answers import CheckedAnswers
 from services.evaluation.domain.errors import Conflict, InvalidInput, Issue
 
@@ -152,6 +153,14 @@ class Assignment:
                 state = replace(state, reminders=event.reminder, last_reminded_at=event.reminded_at)
             state = replace(state, version=state.version + 1)
         return state
+
+    @classmethod
+    def rebuild(cls, organisation: str, events: Sequence[DomainEvent]) -> Assignment | None:
+        """The assignment its stream holds; None if the stream is not an
+        assignment's (what ``libs.domain.repository.Repository.get`` folds)."""
+        if not events or not isinstance(events[0], SurveyAssigned):
+            return None
+        return cls.from_events(organisation, events)  # type: ignore[arg-type]
 
     def _ids(self) -> dict[str, object]:
         a = self.assigned

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.events.contexts.evaluation import Question, QuestionKind, SurveyKind, SurveyTemplatePublished
+from libs.events.registry import DomainEvent
 from services.evaluation.domain.errors import Issues
 
 CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -89,6 +90,14 @@ class Template:
     def from_events(cls, organisation: str, events: Sequence[SurveyTemplatePublished]) -> Template:
         first = events[0]
         return cls(first.template_id, first.programme_id, organisation, first.kind, tuple(events))
+
+    @classmethod
+    def rebuild(cls, organisation: str, events: Sequence[DomainEvent]) -> Template | None:
+        """The template its stream holds; None if the stream is not a template's
+        (what ``libs.domain.repository.Repository.get`` folds)."""
+        if not events or not isinstance(events[0], SurveyTemplatePublished):
+            return None
+        return cls.from_events(organisation, events)  # type: ignore[arg-type]
 
     @property
     def version(self) -> int:

@@ -26,6 +26,7 @@ from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.evaluation import SurveyKind
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
@@ -34,6 +35,7 @@ from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
 from services.evaluation.bootstrap import Clock, Evaluation
 from services.evaluation.domain.errors import Conflict, InvalidInput, NotFound
+from services.evaluation.domain.templates import Template
 from services.evaluation.entrypoints.schemas import (
     AnswersIn,
     AssignmentOut,
@@ -46,7 +48,6 @@ from services.evaluation.entrypoints.schemas import (
     TemplateVersionIn,
 )
 from services.evaluation.service_layer import handlers
-from services.evaluation.service_layer.handlers import UnitOfWork
 from services.evaluation.service_layer.export import Export
 from services.evaluation.service_layer.views import AssignmentFilters
 
@@ -80,7 +81,7 @@ async def assignment_with_survey(
 ) -> dict[str, Any]:
     """The assignment and the questions of the template version it pins."""
     doc = await uow.views.assignment(uow.conn, principal, assignment_id, now)
-    template = await uow.repo.template(UUID(doc["template_id"]))
+    template = await uow.repo.get(Template, UUID(doc["template_id"]))
     assert template is not None
     version = template.at(doc["template_version"])
     doc["survey"] = {"title": version.title, "languages": version.languages, "questions": version.questions}

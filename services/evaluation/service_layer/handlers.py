@@ -9,15 +9,13 @@ is answered only by its participant (anyone else: 404).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from libs.auth.principal import Principal
-from libs.events.contexts.enrollment import Actor
+from libs.domain.commands import actor_of
+from libs.domain.repository import Change, UnitOfWork
 from libs.events.contexts.evaluation import (
     ActionStatus,
     EvaluationSettingsChanged,
@@ -25,29 +23,16 @@ from libs.events.contexts.evaluation import (
     SurveyTemplatePublished,
     TemplateOrigin,
 )
-from services.evaluation.adapters.repository import Change, Repository
 from services.evaluation.domain.answers import check_actions, check_answers
+from services.evaluation.domain.assignments import Assignment
 from services.evaluation.domain.errors import NotFound
 from services.evaluation.domain.results import check_k
 from services.evaluation.domain.templates import Template, check_template
-from services.evaluation.service_layer.views import Views, is_participant_self
-
-
-@dataclass
-class UnitOfWork:
-    """One command, one transaction."""
-
-    conn: asyncpg.Connection
-    repo: Repository
-    views: Views
-
-
-def actor_of(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, client_id=principal.client_id)
+from services.evaluation.service_layer.views import is_participant_self
 
 
 async def load_template(uow: UnitOfWork, principal: Principal, template_id: UUID) -> Template:
-    template = await uow.repo.template(template_id)
+    template = await uow.repo.get(Template, template_id)
     if template is None or template.organisation != principal.organisation:
         raise NotFound("template", template_id)
     return template
@@ -78,7 +63,7 @@ async def publish_template(
 async def change_settings(uow: UnitOfWork, principal: Principal, programme_id: UUID, k_anonymity: int) -> UUID:
     await uow.views.programme_languages(uow.conn, principal, programme_id)  # 404 unless it is known and ours
     check_k(k_anonymity)
-    version = len(await uow.repo.store.read_stream(str(programme_id), conn=uow.conn))
+    version = await uow.repo.version(programme_id)  # settings: a stream of changes, no state to fold
     changed = EvaluationSettingsChanged(programme_id=programme_id, k_anonymity=k_anonymity, actor=actor_of(principal))
     await uow.repo.save(Change(programme_id, version, principal.organisation, None, [changed]))
     return programme_id
@@ -92,13 +77,13 @@ async def answer(
     actions: list[tuple[str, ActionStatus]] | None,
 ) -> UUID:
     """The assigned participant answers, once, against the version assigned."""
-    assignment = await uow.repo.assignment(assignment_id)
+    assignment = await uow.repo.get(Assignment, assignment_id)
     if assignment is None or not is_participant_self(
         principal, assignment.assigned.participant_id, assignment.organisation
     ):
         raise NotFound("assignment", assignment_id)
     assignment.ensure_open()  # a second answer is a 409, whatever it holds
-    template = await uow.repo.template(assignment.assigned.template_id)
+    template = await uow.repo.get(Template, assignment.assigned.template_id)
     assert template is not None, "an assignment's template exists"
     checked = check_answers(template.at(assignment.assigned.template_version).questions, answers)
     committed = check_actions(actions) if actions is not None else None
@@ -112,7 +97,7 @@ async def remind_overdue(uow: UnitOfWork, principal: Principal, now: datetime) -
     """Remind every overdue assignment the caller may see (at most once a week each)."""
     reminded = []
     for assignment_id in await uow.views.overdue(uow.conn, principal, now):
-        assignment = await uow.repo.assignment(assignment_id)
+        assignment = await uow.repo.get(Assignment, assignment_id)
         assert assignment is not None
         events = assignment.remind(now, actor_of(principal))
         if events:

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from libs.database import jsonb
 from libs.events.contexts.matching import (
     MatchingEvent,
     MatchingRunCompleted,
@@ -39,9 +40,6 @@ OWN_TABLES = ("pairs", "runs", "exclusions")
 #: Free text people typed stays in the (crypto-shreddable) events only.
 _NOT_IN_DOCS = {"actor", "note"}
 
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def pair_doc(doc: dict[str, Any] | None, envelope: Envelope, event: PairEvent) -> dict[str, Any]:
@@ -128,7 +126,7 @@ class ReadTables:
             "completed_at": envelope.time.isoformat(),
             "completed_by": event.actor.model_dump(mode="json"),
         }
-        run = (event.run_id, envelope.tenant, event.programme_id, event.wave_ids, event.countries, _json(doc))
+        run = (event.run_id, envelope.tenant, event.programme_id, event.wave_ids, event.countries, jsonb(doc))
         await conn.execute(self._sql_run, *run)
 
     async def _exclusion(self, conn: asyncpg.Connection, envelope: Envelope, event: PairExcluded) -> None:
@@ -145,7 +143,7 @@ class ReadTables:
             event.mentee_id,
             event.mentor_id,
             event.country,
-            _json(doc),
+            jsonb(doc),
         )
 
     async def _pairs(self, conn: asyncpg.Connection, batch: list[tuple[Envelope, PairEvent]]) -> None:
@@ -175,7 +173,7 @@ class ReadTables:
             for pair_id, doc in docs.items()
             if pair_id in tenants
         ]
-        await conn.execute(self._sql_pair_upsert, _json(rows))
+        await conn.execute(self._sql_pair_upsert, jsonb(rows))
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore) -> int:
         """Empty the tables and apply the whole log again in the caller's

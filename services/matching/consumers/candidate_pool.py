@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-import orjson
 
+from libs.database import jsonb
 from libs.events.contexts.enrollment import (
     MentorQualificationAssessed,
     NeedsAnswered,
@@ -43,9 +43,6 @@ LeavingHook = Callable[[asyncpg.Connection, Envelope, ParticipantEvent], Awaitab
 
 POOL_TABLES = ("programmes", "waves", "candidates")
 
-
-def _json(value: object) -> str:
-    return orjson.dumps(value).decode()
 
 
 class CandidatePool(Consumer):
@@ -99,7 +96,7 @@ class CandidatePool(Consumer):
         self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated | ProgrammeSettingsChanged,
         mode: str | None,
     ) -> None:
-        settings = _json(event.settings.model_dump(mode="json"))
+        settings = jsonb(event.settings.model_dump(mode="json"))
         await conn.execute(self._sql_programme, event.programme_id, envelope.tenant, mode, settings, envelope.sequence)
 
     async def on_WaveOpened(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveOpened) -> None:
@@ -130,7 +127,7 @@ class CandidatePool(Consumer):
             event.wave_id,
             event.country,
             event.role.value,
-            _json(event.profile.model_dump(mode="json")),
+            jsonb(event.profile.model_dump(mode="json")),
             event.employee_ref,
             event.manager_ref,
             envelope.sequence,
@@ -142,7 +139,7 @@ class CandidatePool(Consumer):
         await conn.execute(
             self._sql_profile,
             event.participant_id,
-            _json(event.profile.model_dump(mode="json")),
+            jsonb(event.profile.model_dump(mode="json")),
             envelope.sequence,
             event.manager_ref,
             event.manager_ref_removed,
@@ -150,7 +147,7 @@ class CandidatePool(Consumer):
 
     async def on_NeedsAnswered(self, conn: asyncpg.Connection, envelope: Envelope, event: NeedsAnswered) -> None:
         themes = [t.model_dump(mode="json") for t in event.themes_wanted]
-        await conn.execute(self._sql_themes_wanted, event.participant_id, _json(themes), envelope.sequence)
+        await conn.execute(self._sql_themes_wanted, event.participant_id, jsonb(themes), envelope.sequence)
 
     async def on_MentorQualificationAssessed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: MentorQualificationAssessed

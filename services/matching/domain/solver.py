@@ -57,7 +57,6 @@ __all__ = [
     "assign_dense",
     "assign_graph",
     "assign_sparse",
-    "greedy_match",
     "matched_bonus",
     "price_bound",
     "solve",
@@ -67,7 +66,6 @@ __all__ = [
 AUTO_DENSE_CELLS = 250_000  # auto: small runs go dense directly
 SMALL_GRAPH_CELLS = 250_000  # assign_graph: dense assignment below this many cost cells
 DENSE_MAX_CELLS = 12_000_000  # auto: exact dense fallback when pricing did not prove the candidate optimum
-GREEDY_DENSE_MAX_PAIRS = 20_000_000
 _TOL = 1e-9
 
 
@@ -108,7 +106,7 @@ class Suggestion:
 @dataclass(frozen=True)
 class MatchingResult:
     objective: Objective
-    method: str  # dense | candidates | greedy | empty
+    method: str  # dense | candidates | empty (greedy: the baseline in tests/support/matching_greedy.py)
     pairs: tuple[Pair, ...]  # sorted by mentee id
     unmatched: tuple[Unmatched, ...]  # sorted by mentee id
     total_score: float  # pins included
@@ -626,78 +624,6 @@ def _solve_priced(
         graph = graph.with_edges(np.concatenate(new_r), np.concatenate(new_c), np.concatenate(new_s), next_best=next_best)
     ub = float(np.maximum(u, excluded).sum() + (capacity.clip(min=0) * v).sum())
     return assignment, graph, ub, rounds, rescored_total
-
-
-def greedy_match(
-    mentees: Sequence[Participant],
-    mentors: Sequence[Participant],
-    policy: MatchingPolicy | None = None,
-    constraints: PairConstraints | None = None,
-    *,
-    candidate_k: int | None = None,
-) -> MatchingResult:
-    """Baseline for comparison only: take the best remaining feasible pair until none is left.
-
-    Uses every feasible pair when the matrix is small enough, else each
-    mentee's top ``candidate_k``. Not optimal (and ignores the objective).
-    """
-    t0 = time.perf_counter()
-    policy = policy or MatchingPolicy()
-    constraints = constraints or PairConstraints()
-    mentees_c = _canonical(mentees, Role.MENTEE)
-    mentors_c = _canonical(mentors, Role.MENTOR)
-    pinned, free, capacity = _apply_pins(mentees_c, mentors_c, policy, constraints)
-    model = ScoreModel(free, mentors_c, policy, constraints, check_capacity=False)
-    n, m = model.n_mentees, model.n_mentors
-    if n * m <= GREEDY_DENSE_MAX_PAIRS and candidate_k is None:
-        W = model.matrix()
-        rows, cols = np.nonzero(np.isfinite(W))
-        scores = W[rows, cols]
-        has_feasible = W.max(axis=1) > INFEASIBLE if m else np.zeros(n, dtype=bool)
-    else:
-        graph = model.candidates(candidate_k or policy.candidate_k)
-        has_feasible = graph.row_best > INFEASIBLE
-        rows, cols, scores = _edge_rows(graph), graph.cols.astype(np.int64), graph.scores
-    order = np.lexsort((cols, rows, -scores))
-    rows, cols, scores = rows[order], cols[order], scores[order]
-    assignment, picked = greedy_assign(rows, cols, n, capacity)
-    pair_score = np.full(n, np.nan)
-    pair_score[rows[picked]] = scores[picked]
-    unmatched = _fill_and_explain_unmatched(model, assignment, pair_score, capacity)
-    chosen = np.flatnonzero(assignment >= 0)
-    pairs = pinned + [
-        Pair(model.mentees[r].id, model.mentors[int(assignment[r])].id, float(pair_score[r])) for r in chosen
-    ]
-    pairs.sort(key=lambda p: p.mentee_id)
-    total = float(sum(p.score for p in pairs))
-    return MatchingResult(
-        objective=policy.objective,
-        method="greedy",
-        pairs=tuple(pairs),
-        unmatched=tuple(unmatched),
-        total_score=total,
-        upper_bound=math.inf,
-        matched_upper_bound=len(pinned) + min(int(np.count_nonzero(has_feasible)), _slots(capacity, n)),
-        proven_optimal=False,
-        stats={"total_s": time.perf_counter() - t0, "mentees": len(mentees_c), "mentors": len(mentors_c)},
-    )
-
-
-def greedy_assign(rows: np.ndarray, cols: np.ndarray, n_rows: int, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy over pairs already sorted best first: (assignment, positions taken)."""
-    assignment = [-1] * n_rows
-    left = [int(c) for c in capacity]
-    picked = []
-    todo = n_rows
-    for pos, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
-        if assignment[r] < 0 and left[c] > 0:
-            assignment[r] = c
-            left[c] -= 1
-            picked.append(pos)
-            todo -= 1
-            if not todo:
-                break
-    return np.array(assignment, dtype=np.int64), np.array(picked, dtype=np.int64)
 
 
 def suggest_top_k(

@@ -29,6 +29,7 @@ from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.domain.repository import UnitOfWork
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
 from libs.gdpr.export import export_router
 from libs.observability.correlation import current_correlation_id
@@ -51,7 +52,6 @@ from services.matching.entrypoints.schemas import (
 from services.matching.service_layer import choice, lifecycle, retention
 from services.matching.service_layer.export import Export
 from services.matching.service_layer.runs import RunRequest, run_matching
-from services.matching.service_layer.unit_of_work import UnitOfWork
 from services.matching.service_layer.views import PairFilters, RunFilters
 
 NAME = "matching"

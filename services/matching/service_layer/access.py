@@ -14,11 +14,6 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from libs.auth.principal import PARTICIPANT, Principal
-from libs.events.contexts.enrollment import Actor
-
-
-def actor_of(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, client_id=principal.client_id)
 
 
 def is_self(principal: Principal, participant_id: UUID | str) -> bool:

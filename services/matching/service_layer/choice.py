@@ -17,6 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from libs.auth.principal import Principal
+from libs.domain.commands import actor_of
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.matching import ProposalOrigin
 from services.matching.adapters.mapping import to_participant, to_policy
@@ -24,10 +26,9 @@ from services.matching.domain import MatchingPolicy, PairConstraints, Participan
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
 from services.matching.domain.pair import Pair
 from services.matching.domain.profiles import Role
-from services.matching.service_layer.access import actor_of, is_self
+from services.matching.service_layer.access import is_self
 from services.matching.service_layer.explanations import criterion_points
 from services.matching.service_layer.people import by_id, capacity_of, mentee_of, pair_ref
-from services.matching.service_layer.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -56,7 +57,7 @@ class _Choice:
 
 async def load_mentee(uow: UnitOfWork, principal: Principal, mentee_id: UUID) -> dict[str, Any]:
     """The mentee's pool row, if the caller may act for it (else 404)."""
-    row = await uow.pool.candidate(uow.conn, principal.organisation, mentee_id)
+    row = await uow.views.candidate(uow.conn, principal.organisation, mentee_id)
     if row is None or row["role"] != Role.MENTEE.value:
         raise NotFound("mentee", mentee_id)
     if not (principal.can_see(row["organisation"], row["country"]) or is_self(principal, mentee_id)):
@@ -67,16 +68,16 @@ async def load_mentee(uow: UnitOfWork, principal: Principal, mentee_id: UUID) ->
 async def _choice(uow: UnitOfWork, principal_org: str, mentee_row: dict[str, Any]) -> _Choice:
     if not mentee_row["matchable"]:
         raise IllegalTransition("This mentee is not in the candidate pool (withdrawn, or wants no theme).")
-    programme = await uow.pool.programme(uow.conn, principal_org, mentee_row["programme_id"])
+    programme = await uow.views.programme(uow.conn, principal_org, mentee_row["programme_id"])
     if programme is None:
         raise NotFound("programme", mentee_row["programme_id"])
-    mentors = by_id(await uow.pool.matchable(uow.conn, [mentee_row["wave_id"]], Role.MENTOR.value))
-    constraints, _ = await uow.pool.constraints(uow.conn, [mentee_row["participant_id"]])
+    mentors = by_id(await uow.views.matchable(uow.conn, [mentee_row["wave_id"]], Role.MENTOR.value))
+    constraints, _ = await uow.views.constraints(uow.conn, [mentee_row["participant_id"]])
     return _Choice(
         mentee_row=mentee_row,
         mentee=mentee_of(mentee_row),
         mentors=mentors,
-        taken=await uow.pool.seats_taken(uow.conn, [UUID(m) for m in mentors]),
+        taken=await uow.views.seats_taken(uow.conn, [UUID(m) for m in mentors]),
         policy=to_policy(programme["mode"], programme["settings"]),
         constraints=constraints,
     )
@@ -108,8 +109,8 @@ async def choose(uow: UnitOfWork, principal: Principal, mentee_id: UUID, mentor_
     wait as next choices. A mentor who is not a candidate of the mentee's
     wave, or whom a hard constraint rules out, is bad input (422)."""
     mentee_row = await load_mentee(uow, principal, mentee_id)
-    await uow.pool.lock_seats(uow.conn, mentee_row["programme_id"])
-    if await uow.pool.busy_mentees(uow.conn, [mentee_id]):
+    await uow.views.lock_seats(uow.conn, mentee_row["programme_id"])
+    if await uow.views.busy_mentees(uow.conn, [mentee_id]):
         raise IllegalTransition("This mentee has a proposed or formed pair already.")
     choice = await _choice(uow, principal.organisation, mentee_row)
     ranked = [str(m) for m in mentor_ids]
@@ -122,7 +123,7 @@ async def choose(uow: UnitOfWork, principal: Principal, mentee_id: UUID, mentor_
     pair = _propose_first_free(choice, ranked, actor_of(principal), principal.organisation, follows=None)
     if pair is None:
         raise IllegalTransition("Every chosen mentor's seats are held now: ask for new suggestions.")
-    await uow.repo.save([pair])
+    await uow.repo.add(pair)
     return pair.id
 
 
@@ -132,18 +133,18 @@ async def propose_next(uow: UnitOfWork, declined: Pair, actor: Actor) -> Pair | 
     proposal = declined.proposal
     if proposal.origin is not ProposalOrigin.CHOICE or not proposal.next_choices:
         return None
-    mentee_row = await uow.pool.candidate(uow.conn, declined.organisation, proposal.people.mentee_id)
+    mentee_row = await uow.views.candidate(uow.conn, declined.organisation, proposal.people.mentee_id)
     if mentee_row is None or not mentee_row["matchable"]:
         return None
-    await uow.pool.lock_seats(uow.conn, proposal.programme_id)
-    if await uow.pool.busy_mentees(uow.conn, [proposal.people.mentee_id]):
+    await uow.views.lock_seats(uow.conn, proposal.programme_id)
+    if await uow.views.busy_mentees(uow.conn, [proposal.people.mentee_id]):
         return None
     choice = await _choice(uow, declined.organisation, mentee_row)
     ranked = [str(m) for m in proposal.next_choices if str(m) in choice.mentors]
     ranked = [m for m in ranked if choice.feasible(m)]
     pair = _propose_first_free(choice, ranked, actor, declined.organisation, follows=declined.id)
     if pair is not None:
-        await uow.repo.save([pair])
+        await uow.repo.add(pair)
     return pair
 
 

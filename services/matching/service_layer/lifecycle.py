@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from libs.auth.principal import PARTICIPANT, Principal
+from libs.domain.commands import actor_of
+from libs.domain.repository import Change, UnitOfWork
 from libs.events.contexts.enrollment import Actor, ParticipantEvent, ParticipantWithdrew, WithdrawalCause
 from libs.events.contexts.matching import DissolutionReason, PairExcluded, Side
-from services.matching.adapters.repository import NewStream
 from services.matching.domain.errors import InvalidRequest, NotFound
 from services.matching.domain.pair import Pair, PairStatus
 from services.matching.domain.profiles import Role
-from services.matching.service_layer.access import actor_of
 from services.matching.service_layer.choice import load_mentee, propose_next
-from services.matching.service_layer.unit_of_work import UnitOfWork
 
 #: Exclusion stream ids derive from the two people: one stream per excluded pair.
 EXCLUSIONS = uuid.UUID("6f1c2a52-5d0c-4f0e-9a59-2b1d8f0c7e11")
@@ -32,7 +31,7 @@ EXCLUSIONS = uuid.UUID("6f1c2a52-5d0c-4f0e-9a59-2b1d8f0c7e11")
 
 async def load_pair(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> tuple[Pair, Side]:
     """The pair and the side the caller acts for (HR roles: ``Side.HR``)."""
-    pair = await uow.repo.pair(pair_id)
+    pair = await uow.repo.get(Pair, pair_id)
     if pair is not None and pair.organisation == principal.organisation:
         if principal.can_see_country(pair.country):
             return pair, Side.HR
@@ -48,7 +47,7 @@ async def accept(uow: UnitOfWork, principal: Principal, pair_id: UUID) -> UUID:
     if side is Side.HR:
         raise NotFound("pair", pair_id)  # HR is no side of the pair
     pair.accept(side, actor_of(principal))
-    await uow.repo.save([pair])
+    await uow.repo.add(pair)
     return pair.id
 
 
@@ -67,7 +66,7 @@ async def decline(uow: UnitOfWork, principal: Principal, pair_id: UUID, note: st
 
 async def end_proposal(uow: UnitOfWork, pair: Pair, side: Side, actor: Actor, note: str | None = None) -> None:
     pair.decline(side, actor, note)
-    await uow.repo.save([pair])
+    await uow.repo.add(pair)
     await propose_next(uow, pair, actor)
 
 
@@ -78,7 +77,7 @@ async def dissolve(
     proposed to each other again."""
     pair, side = await load_pair(uow, principal, pair_id)
     pair.dissolve(reason, side, actor_of(principal), note)
-    await uow.repo.save([pair])
+    await uow.repo.add(pair)
     return pair.id
 
 
@@ -92,7 +91,7 @@ async def _as_hr(uow: UnitOfWork, principal: Principal, pair_id: UUID, change: C
     if side is not Side.HR:
         raise NotFound("pair", pair_id)
     change(pair)
-    await uow.repo.save([pair])
+    await uow.repo.add(pair)
     return pair.id
 
 
@@ -111,7 +110,7 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
     no mentor, so it can neither write about that person nor probe which ids
     are mentors. Only a mentor it sees may be "not of the programme" (422)."""
     mentee = await load_mentee(uow, principal, exclusion.mentee_id)
-    mentor = await uow.pool.candidate(uow.conn, principal.organisation, exclusion.mentor_id)
+    mentor = await uow.views.candidate(uow.conn, principal.organisation, exclusion.mentor_id)
     if (
         mentor is None
         or mentor["role"] != Role.MENTOR.value
@@ -130,7 +129,7 @@ async def exclude(uow: UnitOfWork, principal: Principal, exclusion: Exclusion) -
         note=exclusion.note,
         actor=actor_of(principal),
     )
-    await uow.repo.save(new=[NewStream(exclusion_id, principal.organisation, mentee["country"], [event])])
+    await uow.repo.save(Change(exclusion_id, 0, principal.organisation, mentee["country"], [event]))  # a new stream
     return exclusion_id
 
 
@@ -144,8 +143,8 @@ async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> Non
     reason = DissolutionReason.LEFT_PROGRAMME
     if isinstance(withdrawal, ParticipantWithdrew) and withdrawal.cause is WithdrawalCause.LEFT_ORGANISATION:
         reason = DissolutionReason.LEFT_COMPANY
-    for pair_id in await uow.pool.open_pairs_of(uow.conn, withdrawal.participant_id):
-        pair = await uow.repo.pair(pair_id)
+    for pair_id in await uow.views.open_pairs_of(uow.conn, withdrawal.participant_id):
+        pair = await uow.repo.get(Pair, pair_id)
         assert pair is not None, "an open pair's stream exists"
         side = pair.side_of(person)
         assert side is not None, "the withdrawn person is in its open pairs"
@@ -153,5 +152,5 @@ async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> Non
             await end_proposal(uow, pair, side, withdrawal.actor)
         else:
             pair.dissolve(reason, side, withdrawal.actor)
-            await uow.repo.save([pair])
+            await uow.repo.add(pair)
 

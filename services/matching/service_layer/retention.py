@@ -27,6 +27,7 @@ from libs.events.contexts.enrollment import Actor
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import ConcurrencyError
 from libs.gdpr.vault import KeyVault
+from services.matching.domain.pair import Pair
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,12 @@ async def expire_notes(
         await vault.shred_key(pair_id)
         async with matching.pool.acquire() as conn, conn.transaction():
             uow = matching.unit_of_work(conn)
-            pair = await uow.repo.pair(pair_id)
+            pair = await uow.repo.get(Pair, pair_id)
             if pair is None or pair.notes_expired:
                 continue
             pair.expire_notes(RETENTION_ACTOR, row["ended_at"], row["days"])
             try:
-                await uow.repo.save([pair])
+                await uow.repo.add(pair)
             except ConcurrencyError:
                 continue  # another runner expired it meanwhile
         expired.append(pair_id)

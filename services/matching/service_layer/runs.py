@@ -21,6 +21,8 @@ from uuid import UUID
 import orjson
 
 from libs.auth.principal import HR_ADMIN, Forbidden, Principal
+from libs.domain.commands import actor_of
+from libs.domain.repository import Change, UnitOfWork
 from libs.events.contexts.matching import (
     MatchingRunCompleted,
     ProposalOrigin,
@@ -31,7 +33,6 @@ from libs.events.contexts.matching import (
 )
 from libs.observability.metrics import MATCHING_RUN_DURATION
 from services.matching.adapters.mapping import to_policy
-from services.matching.adapters.repository import NewStream
 from services.matching.domain import (
     InvalidPin,
     MatchingPolicy,
@@ -44,10 +45,8 @@ from services.matching.domain import (
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
 from services.matching.domain.pair import Pair
 from services.matching.domain.solver import UnmatchedReason
-from services.matching.service_layer.access import actor_of
 from services.matching.service_layer.explanations import criterion_points
 from services.matching.service_layer.people import by_id, capacity_of, mentee_of, mentor_of, pair_ref
-from services.matching.service_layer.unit_of_work import UnitOfWork
 
 SERVICE = "matching"
 
@@ -116,14 +115,15 @@ async def run_matching(uow: UnitOfWork, principal: Principal, request: RunReques
     if not record:
         return {**doc, "run_id": None, "pairs": [{**p, "pair_id": None} for p in doc["pairs"]], "recorded": False}
     pairs = _proposals(inputs, completed, {m.id: m for m in mentees}, {m.id: m for m in mentors}, principal)
-    await uow.repo.save(pairs, [NewStream(run_id, principal.organisation, _home(inputs.countries), [completed])])
+    run = Change(run_id, 0, principal.organisation, _home(inputs.countries), [completed])  # a new stream
+    await uow.repo.save(run, *(Change.of(pair) for pair in pairs))
     return {**doc, "recorded": True}
 
 
 async def _gather(uow: UnitOfWork, principal: Principal, request: RunRequest) -> _Inputs:
     """Load and check what the run needs: its waves (visible, one programme,
     not ended), the programme, the candidates and the constraints."""
-    waves = await uow.pool.waves(uow.conn, principal.organisation, request.wave_ids)
+    waves = await uow.views.waves(uow.conn, principal.organisation, request.wave_ids)
     for wave_id in request.wave_ids:
         wave = waves.get(wave_id)
         if wave is None or not principal.can_see(wave["organisation"], wave["country"]):
@@ -138,18 +138,18 @@ async def _gather(uow: UnitOfWork, principal: Principal, request: RunRequest) ->
     if ended:
         raise IllegalTransition(f"Wave {ended[0]} has ended: it cannot be matched any more.")
     programme_id = programmes.pop()
-    programme = await uow.pool.programme(uow.conn, principal.organisation, programme_id)
+    programme = await uow.views.programme(uow.conn, principal.organisation, programme_id)
     if programme is None:
         raise NotFound("programme", programme_id)
-    await uow.pool.lock_seats(uow.conn, programme_id)
-    mentees = await uow.pool.matchable(uow.conn, request.wave_ids, "mentee")
-    busy = await uow.pool.busy_mentees(uow.conn, [m["participant_id"] for m in mentees])
+    await uow.views.lock_seats(uow.conn, programme_id)
+    mentees = await uow.views.matchable(uow.conn, request.wave_ids, "mentee")
+    busy = await uow.views.busy_mentees(uow.conn, [m["participant_id"] for m in mentees])
     mentees = [m for m in mentees if str(m["participant_id"]) not in busy]
-    mentors = await uow.pool.matchable(uow.conn, request.wave_ids, "mentor")
-    taken = await uow.pool.seats_taken(uow.conn, [m["participant_id"] for m in mentors])
+    mentors = await uow.views.matchable(uow.conn, request.wave_ids, "mentor")
+    taken = await uow.views.seats_taken(uow.conn, [m["participant_id"] for m in mentors])
     _check_pins(request.pins, by_id(mentees), by_id(mentors), taken)
     pins = [(str(a), str(b)) for a, b in request.pins]
-    constraints, excluded = await uow.pool.constraints(uow.conn, [m["participant_id"] for m in mentees], pins)
+    constraints, excluded = await uow.views.constraints(uow.conn, [m["participant_id"] for m in mentees], pins)
     return _Inputs(
         programme_id=programme_id,
         countries=countries,

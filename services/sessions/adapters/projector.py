@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from libs.database import jsonb
 from libs.events.contexts.sessions import (
     CheckInRecorded,
     MentorBudgetExceeded,
@@ -34,9 +35,6 @@ from services.sessions.domain.values import SessionStatus
 OWN_TABLES = ("sessions", "check_ins", "mentor_months", "session_settings")
 PAIR_FACTS = {"pair_id", "programme_id", "wave_id", "country", "mentee_id", "mentor_id"}
 
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def session_doc(doc: dict[str, Any] | None, envelope: Envelope, event: SessionEvent) -> dict[str, Any]:
@@ -129,7 +127,7 @@ class Projector:
             }
             await conn.execute(
                 self._sql_check_in, event.check_in_id, envelope.tenant, event.pair_id, event.programme_id,
-                event.country, event.mentee_id, event.mentor_id, event.member.value, event.mood, _json(doc),
+                event.country, event.mentee_id, event.mentor_id, event.member.value, event.mood, jsonb(doc),
             )  # fmt: skip
         elif isinstance(event, MentorTimeLogged):
             await conn.execute(
@@ -143,7 +141,7 @@ class Projector:
             await conn.execute(
                 self._sql_settings, event.programme_id, envelope.tenant, event.budget_share_percent,
                 event.weekly_hours, event.monthly_budget_minutes, event.late_cancellation_hours,
-                envelope.sequence, envelope.time, _json(event.actor.model_dump(mode="json")),
+                envelope.sequence, envelope.time, jsonb(event.actor.model_dump(mode="json")),
             )  # fmt: skip
         else:
             raise TypeError(f"no read table for {event.event_type()}")
@@ -154,7 +152,7 @@ class Projector:
         await conn.execute(
             self._sql_session, event.session_id, envelope.tenant, event.pair_id, event.programme_id, event.wave_id,
             event.country, event.mentee_id, event.mentor_id, doc["status"],
-            datetime.fromisoformat(doc["starts_at"]), doc["duration_minutes"], _json(doc),
+            datetime.fromisoformat(doc["starts_at"]), doc["duration_minutes"], jsonb(doc),
         )  # fmt: skip
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
+from libs.domain.aggregate import Aggregate
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import (
     Member,
@@ -28,7 +29,6 @@ from libs.events.contexts.sessions import (
     SessionScheduled,
 )
 from libs.events.registry import DomainEvent
-from libs.domain.aggregate import Aggregate
 from services.sessions.domain.errors import InvalidState, Issues, TimeTaken
 from services.sessions.domain.values import (
     MAX_ACTUAL_MINUTES,
@@ -84,6 +84,7 @@ def check_free(slot: Slot, busy: Iterable[Busy], *, ignore: UUID | None = None) 
 
 class Session(Aggregate):
     created_by = SessionScheduled
+    kind = "session"
 
     pair: Pair
     status: SessionStatus

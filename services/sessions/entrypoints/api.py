@@ -33,6 +33,8 @@ from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
+from libs.domain.commands import StaleVersion
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.sessions import Member
 from libs.eventstore.store import ConcurrencyError
 from libs.gdpr.export import export_router
@@ -58,7 +60,6 @@ from services.sessions.entrypoints.schemas import (
     SessionSettingsOut,
 )
 from services.sessions.service_layer import commands, handlers
-from services.sessions.service_layer.unit_of_work import UnitOfWork
 from services.sessions.service_layer.views import BudgetFilters, CheckInFilters, SessionFilters
 
 NAME = "sessions"
@@ -391,7 +392,7 @@ EXCEPTION_MAPPINGS: dict[type[Exception], int | Callable[[Exception], Problem]] 
     InvalidState: lambda exc: Problem(409, detail=str(exc), type=CONFLICT),
     TimeTaken: _time_taken,
     ConcurrencyError: concurrent_change,
-    handlers.StaleVersion: stale_version,
+    StaleVersion: stale_version,
 }
 
 

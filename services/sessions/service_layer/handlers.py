@@ -16,7 +16,8 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, Principal
-from libs.events.contexts.enrollment import Actor
+from libs.domain.commands import actor_of, check_version
+from libs.domain.repository import UnitOfWork
 from libs.events.contexts.sessions import Member
 from services.sessions.domain.budget import MentorMonth, budget_stream
 from services.sessions.domain.check_in import CheckIn
@@ -25,19 +26,7 @@ from services.sessions.domain.session import Session
 from services.sessions.domain.settings import ProgrammeRules
 from services.sessions.domain.values import Pair, Slot, month_of
 from services.sessions.service_layer import commands
-from services.sessions.service_layer.unit_of_work import UnitOfWork
 from services.sessions.service_layer.views import participant_id_of
-
-
-class StaleVersion(Exception):
-    """``If-Match`` named a version the session has moved past (HTTP 412)."""
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"The session is at version {actual}, not {expected}: read it again and retry.")
-
-
-def actor_of(principal: Principal) -> Actor:
-    return Actor(subject=principal.subject, client_id=principal.client_id)
 
 
 def acting_member(principal: Principal, pair: Pair) -> Member:
@@ -71,8 +60,7 @@ async def load_session(
         member = acting_member(principal, pair)
     except NotFound:
         raise NotFound("session", session_id) from None
-    if expected_version is not None and expected_version != session.version:
-        raise StaleVersion(expected_version, session.version)
+    check_version(session, expected_version)
     await uow.views.lock_people(uow.conn, pair.people)
     return session, pair, member
 

@@ -1,4 +1,5 @@
-"""Deterministic, realistic synthetic pools for tests, demos and the benchmark.
+"""Deterministic, realistic synthetic pools of matching participants for the
+tests and the benchmark (bench/matching.py); not part of the service.
 
 A multinational group in 26 countries with a few subsidiaries each, business
 functions in families, digital themes, learner profiles and intentions. Mentees
@@ -13,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .profiles import LearnerProfile, PairConstraints, Participant, Role
+from services.matching.domain.profiles import LearnerProfile, PairConstraints, Participant, Role
 
 __all__ = ["COUNTRIES", "FUNCTIONS", "THEMES", "Pool", "generate_pool", "generate_tight_pool"]
 
