@@ -4,7 +4,8 @@ learns from (topic ``binome.enrollment.events``).
 
     domain/         aggregates (Programme, Wave, Participant) and their rules; pure Python
     service_layer/  command handlers, bulk import, views (reads with visibility rules)
-    adapters/       event-sourced repository, read-table projector, CSV/JSON rows
+    adapters/       event-sourced repository, read-table projector, CSV/JSON rows, the HR directory's copy
+    consumers/      the HR directory (binome.directory.events -> profiles, leavers)
     entrypoints/    the FastAPI app (/v1) and its request/response models
     migrations/     the read tables ({schema} = the service's schema)
 """
@@ -19,6 +20,11 @@ from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.entrypoints.api import create_app
 from services.enrollment.service_layer import calendar
+
+
+def projections(ctx: ServiceContext) -> list:
+    """The HR directory (consumers/directory.py)."""
+    return [Enrollment(ctx.pool, ctx.store, ctx.vault).directory_feed()]
 
 
 async def rebuild_read_tables(ctx: ServiceContext) -> int:
@@ -41,6 +47,7 @@ SERVICE = ServiceDefinition(
     "enrollment",
     create_app,
     migrations=Path(__file__).parent / "migrations",
+    projections=projections,
     rebuild_read_tables=rebuild_read_tables,
     exports_personal_data=True,
     workers=workers,

@@ -13,9 +13,11 @@ from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
 from libs.domain.repository import Repository, UnitOfWork
 from libs.events.contexts.enrollment import ParticipantErased
+from libs.events.envelope import Envelope
 from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
 from services.enrollment.adapters.projector import Projector
+from services.enrollment.consumers.directory import DirectoryFeed
 from services.enrollment.domain.errors import NotFound
 from services.enrollment.service_layer.views import Views
 
@@ -31,10 +33,26 @@ class Enrollment(IdempotentCommands):
         self.projector = Projector(store.schema)
         self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)
+        self.directory = self.views.directory
 
-    def unit_of_work(self, conn: asyncpg.Connection, correlation_id: str | None = None) -> UnitOfWork[Views]:
-        repo = Repository(conn, self.store, self.projector, service=SERVICE, correlation_id=correlation_id)
+    def unit_of_work(
+        self, conn: asyncpg.Connection, correlation_id: str | None = None, cause: Envelope | None = None
+    ) -> UnitOfWork[Views]:
+        """``cause``: the event a consumer's work reacts to (a directory change)."""
+        repo = Repository(
+            conn,
+            self.store,
+            self.projector,
+            service=SERVICE,
+            correlation_id=correlation_id or (cause.correlationid if cause else None),
+            cause=cause.id if cause else None,
+        )
         return UnitOfWork(conn, repo, self.views)
+
+    def directory_feed(self) -> DirectoryFeed:
+        """The consumer of the HR directory; its effects on participants are
+        recorded in its own transaction, caused by the directory event."""
+        return DirectoryFeed(self.directory, lambda conn, envelope: self.unit_of_work(conn, cause=envelope))
 
     async def forget(self, participant_id: UUID) -> None:
         """After ``ParticipantErased`` committed: drop stored responses that

@@ -5,7 +5,7 @@ documented in ``services/matching/README.md``.
     domain/         profiles, explainable scores, the exact solver, the Pair aggregate; pure Python
     service_layer/  runs, choice, pair lifecycle, pool queries, views (reads with visibility rules)
     adapters/       repository, read tables, mapping
-    consumers/      the candidate pool (enrollment events -> matching's copy)
+    consumers/      the candidate pool (enrollment events -> matching's copy), reporting lines (HR directory)
     entrypoints/    the FastAPI app (/v1) and its request/response models
     migrations/     the pool and read tables ({schema} = the service's schema)
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from services.matching.bootstrap import Matching
+from services.matching.consumers.reporting_lines import ReportingLines
 from services.matching.entrypoints.api import create_app
 from services.matching.service_layer.retention import RetentionWorker, system_clock
 
@@ -26,7 +27,7 @@ async def rebuild_read_tables(ctx: ServiceContext) -> int:
 
 
 def projections(ctx: ServiceContext) -> list:
-    return [Matching(ctx.pool, ctx.store).candidate_pool()]
+    return [Matching(ctx.pool, ctx.store).candidate_pool(), ReportingLines(ctx.store.schema)]
 
 
 def workers(ctx: ServiceContext) -> list:

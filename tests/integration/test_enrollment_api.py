@@ -15,6 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from libs.events import registry, topic_for_context
+from libs.events.contexts.enrollment import ParticipantRelocated
 from libs.events.schemagen import envelope_schema
 from libs.runtime.replay import replay
 from libs.settings import Settings
@@ -561,7 +562,11 @@ async def test_read_tables_rebuild_from_the_log(env: EnrollmentEnv) -> None:
     rebuilt = await replay(
         env.pool, Settings(data_dir=env.data_dir, vault_schema=env.vault.schema), [service], env.schema
     )
-    assert {k: v.applied for k, v in rebuilt.items()} == {"read-tables": await env.count_events()}
+    # The directory consumer reads another context's log: none here.
+    assert {k: v.applied for k, v in rebuilt.items()} == {
+        "read-tables": await env.count_events(),
+        "enrollment-directory": 0,
+    }
     assert await snapshot() == before
 
 
@@ -603,15 +608,19 @@ async def test_events_reach_kafka_and_validate_against_their_schemas(env: Enroll
             assert envelope["country"] in ("FR", "DE"), type_
         assert envelope["data"]["actor"]["subject"]
         seen.add(type_)
-    assert seen == {t for t in registry.models if t.startswith("binome.enrollment.")}
+    # ParticipantRelocated comes from the HR directory only (test_directory_effects validates it).
+    relocated = ParticipantRelocated.event_type()
+    assert seen == {t for t in registry.models if t.startswith("binome.enrollment.") and t != relocated}
 
 
 async def test_openapi_documents_every_route_and_the_import_formats(env: EnrollmentEnv) -> None:
     document = (await env.client.get("/openapi.json")).json()
     paths = document["paths"]
-    # The service's 21 operations (two transfers among them), plus the audit
-    # trail every Binome API serves and its part of a participant's GDPR export.
-    assert len([m for p in paths.values() for m in p]) == 23
+    # The service's 22 operations (two transfers and the enrolment from the HR
+    # directory among them), plus the audit trail every Binome API serves, its
+    # part of a participant's GDPR export and the dead letters of its consumer
+    # (the HR directory: 2).
+    assert len([m for p in paths.values() for m in p]) == 26
     assert {"/v1/audit", "/v1/participants/{participant_id}/export"} <= paths.keys()
     imported = paths["/v1/waves/{wave_id}/participants:import"]["post"]
     assert set(imported["requestBody"]["content"]) == {"text/csv", "application/json"}

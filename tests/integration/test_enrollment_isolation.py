@@ -63,6 +63,13 @@ COUNTRY_OWNED: list[tuple[str, str, Any, str]] = [
     ("POST", "/v1/waves/{wave}:end", None, ""),
     ("GET", "/v1/waves/{wave}/funnel", None, ""),
     ("POST", "/v1/waves/{wave}/participants", mentee("I-NEW", time_zone="Europe/Berlin"), "application/json"),
+    (
+        "POST",
+        "/v1/waves/{wave}/participants:from-directory",
+        {"role": "mentee", "employee_ref": "I-NEW-D", "motivation": "Learn.", "tenure_years": 3,
+         "learner_profile": "mixed", "themes_wanted": [{"theme": "data_ai", "level": 1}]},
+        "application/json",
+    ),
     ("POST", "/v1/waves/{wave}/participants:import", CSV, "text/csv"),
     ("POST", "/v1/waves/{wave}/participants:import?mode=valid_only", CSV, "text/csv"),
     ("GET", "/v1/participants/{participant}", None, ""),

@@ -118,6 +118,7 @@ async def matching_env(pool: asyncpg.Pool, data_dir: Path, bootstrap: str) -> As
         runner = ConsumerRunner(
             pool, schema, projection, bootstrap, service="matching", topic_prefix=enrollment.topic_prefix,
             session_timeout_ms=1000, fetch_max_wait_ms=50, retry_backoff_s=0.01,
+            personal=enrollment.store.personal,  # as binome up: the pool reads references opened
         )
         tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
         try:

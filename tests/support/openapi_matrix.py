@@ -66,6 +66,11 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ),
     ("enrollment", "POST", "/v1/waves/{wave_id}/participants"): ("application/json", mentee("ISO-PROBE")),
     ("enrollment", "POST", "/v1/waves/{wave_id}/participants:import"): ("application/json", [mentee("ISO-PROBE-2")]),
+    ("enrollment", "POST", "/v1/waves/{wave_id}/participants:from-directory"): (
+        "application/json",
+        {"role": "mentee", "employee_ref": "ISO-PROBE-3", "motivation": "Probe.", "tenure_years": 3,
+         "learner_profile": "mixed", "themes_wanted": [{"theme": "data_ai", "level": 1}]},
+    ),
     ("enrollment", "PATCH", "/v1/participants/{participant_id}"): ("application/json", {"motivation": "Changed."}),
     ("enrollment", "POST", "/v1/participants/{participant_id}:withdraw"): ("application/json", {"reason": "Probe."}),
     ("enrollment", "POST", "/v1/participants/{participant_id}:transfer"): ("application/json", {"wave_id": "{wave_id}"}),

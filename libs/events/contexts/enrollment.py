@@ -66,6 +66,22 @@ class GenerationBand(StrEnum):
     GEN_Z = "gen_z"  # 1997 and later
 
 
+class WithdrawalCause(StrEnum):
+    """Why a participant left: they (or HR) asked, or the HR directory says
+    they left the organisation (``binome.directory.PersonDeactivated``)."""
+
+    REQUESTED = "requested"
+    LEFT_ORGANISATION = "left_organisation"
+
+
+class ProfileChangeCause(StrEnum):
+    """Where a profile change came from: a request to the API, or the
+    organisation's HR directory (SCIM provisioning)."""
+
+    REQUEST = "request"
+    DIRECTORY = "directory"
+
+
 class MatchingObjective(StrEnum):
     """What a matching run maximises (issue 4)."""
 
@@ -201,6 +217,9 @@ class ParticipantProfile(Value):
     themes_offered: list[ThemeLevel]
     sessions_per_month: int
     capacity: int | None = None  # mentors only: how many mentees (1-3)
+    #: From the HR directory only (SCIM enterprise extension); absent in
+    #: events written before it existed and for people enrolled by hand.
+    department: str | None = None
 
 
 class NeedsAnswer(Value):
@@ -322,7 +341,9 @@ class ParticipantProfileUpdated(ParticipantEvent):
 
     ``profile`` is the whole new matchable profile; a personal field is
     present only when it changed (absent: unchanged). ``manager_ref_removed``
-    says the manager reference was cleared.
+    says the manager reference was cleared. ``cause`` says where the change
+    came from: ``directory`` when the HR directory changed the linked person
+    (events written before it existed read as ``request``).
     """
 
     personal_fields = frozenset({"display_name", "email", "motivation", "manager_ref"})
@@ -335,16 +356,33 @@ class ParticipantProfileUpdated(ParticipantEvent):
     motivation: str | None = None
     manager_ref: str | None = None
     manager_ref_removed: bool = False
+    cause: ProfileChangeCause = ProfileChangeCause.REQUEST
 
 
 @event(CONTEXT, "ParticipantWithdrew", version=1)
 class ParticipantWithdrew(ParticipantEvent):
-    """A participant left the programme; ``reason`` is their free text."""
+    """A participant left the programme; ``reason`` is their free text.
+    ``cause`` is ``left_organisation`` when the HR directory deactivated the
+    person (the reason then reads "left the organisation"); events written
+    before it existed read as ``requested``."""
 
     personal_fields = frozenset({"reason"})
 
     role: Role
     reason: str
+    cause: WithdrawalCause = WithdrawalCause.REQUESTED
+
+
+@event(CONTEXT, "ParticipantRelocated", version=1)
+class ParticipantRelocated(ParticipantEvent):
+    """The HR directory now places the participant in another country than
+    their wave's (``country``). Nothing moves by itself: the participant
+    stays in the wave and their pairs go on; the wave's committee decides
+    (withdraw them and enrol them in a wave of ``directory_country``, or keep
+    them). ``directory_country`` None: the directory no longer says."""
+
+    role: Role
+    directory_country: str | None
 
 
 @event(CONTEXT, "ParticipantTransferred", version=1)

@@ -23,6 +23,7 @@ from libs.events.contexts.enrollment import (
     ParticipantErased,
     ParticipantProfileUpdated,
     ParticipantTransferred,
+    ParticipantRelocated,
     ParticipantWithdrew,
     ProgrammeCreated,
     ProgrammeSettingsChanged,
@@ -75,7 +76,16 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
                 doc["manager_ref"] = None
         elif isinstance(event, ParticipantWithdrew):
             doc["status"] = ParticipantStatus.WITHDRAWN.value
-            doc["withdrawal"] = {"reason": event.reason, "withdrawn_at": at, "withdrawn_by": actor}
+            doc["withdrawal"] = {
+                "reason": event.reason,
+                "cause": event.cause.value,
+                "withdrawn_at": at,
+                "withdrawn_by": actor,
+            }
+        elif isinstance(event, ParticipantRelocated):
+            # Back in the wave's country: nothing left for the committee to decide.
+            moved = event.directory_country != event.country
+            doc["directory_country"] = event.directory_country if moved else None
         elif isinstance(event, ParticipantTransferred):
             doc["wave_id"], doc["country"] = str(event.wave_id), event.country
             doc["transfers"] = [*doc.get("transfers", []), {
@@ -140,7 +150,7 @@ PARTICIPANT_EVENTS = (
     ParticipantProfileUpdated,
     ParticipantWithdrew,
     ParticipantTransferred,
-    ParticipantErased,
+    ParticipantRelocated,
     NeedsAnswered,
     MentorQualificationAssessed,
 )

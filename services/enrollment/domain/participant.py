@@ -16,11 +16,14 @@ from libs.events.contexts.enrollment import (
     ParticipantProfile,
     ParticipantProfileUpdated,
     ParticipantTransferred,
+    ParticipantRelocated,
     ParticipantWithdrew,
+    ProfileChangeCause,
     ProgrammeMode,
     QualificationScores,
     Role,
     ThemeLevel,
+    WithdrawalCause,
 )
 from libs.gdpr.personal import ERASED
 from libs.domain.aggregate import Aggregate
@@ -39,6 +42,8 @@ from services.enrollment.domain.wave import Wave
 #: Personal fields a profile update may change (the rest of the person is fixed).
 PERSONAL_FIELDS = ("display_name", "email", "motivation", "manager_ref")
 REQUIRED_PERSONAL_FIELDS = ("display_name", "email", "motivation")
+#: The withdrawal reason recorded when the HR directory deactivates a person.
+LEFT_ORGANISATION = "left the organisation"
 #: Level given to a theme a needs answer adds to the themes wanted.
 NEW_WANTED_THEME_LEVEL = 1
 
@@ -145,6 +150,8 @@ class Participant(Aggregate):
     wave_id: UUID
     person: Enrolment  # who they are now: role, profile, personal fields, country
     status: ParticipantStatus
+    #: The country the HR directory gives when it is not the wave's (None: the same, or unknown).
+    directory_country: str | None
     needs_answers: list[NeedsAnswer] | None
     qualification: MentorQualificationAssessed | None
 
@@ -241,6 +248,23 @@ class Participant(Aggregate):
         ]
         if issues:
             raise InvalidInput(issues)
+        self._record_profile(profile, personal, actor, ProfileChangeCause.REQUEST)
+
+    def follow_directory(
+        self, wave: Wave, profile_changes: dict[str, Any], personal: dict[str, Any], actor: Actor
+    ) -> None:
+        """The HR directory changed the person: its values are facts about
+        them, recorded as they are (the programme's rules, checked when a
+        person asks, are not a reason to ignore what HR says); the event's
+        cause says where they came from."""
+        self._require_active(wave)
+        profile = self.profile.model_copy(update=profile_changes)
+        self._record_profile(profile, personal, actor, ProfileChangeCause.DIRECTORY)
+
+    def _record_profile(
+        self, profile: ParticipantProfile, personal: dict[str, Any], actor: Actor, cause: ProfileChangeCause
+    ) -> None:
+        """Record what differs from now (nothing: no event)."""
         changed = [
             name for name in ParticipantProfile.model_fields if getattr(profile, name) != getattr(self.profile, name)
         ]
@@ -254,14 +278,31 @@ class Participant(Aggregate):
                 profile=profile,
                 changed=changed + sorted(changed_personal),
                 manager_ref_removed="manager_ref" in changed_personal and changed_personal["manager_ref"] is None,
+                cause=cause,
                 actor=actor,
                 **changed_personal,
             )
         )
 
-    def withdraw(self, wave: Wave, reason: str, actor: Actor) -> None:
+    def relocate(self, wave: Wave, directory_country: str, actor: Actor) -> None:
+        """The HR directory places the person in another country (or back in
+        the wave's): recorded for the committee, nothing moves by itself."""
         self._require_active(wave)
-        self.record(ParticipantWithdrew(**self._ids(), role=self.role, reason=reason, actor=actor))
+        if directory_country == (self.directory_country or self.country):
+            return
+        self.record(
+            ParticipantRelocated(**self._ids(), role=self.role, directory_country=directory_country, actor=actor)
+        )
+
+    def withdraw(
+        self, wave: Wave, reason: str, actor: Actor, cause: WithdrawalCause = WithdrawalCause.REQUESTED
+    ) -> None:
+        self._require_active(wave)
+        self.record(ParticipantWithdrew(**self._ids(), role=self.role, reason=reason, cause=cause, actor=actor))
+
+    def leave_organisation(self, wave: Wave, actor: Actor) -> None:
+        """The HR directory deactivated the person: they leave the programme."""
+        self.withdraw(wave, LEFT_ORGANISATION, actor, WithdrawalCause.LEFT_ORGANISATION)
 
     def transfer(self, wave: Wave, to: Wave, actor: Actor) -> None:
         """Move to ``to``, another open wave of the same programme (any country)."""
@@ -356,6 +397,7 @@ class Participant(Aggregate):
         self.id, self.programme_id, self.wave_id = event.participant_id, event.programme_id, event.wave_id
         self.person = Enrolment(**{name: getattr(event, name) for name in ENROLMENT_FIELDS})
         self.status = ParticipantStatus.ENROLLED
+        self.directory_country = None
         self.needs_answers = None
         self.qualification = None
 
@@ -364,6 +406,10 @@ class Participant(Aggregate):
         if event.manager_ref_removed:
             changed["manager_ref"] = None
         self.person = replace(self.person, profile=event.profile, **changed)
+
+    def _on_ParticipantRelocated(self, event: ParticipantRelocated) -> None:
+        moved = event.directory_country != self.country
+        self.directory_country = event.directory_country if moved else None
 
     def _on_ParticipantWithdrew(self, event: ParticipantWithdrew) -> None:
         self.status = ParticipantStatus.WITHDRAWN

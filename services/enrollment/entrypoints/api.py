@@ -45,6 +45,7 @@ from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, 
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus
 from services.enrollment.domain.wave import WavePlan
 from services.enrollment.entrypoints.schemas import (
+    DirectoryEnrolmentIn,
     IMPORT_COLUMNS,
     IMPORT_LEVEL_COLUMNS,
     IMPORT_LIST_COLUMNS,
@@ -289,6 +290,28 @@ async def enrol(
 
 
 @router.post(
+    "/waves/{wave_id}/participants:from-directory",
+    status_code=201,
+    response_model=ParticipantOut,
+    responses=COMMAND_ERRORS,
+    tags=["participants"],
+)
+async def enrol_from_directory(
+    wave_id: UUID,
+    body: DirectoryEnrolmentIn,
+    request: Request,
+    who: Principal = Depends(requires(*WRITERS)),
+    key: IdempotencyKey | None = Depends(idempotency_key),
+) -> Response:
+    """Enrol a person provisioned in the organisation's HR directory (SCIM), named by employee
+    reference (``employeeNumber``): the profile fields the body leaves out come from the directory,
+    and the wave must be in the person's country. 422 naming ``employee_ref`` when no active person
+    has it, naming a field when neither the body nor the directory gives it."""
+    command = commands.EnrolFromDirectory(wave_id, body.employee_ref, body.given())
+    return await execute(request, who, key, handlers.enrol_from_directory, command, PARTICIPANT_, created=True)
+
+
+@router.post(
     "/waves/{wave_id}/participants:import",
     response_model=ImportReportOut,
     responses={**COMMAND_ERRORS, **problem_responses(413, 415)},
@@ -309,6 +332,11 @@ async def import_participants_route(
     wave_id: UUID,
     request: Request,
     mode: Literal["all_or_nothing", "valid_only"] = "all_or_nothing",
+    source: Literal["file", "directory"] = Query(
+        "file",
+        description="directory: each row names a person of the organisation's HR directory by employee_ref and"
+        " may leave out what the directory gives (the rows of participants:from-directory).",
+    ),
     who: Principal = Depends(requires(*WRITERS)),
     key: IdempotencyKey | None = Depends(idempotency_key),
 ) -> Response:
@@ -321,7 +349,7 @@ async def import_participants_route(
     command = commands.ImportParticipants(
         wave_id,
         hashlib.sha256(body).hexdigest(),
-        _import_rows(request.headers.get("content-type", ""), body),
+        _import_rows(request.headers.get("content-type", ""), body, from_directory=source == "directory"),
         mode == "valid_only",
     )
 
@@ -332,7 +360,7 @@ async def import_participants_route(
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
-def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
+def _import_rows(content_type: str, body: bytes, *, from_directory: bool = False) -> list[commands.ImportRow]:
     media_type = content_type.split(";")[0].strip().lower()
     try:
         if media_type in ("text/csv", "application/csv"):
@@ -352,7 +380,11 @@ def _import_rows(content_type: str, body: bytes) -> list[commands.ImportRow]:
     rows = [commands.ImportRow(bad.line, None, (bad,)) for bad in table.bad_rows]
     for row in table.rows:
         try:
-            rows.append(commands.ImportRow(row.line, EnrolmentIn.model_validate(row.values).to_enrolment()))
+            if from_directory:  # the directory gives the rest, in the command's transaction
+                given = DirectoryEnrolmentIn.model_validate(row.values).given()
+                rows.append(commands.ImportRow(row.line, None, given=given))
+            else:
+                rows.append(commands.ImportRow(row.line, EnrolmentIn.model_validate(row.values).to_enrolment()))
         except ValidationError as exc:
             errors = tuple(
                 tabular.RowError(row.line, ".".join(str(p) for p in e["loc"]) or "row", e["msg"]) for e in exc.errors()

@@ -29,6 +29,7 @@ from libs.events.contexts.enrollment import (
     QualificationRule,
     QualificationScores,
     Role,
+    WithdrawalCause,
 )
 from services.enrollment.domain.participant import ENROLMENT_FIELDS, PERSONAL_FIELDS, Enrolment
 from services.enrollment.domain.values import ParticipantStatus, WaveStatus, generation_band
@@ -287,6 +288,31 @@ class EnrolmentIn(ProfileIn):
         return Enrolment(profile=profile, **self.model_dump(include=set(ENROLMENT_FIELDS) - {"profile"}))
 
 
+class DirectoryEnrolmentIn(EnrolmentIn):
+    """An enrolment of a person provisioned in the organisation's HR directory
+    (SCIM): ``employee_ref`` is their ``employeeNumber``; what this body leaves
+    out of name, e-mail, manager, entity, business function, job level,
+    languages and time zone comes from the directory, and their country is
+    the directory's."""
+
+    employee_ref: Ref = Field(description="The person's employeeNumber in the organisation's directory.")
+    display_name: Name | None = None  # type: ignore[assignment]
+    email: Email | None = None  # type: ignore[assignment]
+    entity: Label | None = None  # type: ignore[assignment]
+    business_function: Label | None = None  # type: ignore[assignment]
+    job_level: int | None = Field(None, ge=1, le=20)  # type: ignore[assignment]
+    languages: list[Language] | None = Field(None, min_length=1, max_length=10)  # type: ignore[assignment]
+    time_zone: TimeZone | None = None  # type: ignore[assignment]
+    country: None = Field(None, description="The directory's: not given here.")  # type: ignore[assignment]
+
+    def given(self) -> dict[str, Any]:
+        """What the body says (a birth year as its band, defaults included), without the fields it left out."""
+        fields = {name for name in type(self).model_fields if getattr(self, name) is not None}
+        values = self.model_dump(include=fields - {"birth_year", "country"})
+        values.update(self.profile_values(fields & {"birth_year"}))
+        return values
+
+
 _ProfilePatch = partial_model(
     ProfileIn, "ProfilePatch", doc="Profile fields to change; role, country, wave and employee reference are fixed."
 )
@@ -348,6 +374,9 @@ class QualificationOut(BaseModel):
 
 class WithdrawalOut(BaseModel):
     reason: str
+    cause: WithdrawalCause = Field(
+        WithdrawalCause.REQUESTED, description="left_organisation: the HR directory deactivated the person."
+    )
     withdrawn_at: datetime
     withdrawn_by: Actor
 
@@ -405,6 +434,11 @@ class ParticipantOut(BaseModel):
     withdrawal: WithdrawalOut | None
     erasure: ErasureOut | None = None
     transfers: list[TransferOut] = Field(default_factory=list, description="Moves to another wave, oldest first.")
+    directory_country: str | None = Field(
+        None,
+        description="Set when the HR directory places the person in another country than the wave's"
+        " (ParticipantRelocated): the committee decides, nothing moves by itself.",
+    )
     import_id: str | None
     version: int
     enrolled_at: datetime

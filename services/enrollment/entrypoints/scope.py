@@ -3,10 +3,11 @@ what this list is for); every other route is in the isolation matrix."""
 
 from __future__ import annotations
 
-from libs.runtime.scope import PLATFORM_ROUTES, NotCountryOwned
+from libs.runtime.scope import DEAD_LETTER_ROUTES, PLATFORM_ROUTES, NotCountryOwned
 
 NOT_COUNTRY_OWNED: NotCountryOwned = {
     **PLATFORM_ROUTES,
+    **DEAD_LETTER_ROUTES,  # the HR directory's consumer (consumers/directory.py)
     ("POST", "/v1/programmes"): "programmes are organisation configuration; global HR admins only",
     ("GET", "/v1/programmes"): "programmes are organisation configuration that committees read (the catalogue)",
     ("GET", "/v1/programmes/{programme_id}"): "programmes are organisation configuration that committees read",

@@ -50,6 +50,16 @@ class Enrol:
 
 
 @dataclass(frozen=True)
+class EnrolFromDirectory:
+    """Enrol a provisioned person: ``given`` holds the fields the caller gave
+    (``employee_ref`` among them); the directory gives the rest."""
+
+    wave_id: UUID
+    employee_ref: str
+    given: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class UpdateProfile:
     participant_id: UUID
     profile: dict[str, Any]  # changed profile fields
@@ -88,6 +98,8 @@ class ImportRow:
     line: int
     enrolment: Enrolment | None
     errors: tuple[RowError, ...] = ()
+    #: A row naming a person of the HR directory: the fields it gives (the directory gives the rest).
+    given: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from services.enrollment.domain.participant import Participant
 from services.enrollment.domain.programme import Programme
 from services.enrollment.domain.values import default_settings
 from services.enrollment.domain.wave import Wave
-from services.enrollment.service_layer import commands
+from services.enrollment.service_layer import commands, directory
 from services.enrollment.service_layer.views import is_self
 
 # -- loading what the caller may act on ----------------------------------------------
@@ -142,6 +142,14 @@ async def enrol(uow: UnitOfWork, principal: Principal, cmd: commands.Enrol) -> U
         await refuse_duplicate(uow, principal, programme.id, employee_ref)
         raise
     return participant.id
+
+
+async def enrol_from_directory(uow: UnitOfWork, principal: Principal, cmd: commands.EnrolFromDirectory) -> UUID:
+    """Enrol a person of the organisation's HR directory, by employee reference."""
+    await load_wave(uow, principal, cmd.wave_id)  # a wave the caller may not see: 404 before anything
+    person = await directory.provisioned(uow, principal.organisation, cmd.employee_ref)
+    enrolment = directory.directory_enrolment(person, cmd.given)
+    return await enrol(uow, principal, commands.Enrol(cmd.wave_id, enrolment))
 
 
 async def update_profile(uow: UnitOfWork, principal: Principal, cmd: commands.UpdateProfile) -> UUID:

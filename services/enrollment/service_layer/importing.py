@@ -19,6 +19,7 @@ from libs.domain.repository import Change, UnitOfWork
 from libs.tabular import RowError
 from services.enrollment.domain.errors import DomainError, DuplicateEnrolment, InvalidInput, InvalidState
 from services.enrollment.domain.participant import Participant
+from services.enrollment.service_layer import directory
 from services.enrollment.service_layer.commands import ImportParticipants
 from services.enrollment.service_layer.handlers import actor_of, load_programme, load_wave
 
@@ -61,6 +62,14 @@ async def import_participants(uow: UnitOfWork, principal: Principal, cmd: Import
 
     errors = [error for row in cmd.rows for error in row.errors]
     rows = [(row.line, row.enrolment) for row in cmd.rows if row.enrolment is not None]
+    for row in cmd.rows:
+        if row.given is not None:  # a person of the HR directory, by employee reference
+            try:
+                person = await directory.provisioned(uow, principal.organisation, row.given["employee_ref"])
+                rows.append((row.line, directory.directory_enrolment(person, row.given)))
+            except InvalidInput as exc:
+                errors.extend(RowError(row.line, issue.field, issue.message) for issue in exc.issues)
+    rows.sort(key=lambda item: item[0])
     enrolled = await uow.views.active_enrolments(uow.conn, programme.id, [e.employee_ref for _, e in rows])
     first_line: dict[str, int] = {}
     new: list[Participant] = []

@@ -21,6 +21,7 @@ from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.vault import KeyVault
+from services.enrollment.adapters.directory import DirectoryPeople
 from services.enrollment.domain.errors import NotFound
 
 Executor = asyncpg.Connection | asyncpg.Pool
@@ -81,6 +82,8 @@ class Views:
         self.s = check_schema_name(schema)
         #: Where an erasure's progress on disk is kept (libs/gdpr/compaction.py).
         self.vault = vault
+        #: The HR directory as enrollment keeps it (enrolments by employee reference).
+        self.directory = DirectoryPeople(schema)
 
     # -- single objects -------------------------------------------------------------
 

@@ -66,7 +66,8 @@ def to_policy(mode: str, settings: dict[str, Any], objective: str | None = None)
 
 def to_participant(row: dict[str, Any], remaining_capacity: int, starts_on: date) -> Participant:
     """A pool row (``participant_id``, ``role``, ``country``, ``profile``,
-    ``employee_ref``, ``manager_ref``) as the domain's participant.
+    ``employee_ref``, ``manager_ref``, ``manager_chain`` from the HR
+    directory) as the domain's participant.
     ``remaining_capacity``: a mentor's free seats (ignored for mentees)."""
     profile = ParticipantProfile.model_validate(row["profile"])
     role = Role(row["role"])
@@ -90,4 +91,5 @@ def to_participant(row: dict[str, Any], remaining_capacity: int, starts_on: date
         seats=(profile.capacity or 1) if role is Role.MENTOR else None,
         manager_ref=row.get("manager_ref"),
         employee_ref=row.get("employee_ref"),
+        manager_chain=tuple(row.get("manager_chain") or ()),
     )

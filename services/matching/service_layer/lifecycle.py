@@ -18,7 +18,14 @@ from uuid import UUID
 from libs.auth.principal import PARTICIPANT, Principal
 from libs.domain.commands import actor_of
 from libs.domain.repository import Change, UnitOfWork
-from libs.events.contexts.enrollment import Actor, ParticipantEvent, ParticipantTransferred, WaveEnded
+from libs.events.contexts.enrollment import (
+    Actor,
+    ParticipantEvent,
+    ParticipantTransferred,
+    ParticipantWithdrew,
+    WaveEnded,
+    WithdrawalCause,
+)
 from libs.events.contexts.matching import DissolutionReason, ExclusionLifted, PairExcluded, Side
 from services.matching.domain.errors import IllegalTransition, InvalidRequest, NotFound
 from services.matching.domain.history import History
@@ -168,11 +175,14 @@ async def after_withdrawal(uow: UnitOfWork, withdrawal: ParticipantEvent) -> Non
     another wave (transfer): its proposals are declined for its side (a
     mentee's next choice is proposed when its mentor left; a mentee who moved
     is matched again in its new wave) and its formed pairs dissolved with
-    reason ``left_programme`` (``transferred``). The actor is whoever
+    reason ``left_programme`` (``transferred``; ``left_company`` when the HR
+    directory said the person left the organisation). The actor is whoever
     recorded the departure (approved the transfer)."""
     person = str(withdrawal.participant_id)
     moved = isinstance(withdrawal, ParticipantTransferred)
     reason = DissolutionReason.TRANSFERRED if moved else DissolutionReason.LEFT_PROGRAMME
+    if isinstance(withdrawal, ParticipantWithdrew) and withdrawal.cause is WithdrawalCause.LEFT_ORGANISATION:
+        reason = DissolutionReason.LEFT_COMPANY
     for pair_id in await uow.views.open_pairs_of(uow.conn, withdrawal.participant_id):
         pair = await uow.repo.get(Pair, pair_id)
         assert pair is not None, "an open pair's stream exists"

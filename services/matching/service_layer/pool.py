@@ -35,6 +35,8 @@ def _record(row: asyncpg.Record) -> dict[str, Any]:
 class PoolQueries:
     def __init__(self, schema: str) -> None:
         self.s = check_schema_name(schema)
+        # The candidate's whole manager chain from the HR directory (consumers/reporting_lines.py).
+        self.chain = f"{self.s}.manager_chain(c.organisation, c.employee_ref) AS manager_chain"
 
     async def lock_seats(self, conn: asyncpg.Connection, programme_id: UUID) -> None:
         """Serialise seat-taking commands of one programme until commit."""
@@ -59,7 +61,7 @@ class PoolQueries:
 
     async def candidate(self, conn: asyncpg.Connection, organisation: str, participant_id: UUID) -> dict | None:
         row = await conn.fetchrow(
-            f"""SELECT c.*, w.starts_on FROM {self.s}.candidates c
+            f"""SELECT c.*, w.starts_on, {self.chain} FROM {self.s}.candidates c
                 JOIN {self.s}.waves w USING (wave_id)
                 WHERE c.participant_id = $1 AND c.organisation = $2""",
             participant_id,
@@ -70,7 +72,7 @@ class PoolQueries:
     async def matchable(self, conn: asyncpg.Connection, wave_ids: Iterable[UUID], role: str) -> list[dict[str, Any]]:
         """Matchable people of ``role`` in the waves, by id."""
         rows = await conn.fetch(
-            f"""SELECT c.*, w.starts_on FROM {self.s}.candidates c
+            f"""SELECT c.*, w.starts_on, {self.chain} FROM {self.s}.candidates c
                 JOIN {self.s}.waves w USING (wave_id)
                 WHERE c.wave_id = ANY($1::uuid[]) AND c.role = $2 AND c.matchable
                 ORDER BY c.participant_id""",

@@ -1,0 +1,1 @@
+"""Enrollment's consumers: the HR directory (directory.py)."""
