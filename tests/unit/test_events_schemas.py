@@ -328,7 +328,7 @@ def test_committed_contracts_are_up_to_date(tmp_path: Path) -> None:
 def test_every_consumer_has_a_receive_operation_per_context_it_reads() -> None:
     consumers = consumers_by_service(SERVICES)
     doc = asyncapi_document(consumers=consumers)
-    assert set(consumers) == {"matching", "sessions", "evaluation", "insights"}
+    assert set(consumers) == {"enrollment", "matching", "sessions", "evaluation", "insights", "notifications"}
     receive = {k: v for k, v in doc["operations"].items() if v["action"] == "receive"}
     expected = {f"receive_{c.name}_{ctx}" for cs in consumers.values() for c in cs for ctx in c.contexts}
     assert set(receive) == expected
