@@ -236,6 +236,33 @@ async def test_refused_writes_answer_their_scim_type_and_change_nothing(env: Dir
     assert (await env.client.get(url, headers=h)).json() == worker
 
 
+async def test_what_the_openapi_document_says_of_schemas_and_ids(env: DirectoryEnv) -> None:
+    """As the directory's OpenAPI document says: a body may omit ``schemas``
+    (read as the message's own schema), but one listing schemas must list
+    that one; an id longer than the route takes is a 400 invalidValue
+    naming it, on every route taking an id, and changes nothing."""
+    h = env.auth()
+    unlabelled = {k: v for k, v in user("no-schemas@example.com").items() if k != "schemas"}
+    created = await env.client.post("/v2/Users", json=unlabelled, headers=h)
+    assert created.status_code == 201, created.text
+    assert created.json()["schemas"][0] == "urn:ietf:params:scim:schemas:core:2.0:User"
+    listed = await env.client.post("/v2/Users/.search", json={"filter": 'userName eq "no-schemas@example.com"'},
+                                   headers=h)
+    assert [u["id"] for u in listed.json()["Resources"]] == [created.json()["id"]]
+
+    before = await env.count_events()
+    foreign = {**user("foreign-schemas@example.com"), "schemas": ["urn:example:other"]}
+    scim_error(await env.client.post("/v2/Users", json=foreign, headers=h), 400, "invalidSyntax")
+    scim_error(await env.client.post("/v2/.search", json={"schemas": ["urn:example:other"]}, headers=h),
+               400, "invalidSyntax")
+    long_id = "x" * 201
+    for method, path in (("DELETE", f"/v2/Users/{long_id}"), ("GET", f"/v2/ResourceTypes/{long_id}"),
+                         ("GET", f"/v2/Schemas/{long_id}")):
+        body = scim_error(await env.client.request(method, path, headers=h), 400, "invalidValue")
+        assert body["detail"].startswith("path."), body
+    assert await env.count_events() == before
+
+
 async def test_etags_refuse_stale_writes_with_412(env: DirectoryEnv) -> None:
     h = env.auth()
     created = await env.create(user("etag@example.com"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from scim2_models import Attribute
+from scim2_models import Attribute, PatchOp, SearchRequest
 
 from services.directory.scim.errors import MEDIA_TYPE
-from services.directory.scim.models import PROVIDER
+from services.directory.scim.models import PROVIDER, ScimUser
 
 _TYPES = {"string": "string", "boolean": "boolean", "integer": "integer", "decimal": "number",
           "dateTime": "string", "reference": "string", "binary": "string"}
@@ -31,6 +31,15 @@ ERROR = {
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 META = ("resourceType", "created", "lastModified", "location", "version")
 _SUCCESS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
+
+
+def _schemas(urn: str | None) -> dict[str, Any]:
+    """The ``schemas`` member of a request body. RFC 7643 §3 calls it
+    REQUIRED, but scim2-models (hence the service) reads a body that omits it
+    as asserting the message's own schema; one that lists schemas must list
+    that one (else a 400)."""
+    return {"type": "array", "items": {"type": "string"}, "contains": {"const": str(urn)},
+            "description": f"Must list {urn}; a body without it is read as one."}
 
 
 def _attribute(attribute: Attribute) -> dict[str, Any]:
@@ -52,7 +61,7 @@ def user_schema() -> dict[str, Any]:
     """The User resource a client sends: core attributes, and one member per extension."""
     core, *extensions = PROVIDER.schemas
     properties: dict[str, Any] = {
-        "schemas": {"type": "array", "items": {"type": "string"}},
+        "schemas": _schemas(ScimUser.__schema__),
         "id": {"type": "string", "description": "Read-only: ignored in a request."},
         "externalId": {"type": "string", "description": "The provisioning client's id for the user."},
         "meta": {"type": "object", "additionalProperties": False, "description": "Read-only: ignored in a request.",
@@ -66,28 +75,30 @@ def user_schema() -> dict[str, Any]:
             "description": extension.description or extension.name,
             "properties": {a.name: _attribute(a) for a in extension.attributes or []},
         }
-    return {"type": "object", "additionalProperties": False, "required": ["schemas", "userName"],
-            "properties": properties}
+    return {"type": "object", "additionalProperties": False, "required": ["userName"], "properties": properties}
 
 
-def _message(members: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "required": required,
-            "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, **members}}
+def _message(urn: str | None, members: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                               "properties": {"schemas": _schemas(urn), **members}}
+    return message | ({"required": required} if required else {})
 
 
 BODIES: dict[str, Any] = {
     "PatchOp": lambda: _message(
+        PatchOp.__schema__,
         {"Operations": {"type": "array", "minItems": 1, "items": {
             "type": "object", "additionalProperties": False, "required": ["op"],
             "properties": {"op": {"type": "string", "enum": ["add", "replace", "remove"]},
                            "path": {"type": "string"}, "value": {}}}}},
-        ["schemas", "Operations"]),
+        ["Operations"]),
     "SearchRequest": lambda: _message(
+        SearchRequest.__schema__,
         {name: {"type": kind} for name, kind in (
             ("filter", "string"), ("sortBy", "string"), ("sortOrder", "string"), ("startIndex", "integer"),
             ("count", "integer"))}
         | {name: {"type": "array", "items": {"type": "string"}} for name in ("attributes", "excludedAttributes")},
-        ["schemas"]),
+        []),
     "User": user_schema,
 }
 
@@ -116,7 +127,7 @@ _SUPPORTED = _open({"supported": {"type": "boolean"}, "maxResults": {"type": "in
 
 
 def _user_answer() -> dict[str, Any]:
-    return _open(user_schema()["properties"])
+    return _open(user_schema()["properties"] | {"schemas": _STRINGS})
 
 
 def _resource_type() -> dict[str, Any]:

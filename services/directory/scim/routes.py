@@ -111,7 +111,7 @@ async def resource_types(_: Principal = Depends(provisioning)) -> Response:
 
 
 @router.get(
-    "/ResourceTypes/{resource_type_id}", responses=openapi.responses(200, 401, 403, 404, answer="ResourceType"),
+    "/ResourceTypes/{resource_type_id}", responses=openapi.responses(200, 400, 401, 403, 404, answer="ResourceType"),
             response_model=None)
 async def resource_type(
     resource_type_id: str = Path(max_length=100), _: Principal = Depends(provisioning)
@@ -132,7 +132,7 @@ async def schemas(_: Principal = Depends(provisioning)) -> Response:
 
 
 @router.get(
-    "/Schemas/{schema_id}", responses=openapi.responses(200, 401, 403, 404, answer="Schema"), response_model=None)
+    "/Schemas/{schema_id}", responses=openapi.responses(200, 400, 401, 403, 404, answer="Schema"), response_model=None)
 async def schema(schema_id: str = Path(max_length=200), _: Principal = Depends(provisioning)) -> Response:
     """One schema by its URN."""
     for found in PROVIDER.schemas:
@@ -264,7 +264,7 @@ async def patch_user(
 
 
 @router.delete(
-    "/Users/{user_id}", status_code=204, responses=openapi.responses(204, 401, 403, 404, 412),
+    "/Users/{user_id}", status_code=204, responses=openapi.responses(204, 400, 401, 403, 404, 412),
                response_model=None)
 async def delete_user(
     request: Request,
