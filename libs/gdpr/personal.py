@@ -7,6 +7,9 @@ wrote together, owned by both). Everything downstream (outbox, Kafka, replays)
 only ever sees sealed values; a reader opens them with the vault's keys just
 before it loads the typed event. A value whose key was shredded opens as
 ``ERASED``: the event still loads, replays still work, and the person is gone.
+An event with no plain personal value (none given, or only ``ERASED``) is
+stored as it is, without asking the vault for a key: what is recorded about
+an erased person after the erasure never needs the shredded key.
 """
 
 from __future__ import annotations
@@ -89,13 +92,21 @@ class PersonalData:
             if model is None:
                 sealed.append(envelope)
                 continue
+            fields = model.personal_fields & envelope.data.keys()
+            if not any(_needs_sealing(s) for field in fields for s in _strings(envelope.data[field])):
+                # Nothing personal to seal (no note, or only ``ERASED``): no key is
+                # needed, so an event recorded after an erasure (a pair dissolved
+                # because a member was erased) never asks for the shredded key, nor
+                # makes a new one owned by the erased person.
+                sealed.append(envelope)
+                continue
             key_id, owners = key_of(model, envelope.data)
             if key_id not in keys:
                 keys[key_id] = await self.vault.key_for(key_id, owners, envelope.country, conn=conn)
             key = keys[key_id]
             data = dict(envelope.data)
-            for field in model.personal_fields & data.keys():
-                data[field] = _map_strings(data[field], lambda s: s if is_sealed(s) else seal(s, key_id, key))
+            for field in fields:
+                data[field] = _map_strings(data[field], lambda s: seal(s, key_id, key) if _needs_sealing(s) else s)
             sealed.append(envelope.model_copy(update={"data": data}))
         return sealed
 
@@ -117,6 +128,12 @@ class PersonalData:
             e.model_copy(update={"data": _map_strings(e.data, open_one)}) if strings else e
             for e, strings in zip(envelopes, sealed, strict=True)
         ]
+
+
+def _needs_sealing(value: str) -> bool:
+    """A plain personal value: not sealed yet, and not ``ERASED`` (what a
+    shredded value opened as carries nothing of the person)."""
+    return not is_sealed(value) and value != ERASED
 
 
 def _sealed_strings(data: dict[str, Any]) -> Iterable[str]:

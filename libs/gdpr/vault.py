@@ -4,7 +4,8 @@ region's master key.
 
 Erasing a participant deletes every key they own; whatever those keys sealed
 in the log is unreadable from then on, in every copy (topics, replays,
-backups of the log). An erased key id never gets a new key.
+backups of the log). An erased key id never gets a new key, and an erased
+participant never owns a new one.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class KeyVault:
         conn: asyncpg.Connection | None = None,
     ) -> bytes:
         """The data key ``key_id``, created on first use; raises KeyShredded
-        if it was erased. ``conn``: a connection of the vault's database the
+        if it was erased (or would be created for an erased owner). ``conn``: a connection of the vault's database the
         caller holds (its transaction then owns a key it creates), so that a
         writer never waits for a second connection of the same pool."""
         if conn is not None:
@@ -63,6 +64,14 @@ class KeyVault:
         if row is None:
             if await conn.fetchval(f"SELECT 1 FROM {self.schema}.shredded_keys WHERE key_id = $1", key_id):
                 raise KeyShredded(str(key_id))
+            # An erased person owns no key made after the erasure: it would never
+            # be shredded (a pair's key the pair never needed before, for a note
+            # about a pair whose member was erased).
+            owners = sorted(set(owners))
+            if await conn.fetchval(
+                f"SELECT 1 FROM {self.schema}.erased WHERE participant_id = ANY($1::uuid[])", owners
+            ):
+                raise KeyShredded(str(key_id))
             region = self.masters.region_of(country)
             wrapped = self.masters.wrap(region, new_data_key())
             # Two writers may create the same key at once: the first one wins
@@ -71,7 +80,7 @@ class KeyVault:
                 f"""INSERT INTO {self.schema}.data_keys (key_id, owners, region, wrapped_key)
                     VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING""",
                 key_id,
-                sorted(set(owners)),
+                owners,
                 region,
                 wrapped,
             )

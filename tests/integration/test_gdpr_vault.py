@@ -110,6 +110,37 @@ async def test_a_pair_key_is_shredded_by_either_member(pool: asyncpg.Pool, vault
     assert registry.load(after).note == ERASED
 
 
+async def test_after_an_erasure_what_names_no_personal_value_needs_no_key(pool: asyncpg.Pool, vault: KeyVault) -> None:
+    """A pair dissolved because a member was erased: recorded after the pair's
+    key was shredded (or before it was ever made), it must not need it."""
+    personal = PersonalData(vault)
+    mentee, mentor, met, never_met = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await vault.key_for(met, [mentee, mentor], "FR")  # the pair met: its notes were sealed
+    assert await vault.erase(mentee) == [met]
+
+    def dissolved(pair: uuid.UUID, note: str | None) -> PairDissolved:
+        wave = uuid.uuid4()
+        people = PairRef(mentee_id=mentee, mentor_id=mentor, mentee_wave_id=wave, mentor_wave_id=wave,
+                         mentee_country="FR", mentor_country="FR")  # fmt: skip
+        return PairDissolved(
+            actor=Actor(subject="system"), pair_id=pair, programme_id=uuid.uuid4(), wave_id=wave, country="FR",
+            people=people, reason=DissolutionReason.LEFT_PROGRAMME, side=Side.MENTEE, note=note,
+        )  # fmt: skip
+
+    # No note, or only what an erased note opened as: stored as it is, no key asked for or made.
+    envelopes = [envelope_of(dissolved(p, n), p) for p in (met, never_met) for n in (None, ERASED)]
+    assert await personal.seal(envelopes) == envelopes
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(f"SELECT count(*) FROM {vault.schema}.data_keys") == 0
+    # A note to seal is refused: with the shredded key, and with a new key an erased person would own.
+    for pair in (met, never_met):
+        with pytest.raises(KeyShredded):
+            await personal.seal([envelope_of(dissolved(pair, f"a note {CANARY}"), pair)])
+    with pytest.raises(KeyShredded):
+        await vault.key_for(uuid.uuid4(), [mentor, mentee], "FR")
+    assert await vault.key_for(uuid.uuid4(), [mentor], "FR")  # the survivor's keys are still made
+
+
 async def test_a_key_created_by_two_writers_at_once_is_one_key(pool: asyncpg.Pool, vault: KeyVault) -> None:
     import asyncio
 

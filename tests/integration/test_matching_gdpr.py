@@ -2,8 +2,10 @@
 pairs' notes (a programme's ``notes_retention_days``; the pair's key shredded
 and ``PairNotesExpired`` recorded, by the periodic task and by HR on demand,
 against an injected clock); a participant's export (its candidate record,
-pairs with scores and breakdowns, proposals, runs); and an erasure leaving
-no personal value in matching's tables."""
+pairs with scores and breakdowns, proposals, runs); an erasure leaving
+no personal value in matching's tables; and an erasure ending the person's
+pairs (its pair's key already shredded) with nothing parked. Matching seals
+with the one vault, as on binome up."""
 
 from __future__ import annotations
 
@@ -190,6 +192,59 @@ async def test_an_erased_participant_leaves_no_personal_value_in_matching(env: M
     assert ERASED_CANARY not in await matching_tables(env)
     await Matching(env.pool, env.store).rebuild_read_tables()
     assert ERASED_CANARY not in await matching_tables(env)
+
+
+async def test_erasing_a_member_dissolves_its_formed_pair_and_parks_nothing(env: MatchingEnv) -> None:
+    """The erasure shreds the pair's key (owned by both members) before
+    matching hears of it: ending the person's pairs must not need that key
+    (nothing personal is written), and nothing may be parked."""
+    programme = await env.programme(name=f"erase pair {uuid.uuid4().hex[:6]}")
+    formed = await formed_pair(env, programme)
+    await act(env, formed, "confirm")
+    proposed = await formed_pair(env, programme)  # another pair (another wave): untouched
+    erased = formed["people"]["mentee_id"]
+    # Once the pair met, sessions sealed its notes with the pair's key: it exists, owned by both.
+    people = [uuid.UUID(formed["people"]["mentee_id"]), uuid.UUID(formed["people"]["mentor_id"])]
+    await env.enrollment.vault.key_for(uuid.UUID(formed["pair_id"]), people, "FR")
+    response = await env.enrollment.client.post(f"/v1/participants/{erased}:erase", headers=env.auth("hr_admin"))
+    assert response.status_code == 200, response.text
+    assert await env.enrollment.vault.is_shredded(uuid.UUID(formed["pair_id"]))
+    await env.synced()
+
+    assert await parked(env) == []
+    doc = await env.pair(formed["pair_id"])
+    assert doc["status"] == "dissolved"
+    [*_, last] = await env.store.read_stream(formed["pair_id"])
+    event = registry.load(last)
+    assert event.reason == "left_programme" and event.side == "mentee" and event.note is None
+    assert (await env.pair(proposed["pair_id"]))["status"] == "proposed"  # not the erased person's
+    assert await keys_owned_by(env, erased) == 0  # none made after the erasure: it would never be shredded
+
+
+async def test_erasing_a_member_declines_its_proposal_and_parks_nothing(env: MatchingEnv) -> None:
+    programme = await env.programme(name=f"erase proposal {uuid.uuid4().hex[:6]}")
+    proposal = await formed_pair(env, programme)
+    erased = proposal["people"]["mentor_id"]
+    response = await env.enrollment.client.post(f"/v1/participants/{erased}:erase", headers=env.auth("hr_admin"))
+    assert response.status_code == 200, response.text
+    await env.synced()
+
+    assert await parked(env) == []
+    assert (await env.pair(proposal["pair_id"]))["status"] == "declined"
+    assert await keys_owned_by(env, erased) == 0
+
+
+async def parked(env: MatchingEnv) -> list[tuple[str, str]]:
+    """(event type, reason) of what the candidate pool parked."""
+    rows = await env.pool.fetch(
+        f"SELECT event_type, reason FROM {env.schema}.dead_letters WHERE consumer = $1", env.consumer
+    )
+    return [tuple(r) for r in rows]
+
+
+async def keys_owned_by(env: MatchingEnv, participant_id: str) -> int:
+    owned = f"SELECT count(*) FROM {env.enrollment.vault.schema}.data_keys WHERE $1 = ANY(owners)"
+    return await env.pool.fetchval(owned, uuid.UUID(participant_id))
 
 
 async def matching_tables(env: MatchingEnv) -> str:

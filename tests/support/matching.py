@@ -107,7 +107,10 @@ async def matching_env(pool: asyncpg.Pool, data_dir: Path, bootstrap: str) -> As
         schema = f"t_{uuid.uuid4().hex[:12]}"
         async with pool.acquire() as conn:
             await migrate(conn, schema, SERVICE.migrations)
-        store = EventStore(pool, schema, topic_prefix=enrollment.topic_prefix, service="matching")
+        # Seals its personal fields with the one vault, as binome up does.
+        store = EventStore(
+            pool, schema, topic_prefix=enrollment.topic_prefix, service="matching", personal=enrollment.store.personal
+        )
         settings = Settings(data_dir=data_dir)
         verifier = TokenVerifier.from_settings(settings)
         ctx = ServiceContext("matching", pool, store, bootstrap, settings, verifier, enrollment.vault)

@@ -299,3 +299,58 @@ def test_an_erased_person_is_gone_from_every_database_file(platform: PlatformPro
     checkpoint(platform)
     assert canaries_on_disk(platform.data_dir, canary) == {}
     assert key_traces(platform, keys) == []
+    assert parked_anywhere(platform) == []  # every service applied the erasure and what followed
+
+
+def test_erasing_a_member_of_a_pair_that_met_dissolves_it_everywhere(platform: PlatformProcess) -> None:
+    """The erasure shreds the pair's key (owned by both members, sealing what
+    they wrote together): the pair must still end downstream of matching
+    (sessions, evaluation) and no service may park anything."""
+    api = Api(platform)
+    call = api.call
+    programme = call("POST", "/enrollment/v1/programmes", {"name": "Erased pair programme", "mode": "reverse"})
+    wave = call("POST", f"/enrollment/v1/programmes/{programme['programme_id']}/waves", {
+        "name": "FR pair wave", "region": "Europe", "country": "FR", "committee": "committee-fr",
+        "starts_on": "2026-01-05", "ends_on": "2099-06-30", "target_pairs": 30,
+    })  # fmt: skip
+    enrol = f"/enrollment/v1/waves/{wave['wave_id']}/participants"
+    body = mentee(f"E-{uuid.uuid4().hex[:8]}", themes_wanted=[{"theme": "data_ai", "level": 2}])
+    pid = call("POST", enrol, body)["participant_id"]
+    body = mentor(f"R-{uuid.uuid4().hex[:8]}", themes_offered=[{"theme": "data_ai", "level": 3}], capacity=1)
+    partner = call("POST", enrol, body)["participant_id"]
+    call("POST", f"/enrollment/v1/participants/{partner}/qualification", QUALIFIED)
+    for participant in (pid, partner):
+        api.row("SELECT 1 FROM matching.candidates WHERE participant_id = $1 AND matchable", uuid.UUID(participant))
+    pair = proposal(api, wave["wave_id"])
+    call("POST", f"/matching/v1/pairs/{pair}:confirm")
+    api.row("SELECT 1 FROM sessions.pairs WHERE pair_id = $1 AND status = 'formed'", uuid.UUID(pair))
+    api.row("SELECT 1 FROM evaluation.ref_pairs WHERE pair_id = $1 AND status = 'formed'", uuid.UUID(pair))
+    # The pair met: what they wrote is sealed with the pair's key, which the erasure shreds.
+    check_in = {"mood": 4, "blockers": "Time.", "next_step": "Read the paper."}
+    call("POST", f"/sessions/v1/pairs/{pair}/check-ins", check_in, api.as_participant(pid))
+    assert platform.sql("SELECT 1 FROM binome_vault.data_keys WHERE key_id = $1", uuid.UUID(pair))
+
+    call("POST", f"/enrollment/v1/participants/{pid}:erase")
+    api.row("SELECT 1 FROM matching.pairs WHERE pair_id = $1 AND status = 'dissolved'", uuid.UUID(pair))
+    api.row("SELECT 1 FROM sessions.pairs WHERE pair_id = $1 AND status = 'dissolved'", uuid.UUID(pair))
+    api.row("SELECT 1 FROM evaluation.ref_pairs WHERE pair_id = $1 AND status = 'dissolved'", uuid.UUID(pair))
+    dissolved = api.call("GET", f"/matching/v1/pairs/{pair}")
+    assert dissolved["status"] == "dissolved"
+
+    def completed() -> bool:
+        return api.call("GET", f"/enrollment/v1/participants/{pid}")["erasure"]["status"] == "completed"
+
+    eventually(completed, timeout=120, what="erasure completed")  # every service applied it
+    assert parked_anywhere(platform) == []
+    # No key the erased person owns was made after the erasure.
+    assert data_keys_of(platform, pid) == []
+
+
+def parked_anywhere(platform: PlatformProcess) -> list[tuple[str, str, str]]:
+    """(schema, event type, reason) of every dead letter of every service."""
+    schemas = platform.sql("SELECT table_schema FROM information_schema.tables WHERE table_name = 'dead_letters'")
+    parked = []
+    for (schema,) in schemas:
+        rows = platform.sql(f'SELECT event_type, reason FROM "{schema}".dead_letters')
+        parked += [(schema, r["event_type"], r["reason"]) for r in rows]
+    return parked
