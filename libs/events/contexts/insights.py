@@ -6,7 +6,7 @@ A pair's health is evaluated once a day on the platform clock
 (``services/insights/health/watch.py``); when it gets worse into a status
 that needs attention (``at_risk`` or ``dormant``, the statuses of
 ``services/insights/health/rules.py``), insights records it. Each pair's
-changes are one stream (``subject`` = ``pair_id``, stream ``pair-health-<pair_id>``).
+changes are one stream of insights' store (``subject`` = ``pair_id``).
 """
 
 from __future__ import annotations

@@ -36,10 +36,6 @@ def turned_worse(previous: Status, current: Status) -> bool:
     return _SEVERITY.get(current, 0) > _SEVERITY.get(previous, 0)
 
 
-def stream_of(pair_id: uuid.UUID) -> str:
-    return f"pair-health-{pair_id}"
-
-
 class HealthWatch:
     def __init__(self, pool: asyncpg.Pool, store: EventStore) -> None:
         self.pool, self.store = pool, store
@@ -95,4 +91,5 @@ class HealthWatch:
             event, service=SERVICE, subject=str(row["pair_id"]), tenant=row["organisation"], country=row["country"],
             event_id=uuid.uuid5(row["pair_id"], f"needs-attention/{now.date()}"),
         )
-        await self.store.append(stream_of(row["pair_id"]), version, [envelope], conn=conn)
+        # The pair's stream in insights' own store: its health changes.
+        await self.store.append(str(row["pair_id"]), version, [envelope], conn=conn)

@@ -5,7 +5,7 @@
 CREATE TABLE {schema}.pair_health_watch (
     pair_id       uuid    PRIMARY KEY,
     status        text    NOT NULL,  -- healthy | at_risk | dormant | ended
-    version       integer NOT NULL DEFAULT 0,  -- the pair-health stream's version
+    version       integer NOT NULL DEFAULT 0,  -- the version of the pair's stream in insights' store
     evaluated_on  date    NOT NULL
 );
 
