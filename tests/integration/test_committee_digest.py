@@ -17,8 +17,12 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from services.insights.health.watch import HealthWatch
 from services.notifications.adapters.rendering import day
+from services.notifications.domain.kinds import Kind
+from services.notifications.service_layer.committees import Contacts
 from services.notifications.service_layer.digest import WINDOW
+from services.notifications.service_layer.messages import Messages
 from tests.support.enrollment import mentee, mentor
 from tests.support.kafka import wait_for
 from tests.support.mailbox import Mailbox, subject_of, text_of
@@ -169,9 +173,25 @@ async def test_pairs_turning_at_risk_reach_their_committee_in_one_digest_a_day(w
     de_log = await world.ok("notifications", "GET", f"/v1/messages?kind={DIGEST}", headers=world.committee("DE"))
     assert [m["country"] for m in de_log["items"]] == ["DE"]
 
-    # The next day, nothing changed: no new fact, no new digest.
+    # Once per (committee, day): the day's digest queued again is nothing new.
+    notifications = world.platform.contexts["notifications"]
+    messages = Messages(notifications.store, "binome@example.org", world.platform.clock)
+    (job,) = [j for j in await world.platform.pool.fetch(
+        "SELECT job_id FROM notifications.due_jobs WHERE kind = $1", DIGEST) if ":FR:" in j["job_id"]]
+    async with world.platform.pool.acquire() as conn:
+        committee = await Contacts("notifications").committee(conn, "org-iso", "FR")
+        assert committee is not None
+        again = await messages.to_committee(conn, committee=committee, kind=Kind.COMMITTEE_DIGEST,
+                                            source_event_id=job["job_id"],
+                                            values={"country": "FR", "day": "-", "pairs": []})
+    assert again == 0
+
+    # The next day, nothing changed: no new fact, no new digest; a second
+    # instance's evaluation of the same day does nothing.
     world.platform.clock.advance(timedelta(days=1))
     assert (await evaluated(world))["changes"] == 0
+    second = HealthWatch(world.platform.pool, world.platform.contexts["insights"].store)
+    assert await second.run_due(world.platform.clock()) == 0
     world.platform.clock.advance(WINDOW + timedelta(minutes=1))
     await world.settled()
     assert len(await digests(world)) == 2
