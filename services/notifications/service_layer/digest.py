@@ -15,7 +15,7 @@ message is named by the job, so a committee gets at most one digest per day.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
@@ -24,6 +24,9 @@ from services.notifications.adapters.rendering import day
 from services.notifications.domain.kinds import Kind
 from services.notifications.service_layer.committees import Contacts, committee_id
 from services.notifications.service_layer.messages import Messages
+
+if TYPE_CHECKING:  # the scheduler runs the digests: imported for the type only
+    from services.notifications.service_layer.scheduler import Scheduler
 
 COMMITTEE_DIGEST = "committee_digest"
 #: How long after the day's evaluation the digest waits for the day's pairs.
@@ -52,7 +55,7 @@ class Digests:
 
     # -- the consumer's side ------------------------------------------------------------
 
-    async def file(self, conn: asyncpg.Connection, scheduler: Any, *, organisation: str, country: str,
+    async def file(self, conn: asyncpg.Connection, scheduler: Scheduler, *, organisation: str, country: str,
                    pair_id: UUID, mentee_id: UUID, mentor_id: UUID, status: str, reasons: list[str],
                    evaluated_on: date, evaluated_at: datetime) -> None:
         """File a pair for its committee's digest and make sure a digest is due."""
