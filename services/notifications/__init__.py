@@ -31,8 +31,10 @@ from services.notifications.service_layer.webhook_endpoints import Secrets
 
 
 def projections(ctx: ServiceContext) -> list[Any]:
+    parts = Notifications.build(ctx)
     return [
-        Notifications.build(ctx).people,  # participants, pairs, sessions, surveys -> messages to people
+        parts.people,  # participants, pairs, sessions, surveys -> messages to people
+        parts.committees,  # insights' pairs needing attention -> each committee's daily digest
         WebhookFanout(ctx.store.schema, clock=ctx.clock),  # every context's events -> due webhook deliveries
     ]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from libs.runtime.service import ServiceContext
 from services.notifications.adapters.mail import Mailer, mailer_from
+from services.notifications.consumers.committees import Committees
 from services.notifications.consumers.people import People
 from services.notifications.service_layer.delivery import Delivery
 from services.notifications.service_layer.messages import Messages
@@ -21,6 +22,7 @@ class Notifications:
     scheduler: Scheduler
     delivery: Delivery
     people: People
+    committees: Committees
 
     @classmethod
     def build(cls, ctx: ServiceContext, mailer: Mailer | None = None) -> Notifications:
@@ -35,4 +37,4 @@ class Notifications:
             max_attempts=settings.mail_max_attempts,
             poll_interval_s=settings.notifications_poll_interval_s,
         )
-        return cls(messages, scheduler, delivery, People(messages, scheduler))
+        return cls(messages, scheduler, delivery, People(messages, scheduler), Committees(scheduler.digests, scheduler))

@@ -48,7 +48,8 @@ COUNTRY_OWNED_QUERY = {"country", "wave_id", "participant_id", "mentee_id", "men
 #: Path parameters that name organisation configuration, or the directory's
 #: people (an organisation's, whatever their country), filled from the world.
 ORGANISATION_PATH = {"programme_id", "template_id", "user_id", "person_id", "resource_type_id", "schema_id",
-                     "endpoint_id", "delivery_id"}  # webhooks: tests/integration/test_notifications_webhooks.py
+                     "endpoint_id", "delivery_id",  # webhooks: tests/integration/test_notifications_webhooks.py
+                     "country"}  # a committee's contacts, per organisation: tests/integration/test_committee_digest.py
 #: Path parameters that choose among fixed values (an enum), filled with one of them.
 CHOICE_PATH = {"dataset": "pairs"}
 NEEDS = {"answers": [{"question_id": "priorities", "themes": ["data_ai"]}, {"question_id": "least_at_ease", "themes": []}]}
@@ -116,6 +117,9 @@ BODIES: dict[tuple[str, str, str], tuple[str, Any]] = {
     ("insights", "PUT", "/v1/programmes/{programme_id}/health-rules"): ("application/json", {"first_session_within_days": 20}),
     ("notifications", "POST", "/v1/webhooks"): (
         "application/json", {"url": "https://hr.example.com/binome", "event_types": ["binome.matching.*"]},
+    ),
+    ("notifications", "PUT", "/v1/committees/{country}/contacts"): (
+        "application/json", {"addresses": ["probe-committee@example.com"], "language": "fr", "time_zone": "Europe/Paris"},
     ),
     ("notifications", "PATCH", "/v1/webhooks/{endpoint_id}"): ("application/json", {"description": "Probe."}),
 }

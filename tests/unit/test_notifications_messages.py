@@ -18,7 +18,9 @@ from services.notifications.adapters.rendering import render, when
 from services.notifications.domain.kinds import ESSENTIAL, LANGUAGES, Kind, language_for, wanted
 
 VALUES = {"name": "Ana <b>", "other": "Jo & Co", "when": "demain", "duration": 45, "due": "lundi", "total": 900,
-          "budget": 600}
+          "budget": 600, "country": "FR", "day": "lundi",  # a committee's digest names the pairs' members
+          "pairs": [{"mentee": "Ana <b>", "mentor": "Jo & Co", "status": "at_risk", "reasons": ["no_first_session"],
+                     "since": "lundi", "pair_id": "p1"}]}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -16,7 +16,7 @@ Executor = asyncpg.Connection | asyncpg.Pool
 
 # Optional filters as nullable parameters: one statement, no SQL built from input.
 _PAIRS = """
-SELECT p.pair_id, p.programme_id, p.wave_id, p.country, w.region, w.name AS wave_name, p.status,
+SELECT p.pair_id, p.organisation, p.mentee_id, p.mentor_id, p.programme_id, p.wave_id, p.country, w.region, w.name AS wave_name, p.status,
        p.formed_at, p.ended_at, p.dissolution_reason, m.sessions_per_month,
        a.sessions_held, a.sessions_cancelled, a.no_shows, a.first_held_at, a.last_held_at,
        a.last_mood, a.last_mood_at, a.feedback_scores, a.last_feedback_at, a.open_survey_due,

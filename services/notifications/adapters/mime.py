@@ -18,7 +18,7 @@ def message(
     *,
     message_id: UUID,
     sender: str,
-    to: Address,
+    to: Address | list[Address],  # a committee's digest: every address of the committee
     language: str,
     kind: str,
     rendered: Rendered,

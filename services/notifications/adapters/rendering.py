@@ -1,6 +1,6 @@
 """Messages rendered from the Jinja2 templates under ``templates/``: one
 template per kind and language (``<lang>/<kind>.j2``, blocks ``subject``,
-``greeting`` and ``body``), laid out as plain text by ``message.j2`` and as
+``greeting``, ``body`` and optionally ``footer``), laid out as plain text by ``message.j2`` and as
 HTML by ``message.html.j2``. Dates and times are formatted with Babel in the
 recipient's language and time zone."""
 
@@ -61,7 +61,8 @@ def render(kind: Kind, language: str, values: dict[str, Any]) -> Rendered:
         return "".join(template.blocks[name](context)).strip()
 
     body = block("body")
-    footer = _text.get_template(f"{language}/footer.j2").render().strip()
+    # The language's footer.j2, unless the kind has its own (a committee's digest).
+    footer = block("footer") if "footer" in template.blocks else _text.get_template(f"{language}/footer.j2").render().strip()
     subject = block("subject")
     html = _html.get_template("message.html.j2").render(
         lang=language, subject=subject, greeting=block("greeting"), paragraphs=body.split("\n"), footer=footer

@@ -20,6 +20,7 @@ class Kind(StrEnum):
     SURVEY_ASSIGNED = "survey_assigned"
     SURVEY_OVERDUE = "survey_overdue"
     BUDGET_EXCEEDED = "budget_exceeded"
+    COMMITTEE_DIGEST = "committee_digest"
 
 
 #: What a participant cannot turn off: a proposal waiting for their answer,
@@ -28,7 +29,9 @@ ESSENTIAL: frozenset[Kind] = frozenset(
     {Kind.PROPOSAL_MADE, Kind.PAIR_FORMED, Kind.PAIR_DISSOLVED, Kind.SESSION_SCHEDULED, Kind.SESSION_MOVED,
      Kind.SESSION_CANCELLED}
 )
-NON_ESSENTIAL: frozenset[Kind] = frozenset(Kind) - ESSENTIAL
+#: Kinds written to a committee (its contacts), never to a participant.
+COMMITTEE_KINDS: frozenset[Kind] = frozenset({Kind.COMMITTEE_DIGEST})
+NON_ESSENTIAL: frozenset[Kind] = frozenset(Kind) - ESSENTIAL - COMMITTEE_KINDS
 
 #: Kinds whose message carries a calendar invite.
 WITH_INVITE: frozenset[Kind] = frozenset({Kind.SESSION_SCHEDULED, Kind.SESSION_MOVED, Kind.SESSION_CANCELLED})

@@ -1,5 +1,6 @@
-"""The notifications REST API (``/v1``): a participant's message preferences
-and the delivery log.
+"""The notifications REST API (``/v1``): a participant's message preferences,
+the delivery log, webhooks (entrypoints/webhooks.py) and committees'
+contacts (entrypoints/committees.py).
 
 Roles: a participant reads and sets its own preferences; the global HR
 admin exports what the service keeps about a participant (GDPR); ``hr_admin`` reads
@@ -35,6 +36,7 @@ from services.notifications.entrypoints.schemas import (
     PreferencesOut,
 )
 from services.notifications.service_layer.export import Export
+from services.notifications.entrypoints.committees import install_committees
 from services.notifications.entrypoints.webhooks import install_webhooks
 
 NAME = "notifications"
@@ -195,4 +197,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     part = Export(ctx.store.schema)
     app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
     install_webhooks(app, ctx)
+    install_committees(app, ctx.store.schema)
     return app

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from services.notifications.domain.kinds import LANGUAGES, NON_ESSENTIAL, Kind
 
@@ -62,3 +63,45 @@ class MessagesSummary(BaseModel):
     invites: int
     #: The mail server (``smtp://host:port``), or without one the folder of ``.eml`` files.
     delivered_to: str
+
+
+def _known_zone(name: str) -> str:
+    """An IANA time zone Python knows (e.g. Europe/Paris); anything else is a 422 naming the field."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from None
+    return name
+
+
+class CommitteeContactsIn(BaseModel):
+    """Who reads the committee's digest: the whole new list (empty: nobody)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The addresses the daily digest goes to (one mail, every address in To).
+    addresses: list[EmailStr] = Field(max_length=20)
+    #: The language of the digest.
+    language: Language = "en"
+    #: The IANA time zone the digest's dates are written in.
+    time_zone: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_zone)] = "UTC"
+
+    @field_validator("addresses")
+    @classmethod
+    def _distinct(cls, addresses: list[str]) -> list[str]:
+        lowered = [a.lower() for a in addresses]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("an address is listed twice")
+        return addresses
+
+
+class CommitteeContactsOut(BaseModel):
+    """A committee's contacts (none set yet: no address, English, UTC)."""
+
+    country: str
+    #: The committee as the delivery log names it (``recipient_id`` of its digests).
+    committee_id: UUID
+    addresses: list[str]
+    language: str
+    time_zone: str
+    updated_at: datetime | None

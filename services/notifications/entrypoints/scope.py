@@ -10,6 +10,12 @@ WEBHOOKS = (
     "to its countries (tests/integration/test_notifications_webhooks.py)"
 )
 
+COMMITTEES = (
+    "the contacts of the caller's organisation's committee for a country: each organisation has its own; an HR "
+    "admin reads and sets any country's, a committee reads only its own countries' (another is a 404) "
+    "(tests/integration/test_committee_digest.py)"
+)
+
 NOT_COUNTRY_OWNED: NotCountryOwned = {
     **PLATFORM_ROUTES,
     **DEAD_LETTER_ROUTES,  # the service has consumers (consumers/)
@@ -17,6 +23,8 @@ NOT_COUNTRY_OWNED: NotCountryOwned = {
     ("PUT", "/v1/preferences/me"): "the calling participant's own preferences (its token's subject); participants only",
     # Webhook endpoints are organisation configuration (entrypoints/webhooks.py): an HR admin's
     # reach the whole organisation; a committee sees only those limited to its own countries.
+    ("GET", "/v1/committees/{country}/contacts"): COMMITTEES,
+    ("PUT", "/v1/committees/{country}/contacts"): COMMITTEES,
     ("POST", "/v1/webhooks"): WEBHOOKS,
     ("GET", "/v1/webhooks"): WEBHOOKS,
     ("GET", "/v1/webhooks/{endpoint_id}"): WEBHOOKS,

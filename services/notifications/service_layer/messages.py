@@ -25,6 +25,7 @@ from libs.eventstore.store import EventStore
 from services.notifications.adapters import invites, mime
 from services.notifications.adapters.rendering import render, when
 from services.notifications.domain.kinds import WITH_INVITE, Kind, language_for, wanted
+from services.notifications.service_layer.committees import Committee
 
 SERVICE = "notifications"
 _NAMESPACE = uuid.UUID("6f0c1a52-4d0e-4f5e-9d3a-0b7a4c1e2f10")
@@ -204,31 +205,98 @@ class Messages:
             invite=invite,
             method=method,
         ).as_bytes()
+        return await self._store(
+            conn,
+            message_id=message_id,
+            organisation=organisation,
+            country=country,
+            recipient_id=recipient.participant_id,
+            kind=kind,
+            language=language,
+            with_invite=invite is not None,
+            source_event_id=source_event_id,
+            body=body,
+            queued_at=now,
+            named=[other.participant_id] if other else [],
+            correlation_id=correlation_id,
+        )
+
+    async def to_committee(
+        self, conn: asyncpg.Connection, *, committee: Committee, kind: Kind, source_event_id: str,
+        values: dict[str, Any],
+    ) -> int:
+        """One message to every address of a committee (one mail, each address
+        in To), in the committee's language; 0 when queued already."""
+        now = self.clock()
+        rendered = render(kind, committee.language, values)
+        message_id = message_id_of(source_event_id, committee.committee_id, kind)
+        body = mime.message(
+            message_id=message_id,
+            sender=self.sender,
+            to=committee.to,
+            language=committee.language,
+            kind=kind.value,
+            rendered=rendered,
+            sent_at=now,
+        ).as_bytes()
+        return await self._store(
+            conn,
+            message_id=message_id,
+            organisation=committee.organisation,
+            country=committee.country,
+            recipient_id=committee.committee_id,
+            kind=kind,
+            language=committee.language,
+            with_invite=False,
+            source_event_id=source_event_id,
+            body=body,
+            queued_at=now,
+            named=[],
+        )
+
+    async def _store(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        message_id: UUID,
+        organisation: str,
+        country: str,
+        recipient_id: UUID,
+        kind: Kind,
+        language: str,
+        with_invite: bool,
+        source_event_id: str,
+        body: bytes,
+        queued_at: datetime,
+        named: list[UUID],
+        correlation_id: str | None = None,
+    ) -> int:
+        """Store one rendered message and its ``MessageQueued``; 0 when it exists already."""
         inserted = await conn.fetchval(
             self._sql_insert,
             message_id,
             organisation,
             country,
-            recipient.participant_id,
+            recipient_id,
             kind.value,
             language,
-            invite is not None,
+            with_invite,
             source_event_id,
             body,
-            now,
-            [other.participant_id] if other else [],
+            queued_at,
+            named,
         )
         if inserted is None:
             return 0
         event = MessageQueued(
             message_id=message_id,
-            recipient_id=str(recipient.participant_id),
+            recipient_id=str(recipient_id),
             kind=kind.value,
             country=country,
             channel="email",
             language=language,
             source_event_id=source_event_id,
-            with_invite=invite is not None,
+            with_invite=with_invite,
         )
         envelope = new_envelope(
             event,

@@ -1,5 +1,6 @@
-"""Work due on the platform clock: the 24 h notice before a session and a
-survey's overdue reminders (at most one a week), with no manual call.
+"""Work due on the platform clock: the 24 h notice before a session, a
+survey's overdue reminders (at most one a week) and a committee's daily
+digest (service_layer/digest.py), with no manual call.
 
 Jobs are rows of ``due_jobs``, written by the consumer in the transaction
 that applies the event that makes them due (a restart loses none). Every
@@ -22,6 +23,7 @@ import asyncpg
 
 from libs.retry import sleep_unless_stopped
 from services.notifications.domain.kinds import Kind
+from services.notifications.service_layer.digest import COMMITTEE_DIGEST, Digests
 from services.notifications.service_layer.messages import Meeting, Messages
 
 SESSION_REMINDER = "session_reminder"
@@ -37,6 +39,7 @@ class Scheduler:
     def __init__(self, pool: asyncpg.Pool | None, messages: Messages, clock: Callable[[], datetime],
                  poll_interval_s: float = 1.0) -> None:
         self.pool, self.messages, self.clock, self.poll_interval_s = pool, messages, clock, poll_interval_s
+        self.digests = Digests(messages)
         s = messages.schema
         self._sql_schedule = f"""
             INSERT INTO {s}.due_jobs (job_id, organisation, kind, subject_id, due_at, payload)
@@ -84,6 +87,8 @@ class Scheduler:
                         await conn.execute(self._sql_again, row["job_id"], row["due_at"] + OVERDUE_EVERY,
                                            json.dumps(payload))
                         continue
+                elif row["kind"] == COMMITTEE_DIGEST:
+                    await self.digests.send(conn, row["job_id"], row["organisation"], payload["country"])
                 await conn.execute(self._sql_done, row["job_id"], now)
             return len(rows)
 
