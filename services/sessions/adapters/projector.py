@@ -84,8 +84,8 @@ class Projector:
                                                    ends_at = EXCLUDED.ends_at, doc = EXCLUDED.doc"""
         self._sql_check_in = f"""
             INSERT INTO {s}.check_ins (check_in_id, organisation, pair_id, programme_id, country,
-                                       mentee_id, mentor_id, member, mood, doc)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)"""
+                                       mentee_id, mentor_id, member, mood, recorded_at, doc)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)"""
         self._sql_time_logged = f"""
             INSERT INTO {s}.mentor_months (mentor_id, month, organisation, programme_id, country, budget_minutes,
                                            total_minutes, session_minutes, preparation_minutes, entries,
@@ -127,7 +127,7 @@ class Projector:
             }
             await conn.execute(
                 self._sql_check_in, event.check_in_id, envelope.tenant, event.pair_id, event.programme_id,
-                event.country, event.mentee_id, event.mentor_id, event.member.value, event.mood, jsonb(doc),
+                event.country, event.mentee_id, event.mentor_id, event.member.value, event.mood, envelope.time, jsonb(doc),
             )  # fmt: skip
         elif isinstance(event, MentorTimeLogged):
             await conn.execute(

@@ -370,7 +370,7 @@ class Views:
 
 
 SESSION_ORDER: Order = (("starts_at", datetime.fromisoformat), ("session_id", UUID))
-CHECK_IN_ORDER: Order = (("check_in_id", UUID),)
+CHECK_IN_ORDER: Order = (("recorded_at", datetime.fromisoformat), ("check_in_id", UUID))
 BUDGET_ORDER: Order = (("month", date.fromisoformat), ("mentor_id", UUID))
 
 
