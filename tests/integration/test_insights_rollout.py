@@ -89,6 +89,18 @@ async def test_rollout_counts_every_level(insights_env, rollout_world) -> None: 
     assert {w["wave_name"]: w["pairs_formed"] for w in body["wave"]} == {"FR wave": 3, "DE wave": 1, "BR wave": 0}
 
 
+async def test_a_programme_without_waves_answers_zeros(insights_env) -> None:  # noqa: F811
+    """The programme's grand total exists before any wave (SQL sums over no
+    row are NULL): its counts are 0, never null, as the typed answer says."""
+    sc = Scenario()
+    sc.programme()
+    await insights_env.pipeline.feed(sc)
+    body = await insights_env.api.ok(f"/v1/programmes/{sc.programme_id}/rollout", sc.organisation)
+    for row in body["programme"]:
+        assert row["waves"] == 0 and row["target_pairs"] == 0 and row["enrolled"] == 0
+    assert body["region"] == body["country"] == body["wave"] == []
+
+
 async def test_a_committee_sees_its_countries_in_the_dashboard(insights_env, rollout_world) -> None:  # noqa: F811
     sc = rollout_world
     body = await insights_env.api.ok(f"/v1/programmes/{sc.programme_id}/rollout", sc.organisation,

@@ -91,7 +91,9 @@ async def dashboard(
             level = _LEVEL_OF[r["level"]]
             key = (level, r["region"], r["country"], r["wave_id"])
             row = rows.setdefault(key, _new_row(level, r))
-            row.update({k: v for k, v in dict(r).items() if k in _ZERO})
+            # A sum over no row is NULL (a programme's total before its first
+            # wave): the row's zero stands.
+            row.update({k: v for k, v in dict(r).items() if k in _ZERO and v is not None})
     result: dict[str, list[dict[str, Any]]] = {level: [] for level in LEVELS}
     for (level, *_), row in sorted(rows.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         result[level].append(_finish(row, k_anonymity))
