@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -58,7 +58,7 @@ class Compactor:
         service: str,
         pool: asyncpg.Pool,
         vault: KeyVault,
-        consumers: Sequence[str] = (),
+        consumers: Mapping[str, Sequence[str]] | Sequence[str] = (),
         *,
         rewrites_vault: bool = False,
         interval_s: float = 2.0,
@@ -68,8 +68,13 @@ class Compactor:
         self.service = service
         self.schema = check_schema_name(service)
         self.pool, self.vault = pool, vault
-        #: Consumers (``applied_events.consumer``) that apply ParticipantErased.
-        self.consumers = list(consumers)
+        #: Consumers (``applied_events.consumer``) that apply an erasure
+        #: event, with the contexts each reads (a bare list: enrollment's).
+        self.consumers: dict[str, tuple[str, ...]] = (
+            {name: tuple(contexts) for name, contexts in consumers.items()}
+            if isinstance(consumers, Mapping)
+            else {name: ("enrollment",) for name in consumers}
+        )
         self.rewrites_vault = rewrites_vault
         self.interval_s = interval_s
         self.lock_timeout_ms = lock_timeout_ms
@@ -84,7 +89,7 @@ class Compactor:
     async def compact_pending(self) -> list[UUID]:
         """Steps 2-5 once; the participants whose erasure this pass compacted."""
         pending = await self.vault.pending_compactions(self.service)
-        ready = [pid for pid, event_id in pending if await self._applied(event_id)]
+        ready = [pid for pid, event_id, context in pending if await self._applied(event_id, context)]
         if not ready:
             return []
         if not await self.rewrite(self.pool, await self._tables()):
@@ -95,17 +100,18 @@ class Compactor:
         log.info("%s: erasure of %d participant(s) compacted on disk", self.service, len(ready))
         return ready
 
-    async def _applied(self, event_id: UUID | None) -> bool:
-        """Every consumer applied the erasure (scrubbed its rows)."""
-        if event_id is None or not self.consumers:
+    async def _applied(self, event_id: UUID | None, context: str = "enrollment") -> bool:
+        """Every consumer of the erasure's context applied it (scrubbed its rows)."""
+        readers = [name for name, contexts in self.consumers.items() if context in contexts]
+        if event_id is None or not readers:
             return True
         applied = await self.pool.fetchval(
             f"""SELECT count(*) FROM {self.schema}.applied_events
                 WHERE event_id = $1 AND consumer = ANY($2::text[]) AND outcome = 'applied'""",
             event_id,
-            self.consumers,
+            readers,
         )
-        return applied == len(self.consumers)
+        return applied == len(readers)
 
     async def _tables(self) -> list[str]:
         rows = await self.pool.fetch(
@@ -171,11 +177,13 @@ def compaction_workers(
     ctx: ServiceContext, projections: Sequence[Projection], *, rewrites_vault: bool = False
 ) -> list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]]:
     """The service's compactor as a ``binome up`` worker (none without a
-    vault: such a service erases nothing). Its consumers of enrollment events
-    are the ones that apply ``ParticipantErased``."""
+    vault: such a service erases nothing). Its consumers of enrollment and
+    of the directory are the ones that apply an erasure event."""
     if ctx.vault is None:
         return []
-    consumers = [p.name for p in projections if "enrollment" in p.contexts]
+    # The consumers that apply an erasure event: of enrollment (ParticipantErased)
+    # or of the directory (PersonErased).
+    consumers = {p.name: tuple(p.contexts) for p in projections if {"enrollment", "directory"} & set(p.contexts)}
     compactor = Compactor(
         ctx.name,
         ctx.pool,

@@ -99,10 +99,14 @@ class KeyVault:
         )
         return {r["key_id"]: self.masters.unwrap(r["region"], r["wrapped_key"]) for r in rows}
 
-    async def erase(self, participant_id: uuid.UUID, event_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    async def erase(
+        self, participant_id: uuid.UUID, event_id: uuid.UUID | None = None, context: str = "enrollment"
+    ) -> list[uuid.UUID]:
         """Shred every key ``participant_id`` owns; return their ids.
-        ``event_id``: the ``ParticipantErased`` event, which every service's
-        consumers apply before the erasure completes on disk (compaction.py)."""
+        ``event_id``: the erasure event (``ParticipantErased``; the
+        directory's ``PersonErased``, ``context`` "directory"), which every
+        service's consumers of ``context`` apply before the erasure completes
+        on disk (compaction.py)."""
         async with self.pool.acquire() as conn, conn.transaction():
             shredded = [
                 r["key_id"]
@@ -118,11 +122,12 @@ class KeyVault:
                 list({*shredded, participant_id}),
             )
             await conn.execute(
-                f"""INSERT INTO {self.schema}.erased (participant_id, event_id) VALUES ($1, $2)
+                f"""INSERT INTO {self.schema}.erased (participant_id, event_id, context) VALUES ($1, $2, $3)
                     ON CONFLICT (participant_id)
                     DO UPDATE SET event_id = coalesce(erased.event_id, EXCLUDED.event_id)""",
                 participant_id,
                 event_id,
+                context,
             )
         return sorted(shredded)
 
@@ -151,16 +156,16 @@ class KeyVault:
             f"INSERT INTO {self.schema}.compactors (service) VALUES ($1) ON CONFLICT DO NOTHING", service
         )
 
-    async def pending_compactions(self, service: str) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
-        """(participant id, ParticipantErased event id) of erasures ``service`` has not compacted."""
+    async def pending_compactions(self, service: str) -> list[tuple[uuid.UUID, uuid.UUID | None, str]]:
+        """(person id, erasure event id, its context) of erasures ``service`` has not compacted."""
         rows = await self.pool.fetch(
-            f"""SELECT e.participant_id, e.event_id FROM {self.schema}.erased e
+            f"""SELECT e.participant_id, e.event_id, e.context FROM {self.schema}.erased e
                 WHERE NOT EXISTS (SELECT 1 FROM {self.schema}.compactions c
                                   WHERE c.participant_id = e.participant_id AND c.service = $1)
                 ORDER BY e.erased_at""",
             service,
         )
-        return [(r["participant_id"], r["event_id"]) for r in rows]
+        return [(r["participant_id"], r["event_id"], r["context"]) for r in rows]
 
     async def mark_compacted(self, service: str, participant_ids: Iterable[uuid.UUID]) -> None:
         await self.pool.execute(

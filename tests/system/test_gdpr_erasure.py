@@ -30,6 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from libs.events.registry import registry
+from tests.support.directory import ENTERPRISE, SCIM, user
 from tests.support.enrollment import mentee, mentor
 from tests.support.platform_process import PlatformProcess, auth, eventually
 
@@ -52,6 +53,7 @@ PLANTED = {
     ("binome.matching.PairDeclined.v1", "note"),
     ("binome.matching.PairDissolved.v1", "note"),
     ("binome.matching.PairExcluded.v1", "note"),
+    ("binome.matching.ExclusionLifted.v1", "reason"),
     ("binome.sessions.SessionCancelled.v1", "reason"),
     ("binome.sessions.SessionHeld.v1", "note"),
     ("binome.sessions.CheckInRecorded.v1", "blockers"),
@@ -61,9 +63,17 @@ PLANTED = {
 }
 
 
+#: The directory's personal fields, planted through SCIM by the directory test below.
+PLANTED_IN_THE_DIRECTORY = {
+    (f"binome.directory.{event}.v1", field)
+    for event in ("PersonProvisioned", "PersonUpdated")
+    for field in ("identity", "manager_id")
+}
+
+
 def test_the_canary_plants_every_declared_personal_field() -> None:
     declared = {(t, f) for t, m in registry.models.items() for f in m.personal_fields}
-    assert declared == PLANTED
+    assert declared == PLANTED | PLANTED_IN_THE_DIRECTORY
 
 
 class Canary:
@@ -138,13 +148,16 @@ def plant(api: Api, canary: Canary) -> str:
         api.row("SELECT 1 FROM matching.candidates WHERE participant_id = $1 AND matchable", uuid.UUID(participant))
 
     # Matching: an exclusion, a declined proposal, a dissolved pair, then the pair that meets.
-    call("POST", "/matching/v1/exclusions", {"mentee_id": pid, "mentor_id": mentors[-1], "note": canary("exclusion")})
+    excluded = call(
+        "POST", "/matching/v1/exclusions", {"mentee_id": pid, "mentor_id": mentors[-1], "note": canary("exclusion")}
+    )
     call("POST", f"/matching/v1/pairs/{proposal(api, wave['wave_id'])}:decline", {"note": canary("decline")}, me)
     dissolved = proposal(api, wave["wave_id"])
     call("POST", f"/matching/v1/pairs/{dissolved}:confirm")
     call("POST", f"/matching/v1/pairs/{dissolved}:dissolve", {"reason": "no_chemistry", "note": canary("dissolve")})
     pair = proposal(api, wave["wave_id"])
     call("POST", f"/matching/v1/pairs/{pair}:confirm")
+    call("POST", f"/matching/v1/exclusions/{excluded['exclusion_id']}:lift", {"reason": canary("lift")})
 
     # Sessions: one held (it starts in a few seconds: no clock is moved), one cancelled, a check-in.
     api.row("SELECT 1 FROM sessions.pairs WHERE pair_id = $1 AND status = 'formed'", uuid.UUID(pair))
@@ -205,6 +218,12 @@ def canaries_on_disk(data_dir: Path, canary: Canary) -> dict[str, list[str]]:
             if needle in content:
                 found.setdefault(field, []).append(str(path.relative_to(data_dir)))
     return found
+
+
+def manager_traces(data_dir: Path, managers: list[uuid.UUID]) -> list[str]:
+    """The files holding one of the manager ids, as text or as a uuid column's bytes."""
+    needles = [n for m in managers for n in (str(m).encode(), m.bytes)]
+    return [str(p.relative_to(data_dir)) for p in relation_files(data_dir) if any(n in p.read_bytes() for n in needles)]
 
 
 def data_keys_of(platform: PlatformProcess, participant_id: str) -> list[tuple[str, bytes]]:
@@ -344,6 +363,47 @@ def test_erasing_a_member_of_a_pair_that_met_dissolves_it_everywhere(platform: P
     assert parked_anywhere(platform) == []
     # No key the erased person owns was made after the erasure.
     assert data_keys_of(platform, pid) == []
+
+
+def test_an_erased_directory_person_is_gone_from_every_database_file(platform: PlatformProcess) -> None:
+    """The same promise for a person an HR system provisioned through SCIM:
+    every identity field and the manager reference, provisioned then
+    updated, gone from the database files once the directory erasure is
+    compacted."""
+    canary = Canary()
+    org = f"org-directory-{uuid.uuid4().hex[:6]}"
+    scim = {**auth(platform.token("hr-connector", org, ["provisioning"])), "Accept": SCIM}
+    hr = auth(platform.token("hr-directory", org, ["hr_admin"]))
+    # A manager reference is a User's id (a UUID): its traces are looked for as text and as bytes.
+    managers = [uuid.uuid4() for _ in range(2)]
+    body = user(f"{canary('user_name')}@example.com", manager=str(managers[0]))
+    body |= {"externalId": canary("external_id"), "displayName": canary("display_name"),
+             "name": {"givenName": canary("given_name"), "familyName": canary("family_name")}}
+    body[ENTERPRISE]["employeeNumber"] = canary("employee_number")
+    created = platform.http.post("/scim/v2/Users", json=body, headers=scim)
+    assert created.status_code == 201, created.text
+    person = created.json()
+    body |= {"displayName": canary("new_display_name"), "title": canary("title")}
+    body[ENTERPRISE]["manager"] = {"value": str(managers[1])}
+    replaced = platform.http.put(
+        f"/scim/v2/Users/{person['id']}", json=body, headers={**scim, "If-Match": person["meta"]["version"]}
+    )
+    assert replaced.status_code == 200, replaced.text
+    platform.sql("ANALYZE")
+    checkpoint(platform)
+    assert canaries_on_disk(platform.data_dir, canary)  # the scan sees what is there
+    assert manager_traces(platform.data_dir, managers)
+
+    erased = platform.http.post(f"/directory/v1/people/{person['id']}:erase", headers=hr)
+    assert erased.status_code == 200, erased.text
+
+    def gone() -> bool:
+        checkpoint(platform)
+        return canaries_on_disk(platform.data_dir, canary) == {} and manager_traces(platform.data_dir, managers) == []
+
+    eventually(gone, timeout=120, interval=2, what="the directory person gone from the files")
+    assert data_keys_of(platform, person["id"]) == []
+    assert parked_anywhere(platform) == []
 
 
 def parked_anywhere(platform: PlatformProcess) -> list[tuple[str, str, str]]:

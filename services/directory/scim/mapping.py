@@ -9,6 +9,7 @@ the resource ``/Users`` serves, with ``meta.version`` the stream's version.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -136,9 +137,15 @@ def _name(identity: PersonIdentity) -> Name | None:
 def _manager_id(manager: Manager | None) -> str | None:
     if manager is None:
         return None
-    if not (manager.value or "").strip():
+    value = (manager.value or "").strip()
+    if not value:
         raise InvalidValueException(detail="manager.value: the id of the manager's User is required.")
-    return manager.value.strip()
+    # RFC 7643 §4.3: the manager's SCIM ``id``, which Binome issues (a UUID);
+    # anything else can never name one of its Users.
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidValueException(detail="manager.value: the id of the manager's User (a UUID).") from None
 
 
 def _country(country: str | None) -> str | None:

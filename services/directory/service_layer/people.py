@@ -127,7 +127,7 @@ class People:
                 person.erase(actor_of(principal))
                 await self._repo(conn, correlation_id).add(person)
         erased = [e.id for e in await self.store.read_stream(str(person_id)) if e.type.endswith(".PersonErased.v1")]
-        await self.vault.erase(person_id, erased[-1] if erased else None)
+        await self.vault.erase(person_id, erased[-1] if erased else None, context="directory")
 
     # ------------------------------------------------------------------ helpers
 
