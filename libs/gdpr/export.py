@@ -45,6 +45,13 @@ class ExportPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ActorExport(ExportPart):
+    """Who made a change, as the read models keep it (``Actor``)."""
+
+    subject: str
+    client_id: str | None
+
+
 def export_model(service: str, data: type[ExportPart]) -> type[BaseModel]:
     """The answer of ``service``'s export: its name, the participant and ``data``."""
     return create_model(

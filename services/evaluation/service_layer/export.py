@@ -22,12 +22,7 @@ from libs.events.contexts.evaluation import (
     SurveyKind,
 )
 from libs.eventstore.migrations import check_schema_name
-from libs.gdpr.export import ExportPart
-
-
-class ActorExport(ExportPart):
-    subject: str
-    client_id: str | None
+from libs.gdpr.export import ActorExport, ExportPart
 
 
 class AnswerExport(ExportPart):
