@@ -165,11 +165,24 @@ async def _rows(
     after: UUID | None = None,
     limit: int | None = None,
 ) -> list[asyncpg.Record]:
-    return await db.fetch(
+    return await db.fetch(*pairs_statement(schema, scope, stored=stored, after=after, limit=limit))
+
+
+def pairs_statement(
+    schema: str,
+    scope: PairScope,
+    *,
+    stored: list[str] | None = None,
+    after: UUID | None = None,
+    limit: int | None = None,
+) -> tuple[Any, ...]:
+    """The statement that reads pairs' facts and its arguments: the pairs in
+    ``scope`` with a stored status in ``stored``, by pair id after ``after``."""
+    return (
         _PAIRS.format(s=schema),
         scope.organisation, scope.programme_id, scope.wave_id, scope.countries, scope.region, scope.pair_id,
         stored, after, limit,
-    )
+    )  # fmt: skip
 
 
 async def _evaluated(
