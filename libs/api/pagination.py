@@ -136,3 +136,21 @@ def cursor_values(after: Any, order: Order) -> list[Any]:
     except (TypeError, ValueError, AttributeError):
         raise invalid_query("cursor", "Not a cursor this API issued.") from None
 
+
+
+def order_by(order: Order) -> str:
+    """The ``ORDER BY`` list of ``order``, e.g. ``starts_at, session_id``."""
+    return ", ".join(column for column, _ in order)
+
+
+def after_condition(order: Order, after: Any, param: Callable[[Any], str]) -> str:
+    """The SQL condition "rows after the cursor's key" (a row comparison), each
+    value numbered by the caller's ``param``; 422 naming ``query.cursor`` if
+    the cursor holds other things."""
+    values = ", ".join(param(value) for value in cursor_values(after, order))
+    return f"({order_by(order)}) > ({values})"
+
+
+def keyed_page(rows: Sequence[R], page: PageParams, scope: str, order: Order, item: Callable[[R], T]) -> Page[T]:
+    """``Page.of`` for rows fetched in ``order`` (their cursor is their key in it)."""
+    return Page[Any].of(rows, page.limit, scope, key=lambda r: cursor_key(r, order), item=item)

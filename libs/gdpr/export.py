@@ -18,6 +18,7 @@ from uuid import UUID
 
 import httpx
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, create_model
 
 from libs.api.problems import Problem, problem_responses
 from libs.api.security import requires
@@ -34,10 +35,37 @@ EXPORT_PATH = "/v1/participants/{participant_id}/export"
 Collect = Callable[[Request, Principal, UUID], Awaitable[dict[str, Any] | None]]
 
 
-def export_router(service: str, collect: Collect) -> APIRouter:
-    router = APIRouter(tags=["gdpr"])
+class ExportPart(BaseModel):
+    """The base of every model of an export's part: an undeclared key is an
+    error, never dropped. A response model drops what it does not declare,
+    and an export missing a field breaches the right of access: better a 500
+    (the assembled export then refuses to hand out a partial document) than a
+    silently shorter export."""
 
-    @router.get(EXPORT_PATH, responses=problem_responses(401, 403, 404, 422))
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActorExport(ExportPart):
+    """Who made a change, as the read models keep it (``Actor``)."""
+
+    subject: str
+    client_id: str | None
+
+
+def export_model(service: str, data: type[ExportPart]) -> type[BaseModel]:
+    """The answer of ``service``'s export: its name, the participant and ``data``."""
+    return create_model(
+        f"{service.title()}Export", __base__=ExportPart, service=(str, ...), participant_id=(UUID, ...), data=(data, ...)
+    )
+
+
+def export_router(service: str, collect: Collect, data: type[ExportPart] | None = None) -> APIRouter:
+    """The export route; ``data`` is the model of the part (every field
+    ``collect`` returns; without it the answer is untyped)."""
+    router = APIRouter(tags=["gdpr"])
+    typed = {} if data is None else {"response_model": export_model(service, data)}
+
+    @router.get(EXPORT_PATH, responses=problem_responses(401, 403, 404, 422), **typed)
     async def export_participant(
         participant_id: UUID, request: Request, who: Principal = Depends(requires(HR_ADMIN))
     ) -> dict[str, Any]:

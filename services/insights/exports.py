@@ -20,8 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.spreadsheet import Column, ColumnType, Rows, from_list
-from services.insights.health import facts
-from services.insights.health.facts import PairHealth, rules_for, to_facts
+from services.insights.health.facts import PairHealth, PairScope, pairs_statement, rules_for, to_facts
 from services.insights.health.rules import HealthRules, evaluate
 from services.insights.rollout.dashboard import LEVELS, dashboard
 
@@ -130,18 +129,18 @@ async def rows(
         return _cursor(pool, _SURVEYS.format(s=schema), organisation, programme_id, countries, wave_id, k_anonymity)
     if dataset is Dataset.PAIRS:
         rules = (await rules_for(pool, schema, {programme_id}))[programme_id]
-        return _pairs(pool, schema, (organisation, programme_id, wave_id, countries, None, None), rules, now)
+        return _pairs(pool, pairs_statement(schema, PairScope(organisation, programme_id, wave_id, countries)), rules, now)
     levels = await dashboard(pool, schema, organisation, programme_id, countries, k_anonymity)
     return from_list([_rollout_row(level, row) for level in LEVELS for row in levels[level]
                       if wave_id is None or row.get("wave_id") == wave_id])
 
 
-async def _pairs(pool: asyncpg.Pool, schema: str, args: tuple, rules: HealthRules, now: datetime) -> Rows:
+async def _pairs(pool: asyncpg.Pool, statement: tuple[Any, ...], rules: HealthRules, now: datetime) -> Rows:
     """Each pair with its verdict, judged row by row as the cursor reads them:
-    the statement pair health reads (``facts._PAIRS``: organisation,
-    programme, wave, countries, region, pair), the same rules and verdicts."""
+    the statement pair health reads (``facts.pairs_statement``), the same
+    rules and verdicts."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        async for r in conn.cursor(facts._PAIRS.format(s=schema), *args, prefetch=500):
+        async for r in conn.cursor(*statement, prefetch=500):
             yield _pair_row(PairHealth(dict(r), evaluate(to_facts(r), rules, now)).as_dict())
 
 

@@ -21,6 +21,7 @@ from libs.messaging.consumer import rebuild
 from services.evaluation.bootstrap import Evaluation
 from tests.support.evaluation import EvaluationEnv, evaluation_env
 from tests.support.kafka import wait_for
+from tests.support.pagination import listed, walk_across_rebuild
 from tests.support.problems import fields, problem
 
 pytestmark = pytest.mark.integration
@@ -395,6 +396,24 @@ async def test_rebuilding_the_intake_from_the_log_assigns_nothing_twice(env: Eva
     own = await Evaluation(env.pool, EventStore(env.pool, env.schema)).rebuild_read_tables()
     assert own == before
     assert len(await env.assignments(pair_id=pair.pair_id)) == 6
+
+
+async def test_a_cursor_held_across_a_rebuild_neither_skips_nor_repeats(env: EvaluationEnv) -> None:
+    """Lists page by each row's own id, not by row_id: `binome replay
+    evaluation read-tables` renumbers every row."""
+    programme = await env.programme()
+    wave = await env.wave(programme, "FR", "Europe")
+    pair = env.new_pair(programme, wave, "FR")
+    await env.publish(env.formed(pair), env.held(pair), env.completed(pair))
+
+    async def rebuild_tables() -> None:
+        await Evaluation(env.pool, EventStore(env.pool, env.schema)).rebuild_read_tables()
+
+    query = {"pair_id": str(pair.pair_id)}
+    everything = await listed(env.client, "/v1/assignments", query, env.auth())
+    assert len(everything) == 6
+    walked = await walk_across_rebuild(env.client, "/v1/assignments", query, env.auth(), rebuild_tables)
+    assert walked == everything
 
 
 async def test_concurrent_answers_and_retries_store_one_answer(env: EvaluationEnv) -> None:

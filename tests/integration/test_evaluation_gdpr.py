@@ -13,11 +13,14 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from libs.auth.principal import HR_ADMIN, Principal
 from libs.events.contexts.enrollment import ParticipantErased, Role
 from libs.eventstore.store import EventStore
 from libs.gdpr.personal import ERASED
 from services.evaluation.bootstrap import Evaluation
-from tests.support.evaluation import HR, EvaluationEnv, PairIds, evaluation_env
+from services.evaluation.service_layer.export import EvaluationExport, Export
+from tests.support.evaluation import HR, ORG, EvaluationEnv, PairIds, evaluation_env
+from tests.support.gdpr_export import assert_export_complete
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +117,10 @@ async def test_the_export_holds_assignments_answers_free_text_and_actions(env: E
     assert [(a["status"], a["description"]) for a in part["committed_actions"]] == [
         ("started", f"{CANARY} export action"), ("planned", "Open a data project")
     ]
+    # Every field exported is declared, and none of what the service collected is lost.
+    unfiltered = await Export(env.schema).collect(env.pool, Principal("hr-1", ORG, {HR_ADMIN}), pair.mentee_id)
+    assert unfiltered is not None
+    assert_export_complete("evaluation", body, unfiltered, EvaluationExport)
     assert (await env.client.get(url, headers=env.auth("regional_committee", countries=["FR"]))).status_code == 403
     assert (await env.client.get(url, headers=env.participant(pair.mentee_id))).status_code == 403
     assert (await env.client.get(url, headers=env.auth("hr_admin", org="org-b"))).status_code == 404

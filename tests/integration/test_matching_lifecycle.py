@@ -21,6 +21,7 @@ from services.matching import SERVICE
 from services.matching.bootstrap import Matching
 from tests.support.kafka import read_topic
 from tests.support.matching import MatchingEnv, matching_env
+from tests.support.pagination import listed, walk_across_rebuild
 from tests.support.problems import problem
 
 pytestmark = pytest.mark.integration
@@ -166,6 +167,27 @@ async def test_read_tables_rebuild_from_the_log(env: MatchingEnv) -> None:
     assert [(r[0], r[1], orjson.loads(r[2])) for r in after] == [(r[0], r[1], orjson.loads(r[2])) for r in before]
     assert await env.pool.fetchval(f"SELECT count(*) FROM {env.schema}.runs") == runs
     assert SERVICE.rebuild_read_tables is not None and SERVICE.projections
+
+
+async def test_a_cursor_held_across_a_rebuild_neither_skips_nor_repeats(env: MatchingEnv) -> None:
+    """Lists page by each row's own id, not by row_id: `binome replay
+    matching read-tables` renumbers every row."""
+    programme = await env.programme()
+    wave = await env.wave(programme)
+    for i in range(3):
+        await env.mentee(wave, themes_wanted=[{"theme": "data_ai", "level": 2}])
+        await env.mentor(wave, themes_offered=[{"theme": "data_ai", "level": 3}])
+    await env.synced()
+    await env.run(wave)
+
+    async def rebuild_tables() -> None:
+        await Matching(env.pool, env.store).rebuild_read_tables()
+
+    query = {"wave_id": wave}
+    everything = await listed(env.client, "/v1/pairs", query, env.auth("hr_admin"))
+    assert len(everything) == 3
+    walked = await walk_across_rebuild(env.client, "/v1/pairs", query, env.auth("hr_admin"), rebuild_tables)
+    assert walked == everything
 
 
 async def test_pair_events_reach_the_broker_for_sessions_and_evaluation(env: MatchingEnv, kafka_bootstrap: str) -> None:

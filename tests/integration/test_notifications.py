@@ -16,13 +16,16 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
+from libs.auth.principal import HR_ADMIN, Principal
 from libs.runtime.clock import PlatformClock
 from services.notifications.domain.kinds import Kind
+from services.notifications.service_layer.export import Export, NotificationsExport
 from services.notifications.service_layer.messages import Meeting, Messages
 from services.notifications.service_layer.scheduler import Scheduler
+from tests.support.gdpr_export import assert_export_complete
 from tests.support.kafka import wait_for
 from tests.support.mailbox import Mailbox, invite_of, subject_of, text_of
-from tests.support.world import OTHER_ORG, World, platform_world
+from tests.support.world import ORG, OTHER_ORG, World, platform_world
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +175,20 @@ async def test_a_mail_server_outage_delays_delivery_and_delivers_once(world: Wor
     assert max(r["attempts"] for r in sent) >= 2 and all(r["body"] is None for r in sent)
     await asyncio.sleep(1)  # a few more delivery passes: still one message each
     assert all(len(mailbox.matching(to=to, kind="session_scheduled")) == 2 for to in (FR_MENTEE, FR_MENTOR))
+
+
+async def test_the_gdpr_export_declares_every_field_it_exports(world: World, mailbox: Mailbox) -> None:
+    person = world.fr.mentee_id
+    await world.ok("notifications", "PUT", "/v1/preferences/me", {"language": "fr"}, headers=world.participant(person))
+    await wait_for(lambda: messages(world, "recipient_id = $1 AND finished_at IS NOT NULL", uuid.UUID(person)))
+    answer = await world.ok("notifications", "GET", f"/v1/participants/{person}/export")
+    data = answer["data"]
+    assert data["recipient"] and data["preferences"] and data["messages"]  # every part holds something
+    unfiltered = await Export("notifications").collect(
+        world.platform.pool, Principal("hr-1", ORG, {HR_ADMIN}), uuid.UUID(person)
+    )
+    assert unfiltered is not None
+    assert_export_complete("notifications", answer, unfiltered, NotificationsExport)
 
 
 async def test_an_erased_person_receives_nothing_more(world: World, mailbox: Mailbox) -> None:

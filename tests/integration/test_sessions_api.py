@@ -288,7 +288,7 @@ async def test_members_check_in_on_their_formed_pair(env: SessionsEnv) -> None:
     assert await env.count_events() == before
 
     listed = (await env.client.get(f"/v1/check-ins?pair_id={pair.pair_id}", headers=env.auth())).json()["items"]
-    assert [c["member"] for c in listed] == ["mentee", "mentor"]
+    assert [c["member"] for c in listed] == ["mentee", "mentor"]  # in the order they were recorded
     mentor_only = await env.client.get(f"/v1/check-ins?pair_id={pair.pair_id}&member=mentor", headers=env.auth())
     assert [c["mood"] for c in mentor_only.json()["items"]] == [2]
 

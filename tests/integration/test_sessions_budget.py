@@ -21,6 +21,7 @@ from libs.runtime.replay import READ_TABLES, replay
 from libs.settings import Settings
 from services.sessions import SERVICE
 from tests.support.kafka import read_topic, relay_until_empty, wait_for
+from tests.support.pagination import listed, walk_across_rebuild
 from tests.support.problems import problem
 from tests.support.sessions import NOW, PairIds, SessionsEnv, sessions_env
 
@@ -246,19 +247,11 @@ async def test_a_cursor_held_across_a_rebuild_neither_skips_nor_repeats(env: Ses
         await env.check_in(pair, {"mood": 4}, env.member(pair.mentee_id))
     service = dataclasses.replace(SERVICE, name=env.schema)
 
-    async def walk(path: str, rebuild_after: int) -> list[dict]:
-        seen, url, pages = [], f"{path}?programme_id={programme}&limit=1", 0
-        while url:
-            page = (await env.client.get(url, headers=env.auth())).json()
-            seen += page["items"]
-            pages += 1
-            if pages == rebuild_after:  # a reader is half way through when ops rebuild the tables
-                await replay(env.pool, Settings(data_dir=env.data_dir), [service], env.schema, READ_TABLES)
-            cursor = page["next_cursor"]
-            url = f"{path}?programme_id={programme}&limit=1&cursor={cursor}" if cursor else ""
-        return seen
+    async def rebuild_tables() -> None:
+        await replay(env.pool, Settings(data_dir=env.data_dir), [service], env.schema, READ_TABLES)
 
     for path in ("/v1/sessions", "/v1/check-ins", "/v1/budgets"):
-        everything = (await env.client.get(f"{path}?programme_id={programme}", headers=env.auth())).json()["items"]
+        query = {"programme_id": str(programme)}
+        everything = await listed(env.client, path, query, env.auth())
         assert len(everything) >= 3, path
-        assert await walk(path, rebuild_after=2) == everything, path
+        assert await walk_across_rebuild(env.client, path, query, env.auth(), rebuild_tables) == everything, path

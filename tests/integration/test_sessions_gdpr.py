@@ -15,12 +15,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from libs.auth.principal import HR_ADMIN, Principal
 from libs.events.contexts.enrollment import ParticipantErased, Role
 from libs.events.contexts.matching import PairNotesExpired, PairRef
 from libs.gdpr.personal import ERASED
 from services.sessions.bootstrap import Sessions
+from services.sessions.service_layer.export import Export, SessionsExport
+from tests.support.gdpr_export import assert_export_complete
 from tests.support.kafka import wait_for
-from tests.support.sessions import MATCHING_ACTOR, NOW, PairIds, SessionsEnv, sessions_env
+from tests.support.sessions import MATCHING_ACTOR, NOW, ORG, PairIds, SessionsEnv, sessions_env
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +158,9 @@ async def test_the_export_holds_the_participants_sessions_check_ins_and_time(env
     programme = await env.programme()
     pair = await env.form_pair(programme)
     await with_free_text(env, pair, "export")
+    moved = await env.schedule(pair, 72)
+    later = (env.clock.now + timedelta(hours=96)).isoformat()
+    assert (await env.act(moved, "move", {"starts_at": later}, env.member(pair.mentee_id))).status_code == 200
 
     mentor = await env.client.get(f"/v1/participants/{pair.mentor_id}/export", headers=env.auth())
     assert mentor.status_code == 200, mentor.text
@@ -162,7 +168,11 @@ async def test_the_export_holds_the_participants_sessions_check_ins_and_time(env
     assert body["service"] == "sessions" and body["participant_id"] == str(pair.mentor_id)
     part = body["data"]
     assert [p["pair_id"] for p in part["pairs"]] == [str(pair.pair_id)]
-    assert sessions_docs(part) == ["cancelled", "held"]
+    assert sessions_docs(part) == ["cancelled", "held", "scheduled"]
+    # Every field exported is declared, and none of what the service collected is lost.
+    unfiltered = await Export(env.schema).collect(env.pool, Principal("hr-1", ORG, {HR_ADMIN}), pair.mentor_id)
+    assert unfiltered is not None and any(s["moves"] for s in unfiltered["sessions"])
+    assert_export_complete("sessions", body, unfiltered, SessionsExport)
     assert [c["member"] for c in part["check_ins"]] == ["mentor"]  # its own check-ins
     assert part["check_ins"][0]["blockers"] == f"blocked {CANARY} export"
     [month] = part["time_entries"]

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.vault import KeyVault
@@ -51,9 +51,13 @@ class Query:
     def add(self, condition: str, *values: Any) -> None:
         """``condition`` uses ``$?`` for each value, in order."""
         for value in values:
-            self.params.append(value)
-            condition = condition.replace("$?", f"${len(self.params)}", 1)
+            condition = condition.replace("$?", self.param(value), 1)
         self.conditions.append(condition)
+
+    def param(self, value: Any) -> str:
+        """``value`` as the next numbered parameter."""
+        self.params.append(value)
+        return f"${len(self.params)}"
 
     def where(self) -> str:
         return " AND ".join(self.conditions) or "true"
@@ -154,7 +158,7 @@ class Views:
         query = Query()
         query.add("organisation = $?", principal.organisation)
         return await self._page(
-            db, f"{self.s}.programmes", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope
+            db, f"{self.s}.programmes", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope, PROGRAMME_ORDER
         )
 
     async def waves(self, db: Executor, principal: Principal, filters: WaveFilters, page: PageParams) -> Page[Any]:
@@ -164,7 +168,9 @@ class Views:
             query.add("programme_id = $?", filters.programme_id)
         if filters.status is not None:
             query.add("status = $?", filters.status)
-        return await self._page(db, f"{self.s}.waves", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope)
+        return await self._page(
+            db, f"{self.s}.waves", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope, WAVE_ORDER
+        )
 
     async def participants(
         self, db: Executor, principal: Principal, filters: ParticipantFilters, page: PageParams
@@ -180,7 +186,7 @@ class Views:
                 query.add(f"{column} = $?", value)
         if filters.theme is not None:
             query.add("themes @> ARRAY[$?::text]", filters.theme)
-        found = await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope)
+        found = await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope, PARTICIPANT_ORDER)
         await self._erasure_progress(found.items)
         return found
 
@@ -199,20 +205,21 @@ class Views:
         return query
 
     async def _page(
-        self, db: Executor, table: str, document: str, query: Query, page: PageParams, scope: str
+        self, db: Executor, table: str, document: str, query: Query, page: PageParams, scope: str, order: Order
     ) -> Page[Any]:
+        """One page in ``order``: the row's own id, never ``row_id``, which a
+        rebuild (``binome replay``) renumbers; so a cursor held across a
+        rebuild neither skips nor repeats."""
         after = page.after(scope)
         if after is not None:
-            if not isinstance(after, int):
-                raise invalid_query("cursor", "Not a cursor this API issued.")
-            query.add("row_id > $?", after)
-        query.params.append(page.limit + 1)
+            query.conditions.append(after_condition(order, after, query.param))
+        keys = order_by(order)
         rows = await db.fetch(
-            f"SELECT row_id, {document}::text AS doc FROM {table} t WHERE {query.where()}"
-            f" ORDER BY row_id LIMIT ${len(query.params)}",
+            f"SELECT {keys}, {document}::text AS doc FROM {table} t WHERE {query.where()}"
+            f" ORDER BY {keys} LIMIT {query.param(page.limit + 1)}",
             *query.params,
         )
-        return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: orjson.loads(r["doc"]))
+        return keyed_page(rows, page, scope, order, lambda r: orjson.loads(r["doc"]))
 
     # -- the enrolment funnel -----------------------------------------------------------
 
@@ -267,3 +274,9 @@ class Views:
             employee_refs,
         )
         return {r["employee_ref"]: (r["participant_id"], r["country"]) for r in rows}
+
+
+#: Lists page by each row's own id (see ``_page``).
+PROGRAMME_ORDER: Order = (("programme_id", UUID),)
+WAVE_ORDER: Order = (("wave_id", UUID),)
+PARTICIPANT_ORDER: Order = (("participant_id", UUID),)

@@ -53,7 +53,7 @@ from services.evaluation.entrypoints.schemas import (
     TemplateVersionIn,
 )
 from services.evaluation.service_layer import handlers, importing
-from services.evaluation.service_layer.export import Export
+from services.evaluation.service_layer.export import EvaluationExport, Export
 from services.evaluation.service_layer.views import AssignmentFilters
 
 NAME = "evaluation"
@@ -379,5 +379,7 @@ def create_app(ctx: ServiceContext, clock: Clock | None = None) -> FastAPI:
     app.state.evaluation = Evaluation(ctx.pool, ctx.store, clock or ctx.clock)  # a test's clock, else the platform's
     app.include_router(router)
     part = Export(ctx.store.schema)
-    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
+    app.include_router(
+        export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid), EvaluationExport)
+    )
     return app

@@ -5,6 +5,7 @@ participant is unknown."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +13,73 @@ import asyncpg
 import orjson
 
 from libs.auth.principal import Principal
+from libs.events.contexts.evaluation import (
+    ActionStatus,
+    CancellationReason,
+    Phase,
+    QuestionKind,
+    Respondent,
+    SurveyKind,
+)
 from libs.eventstore.migrations import check_schema_name
+from libs.gdpr.export import ActorExport, ExportPart
+
+
+class AnswerExport(ExportPart):
+    question_id: str
+    kind: QuestionKind
+    scale: int | None
+    options: list[str]
+
+
+class ActionExport(ExportPart):
+    status: ActionStatus
+    description: str | None
+
+
+class CancelledExport(ExportPart):
+    reason: CancellationReason
+    at: datetime
+
+
+class AssignmentExport(ExportPart):
+    """An assignment's document as the read model keeps it (adapters/projector.py)."""
+
+    assignment_id: UUID
+    programme_id: UUID
+    wave_id: UUID
+    country: str
+    pair_id: UUID
+    participant_id: UUID
+    template_id: UUID
+    template_version: int
+    kind: SurveyKind
+    phase: Phase
+    respondent: Respondent
+    session_id: UUID | None
+    due_at: datetime
+    status: str
+    assigned_at: datetime
+    assigned_by: ActorExport
+    reminders: int
+    last_reminded_at: datetime | None
+    answers: list[AnswerExport] | None
+    free_text: dict[str, str] | None
+    actions: list[ActionExport] | None
+    answered_at: datetime | None
+    cancelled: CancelledExport | None
+    version: int
+
+
+class CommittedActionExport(ActionExport):
+    assignment_id: UUID
+
+
+class EvaluationExport(ExportPart):
+    """Every field ``Export.collect`` returns (an undeclared one is an error)."""
+
+    assignments: list[AssignmentExport]
+    committed_actions: list[CommittedActionExport]
 
 
 class Export:

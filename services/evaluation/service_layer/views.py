@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
 from libs.events.contexts.evaluation import Phase, SurveyKind
 from libs.eventstore.migrations import check_schema_name
@@ -176,18 +176,15 @@ class Views:
             where.add(test.format(where.param(now)))
         after = page.after(scope)
         if after is not None:
-            if not isinstance(after, int):
-                raise invalid_query("cursor", "Not a cursor this API issued.")
-            where.add(f"row_id > {where.param(after)}")
+            where.add(after_condition(ASSIGNMENT_ORDER, after, where.param))
+        keys = order_by(ASSIGNMENT_ORDER)
         limit = where.param(page.limit + 1)
         rows = await db.fetch(
-            f"SELECT row_id, organisation, participant_id, doc::text AS doc FROM {self.s}.assignments"
-            f" WHERE {where} ORDER BY row_id LIMIT {limit}",
+            f"SELECT {keys}, organisation, participant_id, doc::text AS doc FROM {self.s}.assignments"
+            f" WHERE {where} ORDER BY {keys} LIMIT {limit}",
             *where.values,
         )
-        return Page[Any].of(
-            rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: self._visible_doc(principal, r, now)
-        )
+        return keyed_page(rows, page, scope, ASSIGNMENT_ORDER, lambda r: self._visible_doc(principal, r, now))
 
     async def overdue(self, db: Db, principal: Principal, now: datetime) -> list[UUID]:
         where = Where()
@@ -336,3 +333,8 @@ def _as_uuid(value: str) -> UUID | None:
         return UUID(value)
     except ValueError:
         return None
+
+
+#: Assignments page by their own id, never ``row_id``, which a rebuild
+#: (``binome replay``) renumbers: a cursor held across a rebuild neither skips nor repeats.
+ASSIGNMENT_ORDER: Order = (("assignment_id", UUID),)

@@ -8,7 +8,7 @@ are evaluated against ``app.state.clock``, injected by tests.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from libs.api.app import create_service_app
-from libs.api.pagination import Page, PageParams, cursor_scope, page_params
+from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values, page_params
 from libs.api.problems import problem_responses
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, SERVICE, Principal
@@ -36,7 +36,7 @@ from services.insights.entrypoints.schemas import (
     SuccessFactorsOut,
 )
 from services.insights.factors.analysis import analyse
-from services.insights.health.facts import PairScope, pair_health, rules_for
+from services.insights.health.facts import PairScope, pair_health, pair_health_page, rules_for
 from services.insights.health.rules import NEEDS_ATTENTION, HealthRules, Status
 from services.insights.network import export
 from services.insights.network.graph import build, by_wave, measures, scoped
@@ -98,25 +98,25 @@ async def list_pair_health(
     who: Principal = Depends(requires(*READERS)),
 ) -> Any:
     """Pairs by status (default: needing attention) in a wave, country or
-    region, the newest reason first."""
+    region, by pair id: a stable order, so a cursor held while statuses
+    change or the read model is rebuilt neither skips nor repeats (each
+    item's ``reasons`` come newest first)."""
     db, s = pool(request), schema(request)
     countries = views.narrowed(who, country)
     await views.check_wave(db, s, who, wave_id)
     scope = PairScope(who.organisation, programme_id, wave_id, countries, region)
     wanted = set(status)
-    listed = [h for h in await pair_health(db, s, scope, now(request)) if h.verdict.status in wanted]
-
-    def key(h) -> list[str]:
-        at = h.verdict.newest_reason_at or h.row["formed_at"]
-        return [at.astimezone(UTC).isoformat(), str(h.row["pair_id"])]
-
-    listed.sort(key=key, reverse=True)
     filters = cursor_scope(p=programme_id, w=wave_id, c=countries, r=region, s=sorted(wanted))
     after = page.after(filters)
-    if after is not None:
-        listed = [h for h in listed if key(h) < after]
-    result = Page.of(listed[: page.limit + 1], page.limit, filters, key=key, item=lambda h: h.as_dict())
-    return result
+    (after_id,) = (None,) if after is None else cursor_values(after, PAIR_HEALTH_ORDER)
+    found = await pair_health_page(db, s, scope, now(request), wanted, after_id, page.limit)
+    return Page.of(
+        found, page.limit, filters, key=lambda h: cursor_key(h.row, PAIR_HEALTH_ORDER), item=lambda h: h.as_dict()
+    )
+
+
+#: Pair health lists page by pair id (``pair_health_page``).
+PAIR_HEALTH_ORDER: Order = (("pair_id", UUID),)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from services.insights.health.rules import HealthRules, MemberMood, PairFacts, Verdict, evaluate
+from services.insights.health.rules import HealthRules, MemberMood, PairFacts, Status, Verdict, evaluate
 
 Executor = asyncpg.Connection | asyncpg.Pool
 
@@ -37,6 +37,10 @@ WHERE ($1::text IS NULL OR p.organisation = $1) AND p.status IN ('formed', 'comp
   AND ($4::text[] IS NULL OR p.country = ANY($4))
   AND ($5::text IS NULL OR w.region = $5)
   AND ($6::uuid IS NULL OR p.pair_id = $6)
+  AND ($7::text[] IS NULL OR p.status = ANY($7))
+  AND ($8::uuid IS NULL OR p.pair_id > $8)
+ORDER BY p.pair_id
+LIMIT $9  -- NULL: no limit
 """
 
 
@@ -115,10 +119,74 @@ async def rules_for(db: Executor, schema: str, programme_ids: set[UUID]) -> dict
 
 
 async def pair_health(db: Executor, schema: str, scope: PairScope, now: datetime) -> list[PairHealth]:
-    """Every formed (or ended) pair in ``scope`` with its verdict as of ``now``."""
-    rows = await db.fetch(
+    """Every formed (or ended) pair in ``scope`` with its verdict as of ``now``, by pair id."""
+    return await _evaluated(db, schema, scope, now, await _rows(db, schema, scope))
+
+
+#: The stored pair statuses each health status can come from (``evaluate``):
+#: the part of a status filter that SQL can apply.
+_STORED = {
+    Status.ENDED: ("completed", "dissolved"),
+    Status.HEALTHY: ("formed",),
+    Status.AT_RISK: ("formed",),
+    Status.DORMANT: ("formed",),
+}
+
+
+async def pair_health_page(
+    db: Executor, schema: str, scope: PairScope, now: datetime, wanted: set[Status], after: UUID | None, limit: int
+) -> list[PairHealth]:
+    """Up to ``limit + 1`` pairs in ``scope`` whose status is ``wanted``, by
+    pair id after ``after``: a stable order (a rebuild or the passing of time
+    changes a status, never a pair's place), paged in SQL.
+
+    SQL filters on the stored pair status (ended or not). Healthy, at risk
+    and dormant depend on the programme's rules and on ``now``, so they are
+    evaluated in Python on each batch of ``limit + 1`` rows, and batches are
+    read until the page is full or the pairs run out: a page never holds more
+    than one batch in memory, and a filter on a rare status reads further."""
+    stored = sorted({s for status in wanted for s in _STORED[status]})
+    found: list[PairHealth] = []
+    while len(found) <= limit:
+        rows = await _rows(db, schema, scope, stored=stored, after=after, limit=limit + 1)
+        found += [h for h in await _evaluated(db, schema, scope, now, rows) if h.verdict.status in wanted]
+        if len(rows) <= limit:
+            break
+        after = rows[-1]["pair_id"]
+    return found[: limit + 1]
+
+
+async def _rows(
+    db: Executor,
+    schema: str,
+    scope: PairScope,
+    *,
+    stored: list[str] | None = None,
+    after: UUID | None = None,
+    limit: int | None = None,
+) -> list[asyncpg.Record]:
+    return await db.fetch(*pairs_statement(schema, scope, stored=stored, after=after, limit=limit))
+
+
+def pairs_statement(
+    schema: str,
+    scope: PairScope,
+    *,
+    stored: list[str] | None = None,
+    after: UUID | None = None,
+    limit: int | None = None,
+) -> tuple[Any, ...]:
+    """The statement that reads pairs' facts and its arguments: the pairs in
+    ``scope`` with a stored status in ``stored``, by pair id after ``after``."""
+    return (
         _PAIRS.format(s=schema),
         scope.organisation, scope.programme_id, scope.wave_id, scope.countries, scope.region, scope.pair_id,
-    )
+        stored, after, limit,
+    )  # fmt: skip
+
+
+async def _evaluated(
+    db: Executor, schema: str, scope: PairScope, now: datetime, rows: list[asyncpg.Record]
+) -> list[PairHealth]:
     rules = await rules_for(db, schema, {r["programme_id"] for r in rows})
     return [PairHealth(dict(r), evaluate(to_facts(r), rules[r["programme_id"]], now)) for r in rows]

@@ -1,5 +1,6 @@
 """The read side: runs and pairs from the read tables, as the caller may see
-them (see ``access``). Lists are keyset-paginated on ``row_id``; a filter on
+them (see ``access``). Lists are keyset-paginated on each row's own id (never
+``row_id``, which a rebuild renumbers); a filter on
 a country or wave the caller may not see is a 404, like the object itself."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query
+from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import REGIONAL_COMMITTEE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
 from services.matching.domain.errors import NotFound
@@ -109,7 +110,7 @@ class Views:
             await self._check_participant(db, principal, filters.participant_id)
             who = where.param(filters.participant_id)
             where.clauses.append(f"(mentee_id = {who} OR mentor_id = {who})")
-        return await self._page(db, "pairs", where, page, cursor_scope(kind="pairs", **vars(filters)))
+        return await self._page(db, "pairs", where, page, cursor_scope(kind="pairs", **vars(filters)), PAIR_ORDER)
 
     async def runs(self, db: Executor, principal: Principal, filters: RunFilters, page: PageParams) -> Page[Any]:
         where = Where(principal.organisation)
@@ -121,7 +122,7 @@ class Views:
         if filters.wave_id is not None:
             await self._check_wave(db, principal, filters.wave_id)
             where.clauses.append(f"{where.param(filters.wave_id)}::uuid = ANY(wave_ids)")
-        return await self._page(db, "runs", where, page, cursor_scope(kind="runs", **vars(filters)))
+        return await self._page(db, "runs", where, page, cursor_scope(kind="runs", **vars(filters)), RUN_ORDER)
 
     async def _check_wave(self, db: Executor, principal: Principal, wave_id: UUID) -> None:
         """A filter naming a wave of another country (or none) is a 404."""
@@ -166,18 +167,23 @@ class Views:
         elif not principal.sees_all_countries():
             where.clauses.append(f"country = ANY({where.param(sorted(principal.countries))}::text[])")
 
-    async def _page(self, db: Executor, table: str, where: Where, page: PageParams, scope: str) -> Page[Any]:
+    async def _page(
+        self, db: Executor, table: str, where: Where, page: PageParams, scope: str, order: Order
+    ) -> Page[Any]:
         after = page.after(scope)
         if after is not None:
-            if not isinstance(after, int):
-                raise invalid_query("cursor", "Not a cursor this API issued.")
-            where.clauses.append(f"row_id > {where.param(after)}")
+            where.clauses.append(after_condition(order, after, where.param))
+        keys = order_by(order)
         limit = where.param(page.limit + 1)
         rows = await db.fetch(
-            f"SELECT row_id, doc::text AS doc FROM {self.s}.{table} WHERE {where.sql()} ORDER BY row_id LIMIT {limit}",
+            f"SELECT {keys}, doc::text AS doc FROM {self.s}.{table} WHERE {where.sql()} ORDER BY {keys} LIMIT {limit}",
             *where.values,
         )
-        return Page[Any].of(rows, page.limit, scope, key=lambda r: r["row_id"], item=lambda r: orjson.loads(r["doc"]))
+        return keyed_page(rows, page, scope, order, lambda r: orjson.loads(r["doc"]))
+
+
+PAIR_ORDER: Order = (("pair_id", UUID),)
+RUN_ORDER: Order = (("run_id", UUID),)
 
 
 def _as_uuid(subject: str) -> UUID | None:

@@ -35,8 +35,8 @@ from services.notifications.entrypoints.schemas import (
     PreferencesIn,
     PreferencesOut,
 )
-from services.notifications.service_layer.export import Export
 from services.notifications.entrypoints.committees import install_committees
+from services.notifications.service_layer.export import Export, NotificationsExport
 from services.notifications.entrypoints.webhooks import install_webhooks
 
 NAME = "notifications"
@@ -195,7 +195,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.delivered_to = mailer_from(ctx.settings.smtp_url, ctx.settings.data_dir).where
     app.include_router(router)
     part = Export(ctx.store.schema)
-    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
+    app.include_router(
+        export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid), NotificationsExport)
+    )
     install_webhooks(app, ctx)
     install_committees(app, ctx.store.schema)
     return app

@@ -4,12 +4,48 @@ the log of the messages sent to them (metadata: bodies are not kept)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from libs.auth.principal import Principal
+from libs.gdpr.export import ExportPart
+
+
+class RecipientExport(ExportPart):
+    email: str
+    display_name: str
+    languages: list[str]
+    time_zone: str
+
+
+class PreferencesExport(ExportPart):
+    language: str | None
+    muted_kinds: list[str]
+    updated_at: datetime
+
+
+class MessageExport(ExportPart):
+    """A message's metadata (its body is not kept once sent)."""
+
+    message_id: UUID
+    kind: str
+    language: str
+    with_invite: bool
+    status: str
+    attempts: int
+    queued_at: datetime
+    finished_at: datetime | None
+
+
+class NotificationsExport(ExportPart):
+    """Every field ``Export.collect`` returns (an undeclared one is an error)."""
+
+    recipient: RecipientExport | None
+    preferences: PreferencesExport | None
+    messages: list[MessageExport]
 
 
 class Export:

@@ -44,7 +44,7 @@ from libs.runtime.service import ServiceContext
 from services.sessions.bootstrap import Clock, Sessions
 from services.sessions.domain.errors import InvalidInput, InvalidState, NotFound, TimeTaken
 from services.sessions.domain.values import SessionRules, SessionStatus, month_of
-from services.sessions.service_layer.export import Export
+from services.sessions.service_layer.export import Export, SessionsExport
 from services.sessions.entrypoints.schemas import (
     BudgetOut,
     CancelIn,
@@ -435,5 +435,7 @@ def create_app(ctx: ServiceContext, clock: Clock | None = None) -> FastAPI:
     app.state.sessions = Sessions(ctx.pool, ctx.store, clock or ctx.clock)  # a test's clock, else the platform's
     app.include_router(router)
     part = Export(ctx.store.schema)
-    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
+    app.include_router(
+        export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid), SessionsExport)
+    )
     return app

@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values
+from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import PARTICIPANT, REGIONAL_COMMITTEE, Principal, normalise_country
 from libs.eventstore.migrations import check_schema_name
 from services.sessions.domain.errors import NotFound
@@ -283,9 +283,7 @@ class Views:
         if filters.starts_before is not None:
             where.add(f"starts_at < {where.param(filters.starts_before)}")
         rows = await self._by_key(db, "sessions", "doc::text AS doc", where, page, scope, SESSION_ORDER)
-        return Page[Any].of(
-            rows, page.limit, scope, key=lambda r: cursor_key(r, SESSION_ORDER), item=lambda r: orjson.loads(r["doc"])
-        )
+        return keyed_page(rows, page, scope, SESSION_ORDER, lambda r: orjson.loads(r["doc"]))
 
     async def check_ins(
         self, db: Executor, principal: Principal, filters: CheckInFilters, page: PageParams
@@ -296,9 +294,7 @@ class Views:
             if value is not None:
                 where.add(f"{column} = {where.param(value)}")
         rows = await self._by_key(db, "check_ins", "doc::text AS doc", where, page, scope, CHECK_IN_ORDER)
-        return Page[Any].of(
-            rows, page.limit, scope, key=lambda r: cursor_key(r, CHECK_IN_ORDER), item=lambda r: orjson.loads(r["doc"])
-        )
+        return keyed_page(rows, page, scope, CHECK_IN_ORDER, lambda r: orjson.loads(r["doc"]))
 
     async def _visible_mentor(self, db: Executor, principal: Principal, mentor_id: UUID) -> asyncpg.Record:
         """The mentor's home (its latest pair: organisation, programme, country); 404 when the caller may not see it."""
@@ -321,7 +317,7 @@ class Views:
             if value is not None:
                 where.add(f"{column} = {where.param(value)}")
         rows = await self._by_key(db, "mentor_months", BUDGET_COLUMNS, where, page, scope, BUDGET_ORDER)
-        return Page[Any].of(rows, page.limit, scope, key=lambda r: cursor_key(r, BUDGET_ORDER), item=_budget_item)
+        return keyed_page(rows, page, scope, BUDGET_ORDER, _budget_item)
 
     async def _people_filters(
         self,
@@ -357,11 +353,10 @@ class Views:
         """One page in ``order``: columns of the read model's own content, never
         ``row_id``, which a rebuild (``binome replay``) renumbers; so a cursor
         held across a rebuild neither skips nor repeats."""
-        keys = ", ".join(column for column, _ in order)
+        keys = order_by(order)
         after = page.after(scope)
         if after is not None:
-            values = ", ".join(where.param(value) for value in cursor_values(after, order))
-            where.add(f"({keys}) > ({values})")
+            where.add(after_condition(order, after, where.param))
         return await db.fetch(
             f"SELECT {keys}, {columns} FROM {self.s}.{table} WHERE {where.sql()}"
             f" ORDER BY {keys} LIMIT {where.param(page.limit + 1)}",
