@@ -130,6 +130,12 @@ class PersonalData:
         ]
 
 
+def known(value: str | None) -> str | None:
+    """A personal value as a read model keeps it: an erased or empty one is
+    no value."""
+    return None if value in (None, "", ERASED) else value
+
+
 def _needs_sealing(value: str) -> bool:
     """A plain personal value: not sealed yet, and not ``ERASED`` (what a
     shredded value opened as carries nothing of the person)."""

@@ -139,13 +139,12 @@ def _resource_type() -> dict[str, Any]:
 
 
 def _schema() -> dict[str, Any]:
-    attribute = _open({name: {"type": kind} for name, kind in (
+    members = {name: {"type": kind} for name, kind in (
         ("name", "string"), ("type", "string"), ("multiValued", "boolean"), ("description", "string"),
         ("required", "boolean"), ("caseExact", "boolean"), ("mutability", "string"), ("returned", "string"),
-        ("uniqueness", "string"))} | {"canonicalValues": _STRINGS, "referenceTypes": _STRINGS,
-                                      "subAttributes": {"type": "array", "items": {"type": "object"}}})
-    attribute["properties"]["subAttributes"]["items"] = attribute | {"properties": dict(attribute["properties"])}
-    attribute["properties"]["subAttributes"]["items"]["properties"].pop("subAttributes")
+        ("uniqueness", "string"))} | {"canonicalValues": _STRINGS, "referenceTypes": _STRINGS}
+    # One level of sub-attributes: SCIM nests no deeper (RFC 7643 §2.4).
+    attribute = _open(members | {"subAttributes": {"type": "array", "items": _open(members)}})
     return _open({"schemas": _STRINGS, "id": {"type": "string"}, "name": {"type": "string"},
                   "description": {"type": "string"}, "attributes": {"type": "array", "items": attribute},
                   "meta": _open({name: {"type": "string"} for name in META})})

@@ -19,19 +19,14 @@ import orjson
 
 from libs.events.contexts.directory import DirectoryProfile, PersonIdentity, PersonState
 from libs.eventstore.migrations import check_schema_name
-from libs.gdpr.personal import ERASED
-
-
-def _known(value: str | None) -> str | None:
-    """A personal value as a read model keeps it: an erased one is no value."""
-    return None if value in (None, "", ERASED) else value
+from libs.gdpr.personal import known
 
 
 def display_name_of(identity: PersonIdentity) -> str | None:
     """What SCIM calls the person, most specific first."""
     composed = " ".join(n for n in (identity.given_name, identity.family_name) if n)
     for name in (identity.display_name, identity.formatted_name, composed, identity.user_name):
-        if _known(name):
+        if known(name):
             return name
     return None
 
@@ -39,7 +34,7 @@ def display_name_of(identity: PersonIdentity) -> str | None:
 def email_of(identity: PersonIdentity) -> str | None:
     """The primary e-mail, else the work one, else the first."""
     ranked = sorted(identity.emails, key=lambda e: (not e.primary, e.type != "work"))
-    return next((e.value for e in ranked if _known(e.value)), None)
+    return next((e.value for e in ranked if known(e.value)), None)
 
 
 @dataclass(frozen=True)
@@ -60,11 +55,11 @@ class DirectoryPerson:
 
     @classmethod
     def of(cls, organisation: str, event: PersonState) -> DirectoryPerson:
-        manager = _known(event.manager_id)
+        manager = known(event.manager_id)
         return cls(
             person_id=event.person_id,
             organisation=organisation,
-            employee_number=_known(event.identity.employee_number),
+            employee_number=known(event.identity.employee_number),
             display_name=display_name_of(event.identity),
             email=email_of(event.identity),
             manager_id=UUID(manager) if manager else None,

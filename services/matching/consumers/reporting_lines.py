@@ -18,12 +18,8 @@ import asyncpg
 from libs.events.contexts.directory import PersonErased, PersonProvisioned, PersonState, PersonUpdated
 from libs.events.envelope import Envelope
 from libs.eventstore.migrations import check_schema_name
-from libs.gdpr.personal import ERASED
+from libs.gdpr.personal import known
 from libs.messaging.dispatch import Consumer
-
-
-def _known(value: str | None) -> str | None:
-    return None if value in (None, "", ERASED) else value
 
 
 class ReportingLines(Consumer):
@@ -45,12 +41,12 @@ class ReportingLines(Consumer):
         await self._person(conn, envelope, event)
 
     async def _person(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonState) -> None:
-        manager = _known(event.manager_id)
+        manager = known(event.manager_id)
         await conn.execute(
             self._sql_upsert,
             event.person_id,
             envelope.tenant,
-            _known(event.identity.employee_number),
+            known(event.identity.employee_number),
             UUID(manager) if manager else None,
             envelope.sequence,
         )
