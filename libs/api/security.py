@@ -55,10 +55,12 @@ async def current_principal(
         raise _failed(limits, request, _unauthorized("A bearer token is required."))
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        if verifier.may_block:
+        # A token verified before under the keys in force: no RSA, no thread.
+        principal = verifier.cached(credentials.credentials)
+        if principal is None and verifier.may_block:
             # A JWKS fetch is blocking urllib I/O; keep it off the event loop.
             principal = await run_in_threadpool(verifier.verify, credentials.credentials)
-        else:
+        elif principal is None:
             principal = verifier.verify(credentials.credentials)
     except InvalidToken as exc:
         raise _failed(limits, request, _unauthorized(str(exc), error="invalid_token")) from exc

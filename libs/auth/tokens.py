@@ -19,11 +19,22 @@ Rules that make this safe, and why:
   JWKS URL through ``jwt.PyJWKClient``, which caches the key set and refetches
   it when a token names an unknown ``kid``, so an identity provider can rotate
   keys without restarting any service.
+- A verified token's Principal is remembered (``VerifiedTokens``, a bounded
+  LRU keyed by the whole token string) until the token expires: a client
+  sends the same token for minutes or hours, and an RSA verification cost
+  more than the rest of a typical read. A hit is only a token verified before
+  *with the key set in force now*: a JWKS refetch (a rotation, a withdrawn
+  key, the set's lifespan) forgets every token verified under the old set, so
+  a withdrawn key is refused exactly when it was before the cache. A token
+  that failed is never remembered (each failure still counts against its
+  source's budget).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +98,40 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     )
 
 
+class VerifiedTokens:
+    """Principals of verified tokens until each token's expiry, at most
+    ``size`` of them (the least recently used goes first). Thread-safe: a
+    JWKS verifier runs in the thread pool."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        # token -> (principal, valid until (epoch seconds), the key set it was verified with)
+        self._entries: OrderedDict[str, tuple[Principal, float, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, key_set: object) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            principal, until, verified_with = entry
+            if verified_with is not key_set or time.time() >= until:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return principal
+
+    def put(self, token: str, principal: Principal, until: float, key_set: object) -> None:
+        with self._lock:
+            self._entries[token] = (principal, until, key_set)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     """Verifies bearer tokens and returns the caller's ``Principal``.
 
@@ -108,6 +153,7 @@ class TokenVerifier:
         jwks_refresh_cooldown_seconds: float = 30,
         jwks_timeout_seconds: float = 5,
         max_lifetime_seconds: float = 12 * 3600,
+        verified_cache_size: int = 10_000,
     ) -> None:
         if (public_key is None) == (jwks_url is None):
             raise ValueError("give exactly one of public_key or jwks_url")
@@ -123,6 +169,7 @@ class TokenVerifier:
         self.max_lifetime_seconds = max_lifetime_seconds
         self._key: Any = None
         self._jwks: jwt.PyJWKClient | None = None
+        self.verified = VerifiedTokens(verified_cache_size)
         if jwks_url is not None:
             # The cooldown bounds how often an attacker sending random kids
             # can make us hit the IdP; a real rotation publishes the new key
@@ -193,8 +240,25 @@ class TokenVerifier:
             log.info("auth.token_rejected", reason=str(exc))
             raise InvalidToken("token is invalid") from exc
 
+    def _key_set(self) -> object:
+        """What a token is verified against now: the PEM key, or the JWKS set
+        cached now (None once it expired: nothing cached is a hit then)."""
+        if self._jwks is None:
+            return self._key
+        cache = self._jwks.jwk_set_cache
+        return cache.get() if cache is not None else None
+
+    def cached(self, token: str) -> Principal | None:
+        """The Principal of ``token`` if it was verified before against the
+        key set in force now and has not expired; never blocks."""
+        key_set = self._key_set()
+        return None if key_set is None else self.verified.get(token, key_set)
+
     def verify(self, token: str) -> Principal:
         """Verify ``token`` and return its Principal, or raise ``InvalidToken``."""
+        principal = self.cached(token)
+        if principal is not None:
+            return principal
         key = self._signing_key(token)
         try:
             claims = jwt.decode(
@@ -223,7 +287,12 @@ class TokenVerifier:
             log.info("auth.token_rejected", reason=str(exc))
             raise InvalidToken("token is invalid") from exc
         self._check_lifetime(claims)
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
+        key_set = self._key_set()  # after the look-up: the set the key came from
+        if key_set is not None:
+            # Accepted until ``exp`` plus the leeway, as jwt.decode would accept it.
+            self.verified.put(token, principal, claims["exp"] + self.leeway_seconds, key_set)
+        return principal
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         """Refuse a token valid for longer than the configured maximum."""

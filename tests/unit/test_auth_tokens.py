@@ -346,3 +346,108 @@ async def test_jwks_verifier_behind_the_http_dependency(jwks: JwksServer) -> Non
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         r = await c.get("/v1/me", headers={"Authorization": f"Bearer {sign(claims(), KEY, kid='k1')}"})
     assert r.status_code == 200 and r.json()["sub"] == "alice"
+
+
+# --- verified tokens remembered until they expire --------------------------
+
+
+def counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every signature verification ``jwt.decode`` runs from now on."""
+    calls: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return calls
+
+
+def test_a_token_verified_once_is_not_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, decodes = pem_verifier(), counting_decodes(monkeypatch)
+    token = sign(claims())
+    first, second = verifier.verify(token), verifier.verify(token)
+    assert first == second and second.subject == "alice"
+    assert decodes == [token]
+    assert verifier.cached(token) == first
+
+
+def test_a_remembered_token_is_verified_again_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, decodes = pem_verifier(), counting_decodes(monkeypatch)
+    now = time.time()
+    token = sign(claims(exp=int(now) + 60))
+    assert verifier.verify(token).subject == "alice"
+    # Past exp plus the leeway (jwt.decode's own refusal, on its own clock, is tested above).
+    monkeypatch.setattr(time, "time", lambda: now + 60 + verifier.leeway_seconds + 1)
+    assert verifier.cached(token) is None
+    verifier.verify(token)
+    assert decodes == [token, token]
+
+
+def test_an_expired_token_is_refused_although_it_was_verified() -> None:
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key=PUBLIC_PEM, leeway_seconds=0)
+    token = sign(claims(exp=int(time.time()) + 2))
+    assert verifier.verify(token).subject == "alice"
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.1)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_token_that_failed_is_not_remembered() -> None:
+    verifier = pem_verifier()
+    token = sign(claims(), key=OTHER_KEY)
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+    assert verifier.cached(token) is None and len(verifier.verified) == 0
+
+
+def test_the_remembered_tokens_are_bounded() -> None:
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key=PUBLIC_PEM, verified_cache_size=2)
+    tokens = [sign(claims(sub=f"user-{i}")) for i in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    assert len(verifier.verified) == 2
+    assert verifier.cached(tokens[0]) is None  # the least recently used went first
+    assert verifier.cached(tokens[2]) is not None
+
+
+def test_a_rotation_forgets_tokens_verified_with_the_withdrawn_key(jwks: JwksServer) -> None:
+    jwks.keys = [jwk(KEY, "k1")]
+    verifier = jwks_verifier(jwks.url)
+    old = sign(claims(), KEY, kid="k1")
+    assert verifier.verify(old).subject == "alice"
+    assert verifier.cached(old) is not None
+    # The IdP withdraws k1; the verifier learns it when a token names k2.
+    jwks.keys = [jwk(OTHER_KEY, "k2")]
+    assert verifier.verify(sign(claims(sub="carol"), OTHER_KEY, kid="k2")).subject == "carol"
+    assert verifier.cached(old) is None
+    with pytest.raises(InvalidToken):
+        verifier.verify(old)
+
+
+def test_a_withdrawn_key_is_refused_when_the_key_set_expires(jwks: JwksServer) -> None:
+    # No token naming a new kid: the key set's own lifespan ends the remembered tokens too.
+    jwks.keys = [jwk(KEY, "k1")]
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url=jwks.url, jwks_cache_seconds=0.2,
+                             jwks_refresh_cooldown_seconds=0)
+    token = sign(claims(), KEY, kid="k1")
+    assert verifier.verify(token).subject == "alice"
+    jwks.keys = [jwk(OTHER_KEY, "k2")]
+    assert verifier.verify(token).subject == "alice"  # the set in force still holds k1, as before the cache
+    time.sleep(0.3)
+    assert verifier.cached(token) is None
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+
+
+async def test_the_http_dependency_uses_the_remembered_token(
+    monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient
+) -> None:
+    decodes = counting_decodes(monkeypatch)
+    token = sign(claims())
+    for _ in range(3):
+        r = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["sub"] == "alice"
+    assert decodes == [token]
