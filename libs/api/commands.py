@@ -35,7 +35,7 @@ CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 STALE_VERSION = "urn:binome:problem:stale-version"
 
 
-def if_match_version(
+async def if_match_version(
     if_match: str | None = Header(None, description='The ETag read before, e.g. "3".'),
     _caller: Principal = Depends(current_principal),
 ) -> int | None:

@@ -81,7 +81,7 @@ class PageParams:
         return None if self.cursor is None else decode_cursor(self.cursor, scope)
 
 
-def page_params(
+async def page_params(
     cursor: str | None = Query(None, max_length=1024, description="Opaque cursor from a previous page's next_cursor."),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT})."),
 ) -> PageParams:
