@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs.api.responses import OrjsonResponse
 from libs.api.routes import allowed_methods
 from libs.auth.principal import Forbidden
 from libs.gdpr.vault import KeyShredded
@@ -142,7 +143,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
-    return JSONResponse(
+    return OrjsonResponse(
         problem.to_dict(instance),
         status_code=problem.status,
         headers=problem.headers,

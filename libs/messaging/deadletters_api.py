@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, idempotency_key, run_idempotently
@@ -113,7 +113,7 @@ async def redrive_dead_letters(
         if body.event_id is not None and not results:
             raise Problem(404, detail=f"No dead letter of {body.consumer} for event {body.event_id}.")
         out = RedriveOut(consumer=body.consumer, results=[RedriveResultOut(**asdict(r)) for r in results])
-        return JSONResponse(out.model_dump(mode="json"))
+        return Response(out.model_dump_json(), media_type="application/json")
 
     return await run_idempotently(redriver.pool, request.app.state.dead_letter_keys, key, work)
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from libs.api.app import create_service_app
@@ -29,6 +29,7 @@ from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
 from libs.api.problems import Problem, import_rejected, invalid, problem_responses
+from libs.api.responses import model_json
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.commands import StaleVersion
@@ -113,11 +114,11 @@ PARTICIPANT_ = Resource(
 
 def document(
     model: type[BaseModel], doc: dict[str, Any], status: int = 200, location: str | None = None
-) -> JSONResponse:
+) -> Response:
     headers = {"ETag": f'"{doc["version"]}"'}
     if location is not None:
         headers["Location"] = location
-    return JSONResponse(model.model_validate(doc).model_dump(mode="json"), status_code=status, headers=headers)
+    return model_json(model, doc, status, headers)
 
 
 async def execute(
@@ -355,7 +356,7 @@ async def import_participants_route(
 
     async def work(uow: UnitOfWork) -> Response:
         report = await import_participants(uow, who, command)
-        return JSONResponse(ImportReportOut.model_validate(report, from_attributes=True).model_dump(mode="json"))
+        return Response(ImportReportOut.model_validate(report, from_attributes=True).model_dump_json(), media_type="application/json")
 
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
@@ -504,7 +505,7 @@ async def transfer_many(
     async def work(uow: UnitOfWork) -> Response:
         moved = await handlers.transfer_many(uow, who, command)
         out = TransferManyOut(from_wave_id=wave_id, to_wave_id=body.to_wave_id, transferred=moved)
-        return JSONResponse(out.model_dump(mode="json"))
+        return Response(out.model_dump_json(), media_type="application/json")
 
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change, rule_broken
@@ -26,6 +26,7 @@ from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs import tabular
 from libs.api.problems import Problem, import_rejected, invalid, problem_responses
+from libs.api.responses import model_json
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.repository import UnitOfWork
@@ -69,8 +70,8 @@ def service(request: Request) -> Evaluation:
     return request.app.state.evaluation
 
 
-def respond(model: type, doc: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(model.model_validate(doc).model_dump(mode="json"), status_code=status)
+def respond(model: type, doc: dict[str, Any], status: int = 200) -> Response:
+    return model_json(model, doc, status)
 
 
 async def command(

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from libs.api.app import create_service_app
@@ -27,6 +27,7 @@ from libs.api.commands import CONCURRENT_CHANGE
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, invalid, problem_responses
+from libs.api.responses import model_json
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.repository import UnitOfWork
@@ -89,8 +90,8 @@ async def command(
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())
 
 
-def _json(model: type, doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(model.model_validate(doc).model_dump(mode="json"), status_code=status, headers=headers)
+def _json(model: type, doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return model_json(model, doc, status, headers)
 
 
 async def pair_command(

@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from libs.api.app import create_service_app
@@ -31,6 +31,7 @@ from libs.api.dates import MONTH_PATTERN, Day, first_day
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, problem_responses
+from libs.api.responses import model_json
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.commands import StaleVersion
@@ -86,9 +87,8 @@ def service(request: Request) -> Sessions:
     return request.app.state.sessions
 
 
-def answer(model: type[BaseModel], doc: dict[str, Any], status: int = 200, **headers: str) -> JSONResponse:
-    body = model.model_validate(doc).model_dump(mode="json")
-    return JSONResponse(body, status_code=status, headers=headers)
+def answer(model: type[BaseModel], doc: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    return model_json(model, doc, status, headers)
 
 
 View = Callable[[UnitOfWork, Principal, UUID], Awaitable[dict[str, Any]]]

@@ -1,0 +1,34 @@
+"""JSON answers encoded in one pass.
+
+FastAPI encodes a route's ``response_model`` with pydantic-core straight to
+bytes. A route that builds its own response (headers such as ``ETag`` and
+``Location``, a status chosen at run time, an idempotent replay) used to go
+through ``model_dump(mode="json")`` and then the standard library's
+``json.dumps``: two passes, the second in pure Python. ``model_json`` lets
+pydantic-core do both at once, and ``OrjsonResponse`` encodes plain dicts
+(problem+json answers) with orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from starlette.responses import JSONResponse, Response
+
+
+class OrjsonResponse(JSONResponse):
+    """A ``JSONResponse`` encoded by orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def model_json(
+    model: type[BaseModel], doc: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """``doc`` checked against ``model`` and encoded by pydantic-core in one pass."""
+    body = model.model_validate(doc).model_dump_json()
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
