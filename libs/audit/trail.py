@@ -9,6 +9,7 @@ tables never differ.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,28 +59,84 @@ class AuditRecord:
         return decision_of(self.status)
 
 
+def _row(record: AuditRecord) -> tuple[Any, ...]:
+    return (
+        record.subject,
+        record.client_id,
+        record.organisation,
+        list(record.roles),
+        record.country,
+        record.action,
+        json.dumps(record.object),
+        record.decision,
+        record.status,
+        record.correlation_id,
+    )
+
+
+def _settle(batch: list[tuple[AuditRecord, asyncio.Future[None]]], failure: Exception | None) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if failure is None:
+            done.set_result(None)
+        else:
+            done.set_exception(failure)
+            done.exception()  # marked retrieved: a caller cancelled meanwhile leaves no "never retrieved" warning
+
+
 class AuditTrail:
+    """Records go in by group commit: ``record`` returns once its record is
+    committed, and the records that arrive while a write is in progress go
+    together in the next one (one round trip and one commit for all of them).
+    Alone, a record is written at once; under load, a statement per request
+    cost more Python than the rest of a simple read (bench/api.py)."""
+
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self.pool = pool
         self.schema = check_schema_name(schema)
-
-    async def record(self, record: AuditRecord) -> None:
-        await self.pool.execute(
-            f"""INSERT INTO {self.schema}.audit_log
+        self._insert = f"""INSERT INTO {self.schema}.audit_log
                     (subject, client_id, organisation, roles, country, action, object,
                      decision, status, correlation_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)""",
-            record.subject,
-            record.client_id,
-            record.organisation,
-            list(record.roles),
-            record.country,
-            record.action,
-            json.dumps(record.object),
-            record.decision,
-            record.status,
-            record.correlation_id,
-        )
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"""
+        self._waiting: list[tuple[AuditRecord, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, record: AuditRecord) -> None:
+        """Write ``record``; raises what the write raised. A caller cancelled
+        meanwhile does not take its record out of the write."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._waiting.append((record, done))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_waiting())
+        await asyncio.shield(done)
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self.pool.executemany(self._insert, [_row(r) for r, _ in batch])
+            except asyncio.CancelledError:  # the loop stops: nobody waits forever
+                waiting, self._waiting = batch + self._waiting, []
+                _settle(waiting, RuntimeError("the audit writer was cancelled"))
+                raise
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch, exc)  # its caller logs it as not written
+                else:  # one bad record must not take the others with it: each alone
+                    for one in batch:
+                        await self._write_alone(one)
+            else:
+                _settle(batch, None)
+
+    async def _write_alone(self, waiting: tuple[AuditRecord, asyncio.Future[None]]) -> None:
+        try:
+            await self.pool.executemany(self._insert, [_row(waiting[0])])
+        except Exception as exc:
+            _settle([waiting], exc)
+        else:
+            _settle([waiting], None)
 
     async def query(
         self,

@@ -4,6 +4,7 @@ HR admin of the organisation reads it; nobody can rewrite it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from libs.api.app import create_service_app
 from libs.api.security import requires
 from libs.audit.api import install_audit
-from libs.audit.trail import AuditTrail
+from libs.audit.trail import AuditRecord, AuditTrail
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, Principal
 from libs.auth.tokens import TokenVerifier
 
@@ -112,3 +113,59 @@ async def test_the_trail_is_append_only(client: httpx.AsyncClient, pool: asyncpg
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await pool.execute(f"DELETE FROM {schema}.audit_log")
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.audit_log WHERE subject = 'hr-1'") == 1
+
+
+# --- group commit ------------------------------------------------------------
+
+
+class CountingPool:
+    """The pool, counting the statements that write records."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.writes = pool, []
+
+    async def executemany(self, query: str, rows: list) -> None:
+        self.writes.append(len(rows))
+        await self.pool.executemany(query, rows)
+
+
+def audit_record(i: int) -> AuditRecord:
+    return AuditRecord(action="GET /v1/things/{id}", status=200, object={"id": str(i)}, subject=f"user-{i}",
+                       organisation="acme", roles=("hr_admin",), correlation_id=f"g-{i}")
+
+
+async def test_records_arriving_during_a_write_go_in_together(pool: asyncpg.Pool, schema: str) -> None:
+    counting = CountingPool(pool)
+    trail = AuditTrail(counting, schema)  # type: ignore[arg-type]
+    await trail.record(audit_record(0))  # alone: written at once, by itself
+    assert counting.writes == [1]
+    await asyncio.gather(*(trail.record(audit_record(i)) for i in range(1, 41)))
+    # Each call returned once its record was committed, and most shared a statement.
+    rows = await pool.fetch(f"SELECT subject, object FROM {schema}.audit_log ORDER BY id")
+    assert sorted(r["subject"] for r in rows) == sorted(f"user-{i}" for i in range(41))
+    assert sum(counting.writes) == 41 and len(counting.writes) <= 3, counting.writes
+
+
+async def test_a_record_postgresql_refuses_fails_alone(pool: asyncpg.Pool, schema: str) -> None:
+    trail = AuditTrail(pool, schema)
+    # A path parameter holding NUL: jsonb refuses \u0000. Its batch companions are still written.
+    bad = AuditRecord(action="GET /v1/things/{id}", status=404, object={"id": "a\x00b"}, correlation_id="bad")
+    await trail.record(audit_record(0))
+    results = await asyncio.gather(
+        trail.record(audit_record(1)), trail.record(bad), trail.record(audit_record(2)), return_exceptions=True
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], asyncpg.PostgresError)
+    subjects = await pool.fetch(f"SELECT subject FROM {schema}.audit_log ORDER BY id")
+    assert sorted(r["subject"] for r in subjects) == ["user-0", "user-1", "user-2"]
+
+
+async def test_a_caller_cancelled_meanwhile_does_not_lose_its_record(pool: asyncpg.Pool, schema: str) -> None:
+    trail = AuditTrail(pool, schema)
+    caller = asyncio.create_task(trail.record(audit_record(7)))
+    await asyncio.sleep(0)  # the write has started
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await trail.record(audit_record(8))  # after the write in progress
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.audit_log WHERE subject IN ('user-7', 'user-8')") == 2
