@@ -1,66 +1,102 @@
 #!/usr/bin/env python
-"""Goodput and p99 of the API against offered load, with and without shedding.
+"""What a request costs the platform, and its latency against offered load.
 
 Run from the repository root::
 
-    .venv/bin/python bench/api.py            # steps of 20 s
-    .venv/bin/python bench/api.py --quick    # steps of 8 s
+    .venv/bin/python bench/api.py                 # the rate sweep (about 6 min here)
+    .venv/bin/python bench/api.py --quick         # shorter steps, fewer rates (about 3 min)
+    .venv/bin/python bench/api.py --workers 2     # `binome up --workers 2`
+    .venv/bin/python bench/api.py --mode shedding # goodput with load shedding on and off
 
-For each configuration, ``binome up`` runs as a subprocess (embedded stack,
-as users run it): once with the default in-flight bound
-(``BINOME_MAX_CONCURRENT_REQUESTS``, load shedding on) and once with a bound
-so high that nothing is shed. The load is **open-loop**: requests start at a
-fixed rate whatever the answers, as real clients do, and each client gives
-up after ``--patience`` seconds (it disconnects; the platform cancels the
-handler). The saturating rate is measured first (closed loop, as many
-requests in flight as the bound); the offered loads are fractions of it up to
-2x. *Goodput*: 200s answered within the patience, per second; p99 is over
-those. The table is printed and written to ``bench/out/api.json``, and drawn
-in ``bench/out/api.svg`` and ``.png``.
+``binome up`` runs as a subprocess in a temporary data directory (embedded
+PostgreSQL and broker, every relay, consumer and scheduler running, as users
+run it; the per-client rate limit is lifted: one bench client is not what is
+measured). ``binome demo`` seeds it through the HTTP APIs (an organisation's
+programme, its waves, a few hundred participants, pairs, weeks of sessions
+and surveys). Then, per endpoint class:
 
-A request is ``GET /enrollment/v1/programmes`` (a page of 20 programmes from
-PostgreSQL, through auth, audit, idempotency-free read path). The load
-generator is a raw asyncio HTTP/1.1 client over keep-alive connections (as
-HTTP clients and gateways keep them) so that it costs the shared cores as
-little as possible; it still competes with the platform for them, which the
-figures include.
+* ``participants``: ``GET /enrollment/v1/participants?programme_id=…&limit=50``;
+* ``pair``: ``GET /matching/v1/pairs/{pair_id}``;
+* ``rollout``: ``GET /insights/v1/programmes/{programme_id}/rollout`` (the dashboard);
+* ``enrol`` (a write): ``POST /enrollment/v1/waves/{wave_id}/participants``, a new
+  person each time, with an ``Idempotency-Key`` (as clients send it); its event
+  goes through the outbox relay to every consumer while the load runs.
+
+**CPU per request** is read from /proc (utime + stime): the platform's Python
+processes (``binome up`` and its Python children) and PostgreSQL's (every
+``postgres`` process, plus what the postmaster reaped), the broker apart. A
+step at ``--cpu-rate`` requests/s (the write: half), once the platform is at
+rest (its consumers caught up with the seeding), minus an idle window measured
+just before (relays, consumers and schedulers polling): *net* per request;
+*gross* keeps the idle share. The write's step lasts until the platform is at
+rest again, so the relay and the consumers' work on its events counts for it. CPU time is what the platform's processes ran, so it holds up
+when the machine is shared, unlike latency.
+
+**Latency under load**: an open-loop generator starts requests at a fixed
+rate whatever the answers (a raw asyncio HTTP/1.1 client over keep-alive
+connections, cheap on the shared cores), and a request's latency runs from
+its *scheduled* start, so a generator or a server that falls behind shows up
+in the figure. A client gives up after ``--patience`` seconds (counted, never
+dropped). Rates sweep ``--read-rates`` for the reads and ``--write-rates``
+for the write.
+
+**The floor**: beside it, in the same run, a bare FastAPI app (uvicorn, the
+same server settings) with one route behind the same auth dependency
+(``libs.api.security.current_principal``, the same verifier and dev key),
+answering a fixed JSON: what any request costs before Binome does anything.
+
+The figures are printed, written to ``bench/out/api.json`` and drawn (p50 and
+p99 against offered rate, one panel per endpoint class) in
+``bench/out/api.svg`` and ``.png``. ``--mode shedding`` is the load-shedding
+comparison (``bench/out/api_shedding.*``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import psutil
 
-from tests.support.platform_process import PlatformProcess, auth  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python bench/api.py` from anywhere
 
-OUT = Path(__file__).resolve().parent / "out"
-PATH = "/enrollment/v1/programmes"
+import httpx  # noqa: E402
+
+from libs.embedded.broker import free_port  # noqa: E402
+from tests.support.platform_process import PlatformProcess, auth, eventually  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
 NO_SHEDDING = 100_000
+#: One bench client: the per-client limit is lifted, it is not what is measured.
+UNLIMITED = {"BINOME_RATE_LIMIT": "100000000/minute"}
+READS = ("participants", "pair", "rollout")
+WRITE = "enrol"
+FLOOR = "floor"
+#: The aims of issue 15: Python CPU per request, and p99 at a rate.
+AIM_CPU_MS = {"read": 1.0, "write": 4.0}
+AIM_P99 = {"read": (200, 50.0), "write": (100, 100.0)}
 
 
-@dataclass
-class Step:
-    shedding: bool
-    offered_rps: float
-    goodput_rps: float
-    shed_rps: float
-    timed_out_rps: float
-    p50_ms: float | None
-    p99_ms: float | None
+# --------------------------------------------------------------------------- the load generator
 
 
 class Connections:
-    """Keep-alive connections to the platform, as HTTP clients and gateways keep them.
+    """Keep-alive connections to one server, as HTTP clients and gateways keep them.
 
     A request takes an idle connection or opens one; a client that gives up
     closes its connection (the server sees the disconnect and cancels).
@@ -70,12 +106,13 @@ class Connections:
         self.port = port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def request(self, raw: bytes, patience: float) -> tuple[int, float]:
-        """(status, seconds); status 0 when the client gave up or the connection failed."""
-        start = time.perf_counter()
+    async def request(self, raw: bytes, patience: float, scheduled: float | None = None) -> tuple[int, float]:
+        """(status, seconds from ``scheduled``, or from now); status 0 when the
+        client gave up or the connection failed."""
+        start = time.perf_counter() if scheduled is None else scheduled
         connection = None
         try:
-            async with asyncio.timeout(patience):
+            async with asyncio.timeout(max(0.001, start + patience - time.perf_counter())):
                 connection = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
                 reader, writer = connection
                 writer.write(raw)
@@ -92,11 +129,447 @@ class Connections:
                 connection[1].close()
             return 0, time.perf_counter() - start
 
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
 
-def raw_request(token: str) -> bytes:
-    headers = {**auth(token), "Host": "bench"}
-    lines = [f"GET {PATH} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+def raw_request(method: str, path: str, token: str, body: bytes | None = None, **headers: str) -> bytes:
+    """One HTTP/1.1 request, encoded once before the clock starts."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: bench", *(f"{k}: {v}" for k, v in auth(token).items())]
+    lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+async def open_loop(
+    port: int, requests: Callable[[int], bytes], rate: float, seconds: float, patience: float
+) -> list[tuple[int, float]]:
+    """Start ``rate`` requests a second for ``seconds``, whatever the answers;
+    the i-th request is ``requests(i)`` and is timed from its scheduled start."""
+    tasks = []
+    connections = Connections(port)
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(connections.request(requests(i), patience, scheduled)))
+    results = await asyncio.gather(*tasks)
+    connections.close()
+    return results
+
+
+# --------------------------------------------------------------------------- CPU from /proc
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds (user + system) the server's processes have run, by kind."""
+
+    python: float
+    postgres: float
+    other: float  # the broker
+
+    def __sub__(self, other: CpuSample) -> CpuSample:
+        return CpuSample(self.python - other.python, self.postgres - other.postgres, self.other - other.other)
+
+
+def cpu_of(pid: int) -> CpuSample:
+    """``pid`` and its descendants: Python ones (the server, its workers),
+    PostgreSQL's (live processes and the children the postmaster reaped),
+    anything else (the broker)."""
+    totals = {"python": 0.0, "postgres": 0.0, "other": 0.0}
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            name, times = process.name(), process.cpu_times()
+            if process.pid != pid and "postgres" in " ".join(process.cmdline()[:1]) + name:
+                kind = "postgres"
+                reaped = times.children_user + times.children_system  # exited backends
+            else:
+                kind = "python" if process.pid == pid or name.startswith("python") else "other"
+                reaped = 0.0
+            totals[kind] += times.user + times.system + reaped
+    return CpuSample(**totals)
+
+
+@dataclass
+class CpuPerRequest:
+    endpoint: str
+    rate: float
+    requests: int
+    ok: int
+    python_ms_gross: float
+    python_ms_net: float
+    postgres_ms_gross: float
+    postgres_ms_net: float
+    idle_python_cores: float
+    idle_postgres_cores: float
+
+
+#: A CPU step's clients wait this long: every request is answered, none is
+#: cancelled half done (its CPU would count for nothing).
+CPU_PATIENCE = 60.0
+#: Python cores below which the platform counts as at rest (idle, it polls: about 0.1 here).
+AT_REST_CORES = 0.25
+
+
+def settle(pid: int, window: float = 2.0, timeout: float = 180.0) -> float:
+    """Wait until the server's Python runs under ``AT_REST_CORES`` for two
+    windows in a row (consumers caught up, relays drained): seconds waited."""
+    started, calm = time.perf_counter(), 0
+    while calm < 2 and time.perf_counter() - started < timeout:
+        before = cpu_of(pid)
+        time.sleep(window)
+        calm = calm + 1 if (cpu_of(pid) - before).python / window < AT_REST_CORES else 0
+    return time.perf_counter() - started
+
+
+def measure_cpu(
+    endpoint: str, pid: int, port: int, requests: Callable[[int], bytes], rate: float, seconds: float, idle_s: float,
+    patience: float, *, drain: bool = False,
+) -> CpuPerRequest:
+    """Idle window, then a steady step: CPU per answered request, gross and net
+    of idle. ``drain``: the step lasts until the server is at rest again, so
+    the consumers' work on a write's event counts for the write."""
+    settle(pid)
+    before_idle = cpu_of(pid)
+    time.sleep(idle_s)
+    idle = cpu_of(pid) - before_idle
+    before = cpu_of(pid)
+    started = time.perf_counter()
+    results = asyncio.run(open_loop(port, requests, rate, seconds, patience))
+    if drain:
+        settle(pid, window=1.0)
+    elapsed = time.perf_counter() - started
+    used = cpu_of(pid) - before
+    ok = sum(1 for status, _ in results if 200 <= status < 300)
+    count = max(ok, 1)
+    idle_python, idle_postgres = idle.python / idle_s, idle.postgres / idle_s
+    return CpuPerRequest(
+        endpoint, rate, len(results), ok,
+        round(used.python / count * 1000, 3), round((used.python - idle_python * elapsed) / count * 1000, 3),
+        round(used.postgres / count * 1000, 3), round((used.postgres - idle_postgres * elapsed) / count * 1000, 3),
+        round(idle_python, 3), round(idle_postgres, 3),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class Step:
+    endpoint: str
+    offered_rps: float
+    answered_rps: float
+    errors: int  # answered, not 2xx
+    gave_up: int  # no answer within the patience
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def summarise(endpoint: str, rate: float, seconds: float, results: list[tuple[int, float]]) -> Step:
+    ok = sorted(s * 1000 for status, s in results if 200 <= status < 300)
+    return Step(
+        endpoint,
+        round(rate, 1),
+        round(len(ok) / seconds, 1),
+        sum(1 for status, _ in results if status >= 300),
+        sum(1 for status, _ in results if status == 0),
+        round(statistics.median(ok), 1) if ok else None,
+        round(percentile(ok, 0.99), 1) if ok else None,
+        round(ok[-1], 1) if ok else None,
+    )
+
+
+def sweep(
+    endpoint: str, port: int, requests: Callable[[int], bytes], rates: list[float], seconds: float, patience: float
+) -> list[Step]:
+    steps = []
+    offset = 0
+    for rate in rates:
+        def shifted(i: int, base: int = offset) -> bytes:
+            return requests(base + i)
+
+        results = asyncio.run(open_loop(port, shifted, rate, seconds, patience))
+        offset += len(results)
+        step = summarise(endpoint, rate, seconds, results)
+        print(f"    {endpoint:>12} {rate:>6.0f}/s: answered {step.answered_rps}/s, p50 {step.p50_ms} ms, "
+              f"p99 {step.p99_ms} ms, errors {step.errors}, gave up {step.gave_up}", flush=True)
+        steps.append(step)
+        if step.gave_up:
+            time.sleep(patience)  # let abandoned requests drain before the next step
+    return steps
+
+
+# --------------------------------------------------------------------------- seeding through the demo
+
+
+@dataclass
+class Seeded:
+    """What the demo built, and the requests of each endpoint class."""
+
+    programme_id: str
+    pair_id: str
+    wave_id: str  # an open wave for the writes
+    participants_per_page: int
+    token: str
+    template: dict[str, Any] = field(repr=False)
+
+    def reads(self) -> dict[str, Callable[[int], bytes]]:
+        requests = {
+            "participants": raw_request("GET", f"/enrollment/v1/participants?programme_id={self.programme_id}&limit=50",
+                                        self.token),
+            "pair": raw_request("GET", f"/matching/v1/pairs/{self.pair_id}", self.token),
+            "rollout": raw_request("GET", f"/insights/v1/programmes/{self.programme_id}/rollout", self.token),
+        }
+        return {name: (lambda i, raw=raw: raw) for name, raw in requests.items()}
+
+    def writes(self, prefix: str) -> Callable[[int], bytes]:
+        """The i-th enrolment: a new person each time (built when asked, a few µs)."""
+        import orjson
+
+        def enrolment(i: int) -> bytes:
+            ref = f"B-{prefix}-{i:07d}"
+            body = {**self.template, "employee_ref": ref, "display_name": f"Bench {ref}",
+                    "email": f"{ref.lower()}@example.com"}
+            return raw_request("POST", f"/enrollment/v1/waves/{self.wave_id}/participants", self.token,
+                               orjson.dumps(body), Idempotency_Key=str(uuid.uuid4()))
+
+        return enrolment
+
+
+#: The worlds ``binome demo`` seeds: tiny (the integration test), small (a
+#: programme of 75: a full page of 50), full (330 people in 5 waves).
+WORLDS = {
+    "tiny": dict(countries=1, mentors=4, mentees=6, wave_size=30),
+    "small": dict(countries=2, mentors=25, mentees=50, wave_size=60),
+    "full": dict(countries=4, mentors=110, mentees=220, wave_size=60),
+}
+
+
+def seed(platform: PlatformProcess, world: str) -> Seeded:
+    from libs.demo import Options, run_demo
+
+    size = WORLDS[world]
+    options = Options(
+        base_url=platform.base_url, data_dir=platform.data_dir, out=platform.data_dir / "demo", seed=7, weeks=3,
+        second_wave_week=1, k_anonymity=3, concurrency=4, **size,
+    )
+    result = asyncio.run(run_demo(options))
+    token = platform.token("bench-hr", options.organisation, ["hr_admin"], expires_in=12 * 3600)
+    wave = result.waves[0]
+    opened = platform.post(f"/enrollment/v1/programmes/{result.programme_id}/waves", {
+        "name": "Bench wave", "region": wave.region, "country": wave.country, "committee": wave.committee,
+        "starts_on": "2099-01-04", "ends_on": "2099-06-30", "target_pairs": 1000,
+    }, auth(token))  # fmt: skip
+    template = dict(wave.mentees[0].row)
+    with platform.http as http:
+        page = http.get("/enrollment/v1/participants", params={"programme_id": result.programme_id, "limit": 50},
+                        headers=auth(token)).json()
+    return Seeded(result.programme_id, result.pairs[0].pair_id, opened["wave_id"], len(page["items"]), token, template)
+
+
+def check_answers(platform: PlatformProcess, seeded: Seeded) -> None:
+    """Each request answers 2xx before anything is measured (a 4xx is cheap, and wrong)."""
+    port = platform.port
+    for name, requests in {**seeded.reads(), WRITE: seeded.writes("check")}.items():
+        status, _ = asyncio.run(Connections(port).request(requests(0), 30))
+        if not 200 <= status < 300:
+            raise RuntimeError(f"{name}: answered {status}")
+
+
+# --------------------------------------------------------------------------- the floor: a bare FastAPI app
+
+
+def floor_app(data_dir: str) -> Any:
+    """One route behind Binome's auth dependency, answering a fixed JSON."""
+    from fastapi import Depends, FastAPI
+
+    from libs.api.problems import install_problem_handlers
+    from libs.api.security import current_principal
+    from libs.auth.principal import Principal
+    from libs.auth.tokens import TokenVerifier
+    from libs.settings import Settings
+
+    app = FastAPI()
+    install_problem_handlers(app)  # a refused token is problem+json, as on the platform
+    app.state.token_verifier = TokenVerifier.from_settings(Settings(data_dir=Path(data_dir)))
+
+    @app.get("/v1/ping")
+    async def ping(who: Principal = Depends(current_principal)) -> dict[str, str]:
+        return {"subject": who.subject, "organisation": who.organisation}
+
+    return app
+
+
+@contextlib.contextmanager
+def floor_server(data_dir: Path) -> Iterator[tuple[int, int]]:
+    """The bare app under uvicorn in a child process: (pid, port)."""
+    port = free_port()
+    code = (
+        "import sys, uvicorn; sys.path.insert(0, sys.argv[1]); from bench.api import floor_app; "
+        "uvicorn.run(floor_app(sys.argv[2]), host='127.0.0.1', port=int(sys.argv[3]), log_level='warning', "
+        "access_log=False, server_header=False)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(data_dir), str(port)], cwd=ROOT)
+    try:
+        eventually(lambda: httpx.get(f"http://127.0.0.1:{port}/v1/ping", timeout=2).status_code == 401,
+                   timeout=30, what="the floor app")
+        yield process.pid, port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def platform_env(shedding: bool = True, limit: int | None = None) -> dict[str, str]:
+    env = dict(UNLIMITED)
+    if not shedding:
+        env["BINOME_MAX_CONCURRENT_REQUESTS"] = str(NO_SHEDDING)
+    elif limit is not None:
+        env["BINOME_MAX_CONCURRENT_REQUESTS"] = str(limit)
+    return env
+
+
+def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "mode": "sweep", "workers": args.workers, "step_s": args.step, "cpu_step_s": args.cpu_step,
+        "cpu_rate": args.cpu_rate, "patience_s": args.patience, "cores": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }  # fmt: skip
+    extra = ("--workers", str(args.workers)) if args.workers else ()
+    with tempfile.TemporaryDirectory(prefix="binome-bench-api-") as tmp, PlatformProcess.start(
+        Path(tmp), env=platform_env(), args=extra, ready_timeout=180
+    ) as platform:
+        print("seeding through `binome demo`...", flush=True)
+        started = time.perf_counter()
+        seeded = seed(platform, args.world)
+        report["seed_s"] = round(time.perf_counter() - started, 1)
+        report["settle_after_seed_s"] = round(settle(platform.pid), 1)
+        report["seeded"] = {"programme_id": seeded.programme_id, "pair_id": seeded.pair_id,
+                            "participants_per_page": seeded.participants_per_page}
+        check_answers(platform, seeded)
+        classes = {**seeded.reads(), WRITE: seeded.writes("cpu")}
+        print("CPU per request (from /proc):", flush=True)
+        cpu = []
+        for name, requests in classes.items():
+            rate = args.cpu_rate / 2 if name == WRITE else args.cpu_rate
+            found = measure_cpu(name, platform.pid, platform.port, requests, rate, args.cpu_step, args.idle,
+                                CPU_PATIENCE, drain=name == WRITE)
+            print(f"    {found}", flush=True)
+            cpu.append(found)
+        print("latency against offered rate:", flush=True)
+        steps = []
+        for name, requests in ({**seeded.reads(), WRITE: seeded.writes("sweep")} if args.sweep else {}).items():
+            rates = args.write_rates if name == WRITE else args.read_rates
+            steps += sweep(name, platform.port, requests, rates, args.step, args.patience)
+        report["load_average_after_platform"] = [round(x, 2) for x in os.getloadavg()]
+        print("the floor: a bare FastAPI app with the same auth dependency", flush=True)
+        with floor_server(platform.data_dir) as (pid, port):
+            ping = raw_request("GET", "/v1/ping", seeded.token)
+            cpu.append(measure_cpu(FLOOR, pid, port, lambda i: ping, args.cpu_rate, args.cpu_step, args.idle,
+                                   CPU_PATIENCE))
+            print(f"    {cpu[-1]}", flush=True)
+            if args.sweep:
+                steps += sweep(FLOOR, port, lambda i: ping, args.read_rates, args.step, args.patience)
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["cpu"] = [asdict(c) for c in cpu]
+    report["steps"] = [asdict(s) for s in steps]
+    report["aims"] = aims(cpu, steps)
+    return report
+
+
+def aims(cpu: list[CpuPerRequest], steps: list[Step]) -> dict[str, Any]:
+    """Each aim of issue 15, met or not, from the measured figures."""
+    out: dict[str, Any] = {}
+    for c in cpu:
+        if c.endpoint == FLOOR:
+            continue
+        kind = "write" if c.endpoint == WRITE else "read"
+        out[f"cpu {c.endpoint}"] = {"python_ms_net": c.python_ms_net, "aim_ms": AIM_CPU_MS[kind],
+                                    "met": c.python_ms_net <= AIM_CPU_MS[kind]}
+    for endpoint in (*READS, WRITE):
+        rate, limit = AIM_P99["write" if endpoint == WRITE else "read"]
+        at = [s for s in steps if s.endpoint == endpoint and s.offered_rps == rate]
+        if at:
+            p99 = at[0].p99_ms if not at[0].gave_up else None
+            out[f"p99 {endpoint} at {rate}/s"] = {"p99_ms": p99, "aim_ms": limit, "met": p99 is not None and p99 < limit}
+    return out
+
+
+def draw_sweep(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    steps = [Step(**s) for s in report["steps"]]
+    endpoints = [*READS, WRITE]
+    figure = Figure(figsize=(4 * len(endpoints), 4))
+    for axes, endpoint in zip(figure.subplots(1, len(endpoints)), endpoints):
+        for name, colour in ((endpoint, "tab:blue"), *(((FLOOR, "tab:gray"),) if endpoint != WRITE else ())):
+            series = [s for s in steps if s.endpoint == name and s.p99_ms is not None]
+            label = "floor (bare FastAPI + auth)" if name == FLOOR else "Binome"
+            axes.plot([s.offered_rps for s in series], [s.p50_ms for s in series], "o--", color=colour,
+                      label=f"{label} p50")
+            axes.plot([s.offered_rps for s in series], [s.p99_ms for s in series], "o-", color=colour,
+                      label=f"{label} p99")
+        rate, limit = AIM_P99["write" if endpoint == WRITE else "read"]
+        axes.axhline(limit, color="tab:red", linestyle=":", label=f"aim: p99 < {limit:.0f} ms at {rate}/s")
+        axes.axvline(rate, color="tab:red", linestyle=":", alpha=0.4)
+        axes.set(xlabel="offered rate (requests/s)", ylabel="latency (ms, log)", title=endpoint, yscale="log")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.suptitle(f"binome up{' --workers ' + str(report['workers']) if report['workers'] else ''}: "
+                    "latency from the scheduled start, open loop", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path.with_suffix(".svg"))
+    figure.savefig(path.with_suffix(".png"), dpi=100)
+
+
+def print_sweep(report: dict[str, Any]) -> None:
+    print(f"\nCPU per request, ms (net of idle; gross in brackets); load average at start "
+          f"{report['load_average_at_start']}")
+    print(f"{'endpoint':>12} {'rate':>6} {'ok':>6} {'Python':>16} {'PostgreSQL':>16}")
+    for c in report["cpu"]:
+        print(f"{c['endpoint']:>12} {c['rate']:>6} {c['ok']:>6} {c['python_ms_net']:>7} ({c['python_ms_gross']:>6}) "
+              f"{c['postgres_ms_net']:>7} ({c['postgres_ms_gross']:>6})")
+    print(f"\n{'endpoint':>12} {'offered':>8} {'answered':>9} {'errors':>7} {'gave up':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for s in report["steps"]:
+        print(f"{s['endpoint']:>12} {s['offered_rps']:>8} {s['answered_rps']:>9} {s['errors']:>7} {s['gave_up']:>8} "
+              f"{s['p50_ms']!s:>8} {s['p99_ms']!s:>8}")
+    print("\naims:")
+    for name, aim in report["aims"].items():
+        print(f"  {name}: {'met' if aim['met'] else 'NOT met'} ({aim})")
+
+
+# --------------------------------------------------------------------------- --mode shedding
+
+
+@dataclass
+class ShedStep:
+    shedding: bool
+    offered_rps: float
+    goodput_rps: float
+    shed_rps: float
+    timed_out_rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+SHED_PATH = "/enrollment/v1/programmes"
 
 
 async def saturating_rate(port: int, raw: bytes, concurrency: int, seconds: float) -> float:
@@ -115,67 +588,58 @@ async def saturating_rate(port: int, raw: bytes, concurrency: int, seconds: floa
     return done / seconds
 
 
-async def open_loop(port: int, raw: bytes, rate: float, seconds: float, patience: float) -> list[tuple[int, float]]:
-    """Start ``rate`` requests a second for ``seconds``, whatever the answers."""
-    tasks = []
-    connections = Connections(port)
-    start = time.monotonic()
-    for i in range(int(rate * seconds)):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(connections.request(raw, patience)))
-    return await asyncio.gather(*tasks)
-
-
-def summarise(shedding: bool, rate: float, seconds: float, results: list[tuple[int, float]]) -> Step:
+def shed_summary(shedding: bool, rate: float, seconds: float, results: list[tuple[int, float]]) -> ShedStep:
     ok = sorted(s for status, s in results if status == 200)
-    p99 = ok[min(len(ok) - 1, int(len(ok) * 0.99))] * 1000 if ok else None
-    return Step(
+    return ShedStep(
         shedding,
         round(rate, 1),
         round(len(ok) / seconds, 1),
         round(sum(1 for status, _ in results if status == 503) / seconds, 1),
         round(sum(1 for status, _ in results if status == 0) / seconds, 1),
         round(statistics.median(ok) * 1000, 1) if ok else None,
-        round(p99, 1) if p99 is not None else None,
+        round(percentile(ok, 0.99) * 1000, 1) if ok else None,
     )
 
 
-async def prepare(platform: PlatformProcess) -> bytes:
-    token = platform.token("bench-hr", "org-bench", ["hr_admin"])
-    for i in range(20):
-        created = platform.http.post(PATH, json={"name": f"Programme {i}", "mode": "reverse"}, headers=auth(token))
-        assert created.status_code == 201, created.text
-    return raw_request(token)
+def run_shedding(args: argparse.Namespace) -> dict[str, Any]:
+    """Goodput and p99 against offered load (fractions of the saturating rate
+    up to 2x), with the in-flight bound on and off: ``GET
+    /enrollment/v1/programmes``, a page of 20 programmes."""
+    seconds = args.step
+    fractions = [0.5, 1.0, 1.5, 2.0]
+    report: dict[str, Any] = {"mode": "shedding", "path": SHED_PATH, "patience_s": args.patience, "step_s": seconds,
+                              "limit": args.limit, "load_average": list(os.getloadavg())}
+    steps: list[ShedStep] = []
+    extra = ("--workers", str(args.workers)) if args.workers else ()
+    for shedding in [c == "on" for c in ([args.only] if args.only else ["on", "off"])]:
+        with tempfile.TemporaryDirectory(prefix="binome-bench-api-") as tmp, PlatformProcess.start(
+            Path(tmp), env=platform_env(shedding, args.limit), args=extra
+        ) as platform:
+            token = platform.token("bench-hr", "org-bench", ["hr_admin"])
+            for i in range(20):
+                platform.post(SHED_PATH, {"name": f"Programme {i}", "mode": "reverse"}, auth(token))
+            raw = raw_request("GET", SHED_PATH, token)
+            peak = asyncio.run(saturating_rate(platform.port, raw, args.limit, seconds / 2))
+            print(f"  shedding={'on' if shedding else 'off'}: saturating rate {peak:.0f} requests/s", flush=True)
+            report[f"saturating_rps_shedding_{'on' if shedding else 'off'}"] = round(peak, 1)
+            for fraction in fractions:
+                rate = max(1.0, peak * fraction)
+                results = asyncio.run(open_loop(platform.port, lambda i: raw, rate, seconds, args.patience))
+                step = shed_summary(shedding, rate, seconds, results)
+                print(f"    {fraction:.2f}x: {step}", flush=True)
+                steps.append(step)
+                time.sleep(args.patience)  # let the abandoned requests drain before the next step
+    report["steps"] = [asdict(s) for s in steps]
+    return report
 
 
-def run_configuration(shedding: bool, fractions: list[float], seconds: float, patience: float, limit: int) -> tuple[float, list[Step]]:
-    env = {
-        "BINOME_MAX_CONCURRENT_REQUESTS": str(limit if shedding else NO_SHEDDING),
-        "BINOME_RATE_LIMIT": "100000000/minute",  # one bench client: per-client limits are not what is measured
-    }
-    with tempfile.TemporaryDirectory(prefix="binome-bench-api-") as tmp, PlatformProcess.start(Path(tmp), env=env) as platform:
-        raw = asyncio.run(prepare(platform))
-        peak = asyncio.run(saturating_rate(platform.port, raw, limit, seconds / 2))
-        print(f"  shedding={'on' if shedding else 'off'}: saturating rate {peak:.0f} requests/s", flush=True)
-        steps = []
-        for fraction in fractions:
-            rate = max(1.0, peak * fraction)
-            results = asyncio.run(open_loop(platform.port, raw, rate, seconds, patience))
-            step = summarise(shedding, rate, seconds, results)
-            print(f"    {fraction:.2f}x: {step}", flush=True)
-            steps.append(step)
-            time.sleep(patience)  # let the abandoned requests drain before the next step
-        return peak, steps
-
-
-def draw(steps: list[Step], path: Path) -> None:
+def draw_shedding(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    steps = [ShedStep(**s) for s in report["steps"]]
     figure = Figure(figsize=(10, 4))
     goodput, latency = figure.subplots(1, 2)
     for shedding, colour in ((True, "tab:green"), (False, "tab:red")):
@@ -193,30 +657,64 @@ def draw(steps: list[Step], path: Path) -> None:
     figure.savefig(path.with_suffix(".png"), dpi=100)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="steps of 8 s instead of 20 s")
-    parser.add_argument("--patience", type=float, default=2.0, help="seconds a client waits before giving up")
-    parser.add_argument("--limit", type=int, default=16, help="the in-flight bound with shedding on")
-    parser.add_argument("--only", choices=["on", "off"], help="one configuration only (shedding on or off)")
-    args = parser.parse_args()
-    seconds = 8.0 if args.quick else 20.0
-    fractions = [0.5, 1.0, 1.5, 2.0]
-    results: dict[str, object] = {"path": PATH, "patience_s": args.patience, "step_s": seconds, "limit": args.limit,
-                                  "load_average": list(os.getloadavg())}
-    steps: list[Step] = []
-    for shedding in [c == "on" for c in ([args.only] if args.only else ["on", "off"])]:
-        peak, configuration = run_configuration(shedding, fractions, seconds, args.patience, args.limit)
-        results[f"saturating_rps_shedding_{'on' if shedding else 'off'}"] = round(peak, 1)
-        steps += configuration
-    results["steps"] = [asdict(s) for s in steps]
-    OUT.mkdir(exist_ok=True)
-    (OUT / "api.json").write_text(json.dumps(results, indent=2) + "\n")
-    draw(steps, OUT / "api")
+def print_shedding(report: dict[str, Any]) -> None:
     print(f"{'shedding':>8} {'offered':>8} {'goodput':>8} {'shed':>6} {'gave up':>8} {'p50 ms':>7} {'p99 ms':>7}")
-    for s in steps:
-        print(f"{'on' if s.shedding else 'off':>8} {s.offered_rps:>8} {s.goodput_rps:>8} {s.shed_rps:>6} "
-              f"{s.timed_out_rps:>8} {s.p50_ms!s:>7} {s.p99_ms!s:>7}")
+    for s in report["steps"]:
+        print(f"{'on' if s['shedding'] else 'off':>8} {s['offered_rps']:>8} {s['goodput_rps']:>8} {s['shed_rps']:>6} "
+              f"{s['timed_out_rps']:>8} {s['p50_ms']!s:>7} {s['p99_ms']!s:>7}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["sweep", "shedding"], default="sweep")
+    parser.add_argument("--quick", action="store_true", help="steps of 5 s, fewer rates")
+    parser.add_argument("--tiny", action="store_true", help="a tiny world and one-second steps (the integration test)")
+    parser.add_argument("--world", choices=sorted(WORLDS), default="full", help="the world `binome demo` seeds")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="CPU per request only")
+    parser.add_argument("--workers", type=int, default=0, help="passed to `binome up --workers N` (0: not passed)")
+    parser.add_argument("--step", type=float, help="seconds per rate step (default 10; 5 quick; shedding 20)")
+    parser.add_argument("--cpu-step", type=float, default=10.0, help="seconds of the CPU step per endpoint class")
+    parser.add_argument("--cpu-rate", type=float, default=50.0, help="reads per second of the CPU step (writes: half)")
+    parser.add_argument("--idle", type=float, default=4.0, help="seconds of idle before each CPU step")
+    parser.add_argument("--read-rates", type=lambda s: [float(x) for x in s.split(",")], default=None)
+    parser.add_argument("--write-rates", type=lambda s: [float(x) for x in s.split(",")], default=None)
+    parser.add_argument("--patience", type=float, default=2.0, help="seconds a client waits before giving up")
+    parser.add_argument("--limit", type=int, default=16, help="shedding mode: the in-flight bound with shedding on")
+    parser.add_argument("--only", choices=["on", "off"], help="shedding mode: one configuration only")
+    parser.add_argument("--out", type=Path, help="the JSON report (default bench/out/api.json or api_shedding.json)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.world = "tiny"
+        args.step, args.cpu_step, args.idle, args.cpu_rate = args.step or 1.0, 1.0, 0.5, 20.0
+        args.read_rates, args.write_rates = args.read_rates or [20.0], args.write_rates or [10.0]
+    elif args.quick:
+        args.step = args.step or 5.0
+        args.read_rates = args.read_rates or [100.0, 200.0, 400.0]
+        args.write_rates = args.write_rates or [50.0, 100.0, 200.0]
+    args.step = args.step or (20.0 if args.mode == "shedding" else 10.0)
+    args.read_rates = args.read_rates or [50.0, 100.0, 200.0, 300.0, 400.0]
+    args.write_rates = args.write_rates or [25.0, 50.0, 100.0, 150.0]
+    args.out = args.out or OUT / ("api.json" if args.mode == "sweep" else "api_shedding.json")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.mode == "shedding":
+        report = run_shedding(args)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        draw_shedding(report, args.out)
+        print_shedding(report)
+    else:
+        report = run_sweep(args)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        draw_sweep(report, args.out)
+        print_sweep(report)
+    print(f"\nwritten: {args.out} and its .svg/.png")
 
 
 if __name__ == "__main__":
