@@ -87,20 +87,24 @@ def _settle(batch: list[tuple[AuditRecord, asyncio.Future[None]]], failure: Exce
 
 class AuditTrail:
     """Records go in by group commit: ``record`` returns once its record is
-    committed, and the records that arrive while a write is in progress go
-    together in the next one (one round trip and one commit for all of them).
-    Alone, a record is written at once; under load, a statement per request
-    cost more Python than the rest of a simple read (bench/api.py)."""
+    committed; a record that finds every writer busy waits for the next
+    free one, which writes all the records waiting in one statement (one
+    round trip, one commit). Alone, a record is written at once, as before;
+    under load, a statement per request cost more Python than the rest of a
+    simple read (bench/api.py). Up to ``writers`` writes run at once, so a
+    slow commit does not hold every record behind it."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, *, writers: int = 4) -> None:
         self.pool = pool
         self.schema = check_schema_name(schema)
+        self.writers = writers
         self._insert = f"""INSERT INTO {self.schema}.audit_log
                     (subject, client_id, organisation, roles, country, action, object,
                      decision, status, correlation_id)
                 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"""
         self._waiting: list[tuple[AuditRecord, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._idle = 0  # writers started that have not taken their batch yet
 
     async def record(self, record: AuditRecord) -> None:
         """Write ``record``; raises what the write raised. A caller cancelled
@@ -108,11 +112,17 @@ class AuditTrail:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._waiting.append((record, done))
-        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
-            self._writer = loop.create_task(self._write_waiting())
+        if any(task.get_loop() is not loop for task in self._running):  # a new event loop (tests)
+            self._running, self._idle = set(), 0
+        if self._idle == 0 and len(self._running) < self.writers:
+            self._idle += 1
+            task = loop.create_task(self._write_waiting())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
         await asyncio.shield(done)
 
     async def _write_waiting(self) -> None:
+        self._idle -= 1
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:

@@ -169,3 +169,25 @@ async def test_a_caller_cancelled_meanwhile_does_not_lose_its_record(pool: async
         await caller
     await trail.record(audit_record(8))  # after the write in progress
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.audit_log WHERE subject IN ('user-7', 'user-8')") == 2
+
+
+async def test_a_slow_write_does_not_hold_the_records_after_it(pool: asyncpg.Pool, schema: str) -> None:
+    release = asyncio.Event()
+
+    class SlowFirstWrite(CountingPool):
+        async def executemany(self, query: str, rows: list) -> None:
+            if not self.writes:
+                self.writes.append(len(rows))
+                await release.wait()  # a commit stuck behind a slow disk
+                await self.pool.executemany(query, rows)
+            else:
+                await super().executemany(query, rows)
+
+    trail = AuditTrail(SlowFirstWrite(pool), schema)  # type: ignore[arg-type]
+    stuck = asyncio.create_task(trail.record(audit_record(1)))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(trail.record(audit_record(2)), timeout=5)  # another writer took it
+    assert not stuck.done()
+    release.set()
+    await stuck
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.audit_log") == 2
