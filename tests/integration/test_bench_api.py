@@ -1,0 +1,51 @@
+"""``bench/api.py`` runs on ``binome up`` in its tiny mode and reports every figure.
+
+Not a speed test (no figure is compared with anything): it keeps the
+benchmark from rotting as the platform changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES = {"participants", "pair", "rollout", "enrol", "floor"}
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "bench/api.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_the_tiny_sweep_reports_cpu_and_latency_of_every_endpoint_class(tmp_path: Path) -> None:
+    out = tmp_path / "api.json"
+    done = run_bench("--tiny", "--out", str(out))
+    report = json.loads(out.read_text())
+    assert {c["endpoint"] for c in report["cpu"]} == CLASSES
+    for figure in report["cpu"]:
+        assert figure["ok"] > 0 and figure["python_ms_gross"] > 0, figure
+        assert all(figure[k] is not None for k in ("python_ms_net", "postgres_ms_gross", "postgres_ms_net")), figure
+    assert {s["endpoint"] for s in report["steps"]} == CLASSES
+    for step in report["steps"]:
+        assert step["answered_rps"] > 0 and step["p50_ms"] is not None and step["p99_ms"] is not None, step
+    assert {name.split()[1] for name in report["aims"]} == CLASSES - {"floor"}
+    assert report["seeded"]["participants_per_page"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0 and out.with_suffix(".svg").stat().st_size > 0
+    assert "CPU per request, ms" in done.stdout and "aims:" in done.stdout
+
+
+def test_the_shedding_mode_reports_goodput_with_the_bound(tmp_path: Path) -> None:
+    out = tmp_path / "api_shedding.json"
+    run_bench("--mode", "shedding", "--only", "on", "--step", "2", "--patience", "1", "--out", str(out))
+    report = json.loads(out.read_text())
+    assert report["saturating_rps_shedding_on"] > 0
+    assert len(report["steps"]) == 4 and all(s["goodput_rps"] > 0 for s in report["steps"]), report["steps"]
+    assert out.with_suffix(".png").stat().st_size > 0
