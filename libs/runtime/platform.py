@@ -5,7 +5,10 @@ Start-up order: PostgreSQL (``BINOME_DATABASE_URL`` or the embedded wheel) ->
 the ``binome`` database -> migrations of every service schema -> the broker
 (``BINOME_KAFKA_BOOTSTRAP`` or embedded Tansu) -> per service: its outbox
 relay and its consumers, supervised (restarted with backoff if they fail) ->
-one HTTP server with each service mounted under ``/<service>``.
+one HTTP server with each service mounted under ``/<service>``: in this
+process (``--workers 1``), or in N worker processes sharing one socket
+(``--workers N``, libs/runtime/workers.py; each one ``Platform.join``s the
+platform that this process ``start``ed, without its background).
 
 The embedded broker keeps nothing across restarts, so on start-up each
 service queues again what its consumers may still need: the events after the
