@@ -39,12 +39,15 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client import multiprocess
 
 from libs.embedded import children, supervisor
+from libs.retry import exponential_backoff
+from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.platform import Platform, print_banner, uvicorn_config
 from libs.runtime.run_dir import METRICS_ENV, remove_run_dir, run_dir_for
 from libs.runtime.service import ServiceDefinition
@@ -64,14 +67,23 @@ def pool_size(workers: int) -> int:
     return min(20, max(5, WORKER_CONNECTIONS // workers))
 
 
+#: A worker that dies sooner than this after its start failed to start (the
+#: database unreachable...): the next start waits, longer each time in a row.
+QUICK_DEATH_S = 10.0
+_START_BACKOFF = exponential_backoff(multiplier=0.5, max=30.0)
+
+
 class HttpWorker:
     """One worker process; the supervisor's watcher restarts it when it dies."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str], fd: int) -> None:
         self.argv, self.env, self.fd = list(argv), env, fd
         self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.quick_deaths = 0
 
     def spawn(self) -> None:
+        self.started_at = time.monotonic()
         self.process = children.spawn(
             self.argv,
             death_signal=signal.SIGTERM,  # as a Ctrl-C: the worker stops, whatever killed the parent
@@ -87,6 +99,11 @@ class HttpWorker:
         if self.process is not None:
             log.warning("http worker %d exited with %s", self.process.pid, self.process.returncode)
             multiprocess.mark_process_dead(self.process.pid)  # its live gauges leave /metrics
+        # Each start costs an interpreter's imports: no tight loop of them.
+        quick = time.monotonic() - self.started_at < QUICK_DEATH_S
+        self.quick_deaths = self.quick_deaths + 1 if quick else 0
+        if self.quick_deaths:
+            await asyncio.sleep(_START_BACKOFF(self.quick_deaths))
         self.spawn()
 
     def stop(self) -> None:
@@ -143,6 +160,7 @@ async def serve_with_workers(
             worker.spawn()
             watchers.append(asyncio.create_task(supervisor.watch("http worker", worker), name="http worker watcher"))
         print_banner(platform, workers)
+        freeze_startup_heap()  # as one process does: the background's start-up heap is never walked again
         await _until_stopped()
     finally:
         for watcher in watchers:  # no restart while everything stops
