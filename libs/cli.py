@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -66,19 +67,34 @@ def up(
     log_format: Annotated[
         LogFormat, typer.Option(help="Log lines as json, console, or auto: console on a terminal, else json.")
     ] = "auto",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="HTTP worker processes on the one port (default: BINOME_WORKERS, else one per core); "
+            "relays, consumers and schedulers run once, in the parent.",
+        ),
+    ] = None,
 ) -> None:
     """Start every service (or the ones named) with its relay and consumers; Ctrl-C stops all."""
+    settings = get_settings().model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    workers = workers or settings.workers or os.cpu_count() or 1
+    if workers > 1:
+        # Before prometheus-client is imported (by the platform): it chooses
+        # its multiprocess mode from the environment at import time.
+        from libs.runtime.run_dir import prepare_run_dir
+
+        prepare_run_dir(settings.data_dir)
     from libs.runtime.platform import select_services, serve
 
     try:
         services = select_services(_services(), service)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--service") from exc
-    settings = get_settings().model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
     _refuse_without_master_keys(settings)
-    _run(lambda: serve(settings, services), log_format)
+    _run(lambda: serve(settings, services, workers=workers, log_format=log_format), log_format)
 
 
 def _refuse_without_master_keys(settings: Settings) -> None:

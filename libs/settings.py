@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8000
+    # HTTP worker processes of ``binome up`` (libs/runtime/workers.py); unset:
+    # one per core. 1 serves in the same process as the relays and consumers.
+    workers: int | None = Field(default=None, ge=1)
     # Abuse limits (libs/api/limits.py). 5 MB holds a bulk import of several
     # thousand participants; the rate is per client (organisation + client id).
     max_body_bytes: int = 5 * 1024 * 1024

@@ -9,6 +9,9 @@ keeps two promises:
    carry, the requests it accepts still finish in time, instead of every
    request waiting behind a queue that only grows (and timing out anyway).
    /healthz, /readyz and /metrics are never shed: probes must see the truth.
+   The count is per process: under ``binome up --workers N`` each worker
+   admits ``limit`` per service, N times as many on N cores, which is the
+   point (a shared count would cost a cross-process lock per request).
 2. **A request whose client disconnected is cancelled.** Once the body is
    read, the next message the server can send is ``http.disconnect``; a
    watcher waits for it and cancels the handler (it sees ``CancelledError``:

@@ -14,12 +14,15 @@ left out of the OpenAPI document.
 - /metrics: the Prometheus exposition. By default restricted to this
   service's series (``metrics_scope="service"``); an app that fronts a whole
   process (the embedded platform, mounting every service) passes
-  ``metrics_scope="process"`` to expose every series once, at one URL.
+  ``metrics_scope="process"`` to expose every series once, at one URL. Under
+  ``binome up --workers N`` both merge the samples of every process of the
+  platform (``process_metrics``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Literal
@@ -28,7 +31,7 @@ import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -96,17 +99,31 @@ class _ServiceView(Collector):
     no ``service`` label (process and Python runtime metrics) are kept.
     """
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, source: Collector = REGISTRY) -> None:
         self.service = service
+        self.source = source
 
     def collect(self) -> Iterable[Metric]:
-        for metric in REGISTRY.collect():
+        for metric in self.source.collect():
             # Build a copy: a custom collector may hand out shared objects.
             view = Metric(metric.name, metric.documentation, metric.type, metric.unit)
             view.samples = [
                 s for s in metric.samples if s.labels.get("service", self.service) == self.service
             ]
             yield view
+
+
+def process_metrics() -> Collector:
+    """Every series of this process; of every process of the platform when
+    prometheus-client runs in multiprocess mode (``binome up --workers N``
+    sets ``PROMETHEUS_MULTIPROC_DIR``): merged from their files at each scrape."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
 
 
 async def _run_check(name: str, check: ReadinessCheck, timeout: float) -> bool:
@@ -126,7 +143,8 @@ def install_ops_routes(
     metrics_scope: Literal["service", "process"] = "service",
 ) -> None:
     checks = app.state.readiness_checks = dict(readiness_checks or {})
-    view: Collector = _ServiceView(service) if metrics_scope == "service" else REGISTRY
+    every = process_metrics()
+    view: Collector = _ServiceView(service, every) if metrics_scope == "service" else every
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

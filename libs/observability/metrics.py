@@ -26,6 +26,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.asgi import ResponseStatus
 
+#: ``binome up --workers N`` (libs/runtime/workers.py) runs prometheus-client in
+#: multiprocess mode: each process writes its samples to files that /metrics
+#: merges. Counters and histograms add up across processes; each gauge here is
+#: set by the one process that knows the value (the background process runs the
+#: relays, consumers and read models), so the latest value set is the value.
+_SET_BY_ONE_PROCESS = "mostrecent"
+
 # --- HTTP ---------------------------------------------------------------
 HTTP_REQUESTS = Counter(
     "binome_http_requests_total",
@@ -56,7 +63,7 @@ HTTP_DEPENDENCY_UNAVAILABLE = Counter(
 # --- embedded infrastructure (binome up) ----------------------------------
 EMBEDDED_RESTARTS = Counter(
     "binome_embedded_restarts_total",
-    "Attempts to restart an embedded child that died (component: broker or database).",
+    "Attempts to restart a child of binome up that died (component: broker, database, or http worker).",
     ["component"],
 )
 
@@ -70,11 +77,15 @@ OUTBOX_LAG_EVENTS = Gauge(
     "binome_outbox_lag_events",
     "Outbox rows committed but not yet published.",
     ["service"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 OUTBOX_LAG_SECONDS = Gauge(
     "binome_outbox_lag_seconds",
     "Age of the oldest unpublished outbox row (0 when the outbox is empty).",
     ["service"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 EVENTS_REPUBLISHED = Counter(
     "binome_events_republished_total",
@@ -92,21 +103,29 @@ CONSUMER_LAG = Gauge(
     "binome_consumer_lag",
     "Messages between a consumer's committed offset and the partition end.",
     ["service", "consumer", "topic", "partition"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 CONSUMER_PARTITIONS = Gauge(
     "binome_consumer_partitions_assigned",
     "Partitions the consumer group gave this process's consumer (instances of a service split them).",
     ["service", "consumer"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 CONSUMER_BACKLOG_EVENTS = Gauge(
     "binome_consumer_backlog_events",
     "Events of a source context's event store after the consumer's watermark (not yet known applied), counted in the store, not the broker.",
     ["service", "consumer", "source"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 CONSUMER_BACKLOG_SECONDS = Gauge(
     "binome_consumer_backlog_seconds",
     "Age of the oldest event of the source's event store that the consumer has not applied (0 when caught up).",
     ["service", "consumer", "source"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 EVENTS_APPLIED = Counter(
     "binome_events_applied_total",
@@ -117,6 +136,8 @@ PROJECTION_LAG_SECONDS = Gauge(
     "binome_projection_lag_seconds",
     "Time between an event's 'time' (or its publishing, if 'time' is later: the dev clock) and its application to a read model.",
     ["service", "consumer"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 DEAD_LETTERS = Counter(
     "binome_dead_letters_total",
@@ -158,11 +179,15 @@ PAIRS_ACTIVE = Gauge(
     "binome_pairs_active",
     "Pairs currently active (formed, not dissolved nor ended), by country.",
     ["service", "country"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 PAIRS_AT_RISK = Gauge(
     "binome_pairs_at_risk",
     "Active pairs the pair-health read model flags as at risk, by country.",
     ["service", "country"],
+
+    multiprocess_mode=_SET_BY_ONE_PROCESS,
 )
 
 # Route label for requests that matched no route (404 scans, typos): one

@@ -24,6 +24,7 @@ the clock is locked down (issue 14):
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.api.dates import Instant
 from libs.events.envelope import event_clock
+from libs.runtime.shared_file import SharedFile
 
 Clock = Callable[[], datetime]
 
@@ -86,6 +88,35 @@ class PlatformClock:
                 f"{room.total_seconds():.0f} seconds left"
             )
         self._offset += delta
+
+
+class SharedPlatformClock(PlatformClock):
+    """The dev clock of ``binome up --workers N``: its offset lives in a file
+    that the background process and every HTTP worker map
+    (libs/runtime/shared_file.py), so an advance answered by one worker is
+    "now" for all of them at once; advances are serialised by the file's lock.
+
+    ``offset``: the offset saved by an earlier run; the shared one only grows.
+    """
+
+    _SECONDS = struct.Struct("<d")
+
+    def __init__(self, path: Path, offset: timedelta = timedelta(0), limit: timedelta = MAX_AHEAD) -> None:
+        self._shared = SharedFile(path, self._SECONDS.size)
+        with self._shared.locked():
+            super().__init__(offset, limit)
+        self._lock = self._shared  # type: ignore[assignment]  # the lock of every process
+
+    @property  # type: ignore[override]
+    def _offset(self) -> timedelta:
+        return timedelta(seconds=self._SECONDS.unpack_from(self._shared.map)[0])
+
+    @_offset.setter
+    def _offset(self, offset: timedelta) -> None:
+        # Called with the file's lock held. Never back: a worker starting late
+        # brings the offset saved on disk, which may be older than the shared one.
+        memory = self._shared.map
+        self._SECONDS.pack_into(memory, 0, max(self._SECONDS.unpack_from(memory)[0], offset.total_seconds()))
 
 
 def load_offset(path: Path, limit: timedelta = MAX_AHEAD) -> timedelta:

@@ -5,7 +5,10 @@ Start-up order: PostgreSQL (``BINOME_DATABASE_URL`` or the embedded wheel) ->
 the ``binome`` database -> migrations of every service schema -> the broker
 (``BINOME_KAFKA_BOOTSTRAP`` or embedded Tansu) -> per service: its outbox
 relay and its consumers, supervised (restarted with backoff if they fail) ->
-one HTTP server with each service mounted under ``/<service>``.
+one HTTP server with each service mounted under ``/<service>``: in this
+process (``--workers 1``), or in N worker processes sharing one socket
+(``--workers N``, libs/runtime/workers.py; each one ``Platform.join``s the
+platform that this process ``start``ed, without its background).
 
 The embedded broker keeps nothing across restarts, so on start-up each
 service queues again what its consumers may still need: the events after the
@@ -39,6 +42,7 @@ import asyncpg
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp
 
 from libs.api.app import create_service_app
 from libs.api.limits import BodySizeLimit, RateLimits
@@ -73,6 +77,7 @@ from libs.runtime.clock import (
     ClockOut,
     EventClockScope,
     PlatformClock,
+    SharedPlatformClock,
     clock_out,
     load_offset,
     save_offset,
@@ -251,22 +256,66 @@ class Platform:
         return Path(self.settings.data_dir) / "dev-clock"
 
     @classmethod
-    async def start(cls, settings: Settings, services: Sequence[ServiceDefinition]) -> Platform:
+    async def start(
+        cls, settings: Settings, services: Sequence[ServiceDefinition], run_dir: Path | None = None
+    ) -> Platform:
+        """Everything that runs once per platform: the infrastructure, the
+        migrations, the relays, consumers and schedulers (and the HTTP app,
+        ``asgi_app``). ``run_dir``: HTTP workers share it (``join``)."""
         masters = MasterKeys.from_settings(settings)  # outside dev mode: refuses before anything starts
         infrastructure = await start_infrastructure(settings)
         pool = await create_pool(infrastructure.database_url)
         vault_pool = await vault_pool_for(settings, pool)
         await migrate_all(pool, services, settings.vault_schema, vault_pool)
+        platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir)
+        for context, url in settings.event_store_urls.items():
+            platform.source_pools[context] = await create_pool(url, min_size=1, max_size=2)
+        platform.watermarks = Watermarks(pool, platform.source_pools)
+        if infrastructure.embedded_broker:
+            await platform.carry_log_to_empty_broker()
+        platform._start_workers()
+        platform._watch_children()
+        return platform
+
+    @classmethod
+    async def join(
+        cls, settings: Settings, services: Sequence[ServiceDefinition], run_dir: Path, pool_size: int = 20
+    ) -> Platform:
+        """An HTTP worker's platform (libs/runtime/workers.py): the database and
+        broker of the platform ``start``ed by its parent (``settings`` name them),
+        a pool of its own, and nothing running in the background."""
+        masters = MasterKeys.from_settings(settings)
+        assert settings.database_url and settings.kafka_bootstrap, "a worker is given its parent's infrastructure"
+        infrastructure = Infrastructure(settings.database_url, settings.kafka_bootstrap)
+        pool = await create_pool(infrastructure.database_url, min_size=1, max_size=pool_size)
+        vault_pool = await vault_pool_for(settings, pool)
+        return cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir)
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: Settings,
+        services: Sequence[ServiceDefinition],
+        infrastructure: Infrastructure,
+        pool: asyncpg.Pool,
+        vault_pool: asyncpg.Pool,
+        masters: MasterKeys,
+        run_dir: Path | None,
+    ) -> Platform:
+        """The services' contexts over ``pool``: what serving and the background both use."""
         verifier = token_verifier(settings)
         vault = KeyVault(vault_pool, settings.vault_schema, masters)
         personal = PersonalData(vault)
-        platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=RateLimits.from_settings(settings))
+        rate_limits = RateLimits.from_settings(settings, shared_dir=run_dir)
+        platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=rate_limits)
         platform.readiness_checks = {
             "database": cached(database_check(pool)),
             "broker": cached(broker_check(infrastructure.bootstrap)),
         }
         if platform.dev_clock:  # never back: a restart of the dev stack continues from the offset reached
-            platform.clock = PlatformClock(load_offset(platform.dev_clock_file))
+            saved = load_offset(platform.dev_clock_file)
+            # Several processes: one offset for all of them (libs/runtime/clock.py).
+            platform.clock = PlatformClock(saved) if run_dir is None else SharedPlatformClock(run_dir / "dev-clock", saved)
         for service in services:
             store = EventStore(
                 pool, service.schema, topic_prefix=settings.topic_prefix, service=service.name, personal=personal
@@ -277,13 +326,6 @@ class Platform:
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))
-        for context, url in settings.event_store_urls.items():
-            platform.source_pools[context] = await create_pool(url, min_size=1, max_size=2)
-        platform.watermarks = Watermarks(pool, platform.source_pools)
-        if infrastructure.embedded_broker:
-            await platform.carry_log_to_empty_broker()
-        platform._start_workers()
-        platform._watch_children()
         return platform
 
     def _watch_children(self) -> None:
@@ -374,6 +416,12 @@ class Platform:
         context.run(event_clock.set, self.clock)  # the worker's events take the platform's time
         self.tasks.append(asyncio.create_task(supervise(name, run, self.stop), name=name, context=context))
 
+    def http_app(self) -> ASGIApp:
+        """What the HTTP server runs: ``asgi_app``, behind load shedding."""
+        app = self.asgi_app()
+        # A request for a service at its bound is refused before the root app runs.
+        return ShedEarly(app, app.state.in_flight)
+
     def asgi_app(self) -> FastAPI:
         """One app: each service under ``/<service>``, plus platform ops routes."""
         root = create_service_app(
@@ -460,38 +508,54 @@ class Platform:
         self.infrastructure.close()
 
 
-async def serve(settings: Settings, services: Sequence[ServiceDefinition]) -> None:
-    """Run everything until Ctrl-C (uvicorn handles the signal), then stop cleanly."""
+async def serve(
+    settings: Settings, services: Sequence[ServiceDefinition], workers: int = 1, log_format: str = "auto"
+) -> None:
+    """Run everything until Ctrl-C (uvicorn handles the signal), then stop cleanly.
+
+    ``workers`` > 1: the HTTP side in that many processes (libs/runtime/workers.py).
+    """
+    if workers > 1:
+        from libs.runtime.workers import serve_with_workers
+
+        await serve_with_workers(settings, services, workers, log_format)
+        return
     platform = await Platform.start(settings, services)
     try:
-        # log_config=None: uvicorn's lines go through Binome's logging (JSON
-        # with correlation ids); the access line is CorrelationMiddleware's.
-        app = platform.asgi_app()
-        config = uvicorn.Config(
-            # A request for a service at its bound is refused before the root app runs.
-            ShedEarly(app, app.state.in_flight),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            log_config=None,
-            access_log=False,
-            server_header=False,  # no "Server: uvicorn" banner telling a prober what runs here
-        )
-        server = _Server(config)
-        print(f"Binome is up on http://{settings.host}:{settings.port}")
-        print(f"  database: {_redact(platform.infrastructure.database_url)}")
-        print(f"  broker:   {platform.infrastructure.bootstrap}{' (embedded)' if platform.infrastructure.embedded_broker else ''}")
-        for service in services:
-            print(f"  {service.name}: http://{settings.host}:{settings.port}/{service.name}/docs")
-        if platform.dev_clock:
-            print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (dev mode, role dev_clock; `binome demo` uses it)")
-        if not services:
-            print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
+        server = _Server(uvicorn_config(platform.http_app(), settings))
+        print_banner(platform)
         frozen = freeze_startup_heap()
         log.info("start-up heap frozen: %d objects the garbage collector no longer walks", frozen)
         await server.serve()
     finally:
         await platform.shutdown()
+
+
+def uvicorn_config(app: ASGIApp | None, settings: Settings) -> uvicorn.Config:
+    # log_config=None: uvicorn's lines go through Binome's logging (JSON
+    # with correlation ids); the access line is CorrelationMiddleware's.
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]  # None: only to bind the socket (libs/runtime/workers.py)
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        server_header=False,  # no "Server: uvicorn" banner telling a prober what runs here
+    )
+
+
+def print_banner(platform: Platform, workers: int = 1) -> None:
+    settings, services = platform.settings, platform.services
+    print(f"Binome is up on http://{settings.host}:{settings.port}" + (f" ({workers} HTTP workers)" if workers > 1 else ""))
+    print(f"  database: {_redact(platform.infrastructure.database_url)}")
+    print(f"  broker:   {platform.infrastructure.bootstrap}{' (embedded)' if platform.infrastructure.embedded_broker else ''}")
+    for service in services:
+        print(f"  {service.name}: http://{settings.host}:{settings.port}/{service.name}/docs")
+    if platform.dev_clock:
+        print(f"  dev clock: http://{settings.host}:{settings.port}/v1/dev/clock:advance (dev mode, role dev_clock; `binome demo` uses it)")
+    if not services:
+        print("  no business service is installed yet; ops routes: /healthz /readyz /metrics")
 
 
 class _Server(uvicorn.Server):

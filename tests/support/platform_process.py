@@ -118,6 +118,10 @@ class PlatformProcess:
                 "PYTHONUNBUFFERED": "1",
                 # Short group joins: a consumer group forms in about a second.
                 "BINOME_CONSUMER_SESSION_TIMEOUT_MS": "2000",
+                # One process: the suite starts many platforms and each worker
+                # is one more interpreter to start (tests/system/test_workers.py
+                # runs two).
+                "BINOME_WORKERS": "1",
             }
         )
         full_env.update(env or {})

@@ -13,12 +13,24 @@ import asyncio
 import re
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import psutil
+import pytest
 
 from tests.support.platform_process import PlatformProcess, auth, eventually
+
+#: Two HTTP workers (``binome up --workers 2``): what is down must show
+#: whichever worker answers, and the workers die with ``binome up`` too.
+WORKERS = {"BINOME_WORKERS": "2"}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
+    with PlatformProcess.start(tmp_path_factory.mktemp("platform"), env=WORKERS) as running:
+        yield running
 
 
 def _readyz(platform: PlatformProcess, prefix: str = "") -> tuple[int, dict]:
@@ -142,12 +154,13 @@ async def _select_one(url: str) -> int:
 
 
 def test_no_child_survives_a_kill_9_of_binome_up(tmp_path) -> None:
-    running = PlatformProcess.create(tmp_path)
+    running = PlatformProcess.create(tmp_path, env=WORKERS)
     running.launch()
     try:
         children = running.children()
         assert any("tansu" in " ".join(c.cmdline()) for c in children)
         assert any("postgres" in c.name() for c in children)
+        assert sum("libs.runtime.worker" in " ".join(c.cmdline()) for c in children) == 2
     except BaseException:
         running.stop()
         raise
@@ -161,7 +174,7 @@ def test_no_child_survives_a_kill_9_of_binome_up(tmp_path) -> None:
     # A restart over the same data dir (stale postmaster.pid, no server) finds
     # every fact, and a clean stop after it leaves nothing running.
     token = running.token("hr-restart", "org-restart", ["hr_admin"])
-    with PlatformProcess.start(tmp_path) as again:
+    with PlatformProcess.start(tmp_path, env=WORKERS) as again:
         created = again.http.post("/enrollment/v1/programmes", json={"name": "Kept", "mode": "reverse"}, headers=auth(token))
         assert created.status_code == 201, created.text
     eventually(lambda: not _processes_over(tmp_path), timeout=15, what="nothing left after a clean stop")

@@ -91,3 +91,19 @@ def test_the_dev_clock_exists_only_in_dev_mode(settings: dict, mounted: bool) ->
     given = {"database_url": None, "kafka_bootstrap": None, "dev_mode": None, "dev_clock": None, **settings}
     platform = Platform(Settings(**given), [], None, None)  # type: ignore[arg-type]
     assert platform.dev_clock is mounted
+
+
+def test_a_shared_clock_is_one_now_for_every_process_mapping_it(tmp_path) -> None:
+    """``binome up --workers N``: an advance answered by one worker is every worker's "now"."""
+    from libs.runtime.clock import SharedPlatformClock
+
+    background = SharedPlatformClock(tmp_path / "dev-clock", timedelta(hours=1))  # the offset saved by the last run
+    worker = SharedPlatformClock(tmp_path / "dev-clock")  # a worker reads it, never sets it back
+    assert worker.offset == background.offset == timedelta(hours=1)
+    worker.advance(timedelta(days=2))
+    assert background.offset == timedelta(days=2, hours=1)
+    late = SharedPlatformClock(tmp_path / "dev-clock", timedelta(hours=1))  # restarted with the older saved offset
+    assert late.offset == timedelta(days=2, hours=1)
+    with pytest.raises(ValueError, match="at most 731 days"):
+        background.advance(timedelta(days=730))  # the bound counts what the other process advanced
+    assert worker.offset == timedelta(days=2, hours=1)
