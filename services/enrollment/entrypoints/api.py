@@ -69,6 +69,7 @@ from services.enrollment.entrypoints.schemas import (
 from services.enrollment.service_layer import commands, handlers
 from services.enrollment.service_layer.importing import ImportRejected, import_participants
 from services.enrollment.service_layer.views import ParticipantFilters, WaveFilters
+from services.enrollment.service_layer.export import EnrollmentExport
 
 NAME = "enrollment"
 READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
@@ -607,5 +608,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault)
     app.include_router(router)
-    app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid)))
+    app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid), EnrollmentExport))
     return app

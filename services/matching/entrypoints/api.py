@@ -59,7 +59,7 @@ from services.matching.entrypoints.schemas import (
     WaitlistOut,
 )
 from services.matching.service_layer import bulk, choice, interests, lifecycle, retention, waitlist
-from services.matching.service_layer.export import Export
+from services.matching.service_layer.export import Export, MatchingExport
 from services.matching.service_layer.runs import RunRequest, run_matching
 from services.matching.service_layer.views import PairFilters, RunFilters
 
@@ -483,5 +483,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.clock = getattr(ctx, "clock", None) or retention.system_clock
     app.include_router(router)
     part = Export(ctx.store.schema, ctx.store)
-    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
+    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid), MatchingExport))
     return app
