@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, create_model
 
 from libs.api.problems import Problem, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, Principal
 from libs.events.registry import registry
@@ -74,7 +75,7 @@ def export_router(service: str, collect: Collect, data: type[ExportPart]) -> API
     ``collect`` returns). A field the model gives a default is left out of
     the answer when ``collect`` left it out (``response_model_exclude_unset``):
     typing the export adds no key the read model does not hold."""
-    router = APIRouter(tags=["gdpr"])
+    router = APIRouter(tags=["gdpr"], route_class=ApiRoute)
 
     @router.get(
         EXPORT_PATH,
@@ -136,7 +137,7 @@ async def assemble(
 
 
 def gdpr_router(services: Callable[[], Mapping[str, httpx.AsyncClient]]) -> APIRouter:
-    router = APIRouter(tags=["gdpr"])
+    router = APIRouter(tags=["gdpr"], route_class=ApiRoute)
 
     @router.get("/v1/gdpr/participants/{participant_id}/export")
     async def export_everything(

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from libs.api.app import create_service_app
 from libs.api.problems import problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, Principal
 from libs.domain.errors import NotFound
@@ -22,7 +23,7 @@ from services.directory.service_layer.people import People
 
 NAME = "directory"
 
-router = APIRouter(prefix="/v1", tags=["gdpr"])
+router = APIRouter(prefix="/v1", tags=["gdpr"], route_class=ApiRoute)
 
 
 class ErasureOut(BaseModel):

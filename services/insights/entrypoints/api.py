@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from libs.api.app import create_service_app
 from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values, page_params
 from libs.api.problems import problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.observability.health import database_check
@@ -47,7 +48,7 @@ NAME = "insights"
 READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 class NetworkFormat(StrEnum):

@@ -27,6 +27,7 @@ from libs.api.commands import CONCURRENT_CHANGE
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, invalid, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.repository import UnitOfWork
@@ -72,7 +73,7 @@ CONFLICT = "urn:binome:problem:conflict"
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 # --------------------------------------------------------------------------- plumbing

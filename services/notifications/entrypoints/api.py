@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from libs.api.app import create_service_app
 from libs.api.pagination import Page, PageParams, cursor_scope, invalid_query, page_params
 from libs.api.problems import Problem, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, Forbidden, Principal, normalise_country
 from libs.gdpr.export import export_router
@@ -44,7 +45,7 @@ READ_ERRORS = problem_responses(401, 403, 404, 422)
 LOG_READERS = (HR_ADMIN, REGIONAL_COMMITTEE)
 Country = Query(None, pattern=r"^[A-Za-z]{2}$")
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 def participant_of(who: Principal) -> UUID:
