@@ -18,6 +18,7 @@ from libs.domain.errors import NotFound
 from libs.observability.correlation import current_correlation_id
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
+from services.directory.scim import openapi as scim_openapi
 from services.directory.scim.routes import router as scim_router
 from services.directory.service_layer.people import People
 
@@ -52,5 +53,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.people = People(ctx.pool, ctx.store, ctx.vault)
     app.include_router(scim_router)
+    scim_openapi.without_validation_422(app)
     app.include_router(router)
     return app
