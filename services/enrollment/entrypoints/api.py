@@ -28,7 +28,7 @@ from libs.api.commands import concurrent_change, if_match_version, rule_broken, 
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
-from libs.api.problems import Problem, import_rejected, invalid, problem_responses
+from libs.api.problems import Problem, import_rejected, problem_responses
 from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
@@ -374,9 +374,7 @@ def _import_rows(content_type: str, body: bytes, *, from_directory: bool = False
         else:
             raise Problem(415, detail="Send text/csv or application/json.")
     except tabular.UnreadableFile as exc:
-        raise invalid(
-            [{"line": exc.line, "field": exc.field, "message": exc.message}], "The file cannot be read."
-        ) from None
+        raise exc.problem() from None
     if len(table.rows) + len(table.bad_rows) > MAX_IMPORT_ROWS:
         raise Problem(413, detail=f"An import holds at most {MAX_IMPORT_ROWS} rows; split the file.")
     rows = [commands.ImportRow(bad.line, None, (bad,)) for bad in table.bad_rows]
