@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from libs.api.dates import Day, TimeZone
 from libs.api.patch import partial_model, sent
+from libs.api.text import NO_SPACE, stripped
 from libs.events.contexts.enrollment import (
     Actor,
     GenerationBand,
@@ -58,14 +59,16 @@ Code = Annotated[
 ]
 Country = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}$"), _any_case(r"^[A-Za-z]{2}$")]
 Language = Annotated[str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z]{2}$"), _any_case(r"^[A-Za-z]{2}$")]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Label = stripped(120)
+Name = stripped(200)
+Text = stripped(4000)
 Ref = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
 ]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+                 # The same pattern for every regex engine (ECMAScript's \s leaves U+0085 out).
+                 Field(json_schema_extra={"pattern": rf"^[^@{NO_SPACE}]+@[^@{NO_SPACE}]+\.[^@{NO_SPACE}]+$"})]
 Level = Annotated[int, Field(ge=1, le=5)]
 Weight = Annotated[float, Field(ge=0, le=100)]
 
@@ -90,7 +93,7 @@ class IntentionIn(Input):
 
 class NeedsQuestionIn(Input):
     question_id: Code
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    text: stripped(500)  # type: ignore[valid-type]
     theme_options: list[Code] = Field(default_factory=list, max_length=100, description="Empty: the whole catalogue.")
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from libs.api.text import stripped
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.evaluation import (
     ActionStatus,
@@ -24,10 +25,7 @@ from libs.events.contexts.evaluation import (
 )
 from services.evaluation.domain.language import LanguageSource
 
-# Stripped first: the document says it holds more than white space.
-Code = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), Field(json_schema_extra={"pattern": r"\S"})
-]
+Code = stripped(40)
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
 Texts = Annotated[
     dict[Language, Annotated[str, StringConstraints(max_length=2000)]],
@@ -78,7 +76,7 @@ class SettingsIn(Input):
 
 
 class ActionIn(Input):
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    description: stripped(500)  # type: ignore[valid-type]
     status: ActionStatus
 
 
