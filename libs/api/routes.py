@@ -31,7 +31,14 @@ class ObjectSegment(Convertor[str]):
         return value
 
 
+class ScimSegment(ObjectSegment):
+    """A SCIM id: ``:`` allowed (a schema's id is a URN), no leading ``.``."""
+
+    regex = r"[^/.][^/]*"
+
+
 register_url_convertor("object", ObjectSegment())
+register_url_convertor("scim_id", ScimSegment())
 
 #: A path parameter without a convertor of its own (``{wave_id}``).
 _BARE_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -39,11 +46,13 @@ _BARE_PARAMETER = re.compile(r"\{(\w+)\}")
 
 class ApiRoute(APIRoute):
     """The route class of every Binome router (``APIRouter(route_class=ApiRoute)``):
-    each bare path parameter matches one ``ObjectSegment``. The OpenAPI
+    each bare path parameter matches one ``convertor`` segment. The OpenAPI
     document is unchanged (FastAPI writes the path without convertors)."""
 
+    convertor = "object"
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(_BARE_PARAMETER.sub(r"{\1:object}", path), endpoint, **kwargs)
+        super().__init__(_BARE_PARAMETER.sub(rf"{{\1:{self.convertor}}}", path), endpoint, **kwargs)
 
 
 def api_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, APIRoute]]:

@@ -75,6 +75,8 @@ def error_response(refusal: SCIMException) -> ScimResponse:
 
 
 class ScimRoute(ApiRoute):
+    convertor = "scim_id"  # a schema's id is a URN (colons); .search is no id
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
