@@ -62,3 +62,24 @@ def jsonb(value: Any) -> str:
     which also writes UUIDs and datetimes."""
     return orjson.dumps(value).decode()
 
+
+
+class Where:
+    """A WHERE clause built from optional filters, with numbered parameters:
+    ``w.add(f"country = {w.param(country)}")``, then ``w.sql()`` and ``*w.args``."""
+
+    def __init__(self) -> None:
+        self.terms: list[str] = []
+        self.args: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, term: str) -> None:
+        self.terms.append(term)
+
+    def sql(self) -> str:
+        return " AND ".join(self.terms) or "true"
+
+    __str__ = sql  # f"... WHERE {where}"

@@ -1,20 +1,21 @@
-"""Waiting between tries, for the loops that retry until the platform stops
-(the relay, the consumers, the supervised workers).
+"""Retrying, for the loops that run until the platform stops.
 
-tenacity's wait strategies compute the delay; these loops run for ever and
-keep their own count of failures (a failure is not one call to retry: the
-consumer fetches the records again), so they ask a strategy for the delay of
-the n-th failure through a tenacity ``RetryCallState`` at that attempt.
-Bounded retries of one call use tenacity's ``AsyncRetrying`` directly.
+``until_stopped`` is the one way for such a loop (the relay): tenacity's own
+retry, stop, wait and before_sleep around each call, the count starting
+afresh with every call. ``exponential_backoff`` gives the delay of the n-th
+failure for what keeps its count elsewhere (a message's next delivery
+attempt, stored with the message; the consumer runtime, whose failed batch is
+fetched again between tries). Bounded retries of one call use tenacity's
+``AsyncRetrying`` directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 
 def exponential_backoff(**kwargs: float) -> Callable[[int], float]:
@@ -34,3 +35,29 @@ async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     """Wait ``seconds``, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def until_stopped(
+    stop: asyncio.Event,
+    *,
+    retry_if: Callable[[BaseException], bool] = lambda exc: isinstance(exc, Exception),
+    before_sleep: Callable[[RetryCallState], Awaitable[None] | None] | None = None,
+    **wait: float,
+) -> AsyncRetrying:
+    """Call again after each failure that ``retry_if`` accepts (others are
+    raised), waiting with exponential backoff and jitter (``wait``: the
+    arguments of tenacity's ``wait_exponential_jitter``), a wait that ``stop``
+    cuts short; once ``stop`` is set, no more tries (``tenacity.RetryError``).
+    ``before_sleep`` sees each failure (``state.attempt_number``,
+    ``state.outcome``). ``await retrying(fn)`` counts from 1 on every call."""
+
+    async def sleep(seconds: float) -> None:
+        await sleep_unless_stopped(stop, seconds)
+
+    return AsyncRetrying(
+        retry=retry_if_exception(retry_if),
+        stop=lambda state: stop.is_set(),
+        wait=wait_exponential_jitter(**wait),
+        sleep=sleep,
+        before_sleep=before_sleep,
+    )

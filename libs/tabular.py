@@ -30,6 +30,8 @@ from typing import Any
 import openpyxl
 import orjson
 
+from libs.api.problems import Problem, invalid
+
 LIST_SEPARATOR = "|"
 LEVEL_SEPARATOR = ":"
 DELIMITERS = (",", ";", "\t")
@@ -65,6 +67,13 @@ class UnreadableFile(ValueError):
     def __init__(self, field: str, message: str, line: int = 1) -> None:
         super().__init__(message)
         self.field, self.message, self.line = field, message, line
+
+    def problem(self) -> Problem:
+        """The 422 naming what cannot be read. Its type is ``rule``: the body
+        is the documented media type, but its content (columns, rows) is
+        what no schema of a file states."""
+        return invalid([{"line": self.line, "field": self.field, "message": self.message, "type": "rule"}],
+                       "The file cannot be read.")
 
 
 def read_csv(

@@ -33,10 +33,18 @@ from libs.domain.errors import InvalidInput
 
 CONCURRENT_CHANGE = "urn:binome:problem:concurrent-change"
 STALE_VERSION = "urn:binome:problem:stale-version"
+#: The ETags this API issues, as an If-Match names them.
+ETAG_PATTERN = r'^(\*|(W/)?"[0-9]{1,9}")$'
 
 
 async def if_match_version(
-    if_match: str | None = Header(None, description='The ETag read before, e.g. "3".'),
+    # Typed str (not str | None): the document then says a string, never a null header.
+    if_match: str = Header(  # type: ignore[assignment]
+        None,
+        description='The ETag read before, e.g. "3" (W/"3" is read the same), or * for any version.',
+        # Documented, not validated here: the token is checked before the input.
+        json_schema_extra={"pattern": ETAG_PATTERN},
+    ),
     _caller: Principal = Depends(current_principal),
 ) -> int | None:
     """The version a conditional command expects (a dependency).

@@ -40,9 +40,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+#: What a cursor is made of (unpadded base64url); its content no schema can
+#: state: only what the API issued is read.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
 def invalid_query(field: str, message: str) -> Problem:
-    """A 422 problem naming one query parameter, shaped like FastAPI's own."""
-    return invalid([{"field": f"query.{field}", "message": message, "type": "value_error"}])
+    """A 422 problem naming one query parameter, shaped like FastAPI's own.
+    Its type is ``rule``: the value has the documented form, but the API
+    refuses it for what no schema states (a cursor it did not issue)."""
+    return invalid([{"field": f"query.{field}", "message": message, "type": "rule"}])
 
 
 def cursor_scope(**filters: Any) -> str:
@@ -82,7 +89,13 @@ class PageParams:
 
 
 async def page_params(
-    cursor: str | None = Query(None, max_length=1024, description="Opaque cursor from a previous page's next_cursor."),
+    cursor: str | None = Query(
+        None,
+        max_length=1024,
+        pattern=CURSOR_PATTERN,
+        description="Opaque cursor from a previous page's next_cursor. Only a cursor this API issued for the "
+        "same filters is read: any other is a 422 naming query.cursor (type rule).",
+    ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT})."),
 ) -> PageParams:
     """FastAPI dependency: the ``cursor`` and ``limit`` query parameters."""
@@ -138,17 +151,18 @@ def cursor_values(after: Any, order: Order) -> list[Any]:
 
 
 
-def order_by(order: Order) -> str:
-    """The ``ORDER BY`` list of ``order``, e.g. ``starts_at, session_id``."""
-    return ", ".join(column for column, _ in order)
+def order_by(order: Order, *, descending: bool = False) -> str:
+    """The ``ORDER BY`` list of ``order``, e.g. ``starts_at, session_id``
+    (``descending``: every column from the greatest, newest first)."""
+    return ", ".join(f"{column} DESC" if descending else column for column, _ in order)
 
 
-def after_condition(order: Order, after: Any, param: Callable[[Any], str]) -> str:
+def after_condition(order: Order, after: Any, param: Callable[[Any], str], *, descending: bool = False) -> str:
     """The SQL condition "rows after the cursor's key" (a row comparison), each
     value numbered by the caller's ``param``; 422 naming ``query.cursor`` if
-    the cursor holds other things."""
+    the cursor holds other things. ``descending`` as in ``order_by``."""
     values = ", ".join(param(value) for value in cursor_values(after, order))
-    return f"({order_by(order)}) > ({values})"
+    return f"({', '.join(column for column, _ in order)}) {'<' if descending else '>'} ({values})"
 
 
 def keyed_page(rows: Sequence[R], page: PageParams, scope: str, order: Order, item: Callable[[R], T]) -> Page[T]:

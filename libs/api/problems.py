@@ -303,7 +303,8 @@ _UNSTORABLE_TEXT = (asyncpg.exceptions.UntranslatableCharacterError, asyncpg.exc
 
 async def _handle_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
     problem = invalid(
-        [{"field": "request", "message": "Text may not contain the NUL character.", "type": "value_error"}],
+        # A rule of the platform's storage that no schema of a string states: type rule.
+        [{"field": "request", "message": "Text may not contain the NUL character.", "type": "rule"}],
         detail="Text may not contain the NUL character (\\u0000).",
     )
     return problem_response(problem, request)

@@ -11,12 +11,13 @@ from pydantic import BaseModel
 from libs.api.dates import Instant
 from libs.api.pagination import Page, PageParams, cursor_scope, page_params
 from libs.api.problems import problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.audit.middleware import AuditMiddleware
 from libs.audit.trail import AuditTrail
 from libs.auth.principal import HR_ADMIN, Principal
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=ApiRoute)
 
 
 class AuditEntry(BaseModel):

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import httpx
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, create_model
 
 from libs.api.problems import Problem, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, Principal
 from libs.events.registry import registry
@@ -45,6 +46,16 @@ class ExportPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _iso(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+#: An instant as the read model wrote it (ISO 8601, ``+00:00``; a datetime is
+#: written the way ``jsonable_encoder`` did): kept as the string it is, so
+#: that typing an export does not rewrite its values.
+Instant = Annotated[str, BeforeValidator(_iso), WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
 class ActorExport(ExportPart):
     """Who made a change, as the read models keep it (``Actor``)."""
 
@@ -59,13 +70,19 @@ def export_model(service: str, data: type[ExportPart]) -> type[BaseModel]:
     )
 
 
-def export_router(service: str, collect: Collect, data: type[ExportPart] | None = None) -> APIRouter:
+def export_router(service: str, collect: Collect, data: type[ExportPart]) -> APIRouter:
     """The export route; ``data`` is the model of the part (every field
-    ``collect`` returns; without it the answer is untyped)."""
-    router = APIRouter(tags=["gdpr"])
-    typed = {} if data is None else {"response_model": export_model(service, data)}
+    ``collect`` returns). A field the model gives a default is left out of
+    the answer when ``collect`` left it out (``response_model_exclude_unset``):
+    typing the export adds no key the read model does not hold."""
+    router = APIRouter(tags=["gdpr"], route_class=ApiRoute)
 
-    @router.get(EXPORT_PATH, responses=problem_responses(401, 403, 404, 422), **typed)
+    @router.get(
+        EXPORT_PATH,
+        responses=problem_responses(401, 403, 404, 422),
+        response_model=export_model(service, data),
+        response_model_exclude_unset=True,
+    )
     async def export_participant(
         participant_id: UUID, request: Request, who: Principal = Depends(requires(HR_ADMIN))
     ) -> dict[str, Any]:
@@ -120,7 +137,7 @@ async def assemble(
 
 
 def gdpr_router(services: Callable[[], Mapping[str, httpx.AsyncClient]]) -> APIRouter:
-    router = APIRouter(tags=["gdpr"])
+    router = APIRouter(tags=["gdpr"], route_class=ApiRoute)
 
     @router.get("/v1/gdpr/participants/{participant_id}/export")
     async def export_everything(

@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs.api.idempotency import IdempotencyKey, IdempotencyKeys, idempotency_key, run_idempotently
 from libs.api.pagination import Page, PageParams, cursor_scope, page_params
 from libs.api.problems import Problem, invalid, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import OPS, Principal
 from libs.messaging.deadletters import Redriver
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=ApiRoute)
 
 
 class DeadLetterOut(BaseModel):

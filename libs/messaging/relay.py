@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from tenacity import RetryCallState, RetryError
 
 from libs.events.envelope import OLD_STREAM_VERSION, STREAM_VERSION
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import local_relay, notify_channel
 from libs.messaging.kafka import TopicSpec, ensure_topics, event_headers, make_producer, send_keyed
 from libs.observability import metrics
-from libs.retry import exponential_backoff, sleep_unless_stopped
+from libs.retry import sleep_unless_stopped, until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -151,30 +152,35 @@ class OutboxRelay:
         self._wake.set()
 
     async def _publish_until(self, stop: asyncio.Event) -> None:
-        backoff = exponential_backoff(multiplier=0.1, max=5.0)
-        failures = 0
+        # Broker down, database hiccup: keep the rows and try the pass again,
+        # with backoff, until it publishes or the platform stops.
+        retrying = until_stopped(
+            stop, retry_if=self._may_retry, before_sleep=self._after_failure, multiplier=0.1, max=5.0
+        )
         while not stop.is_set():
             # Cleared before the pass, not after: a notification that arrives
             # while this pass runs must start the next one, not wait for the poll.
             self._wake.clear()
             try:
-                published = await self.publish_pending()
-                failures = 0
-            except Exception as exc:  # broker down, DB hiccup: keep the rows, retry
-                if self._conn is not None and self._conn.is_closed():
-                    raise  # the lock went with the connection: stop being the relay
-                failures += 1
-                metrics.RELAY_PUBLISH_FAILURES.labels(self.service).inc()
-                log.warning("relay %s: publish failed (%s), retry %d", self.schema, exc, failures)
-                # The lag keeps growing while the broker is down: let the
-                # gauges (and the relay-stuck alert) see it.
-                with contextlib.suppress(Exception):
-                    await self._record_lag_now_and_then()
-                await self.close()
-                await sleep_unless_stopped(stop, backoff(failures))
-                continue
+                published = await retrying(self.publish_pending)
+            except RetryError:
+                return  # stopped while failing
             if published < self.batch_size:
                 await self._wait_for_work(stop)
+
+    def _may_retry(self, exc: BaseException) -> bool:
+        # The lock went with the connection: stop being the relay (raised).
+        return isinstance(exc, Exception) and not (self._conn is not None and self._conn.is_closed())
+
+    async def _after_failure(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        metrics.RELAY_PUBLISH_FAILURES.labels(self.service).inc()
+        log.warning("relay %s: publish failed (%s), retry %d", self.schema, exc, state.attempt_number)
+        # The lag keeps growing while the broker is down: let the gauges (and
+        # the relay-stuck alert) see it.
+        with contextlib.suppress(Exception):
+            await self._record_lag_now_and_then()
+        await self.close()
 
     async def _wait_for_work(self, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())

@@ -208,7 +208,9 @@ def route_template(scope: Scope, root_path_before: str = "") -> str:
     # The router records the matched route in the scope ("route"); its
     # ``path`` is the template ("/v1/pairs/{pair_id}"), not the raw path.
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # ``path_format``: the template without convertors (``{pair_id:object}``
+    # is ``{pair_id}``, libs/api/routes.ApiRoute), as OpenAPI writes it.
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(path, str):
         return UNMATCHED_ROUTE
     # Inside a Mount, root_path grew by the mount prefix; keep it in the label.

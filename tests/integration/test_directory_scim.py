@@ -360,7 +360,7 @@ async def test_the_read_table_is_rebuilt_from_the_log(env: DirectoryEnv, populat
 
 
 def scim_routes() -> list[tuple[str, str]]:
-    return sorted((m, r.path) for r in router.routes if r.include_in_schema for m in r.methods)  # type: ignore[attr-defined]
+    return sorted((m, r.path_format) for r in router.routes if r.include_in_schema for m in r.methods)  # type: ignore[attr-defined]
 
 
 async def call(env: DirectoryEnv, method: str, path: str, user_id: str, headers: dict[str, str]) -> Any:

@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from libs.auth.principal import HR_ADMIN, Principal
 from libs.gdpr.personal import ERASED
-from tests.support.enrollment import EnrollmentEnv, enrollment_env, mentee
+from services.enrollment.service_layer.export import EnrollmentExport
+from tests.support.enrollment import ORG, EnrollmentEnv, enrollment_env, mentee, mentor
+from tests.support.gdpr_export import assert_export_complete
 
 CANARY = "canary-e7b2d41f"
 
@@ -116,3 +119,47 @@ async def test_the_log_holds_personal_values_sealed_and_erasure_makes_them_unrea
     assert [e.type for e in history][-1] == "binome.enrollment.ParticipantErased.v1"
     assert history[0].data["display_name"] == ERASED and history[0].data["email"] == ERASED
     assert CANARY not in str([e.data for e in history])
+
+
+async def export_checked(env: EnrollmentEnv, pid: str) -> dict:
+    """The export through the API, checked against its model and the collector's unfiltered part."""
+    response = await env.client.get(f"/v1/participants/{pid}/export", headers=env.auth())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    from services.enrollment.bootstrap import Enrollment
+
+    unfiltered = await Enrollment(env.pool, env.store, env.vault).export(Principal("hr-1", ORG, {HR_ADMIN}), uuid.UUID(pid))
+    assert unfiltered is not None
+    assert_export_complete("enrollment", body, unfiltered, EnrollmentExport)
+    return body["data"]
+
+
+async def test_the_export_is_typed_and_lost_nothing_of_any_fact(env: EnrollmentEnv) -> None:
+    """Every kind of fact and every part of the document (needs, transfers,
+    withdrawal, qualification, erasure with its markers) validates against
+    EnrollmentExport and keeps every key."""
+    programme = await env.programme()
+    fr = await env.wave(programme["programme_id"])
+    de = await env.wave(programme["programme_id"], country="DE")
+    pid = (await env.enrol(fr["wave_id"], mentee("E-TYPED-1", motivation=f"why {CANARY}")))["participant_id"]
+    answers = [{"question_id": "priorities", "themes": ["cybersecurity"]}, {"question_id": "least_at_ease", "themes": []}]
+    needs = {"answers": answers, "comments": {"priorities": CANARY}}
+    await env.post(f"/v1/participants/{pid}/needs-answers", needs)
+    await env.post(f"/v1/participants/{pid}:transfer", {"wave_id": de["wave_id"]})
+    await env.post(f"/v1/participants/{pid}:withdraw", {"reason": f"moving on {CANARY}"})
+    part = await export_checked(env, pid)
+    assert part["participant"]["transfers"][0]["to_country"] == "DE"
+    assert "erasure" not in part["participant"]  # absent until erased, as the read model keeps it
+
+    assert (await env.client.post(f"/v1/participants/{pid}:erase", headers=env.auth())).status_code == 200
+    part = await export_checked(env, pid)
+    assert part["participant"]["erasure"]["status"] in ("pending", "completed")
+    assert part["history"][0]["data"]["motivation"] == ERASED
+    assert CANARY not in str(part)
+
+    mentor_id = (await env.enrol(fr["wave_id"], mentor("E-TYPED-2")))["participant_id"]
+    scores = {"case_study_score": 80, "teaching_ease": 4, "interpersonal_skills": 4, "training_completed": True}
+    await env.post(f"/v1/participants/{mentor_id}/qualification", scores)
+    part = await export_checked(env, mentor_id)
+    assert part["participant"]["qualification"]["qualified"] is True
+    assert [h["type"].split(".")[2] for h in part["history"]] == ["ParticipantEnrolled", "MentorQualificationAssessed"]

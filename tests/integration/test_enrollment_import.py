@@ -197,7 +197,7 @@ async def test_json_import_and_file_level_errors(env: EnrollmentEnv) -> None:
 
     unknown = await upload(env, wave, b"employee_ref,salary\nX,1\n")
     assert unknown.status_code == 422 and unknown.json()["errors"] == [
-        {"line": 1, "field": "salary", "message": unknown.json()["errors"][0]["message"]}
+        {"line": 1, "field": "salary", "message": unknown.json()["errors"][0]["message"], "type": "rule"}
     ]
     assert (await upload(env, wave, b"<xml/>", "application/xml")).status_code == 415
     assert (await upload(env, wave, b"\xff\xfe", "text/csv")).status_code == 422

@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
+from libs.auth.principal import HR_ADMIN, Principal
 from libs.auth.tokens import TokenVerifier
 from libs.events import registry
 from libs.events.contexts.matching import PairNotesExpired
@@ -27,7 +28,9 @@ from libs.runtime.service import ServiceContext
 from libs.settings import Settings
 from services.matching import SERVICE
 from services.matching.bootstrap import Matching
+from services.matching.service_layer.export import Export, MatchingExport
 from services.matching.service_layer.retention import RetentionWorker
+from tests.support.gdpr_export import assert_export_complete
 from tests.support.kafka import wait_for
 from tests.support.matching import MatchingEnv, matching_env
 from tests.support.problems import problem
@@ -171,6 +174,41 @@ async def test_the_export_holds_the_candidate_pairs_proposals_and_runs(env: Matc
     problem(await env.client.get(url, headers=env.auth("regional_committee", countries=["FR"])), 403)
     problem(await env.client.get(url, headers=env.auth("hr_admin", org="org-b")), 404)
     problem(await env.client.get(f"/v1/participants/{uuid.uuid4()}/export", headers=env.auth("hr_admin")), 404)
+
+
+async def test_the_export_is_typed_and_lost_nothing_of_any_document(env: MatchingEnv) -> None:
+    """Every kind of document matching exports, each in every state that adds
+    a key (confirmed, ended with a note, an exclusion lifted, an interest),
+    validates against MatchingExport and keeps every key."""
+    wave = await env.wave(await env.programme(name=f"typed {uuid.uuid4().hex[:6]}"))
+    mentee = await env.mentee(wave, themes_wanted=[{"theme": "data_ai", "level": 2}])
+    mentor = await env.mentor(wave, themes_offered=[{"theme": "data_ai", "level": 3}])
+    await env.synced()
+    interest = await env.client.post(
+        f"/v1/mentors/{mentor}/interests", json={"mentee_id": mentee}, headers=env.as_participant(mentor)
+    )
+    assert interest.status_code == 201, interest.text
+    pair = await env.pair((await env.run(wave))["pairs"][0]["pair_id"])
+    await act(env, pair, "confirm")
+    await act(env, pair, "dissolve", {"reason": "no_chemistry", "note": "typed note"})
+    exclusion = await env.ok("POST", "/v1/exclusions", {"mentee_id": mentee, "mentor_id": mentor, "note": "keep apart"})
+    await env.ok("POST", f"/v1/exclusions/{exclusion['exclusion_id']}:lift", {"reason": "try again"})
+
+    response = await env.client.get(f"/v1/participants/{mentee}/export", headers=env.auth("hr_admin"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [formed] = body["data"]["pairs"]
+    assert formed["confirmed_by"] == "hr" and formed["ended"]["reason"] == "no_chemistry"
+    assert [n["note"] for n in formed["notes"]] == ["typed note"]
+    assert "notes_expired" not in formed  # absent until the notes expire, as the read model keeps it
+    [excluded] = body["data"]["exclusions"]
+    assert excluded["lifted_by"]["subject"] and [n.get("note") or n.get("reason") for n in excluded["notes"]] == [
+        "keep apart", "try again",
+    ]
+    assert [i["mentor_id"] for i in body["data"]["interests"]] == [mentor]
+    unfiltered = await Export(env.schema, env.store).collect(env.pool, Principal("hr-1", "org-a", {HR_ADMIN}), uuid.UUID(mentee))
+    assert unfiltered is not None
+    assert_export_complete("matching", body, unfiltered, MatchingExport)
 
 
 async def test_an_erased_participant_leaves_no_personal_value_in_matching(env: MatchingEnv) -> None:

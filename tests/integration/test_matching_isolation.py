@@ -123,7 +123,7 @@ def test_every_route_is_in_the_matrix() -> None:
         assert isinstance(route, APIRoute)
         for method in route.methods:
             declared = set(NOT_COUNTRY_OWNED)  # not country-owned, with the reason (entrypoints/scope.py)
-            assert (method, route.path) in covered | lists | declared, f"{method} {route.path} is not in the matrix"
+            assert (method, route.path_format) in covered | lists | declared, f"{method} {route.path_format} is not in the matrix"
 
 
 async def test_a_committee_names_no_other_countrys_mentor_in_an_exclusion(world: World) -> None:

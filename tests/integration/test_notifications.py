@@ -9,11 +9,13 @@ server outage that delays delivery without duplicating it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import datetime, timedelta
 
 import asyncpg
+import orjson
 import pytest
 
 from libs.auth.principal import HR_ADMIN, Principal
@@ -267,3 +269,25 @@ async def two(rows: Awaitable[list[asyncpg.Record]]) -> list[asyncpg.Record] | N
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_the_delivery_log_pages_newest_first_by_its_public_key(world: World) -> None:
+    """The delivery log pages like every list: a cursor holds the last item's
+    public key (``queued_at``, then ``message_id``), never a row number, and
+    a walk one item a page gives the whole list once, newest first."""
+    await wait_for(lambda: messages(world, "kind = 'session_scheduled' AND status = 'delivered'"))
+    whole = (await world.ok("notifications", "GET", "/v1/messages?limit=200"))["items"]
+    assert len(whole) >= 3
+    keys = [(m["queued_at"], m["message_id"]) for m in whole]
+    assert keys == sorted(keys, reverse=True)
+    walked, cursor = [], None
+    while True:
+        page = await world.ok("notifications", "GET", "/v1/messages?limit=1" + (f"&cursor={cursor}" if cursor else ""))
+        walked += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        [last] = page["items"]
+        held = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["a"]
+        assert held == [datetime.fromisoformat(last["queued_at"]).isoformat(), last["message_id"]]
+    assert [m["message_id"] for m in walked] == [m["message_id"] for m in whole]

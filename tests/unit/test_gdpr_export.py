@@ -15,10 +15,17 @@ from libs.api.app import create_service_app
 from libs.api.problems import Problem
 from libs.auth.devkeys import mint
 from libs.auth.tokens import TokenVerifier
-from libs.gdpr.export import assemble, export_router, gdpr_router
+from libs.gdpr.export import ExportPart, assemble, export_router, gdpr_router
 from libs.settings import Settings
 
 KNOWN = uuid.uuid4()
+
+
+class Part(ExportPart):
+    """Any of the parts below (each field absent unless given)."""
+
+    participant: dict[str, str] | None = None
+    sessions: list[int] | None = None
 
 
 def service_app(name: str, data: dict[str, Any] | None, verifier: TokenVerifier, fail: bool = False) -> FastAPI:
@@ -29,7 +36,7 @@ def service_app(name: str, data: dict[str, Any] | None, verifier: TokenVerifier,
             raise RuntimeError("disk on fire")
         return data if participant_id == KNOWN else None
 
-    app.include_router(export_router(name, collect))
+    app.include_router(export_router(name, collect, Part))
     return app
 
 

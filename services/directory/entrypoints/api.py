@@ -11,18 +11,20 @@ from pydantic import BaseModel
 
 from libs.api.app import create_service_app
 from libs.api.problems import problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, Principal
 from libs.domain.errors import NotFound
 from libs.observability.correlation import current_correlation_id
 from libs.observability.health import database_check
 from libs.runtime.service import ServiceContext
+from services.directory.scim import openapi as scim_openapi
 from services.directory.scim.routes import router as scim_router
 from services.directory.service_layer.people import People
 
 NAME = "directory"
 
-router = APIRouter(prefix="/v1", tags=["gdpr"])
+router = APIRouter(prefix="/v1", tags=["gdpr"], route_class=ApiRoute)
 
 
 class ErasureOut(BaseModel):
@@ -51,5 +53,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.people = People(ctx.pool, ctx.store, ctx.vault)
     app.include_router(scim_router)
+    scim_openapi.without_validation_422(app)
     app.include_router(router)
     return app

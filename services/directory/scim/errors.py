@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from scim2_models import (
     Context,
@@ -29,6 +28,7 @@ from scim2_models import (
 from starlette.responses import JSONResponse
 
 from libs.api.problems import Problem
+from libs.api.routes import ApiRoute
 from services.directory.domain.errors import InvalidInput, NotFound, UserNameTaken
 from services.directory.domain.person import Gone
 from services.directory.service_layer.people import StaleVersion
@@ -74,7 +74,9 @@ def error_response(refusal: SCIMException) -> ScimResponse:
     return ScimResponse(error.model_dump(scim_ctx=Context.DEFAULT), status_code=status, headers=headers)
 
 
-class ScimRoute(APIRoute):
+class ScimRoute(ApiRoute):
+    convertor = "scim_id"  # a schema's id is a URN (colons); .search is no id
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

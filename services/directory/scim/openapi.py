@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from fastapi import FastAPI
 from scim2_models import Attribute, PatchOp, SearchRequest
 
 from services.directory.scim.errors import MEDIA_TYPE
@@ -189,3 +190,22 @@ def responses(*statuses: int, answer: str | None = None) -> dict[int | str, dict
     for status in (413, 429, 503):  # the platform's own limits, answered before the route runs
         documented.setdefault(status, {"description": "Refused by the platform's limits"})
     return documented
+
+
+def without_validation_422(app: FastAPI) -> None:
+    """FastAPI documents a 422 for every route taking input, but a SCIM route
+    never sends one: ``errors.ScimRoute`` answers invalid input with a SCIM
+    400 (``invalidValue``/``invalidSyntax``), which ``responses`` documents.
+    The app's document then says what is sent (the ``/v1`` routes keep the
+    422 of their problem responses)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path, item in generate()["paths"].items():
+                if path.startswith("/v2/"):
+                    for operation in item.values():
+                        operation["responses"].pop("422", None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -28,8 +28,9 @@ from libs.api.commands import concurrent_change, if_match_version, rule_broken, 
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
-from libs.api.problems import Problem, import_rejected, invalid, problem_responses
 from libs.api.responses import model_json
+from libs.api.problems import Problem, import_rejected, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.commands import StaleVersion
@@ -70,6 +71,7 @@ from services.enrollment.entrypoints.schemas import (
 from services.enrollment.service_layer import commands, handlers
 from services.enrollment.service_layer.importing import ImportRejected, import_participants
 from services.enrollment.service_layer.views import ParticipantFilters, WaveFilters
+from services.enrollment.service_layer.export import EnrollmentExport
 
 NAME = "enrollment"
 READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
@@ -83,7 +85,7 @@ DUPLICATE_ENROLMENT = "urn:binome:problem:duplicate-enrolment"
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -373,9 +375,7 @@ def _import_rows(content_type: str, body: bytes, *, from_directory: bool = False
         else:
             raise Problem(415, detail="Send text/csv or application/json.")
     except tabular.UnreadableFile as exc:
-        raise invalid(
-            [{"line": exc.line, "field": exc.field, "message": exc.message}], "The file cannot be read."
-        ) from None
+        raise exc.problem() from None
     if len(table.rows) + len(table.bad_rows) > MAX_IMPORT_ROWS:
         raise Problem(413, detail=f"An import holds at most {MAX_IMPORT_ROWS} rows; split the file.")
     rows = [commands.ImportRow(bad.line, None, (bad,)) for bad in table.bad_rows]
@@ -608,5 +608,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault)
     app.include_router(router)
-    app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid)))
+    app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid), EnrollmentExport))
     return app

@@ -7,16 +7,16 @@ ranges, ISO codes, time zones. The domain then checks the rules.
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import date, datetime
-from functools import cache
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
-from libs.api.dates import Day
+from libs.api.dates import Day, TimeZone
 from libs.api.patch import partial_model, sent
+from libs.api.text import NO_SPACE, stripped
 from libs.events.contexts.enrollment import (
     Actor,
     GenerationBand,
@@ -45,29 +45,30 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-@cache
-def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+def _any_case(pattern: str) -> Field:  # type: ignore[valid-type]
+    """What the document says of a value read in any case (the validator
+    lowers or uppers it first): the pattern with both cases."""
+    return Field(json_schema_extra={"pattern": pattern})
 
 
-def _check_time_zone(value: str) -> str:
-    if value not in _time_zones():
-        raise ValueError("Not an IANA time zone (e.g. Europe/Paris).")
-    return value
-
-
-Code = Annotated[str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
-Country = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}$")]
-Language = Annotated[str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z]{2}$")]
-TimeZone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_check_time_zone)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Code = Annotated[
+    str,
+    BeforeValidator(_lower),
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$"),
+    _any_case(r"^[A-Za-z][A-Za-z0-9_]{1,39}$"),
+]
+Country = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}$"), _any_case(r"^[A-Za-z]{2}$")]
+Language = Annotated[str, BeforeValidator(_lower), StringConstraints(pattern=r"^[a-z]{2}$"), _any_case(r"^[A-Za-z]{2}$")]
+Label = stripped(120)
+Name = stripped(200)
+Text = stripped(4000)
 Ref = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
 ]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+                 # The same pattern for every regex engine (ECMAScript's \s leaves U+0085 out).
+                 Field(json_schema_extra={"pattern": rf"^[^@{NO_SPACE}]+@[^@{NO_SPACE}]+\.[^@{NO_SPACE}]+$"})]
 Level = Annotated[int, Field(ge=1, le=5)]
 Weight = Annotated[float, Field(ge=0, le=100)]
 
@@ -92,7 +93,7 @@ class IntentionIn(Input):
 
 class NeedsQuestionIn(Input):
     question_id: Code
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    text: stripped(500)  # type: ignore[valid-type]
     theme_options: list[Code] = Field(default_factory=list, max_length=100, description="Empty: the whole catalogue.")
 
 
@@ -267,7 +268,9 @@ class ProfileIn(Input):
     def _band_matches_birth_year(cls, band: GenerationBand | None, info: Any) -> GenerationBand | None:
         year = info.data.get("birth_year")
         if band is not None and year is not None and generation_band(year) != band:
-            raise ValueError(f"Born in {year} is {generation_band(year)}; give one of the two.")
+            # A rule between two fields, which no schema states: an error of type rule.
+            raise PydanticCustomError("rule", "Born in {year} is {band}; give one of the two.",
+                                      {"year": year, "band": str(generation_band(year))})
         return band
 
     def profile_values(self, fields: set[str]) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from libs.api.commands import concurrent_change, rule_broken
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs import tabular
-from libs.api.problems import Problem, import_rejected, invalid, problem_responses
 from libs.api.responses import model_json
+from libs.api.problems import Problem, import_rejected, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.repository import UnitOfWork
@@ -63,7 +64,7 @@ COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 CONFLICT = "urn:binome:problem:conflict"
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 def service(request: Request) -> Evaluation:
@@ -338,9 +339,7 @@ async def import_answers(
             else:
                 table = tabular.read_csv(body, columns=columns, list_columns=lists)
         except tabular.UnreadableFile as exc:
-            raise invalid(
-                [{"line": exc.line, "field": exc.field, "message": exc.message}], "The file cannot be read."
-            ) from None
+            raise exc.problem() from None
         if len(table.rows) + len(table.bad_rows) > MAX_IMPORT_ROWS:
             raise Problem(413, detail=f"An import holds at most {MAX_IMPORT_ROWS} rows; split the file.")
         cmd = importing.AnswersImport(template_id, hashlib.sha256(body).hexdigest(), table, mode == "valid_only")

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from libs.api.text import stripped
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.evaluation import (
     ActionStatus,
@@ -24,9 +25,13 @@ from libs.events.contexts.evaluation import (
 )
 from services.evaluation.domain.language import LanguageSource
 
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Code = stripped(40)
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-Texts = Annotated[dict[Language, Annotated[str, StringConstraints(max_length=2000)]], Field(max_length=30)]
+Texts = Annotated[
+    dict[Language, Annotated[str, StringConstraints(max_length=2000)]],
+    # pydantic validates the keys but does not write their pattern in the schema.
+    Field(max_length=30, json_schema_extra={"propertyNames": {"pattern": r"^[a-z]{2}$"}}),
+]
 
 
 class Input(BaseModel):
@@ -63,11 +68,15 @@ class TemplateVersionIn(Input):
 
 
 class SettingsIn(Input):
-    k_anonymity: int = Field(description="Smallest group whose aggregates are shown (at least 3).", le=10_000)
+    k_anonymity: int = Field(
+        description="Smallest group whose aggregates are shown (at least 3).",
+        le=10_000,
+        json_schema_extra={"minimum": 3},  # the domain's rule (a 422 of type rule), stated in the document
+    )
 
 
 class ActionIn(Input):
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    description: stripped(500)  # type: ignore[valid-type]
     status: ActionStatus
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
+from libs.database import Where
 from libs.events.contexts.evaluation import Phase, SurveyKind
 from libs.eventstore.migrations import check_schema_name
 from services.evaluation.domain.errors import NotFound
@@ -46,24 +47,6 @@ class AssignmentFilters:
     kind: str | None = None
     status: str | None = None
     overdue: bool | None = None
-
-
-class Where:
-    """``AND``-ed conditions with numbered parameters."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.values: list[Any] = []
-
-    def param(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-    def add(self, sql: str) -> None:
-        self.parts.append(sql)
-
-    def __str__(self) -> str:
-        return " AND ".join(self.parts) or "true"
 
 
 def _country_scope(where: Where, principal: Principal, country: str | None, column: str = "country") -> None:
@@ -182,7 +165,7 @@ class Views:
         rows = await db.fetch(
             f"SELECT {keys}, organisation, participant_id, doc::text AS doc FROM {self.s}.assignments"
             f" WHERE {where} ORDER BY {keys} LIMIT {limit}",
-            *where.values,
+            *where.args,
         )
         return keyed_page(rows, page, scope, ASSIGNMENT_ORDER, lambda r: self._visible_doc(principal, r, now))
 
@@ -192,7 +175,7 @@ class Views:
         where.add(f"status = 'open' AND due_at < {where.param(now)}")
         _country_scope(where, principal, None)
         rows = await db.fetch(f"SELECT assignment_id FROM {self.s}.assignments WHERE {where} ORDER BY row_id",
-                              *where.values)
+                              *where.args)
         return [r[0] for r in rows]
 
     # -- results ------------------------------------------------------------------------
@@ -241,7 +224,7 @@ class Views:
                        a.scale::text AS scale, a.actions_started, a.actions_planned
                 FROM {self.s}.assignments a LEFT JOIN {self.s}.ref_waves w USING (wave_id)
                 WHERE {where}""",
-            *where.values,
+            *where.args,
         )
         groups: dict[str, list[Response]] = {}
         for r in rows:

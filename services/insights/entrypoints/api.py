@@ -13,13 +13,13 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from libs.api.app import create_service_app
 from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values, page_params
 from libs.api.problems import problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.observability.health import database_check
@@ -36,7 +36,7 @@ from services.insights.entrypoints.schemas import (
     SuccessFactorsOut,
 )
 from services.insights.factors.analysis import analyse
-from services.insights.health.facts import PairScope, pair_health, pair_health_page, rules_for
+from services.insights.health.facts import PairScope, pair_health, pair_health_page, rules_document, set_rules
 from services.insights.health.rules import NEEDS_ATTENTION, HealthRules, Status
 from services.insights.network import export
 from services.insights.network.graph import build, by_wave, measures, scoped
@@ -47,7 +47,7 @@ NAME = "insights"
 READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 class NetworkFormat(StrEnum):
@@ -125,16 +125,7 @@ PAIR_HEALTH_ORDER: Order = (("pair_id", UUID),)
 async def get_health_rules(programme_id: UUID, request: Request, who: Principal = Depends(requires(*READERS))) -> Any:
     db, s = pool(request), schema(request)
     await views.programme(db, s, who, programme_id)
-    row = await db.fetchrow(f"SELECT rules::text, updated_at, updated_by FROM {s}.health_rules WHERE programme_id = $1", programme_id)
-    effective = (await rules_for(db, s, {programme_id}))[programme_id]
-    return {
-        "programme_id": programme_id,
-        "defaults": HealthRules().model_dump(),
-        "overrides": orjson.loads(row["rules"]) if row else {},
-        "effective": effective.model_dump(),
-        "updated_at": row["updated_at"] if row else None,
-        "updated_by": row["updated_by"] if row else None,
-    }
+    return await rules_document(db, s, programme_id)
 
 
 @router.put(
@@ -149,15 +140,8 @@ async def put_health_rules(
     """Set the programme's thresholds (global HR admin); omitted ones take the defaults."""
     db, s = pool(request), schema(request)
     await views.programme(db, s, who, programme_id)
-    overrides = body.model_dump(exclude_unset=True)
-    await db.execute(
-        f"""INSERT INTO {s}.health_rules (programme_id, organisation, rules, updated_at, updated_by)
-            VALUES ($1, $2, $3::jsonb, $4, $5)
-            ON CONFLICT (programme_id) DO UPDATE SET rules = EXCLUDED.rules, updated_at = EXCLUDED.updated_at,
-                updated_by = EXCLUDED.updated_by""",
-        programme_id, who.organisation, orjson.dumps(overrides).decode(), now(request), who.subject,
-    )
-    return await get_health_rules(programme_id, request, who)
+    await set_rules(db, s, programme_id, who.organisation, body.model_dump(exclude_unset=True), now(request), who.subject)
+    return await rules_document(db, s, programme_id)
 
 
 # --------------------------------------------------------------------------- network

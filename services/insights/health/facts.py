@@ -118,6 +118,36 @@ async def rules_for(db: Executor, schema: str, programme_ids: set[UUID]) -> dict
     return {pid: HealthRules(**overrides.get(pid, {})) for pid in programme_ids}
 
 
+async def rules_document(db: Executor, schema: str, programme_id: UUID) -> dict[str, Any]:
+    """A programme's rules as the API shows them: the defaults, its
+    overrides, the effective rules and who set them last."""
+    row = await db.fetchrow(
+        f"SELECT rules::text, updated_at, updated_by FROM {schema}.health_rules WHERE programme_id = $1", programme_id
+    )
+    effective = (await rules_for(db, schema, {programme_id}))[programme_id]
+    return {
+        "programme_id": programme_id,
+        "defaults": HealthRules().model_dump(),
+        "overrides": orjson.loads(row["rules"]) if row else {},
+        "effective": effective.model_dump(),
+        "updated_at": row["updated_at"] if row else None,
+        "updated_by": row["updated_by"] if row else None,
+    }
+
+
+async def set_rules(
+    db: Executor, schema: str, programme_id: UUID, organisation: str, overrides: dict[str, Any], at: datetime, by: str
+) -> None:
+    """Replace a programme's overrides (the thresholds not given take the defaults)."""
+    await db.execute(
+        f"""INSERT INTO {schema}.health_rules (programme_id, organisation, rules, updated_at, updated_by)
+            VALUES ($1, $2, $3::jsonb, $4, $5)
+            ON CONFLICT (programme_id) DO UPDATE SET rules = EXCLUDED.rules, updated_at = EXCLUDED.updated_at,
+                updated_by = EXCLUDED.updated_by""",
+        programme_id, organisation, orjson.dumps(overrides).decode(), at, by,
+    )  # fmt: skip
+
+
 async def pair_health(db: Executor, schema: str, scope: PairScope, now: datetime) -> list[PairHealth]:
     """Every formed (or ended) pair in ``scope`` with its verdict as of ``now``, by pair id."""
     return await _evaluated(db, schema, scope, now, await _rows(db, schema, scope))

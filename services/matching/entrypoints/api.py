@@ -28,6 +28,7 @@ from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.responses import model_json
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.repository import UnitOfWork
@@ -60,7 +61,7 @@ from services.matching.entrypoints.schemas import (
     WaitlistOut,
 )
 from services.matching.service_layer import bulk, choice, interests, lifecycle, retention, waitlist
-from services.matching.service_layer.export import Export
+from services.matching.service_layer.export import Export, MatchingExport
 from services.matching.service_layer.runs import RunRequest, run_matching
 from services.matching.service_layer.views import PairFilters, RunFilters
 
@@ -73,7 +74,7 @@ CONFLICT = "urn:binome:problem:conflict"
 COMMAND_ERRORS = problem_responses(401, 403, 404, 409, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -484,5 +485,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.clock = getattr(ctx, "clock", None) or retention.system_clock
     app.include_router(router)
     part = Export(ctx.store.schema, ctx.store)
-    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid)))
+    app.include_router(export_router(NAME, lambda request, who, pid: part.collect(ctx.pool, who, pid), MatchingExport))
     return app

@@ -15,11 +15,135 @@ import asyncpg
 import orjson
 
 from libs.auth.principal import Principal
+from libs.events.contexts.enrollment import MatchingObjective, ParticipantProfile, Role
+from libs.events.contexts.matching import (
+    CriterionPoints,
+    DissolutionReason,
+    PairRef,
+    ProposalOrigin,
+    RunPair,
+    RunUnmatched,
+    Side,
+)
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
-from libs.gdpr.export import personal_values
+from libs.gdpr.export import ActorExport, ExportPart, Instant, personal_values
 
 PROPOSALS = ("proposed", "declined")
+
+
+class CandidateExport(ExportPart):
+    """The participant in matching's candidate pool (its copy of enrollment's facts)."""
+
+    programme_id: UUID
+    wave_id: UUID
+    country: str
+    role: Role
+    profile: ParticipantProfile
+    employee_ref: str
+    manager_ref: str | None
+    qualified: bool
+    withdrawn: bool
+
+
+class NoteExport(ExportPart):
+    """What a person wrote, kept only in the log (sealed): the event's type,
+    its time and its personal values, opened (libs/gdpr/export.personal_values)."""
+
+    type: str
+    time: Instant
+    note: str | None = None  # PairDeclined, PairDissolved, PairExcluded (absent when none was given)
+    reason: str | None = None  # ExclusionLifted
+
+
+class EndedExport(ExportPart):
+    at: Instant
+    by: ActorExport
+    side: Side | None
+    reason: DissolutionReason | None
+
+
+class NotesExpiredExport(ExportPart):
+    at: Instant
+    retention_days: int
+
+
+class PairExport(ExportPart):
+    """A pair's document as the read model keeps it (adapters/read_tables.pair_doc),
+    with its notes. ``confirmed_by`` and ``notes_expired`` are absent until set."""
+
+    pair_id: UUID
+    programme_id: UUID
+    wave_id: UUID
+    country: str
+    people: PairRef
+    origin: ProposalOrigin
+    run_id: UUID | None
+    score: float
+    breakdown: list[CriterionPoints]
+    next_choices: list[UUID]
+    follows_pair_id: UUID | None
+    status: str
+    accepted_by: list[Side]
+    confirmed_by: Side | None = None
+    proposed_at: Instant
+    proposed_by: ActorExport
+    formed_at: Instant | None
+    ended: EndedExport | None
+    notes_expired: NotesExpiredExport | None = None
+    version: int
+    updated_at: Instant
+    updated_by: ActorExport
+    notes: list[NoteExport]
+
+
+class ExclusionExport(ExportPart):
+    """An HR exclusion naming the participant; ``lifted_at``/``lifted_by`` once lifted."""
+
+    exclusion_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    excluded_at: Instant
+    excluded_by: ActorExport
+    lifted_at: Instant | None = None
+    lifted_by: ActorExport | None = None
+    notes: list[NoteExport]
+
+
+class InterestExport(ExportPart):
+    """A mentor's interest in a mentee."""
+
+    interest_id: UUID
+    programme_id: UUID
+    mentee_id: UUID
+    mentor_id: UUID
+    country: str
+    expressed_at: Instant
+
+
+class RunExport(ExportPart):
+    """A matching run the participant was an input of: only its own outcome."""
+
+    run_id: UUID
+    programme_id: UUID
+    wave_ids: list[UUID]
+    completed_at: Instant
+    objective: MatchingObjective
+    pairs: list[RunPair]
+    unmatched: list[RunUnmatched]
+
+
+class MatchingExport(ExportPart):
+    """Every field ``Export.collect`` returns (an undeclared one is an error)."""
+
+    candidate: CandidateExport | None
+    pairs: list[PairExport]
+    proposals: list[PairExport]
+    exclusions: list[ExclusionExport]
+    interests: list[InterestExport]
+    runs: list[RunExport]
 
 
 class Export:

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 
 from libs.api.problems import Problem, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, Principal, normalise_country
 from services.notifications.entrypoints.schemas import CommitteeContactsIn, CommitteeContactsOut
@@ -26,7 +27,7 @@ ERRORS = problem_responses(401, 403, 404, 422)
 TAGS: list[str] = ["committee contacts"]
 CountryPath = Path(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2 code of the committee's country.")
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 def _country(who: Principal, country: str) -> str:

@@ -22,6 +22,7 @@ from libs.api.idempotency import HEADER, KEY_REUSED, IdempotencyKey, idempotency
 from libs.api.pagination import Page, PageParams, cursor_scope, page_params
 from libs.api.patch import sent
 from libs.api.problems import Problem, map_exception, problem_responses
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, REGIONAL_COMMITTEE, Principal
 from libs.domain.errors import InvalidInput, InvalidState, NotFound
@@ -46,7 +47,7 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 409, 422)
 MANAGERS = requires(HR_ADMIN, REGIONAL_COMMITTEE)
 TAGS: list[str] = ["webhooks"]
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 def endpoints(request: Request) -> WebhookEndpoints:

@@ -32,6 +32,7 @@ from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, problem_responses
 from libs.api.responses import model_json
+from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.commands import StaleVersion
@@ -77,7 +78,7 @@ READ_ERRORS = problem_responses(401, 403, 404, 422)
 Country = Query(None, pattern=r"^[A-Za-z]{2}$")
 Month = Query(None, pattern=MONTH_PATTERN, description="YYYY-MM, from 1970-01 to 2199-12.")
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 
 # --------------------------------------------------------------------------- plumbing

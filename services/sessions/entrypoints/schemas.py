@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from libs.api.dates import Instant
+from libs.api.text import stripped
 from libs.events.contexts.enrollment import Actor
 from libs.events.contexts.sessions import Member, SessionFormat
 from services.sessions.domain.values import (
@@ -29,7 +30,7 @@ from services.sessions.domain.values import (
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
 Topics = Annotated[list[Code], Field(max_length=10, description="Theme codes of the programme.")]
 Duration = Annotated[int, Field(ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES, description="Minutes.")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Text = stripped(2000)
 
 
 class Input(BaseModel):

@@ -21,6 +21,7 @@ import orjson
 
 from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import PARTICIPANT, REGIONAL_COMMITTEE, Principal, normalise_country
+from libs.database import Where
 from libs.eventstore.migrations import check_schema_name
 from services.sessions.domain.errors import NotFound
 from services.sessions.domain.values import DEFAULT_RULES, Busy, Pair, PairStatus, SessionRules, Slot
@@ -42,24 +43,6 @@ def may_see(principal: Principal, organisation: str, country: str, people: Itera
     if organisation != principal.organisation:
         return False
     return principal.can_see_country(country) or participant_id_of(principal) in set(people)
-
-
-class Where:
-    """A WHERE clause with numbered parameters: ``w.add(f"a = {w.param(1)}")``."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.params: list[Any] = []
-
-    def param(self, value: Any) -> str:
-        self.params.append(value)
-        return f"${len(self.params)}"
-
-    def add(self, condition: str) -> None:
-        self.parts.append(condition)
-
-    def sql(self) -> str:
-        return " AND ".join(self.parts) or "true"
 
 
 def scoped(principal: Principal, country: str | None, people_columns: Sequence[str]) -> Where:
@@ -360,7 +343,7 @@ class Views:
         return await db.fetch(
             f"SELECT {keys}, {columns} FROM {self.s}.{table} WHERE {where.sql()}"
             f" ORDER BY {keys} LIMIT {where.param(page.limit + 1)}",
-            *where.params,
+            *where.args,
         )
 
 
