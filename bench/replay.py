@@ -26,7 +26,10 @@ read model twice, in this process, on the same servers:
   logs, which this process does not count.
 
 Both are timed from the rebuild until the read model has applied every
-event; the rebuilt tables are compared (row counts). Servers: embedded
+event; the rebuilt tables are compared (row counts and an md5 of their
+contents). Beside the seconds, the CPU time per event of this process and of
+the database's PostgreSQL backends (from /proc), which the shared machine's
+load changes much less than the wall time. Servers: embedded
 PostgreSQL in a temporary directory unless ``BINOME_DATABASE_URL`` is set;
 embedded Tansu unless ``BINOME_KAFKA_BOOTSTRAP`` is set. Schemas get a unique
 prefix and are dropped at the end. Figures go to ``bench/out/replay.json``
@@ -39,6 +42,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -183,10 +187,48 @@ class Run:
     seconds: float
     applied: int
     first_applied_s: float | None = None  # when the read model got its first event
+    cpu: Cpu | None = None
 
     @property
     def rate(self) -> float:
         return self.applied / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Cpu:
+    """CPU seconds spent during a run: this process (every thread), and the
+    PostgreSQL backends serving this database. Unlike wall time, they hardly
+    depend on what else the shared machine runs."""
+
+    python_s: float
+    postgres_s: float
+
+
+class CpuMeter:
+    """Reads the CPU time of this process and of this database's backends from /proc."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def read(self) -> tuple[float, dict[int, float]]:
+        pids = [r[0] for r in await self.pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'")]
+        return time.process_time(), {pid: t for pid in pids if (t := _proc_cpu_s(pid)) is not None}
+
+    async def since(self, before: tuple[float, dict[int, float]]) -> Cpu:
+        python, backends = await self.read()
+        postgres = sum(t - before[1].get(pid, 0.0) for pid, t in backends.items())
+        return Cpu(python - before[0], postgres)
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """utime + stime of a process (None if it is gone or not readable here)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], batch_size: int) -> Run:
@@ -197,11 +239,14 @@ async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], b
         task = progress.add_task("replay (Binome)", total=total)
         replayer = Replayer(pool, insights, projection, sources, batch_size=batch_size,
                             on_advance=lambda n: progress.advance(task, n))
+        meter = CpuMeter(pool)
+        cpu_before = await meter.read()
         started = time.perf_counter()
         await rebuild(pool, insights, projection)
         done = await replayer.run()
         seconds = time.perf_counter() - started
-    return Run(seconds, done.applied, seconds - done.seconds + (done.first_applied_s or 0.0))
+        cpu = await meter.since(cpu_before)
+    return Run(seconds, done.applied, seconds - done.seconds + (done.first_applied_s or 0.0), cpu)
 
 
 class TodaysInsightsProjection(InsightsProjection):
@@ -232,10 +277,12 @@ async def old_path(pool: asyncpg.Pool, bootstrap: str, insights: str, schemas: d
     stop = asyncio.Event()
     relays = [OutboxRelay(pool, s, bootstrap, poll_interval_s=0.05) for s in schemas.values()]
     tasks = [asyncio.create_task(runner.run(stop))]
+    meter = CpuMeter(pool)
     try:
         await runner.wait_assigned(60)
         with replay_progress(console) as progress:
             task = progress.add_task("replay (before: relay + broker + consumer)", total=total)
+            cpu_before = await meter.read()
             started = time.perf_counter()
             await rebuild(pool, insights, projection)
             for schema in schemas.values():
@@ -251,16 +298,26 @@ async def old_path(pool: asyncpg.Pool, bootstrap: str, insights: str, schemas: d
                 progress.advance(task, now_applied - applied)
                 applied = now_applied
             seconds = time.perf_counter() - started
+            cpu = await meter.since(cpu_before)  # the broker's own CPU (another process) is not counted
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         for schema in schemas.values():  # what the baseline left queued
             await pool.execute(f"DELETE FROM {schema}.outbox")
-    return Run(seconds, applied, first)
+    return Run(seconds, applied, first, cpu)
 
 
 async def table_counts(pool: asyncpg.Pool, insights: str) -> dict[str, int]:
     return {t: await pool.fetchval(f"SELECT count(*) FROM {insights}.{t}") for t in READ_MODEL_TABLES}
+
+
+async def table_checksums(pool: asyncpg.Pool, insights: str) -> dict[str, str]:
+    """An md5 of each table's rows (every column), independent of their physical order."""
+    return {
+        t: await pool.fetchval(f"SELECT md5(coalesce(string_agg(r, '' ORDER BY r), ''))"
+                               f" FROM (SELECT md5(t::text) AS r FROM {insights}.{t} t) AS rows")
+        for t in READ_MODEL_TABLES
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -291,7 +348,8 @@ def write_chart(report: dict, out: Path) -> Path:
 
 def print_report(report: dict) -> None:
     table = Table(title=f"Rebuild of insights from {report['events']:,} events (same process, same servers)")
-    for column in ("path", "seconds", "events applied", "events/s", "first applied after"):
+    for column in ("path", "seconds", "events applied", "events/s", "first applied after",
+                   "CPU µs/event: Python", "PostgreSQL"):
         table.add_column(column, justify="right" if column != "path" else "left")
     rows = [("Binome: stores -> handle_batch", report["binome"])]
     if report.get("baseline"):
@@ -299,14 +357,24 @@ def print_report(report: dict) -> None:
     for label, r in rows:
         first = r.get("first_applied_s")
         table.add_row(label, f"{r['seconds']:,.1f}", f"{r['applied']:,}", f"{r['events_per_s']:,.0f}",
-                      "-" if first is None else f"{first:,.1f} s")
+                      "-" if first is None else f"{first:,.1f} s", _us(r.get("python_cpu_us_per_event")),
+                      _us(r.get("postgres_cpu_us_per_event")))
     console.print(table)
+    console.print(f"load average at the start {report['environment']['load_average_at_start']}, "
+                  f"after the Binome run {report['binome']['load_average_after']:.1f} "
+                  f"({report['environment']['cpu_count']} cores)")
+    if report.get("same_read_model"):
+        console.print("both paths built the same read model (row counts and contents checksums)")
     if report.get("ratio"):
         console.print(f"ratio Binome / before: {report['ratio']:,.1f}x events/s")
     per_million = report["binome"]["seconds_per_million"]
     met = per_million < AIM_SECONDS_PER_MILLION
     console.print(f"aim 1 M events < {AIM_SECONDS_PER_MILLION:.0f} s: {per_million:,.1f} s per million -> "
                   + ("[green]MET[/green]" if met else "[red]NOT MET[/red]"))
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 # --------------------------------------------------------------------------- main
@@ -330,13 +398,16 @@ async def main(args: argparse.Namespace) -> dict:
             binome = await new_path(pool, insights, schemas, args.batch_size)
             assert binome.applied == total, (binome.applied, total)
             counts = await table_counts(pool, insights)
+            checksums = await table_checksums(pool, insights)
             report = {"environment": environment, "events": total, "batch_size": args.batch_size,
-                      "binome": _figures(binome), "tables": counts}
+                      "binome": _figures(binome), "tables": counts, "checksums": checksums}
             if args.baseline:
                 baseline = await old_path(pool, stack.bootstrap, insights, schemas, total, args.baseline_timeout)
                 report["baseline"] = {**_figures(baseline), "complete": baseline.applied == total}
-                if baseline.applied == total:  # the same read model both ways
+                if baseline.applied == total:  # the same read model both ways, row for row
                     assert await table_counts(pool, insights) == counts
+                    assert await table_checksums(pool, insights) == checksums
+                    report["same_read_model"] = True
                 report["ratio"] = binome.rate / baseline.rate if baseline.rate else None
         finally:
             for schema in [*schemas.values(), insights]:
@@ -353,9 +424,13 @@ async def main(args: argparse.Namespace) -> dict:
 
 
 def _figures(run: Run) -> dict:
+    per_event = (lambda s: s / run.applied * 1e6 if run.applied else None)
     return {"seconds": run.seconds, "applied": run.applied, "events_per_s": run.rate,
             "seconds_per_million": run.seconds / run.applied * 1_000_000 if run.applied else None,
-            "first_applied_s": run.first_applied_s}
+            "first_applied_s": run.first_applied_s,
+            "python_cpu_us_per_event": per_event(run.cpu.python_s) if run.cpu else None,
+            "postgres_cpu_us_per_event": per_event(run.cpu.postgres_s) if run.cpu else None,
+            "load_average_after": os.getloadavg()[0]}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
