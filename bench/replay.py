@@ -40,13 +40,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import os
 import re
+import resource
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -66,6 +70,7 @@ from libs.eventstore.migrations import migrate  # noqa: E402
 from libs.eventstore.store import EventStore  # noqa: E402
 from libs.messaging.consumer import ConsumerRunner, rebuild  # noqa: E402
 from libs.messaging.relay import OutboxRelay  # noqa: E402
+from libs.messaging.replay_workers import run_partitioned  # noqa: E402
 from libs.messaging.replayer import Replayer, Source  # noqa: E402
 from libs.runtime.heap import freeze_startup_heap  # noqa: E402
 from libs.runtime.replay_progress import replay_progress  # noqa: E402
@@ -205,20 +210,50 @@ class Cpu:
 
 
 class CpuMeter:
-    """Reads the CPU time of this process and of this database's backends from /proc."""
+    """The CPU time of this process and its replay workers (``resource``), and
+    of this database's backends (/proc), polled while the run lasts so that a
+    worker's backends, gone when it ends, are counted too."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, poll_s: float = 0.5) -> None:
         self.pool = pool
+        self.poll_s = poll_s
+        self._backends: dict[int, tuple[float, float]] = {}  # pid -> (first seen, last seen)
+        self._python = 0.0
+        self._polling: asyncio.Task | None = None
 
-    async def read(self) -> tuple[float, dict[int, float]]:
+    async def start(self) -> None:
+        self._python = _python_cpu_s()
+        await self._poll()
+        self._backends = {pid: (last, last) for pid, (_, last) in self._backends.items()}  # what came before
+        self._polling = asyncio.create_task(self._keep_polling())
+
+    async def stop(self) -> Cpu:
+        assert self._polling is not None
+        self._polling.cancel()
+        await asyncio.gather(self._polling, return_exceptions=True)
+        await self._poll()
+        postgres = sum(last - first for first, last in self._backends.values())
+        return Cpu(_python_cpu_s() - self._python, postgres)
+
+    async def _keep_polling(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            await self._poll()
+
+    async def _poll(self) -> None:
         pids = [r[0] for r in await self.pool.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'")]
-        return time.process_time(), {pid: t for pid in pids if (t := _proc_cpu_s(pid)) is not None}
+        for pid in pids:
+            if (now := _proc_cpu_s(pid)) is not None:
+                first, _ = self._backends.get(pid, (0.0, 0.0))
+                self._backends[pid] = (first, now)
 
-    async def since(self, before: tuple[float, dict[int, float]]) -> Cpu:
-        python, backends = await self.read()
-        postgres = sum(t - before[1].get(pid, 0.0) for pid, t in backends.items())
-        return Cpu(python - before[0], postgres)
+
+def _python_cpu_s() -> float:
+    """This process, and its children once ended (the replay workers; the
+    embedded servers run until the end)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _proc_cpu_s(pid: int) -> float | None:
@@ -231,7 +266,8 @@ def _proc_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], batch_size: int) -> Run:
+async def new_path(pool: asyncpg.Pool, database_url: str, insights: str, schemas: dict[str, str], batch_size: int,
+                   workers: int) -> Run:
     projection = InsightsProjection(insights, clock=lambda: NOW)
     sources = [Source(c, EventStore(pool, schemas[c])) for c in SOURCES]
     with replay_progress(console) as progress:
@@ -239,14 +275,28 @@ async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], b
         task = progress.add_task("replay (Binome)", total=total)
         replayer = Replayer(pool, insights, projection, sources, batch_size=batch_size,
                             on_advance=lambda n: progress.advance(task, n))
+        recipe = functools.partial(bench_replayer, database_url, insights, schemas, batch_size)
         meter = CpuMeter(pool)
-        cpu_before = await meter.read()
+        await meter.start()
         started = time.perf_counter()
         await rebuild(pool, insights, projection)
-        done = await replayer.run()
+        done = await run_partitioned(replayer, recipe, workers)
         seconds = time.perf_counter() - started
-        cpu = await meter.since(cpu_before)
+        cpu = await meter.stop()
     return Run(seconds, done.applied, seconds - done.seconds + (done.first_applied_s or 0.0), cpu)
+
+
+@contextlib.asynccontextmanager
+async def bench_replayer(database_url: str, insights: str, schemas: dict[str, str],
+                         batch_size: int) -> AsyncIterator[Replayer]:
+    """What ``new_path`` replays, built in a replay worker's process."""
+    pool = await create_pool(database_url, min_size=2, max_size=4)
+    try:
+        projection = InsightsProjection(insights, clock=lambda: NOW)
+        sources = [Source(c, EventStore(pool, schemas[c])) for c in SOURCES]
+        yield Replayer(pool, insights, projection, sources, batch_size=batch_size)
+    finally:
+        await pool.close()
 
 
 class TodaysInsightsProjection(InsightsProjection):
@@ -282,7 +332,7 @@ async def old_path(pool: asyncpg.Pool, bootstrap: str, insights: str, schemas: d
         await runner.wait_assigned(60)
         with replay_progress(console) as progress:
             task = progress.add_task("replay (before: relay + broker + consumer)", total=total)
-            cpu_before = await meter.read()
+            await meter.start()
             started = time.perf_counter()
             await rebuild(pool, insights, projection)
             for schema in schemas.values():
@@ -298,7 +348,7 @@ async def old_path(pool: asyncpg.Pool, bootstrap: str, insights: str, schemas: d
                 progress.advance(task, now_applied - applied)
                 applied = now_applied
             seconds = time.perf_counter() - started
-            cpu = await meter.since(cpu_before)  # the broker's own CPU (another process) is not counted
+            cpu = await meter.stop()  # the broker's own CPU (another process) is not counted
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -351,7 +401,7 @@ def print_report(report: dict) -> None:
     for column in ("path", "seconds", "events applied", "events/s", "first applied after",
                    "CPU µs/event: Python", "PostgreSQL"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    rows = [("Binome: stores -> handle_batch", report["binome"])]
+    rows = [(f"Binome: stores -> handle_batch, {report['workers']} process(es)", report["binome"])]
     if report.get("baseline"):
         rows.append(("before: outbox -> relay -> broker -> consumer", report["baseline"]))
     for label, r in rows:
@@ -395,11 +445,12 @@ async def main(args: argparse.Namespace) -> dict:
             environment = await describe_environment(pool, stack)
             total = await generate(pool, schemas, args.events)
             freeze_startup_heap()  # as binome up and binome replay do: both paths gain
-            binome = await new_path(pool, insights, schemas, args.batch_size)
+            binome = await new_path(pool, stack.database_url, insights, schemas, args.batch_size, args.workers)
             assert binome.applied == total, (binome.applied, total)
             counts = await table_counts(pool, insights)
             checksums = await table_checksums(pool, insights)
             report = {"environment": environment, "events": total, "batch_size": args.batch_size,
+                      "workers": args.workers,
                       "binome": _figures(binome), "tables": counts, "checksums": checksums}
             if args.baseline:
                 baseline = await old_path(pool, stack.bootstrap, insights, schemas, total, args.baseline_timeout)
@@ -438,6 +489,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=100_000, help="events to generate (default 100,000)")
     parser.add_argument("--full", action="store_true", help="1,000,000 events")
     parser.add_argument("--batch-size", type=int, default=2000, help="events per replay transaction")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes the Binome path splits the streams among (default: the core count)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the path of before")
     parser.add_argument("--baseline-timeout", type=float, default=180.0,
                         help="seconds the path of before may run; its rate is what it applied by then")

@@ -127,10 +127,11 @@ class _Log:
     """One source's log: what committed before the replay began, then what
     was still being written then (see the module docstring)."""
 
-    def __init__(self, source: Source, chunk: int, poll_s: float) -> None:
+    def __init__(self, source: Source, chunk: int, poll_s: float, partition: tuple[int, int] | None = None) -> None:
         self.source = source
         self.chunk = chunk
         self.poll_s = poll_s
+        self.partition = partition
         self.topic = topic_for_context(source.context, source.store.topic_prefix)
         self.snapshot = ""
         self.any_running = False
@@ -139,10 +140,12 @@ class _Log:
         self._sql_running = """SELECT count(*) FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
                                WHERE pg_xact_status(x) = 'in progress'"""
 
-    async def take_snapshot(self) -> None:
+    async def take_snapshot(self, given: str | None = None) -> None:
+        """The source's snapshot now, or ``given`` (one taken by the replay's first process)."""
         row = await self.source.store.pool.fetchrow(
             "SELECT s::text AS snapshot, (SELECT count(*) FROM pg_snapshot_xip(s)) AS running"
-            " FROM pg_current_snapshot() AS s"
+            " FROM coalesce($1::text::pg_snapshot, pg_current_snapshot()) AS s",
+            given,
         )
         self.snapshot = row["snapshot"]
         self.any_running = row["running"] > 0
@@ -151,7 +154,8 @@ class _Log:
         """The next events in position order; None once both parts are read."""
         store = self.source.store
         while True:
-            records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late)
+            records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late,
+                                                    partition=self.partition)
             if records:
                 self.after = records[-1].checkpoint.position
                 return records
@@ -220,6 +224,14 @@ class Replayer:
     #: Transient failures of one batch tolerated before the replay gives up.
     max_transient_failures: int = 8
     on_advance: Advance | None = None
+    #: (index, count): apply only that part of the streams (``libs/messaging/
+    #: replay_workers.py`` runs the others in other processes).
+    partition: tuple[int, int] | None = None
+    #: The sources' snapshots, when another process took them for all parts.
+    snapshots: Sequence[str] | None = None
+    #: Awaited after the last batch, before ``replay_done``: the parts' workers
+    #: wait there until every part has applied its events.
+    before_done: Callable[[], Awaitable[None]] | None = None
     _started: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -234,9 +246,9 @@ class Replayer:
         other's transaction runs in PostgreSQL, so both cores work."""
         self._started = started = time.perf_counter()
         outcome = Replayed()
-        logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
-        for log_ in logs:
-            await log_.take_snapshot()
+        logs = [_Log(source, self.batch_size, self.poll_s, self.partition) for source in self.sources]
+        for log_, given in zip(logs, self.snapshots or [None] * len(logs), strict=True):
+            await log_.take_snapshot(given)
         ready: asyncio.Queue[list[_Item] | BaseException | None] = asyncio.Queue(maxsize=2)
         with _collections_less_often():
             decoder = asyncio.create_task(self._decode(logs, ready))
@@ -248,6 +260,8 @@ class Replayer:
             finally:
                 decoder.cancel()
                 await asyncio.gather(decoder, return_exceptions=True)
+        if self.before_done is not None:
+            await self.before_done()
         if hasattr(self.projection, "replay_done"):
             await self._retrying(self._finish)
         outcome.seconds = time.perf_counter() - started
@@ -272,6 +286,13 @@ class Replayer:
             await ready.put(exc)
         finally:
             await events.aclose()
+
+    async def take_snapshots(self) -> list[str]:
+        """Each source's snapshot now (for ``snapshots``: one set for every part)."""
+        logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
+        for log_ in logs:
+            await log_.take_snapshot()
+        return [log_.snapshot for log_ in logs]
 
     async def _apply(self, batch: list[_Item], outcome: Replayed) -> None:
         await self._retrying(lambda conn: self._commit(conn, batch, outcome))
