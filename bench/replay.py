@@ -15,7 +15,9 @@ copied with fresh ids and inserted with COPY. Then it rebuilds insights'
 read model twice, in this process, on the same servers:
 
 * **Binome**: ``rebuild`` then ``Replayer`` (libs/messaging/replayer.py):
-  the stores read directly, batches applied through ``handle_batch``;
+  the stores read directly, batches applied through ``replay_batch``, the
+  streams split among ``--workers`` processes (libs/messaging/
+  replay_workers.py; default: the core count);
 * **baseline**: the path ``binome replay`` took before: ``rebuild``, every
   source's whole log queued again in its outbox (``republish_all``), the
   outbox relays publishing it to the broker and a ``ConsumerRunner`` applying
@@ -83,7 +85,7 @@ from tests.support.insights import NOW, SOURCES, T0, Scenario  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "replay.json"
 AIM_SECONDS_PER_MILLION = 60.0
-console = Console()
+console = Console(width=140)  # the report's table unbroken in a log too
 log = logging.getLogger("bench.replay")
 
 UUID_OR_ORG = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|org-[0-9a-f]{8}")
@@ -399,9 +401,9 @@ def write_chart(report: dict, out: Path) -> Path:
 def print_report(report: dict) -> None:
     table = Table(title=f"Rebuild of insights from {report['events']:,} events (same process, same servers)")
     for column in ("path", "seconds", "events applied", "events/s", "first applied after",
-                   "CPU µs/event: Python", "PostgreSQL"):
+                   "Python CPU µs/event", "PostgreSQL CPU µs/event"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    rows = [(f"Binome: stores -> handle_batch, {report['workers']} process(es)", report["binome"])]
+    rows = [(f"Binome: stores -> replay_batch ({report['workers']} processes)", report["binome"])]
     if report.get("baseline"):
         rows.append(("before: outbox -> relay -> broker -> consumer", report["baseline"]))
     for label, r in rows:

@@ -31,9 +31,11 @@ forgot what it applied, ``Replayer.run``:
    activity there, not in every batch that touched the pair).
 
 The garbage collector runs less often meanwhile (``REPLAY_GC_THRESHOLD``).
-Decoding stays in this process: handing decoded events over from a second
-one costs more than decoding them (pickling a pydantic envelope and payload
-and loading them back took about 140 µs an event here, decoding them 12-25).
+To use more than one core, ``libs/messaging/replay_workers.py`` runs
+several replayers, each with a ``partition`` of the streams: handing decoded
+events from a decoding process to an applying one would cost more than
+decoding them (pickling a pydantic envelope and payload and loading them back
+took about 140 µs an event here, decoding them 12-25).
 
 It publishes nothing: no outbox row, no record, so no other consumer sees
 anything. The live consumer keeps running: an event committed after the
