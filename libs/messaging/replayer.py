@@ -51,8 +51,8 @@ import asyncio
 import contextlib
 import gc
 import heapq
-import operator
 import logging
+import operator
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
