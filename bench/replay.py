@@ -15,7 +15,9 @@ copied with fresh ids and inserted with COPY. Then it rebuilds insights'
 read model twice, in this process, on the same servers:
 
 * **Binome**: ``rebuild`` then ``Replayer`` (libs/messaging/replayer.py):
-  the stores read directly, batches applied through ``handle_batch``;
+  the stores read directly, batches applied through ``replay_batch``, the
+  streams split among ``--workers`` processes (libs/messaging/
+  replay_workers.py; default: the core count);
 * **baseline**: the path ``binome replay`` took before: ``rebuild``, every
   source's whole log queued again in its outbox (``republish_all``), the
   outbox relays publishing it to the broker and a ``ConsumerRunner`` applying
@@ -26,7 +28,10 @@ read model twice, in this process, on the same servers:
   logs, which this process does not count.
 
 Both are timed from the rebuild until the read model has applied every
-event; the rebuilt tables are compared (row counts). Servers: embedded
+event; the rebuilt tables are compared (row counts and an md5 of their
+contents). Beside the seconds, the CPU time per event of this process and of
+the database's PostgreSQL backends (from /proc), which the shared machine's
+load changes much less than the wall time. Servers: embedded
 PostgreSQL in a temporary directory unless ``BINOME_DATABASE_URL`` is set;
 embedded Tansu unless ``BINOME_KAFKA_BOOTSTRAP`` is set. Schemas get a unique
 prefix and are dropped at the end. Figures go to ``bench/out/replay.json``
@@ -37,12 +42,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import logging
+import os
 import re
+import resource
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -62,6 +72,7 @@ from libs.eventstore.migrations import migrate  # noqa: E402
 from libs.eventstore.store import EventStore  # noqa: E402
 from libs.messaging.consumer import ConsumerRunner, rebuild  # noqa: E402
 from libs.messaging.relay import OutboxRelay  # noqa: E402
+from libs.messaging.replay_workers import run_partitioned  # noqa: E402
 from libs.messaging.replayer import Replayer, Source  # noqa: E402
 from libs.runtime.heap import freeze_startup_heap  # noqa: E402
 from libs.runtime.replay_progress import replay_progress  # noqa: E402
@@ -74,7 +85,7 @@ from tests.support.insights import NOW, SOURCES, T0, Scenario  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "replay.json"
 AIM_SECONDS_PER_MILLION = 60.0
-console = Console()
+console = Console(width=140)  # the report's table unbroken in a log too
 log = logging.getLogger("bench.replay")
 
 UUID_OR_ORG = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|org-[0-9a-f]{8}")
@@ -183,13 +194,82 @@ class Run:
     seconds: float
     applied: int
     first_applied_s: float | None = None  # when the read model got its first event
+    cpu: Cpu | None = None
 
     @property
     def rate(self) -> float:
         return self.applied / self.seconds if self.seconds else 0.0
 
 
-async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], batch_size: int) -> Run:
+@dataclass
+class Cpu:
+    """CPU seconds spent during a run: this process (every thread), and the
+    PostgreSQL backends serving this database. Unlike wall time, they hardly
+    depend on what else the shared machine runs."""
+
+    python_s: float
+    postgres_s: float
+
+
+class CpuMeter:
+    """The CPU time of this process and its replay workers (``resource``), and
+    of this database's backends (/proc), polled while the run lasts so that a
+    worker's backends, gone when it ends, are counted too."""
+
+    def __init__(self, pool: asyncpg.Pool, poll_s: float = 0.5) -> None:
+        self.pool = pool
+        self.poll_s = poll_s
+        self._backends: dict[int, tuple[float, float]] = {}  # pid -> (first seen, last seen)
+        self._python = 0.0
+        self._polling: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._python = _python_cpu_s()
+        await self._poll()
+        self._backends = {pid: (last, last) for pid, (_, last) in self._backends.items()}  # what came before
+        self._polling = asyncio.create_task(self._keep_polling())
+
+    async def stop(self) -> Cpu:
+        assert self._polling is not None
+        self._polling.cancel()
+        await asyncio.gather(self._polling, return_exceptions=True)
+        await self._poll()
+        postgres = sum(last - first for first, last in self._backends.values())
+        return Cpu(_python_cpu_s() - self._python, postgres)
+
+    async def _keep_polling(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            await self._poll()
+
+    async def _poll(self) -> None:
+        pids = [r[0] for r in await self.pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'")]
+        for pid in pids:
+            if (now := _proc_cpu_s(pid)) is not None:
+                first, _ = self._backends.get(pid, (0.0, 0.0))
+                self._backends[pid] = (first, now)
+
+
+def _python_cpu_s() -> float:
+    """This process, and its children once ended (the replay workers; the
+    embedded servers run until the end)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """utime + stime of a process (None if it is gone or not readable here)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def new_path(pool: asyncpg.Pool, database_url: str, insights: str, schemas: dict[str, str], batch_size: int,
+                   workers: int) -> Run:
     projection = InsightsProjection(insights, clock=lambda: NOW)
     sources = [Source(c, EventStore(pool, schemas[c])) for c in SOURCES]
     with replay_progress(console) as progress:
@@ -197,11 +277,28 @@ async def new_path(pool: asyncpg.Pool, insights: str, schemas: dict[str, str], b
         task = progress.add_task("replay (Binome)", total=total)
         replayer = Replayer(pool, insights, projection, sources, batch_size=batch_size,
                             on_advance=lambda n: progress.advance(task, n))
+        recipe = functools.partial(bench_replayer, database_url, insights, schemas, batch_size)
+        meter = CpuMeter(pool)
+        await meter.start()
         started = time.perf_counter()
         await rebuild(pool, insights, projection)
-        done = await replayer.run()
+        done = await run_partitioned(replayer, recipe, workers)
         seconds = time.perf_counter() - started
-    return Run(seconds, done.applied, seconds - done.seconds + (done.first_applied_s or 0.0))
+        cpu = await meter.stop()
+    return Run(seconds, done.applied, seconds - done.seconds + (done.first_applied_s or 0.0), cpu)
+
+
+@contextlib.asynccontextmanager
+async def bench_replayer(database_url: str, insights: str, schemas: dict[str, str],
+                         batch_size: int) -> AsyncIterator[Replayer]:
+    """What ``new_path`` replays, built in a replay worker's process."""
+    pool = await create_pool(database_url, min_size=2, max_size=4)
+    try:
+        projection = InsightsProjection(insights, clock=lambda: NOW)
+        sources = [Source(c, EventStore(pool, schemas[c])) for c in SOURCES]
+        yield Replayer(pool, insights, projection, sources, batch_size=batch_size)
+    finally:
+        await pool.close()
 
 
 class TodaysInsightsProjection(InsightsProjection):
@@ -232,10 +329,12 @@ async def old_path(pool: asyncpg.Pool, bootstrap: str, insights: str, schemas: d
     stop = asyncio.Event()
     relays = [OutboxRelay(pool, s, bootstrap, poll_interval_s=0.05) for s in schemas.values()]
     tasks = [asyncio.create_task(runner.run(stop))]
+    meter = CpuMeter(pool)
     try:
         await runner.wait_assigned(60)
         with replay_progress(console) as progress:
             task = progress.add_task("replay (before: relay + broker + consumer)", total=total)
+            await meter.start()
             started = time.perf_counter()
             await rebuild(pool, insights, projection)
             for schema in schemas.values():
@@ -251,16 +350,26 @@ async def old_path(pool: asyncpg.Pool, bootstrap: str, insights: str, schemas: d
                 progress.advance(task, now_applied - applied)
                 applied = now_applied
             seconds = time.perf_counter() - started
+            cpu = await meter.stop()  # the broker's own CPU (another process) is not counted
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         for schema in schemas.values():  # what the baseline left queued
             await pool.execute(f"DELETE FROM {schema}.outbox")
-    return Run(seconds, applied, first)
+    return Run(seconds, applied, first, cpu)
 
 
 async def table_counts(pool: asyncpg.Pool, insights: str) -> dict[str, int]:
     return {t: await pool.fetchval(f"SELECT count(*) FROM {insights}.{t}") for t in READ_MODEL_TABLES}
+
+
+async def table_checksums(pool: asyncpg.Pool, insights: str) -> dict[str, str]:
+    """An md5 of each table's rows (every column), independent of their physical order."""
+    return {
+        t: await pool.fetchval(f"SELECT md5(coalesce(string_agg(r, '' ORDER BY r), ''))"
+                               f" FROM (SELECT md5(t::text) AS r FROM {insights}.{t} t) AS rows")
+        for t in READ_MODEL_TABLES
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -291,22 +400,33 @@ def write_chart(report: dict, out: Path) -> Path:
 
 def print_report(report: dict) -> None:
     table = Table(title=f"Rebuild of insights from {report['events']:,} events (same process, same servers)")
-    for column in ("path", "seconds", "events applied", "events/s", "first applied after"):
+    for column in ("path", "seconds", "events applied", "events/s", "first applied after",
+                   "Python CPU µs/event", "PostgreSQL CPU µs/event"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    rows = [("Binome: stores -> handle_batch", report["binome"])]
+    rows = [(f"Binome: stores -> replay_batch ({report['workers']} processes)", report["binome"])]
     if report.get("baseline"):
         rows.append(("before: outbox -> relay -> broker -> consumer", report["baseline"]))
     for label, r in rows:
         first = r.get("first_applied_s")
         table.add_row(label, f"{r['seconds']:,.1f}", f"{r['applied']:,}", f"{r['events_per_s']:,.0f}",
-                      "-" if first is None else f"{first:,.1f} s")
+                      "-" if first is None else f"{first:,.1f} s", _us(r.get("python_cpu_us_per_event")),
+                      _us(r.get("postgres_cpu_us_per_event")))
     console.print(table)
+    console.print(f"load average at the start {report['environment']['load_average_at_start']}, "
+                  f"after the Binome run {report['binome']['load_average_after']:.1f} "
+                  f"({report['environment']['cpu_count']} cores)")
+    if report.get("same_read_model"):
+        console.print("both paths built the same read model (row counts and contents checksums)")
     if report.get("ratio"):
         console.print(f"ratio Binome / before: {report['ratio']:,.1f}x events/s")
     per_million = report["binome"]["seconds_per_million"]
     met = per_million < AIM_SECONDS_PER_MILLION
     console.print(f"aim 1 M events < {AIM_SECONDS_PER_MILLION:.0f} s: {per_million:,.1f} s per million -> "
                   + ("[green]MET[/green]" if met else "[red]NOT MET[/red]"))
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 # --------------------------------------------------------------------------- main
@@ -327,16 +447,20 @@ async def main(args: argparse.Namespace) -> dict:
             environment = await describe_environment(pool, stack)
             total = await generate(pool, schemas, args.events)
             freeze_startup_heap()  # as binome up and binome replay do: both paths gain
-            binome = await new_path(pool, insights, schemas, args.batch_size)
+            binome = await new_path(pool, stack.database_url, insights, schemas, args.batch_size, args.workers)
             assert binome.applied == total, (binome.applied, total)
             counts = await table_counts(pool, insights)
+            checksums = await table_checksums(pool, insights)
             report = {"environment": environment, "events": total, "batch_size": args.batch_size,
-                      "binome": _figures(binome), "tables": counts}
+                      "workers": args.workers,
+                      "binome": _figures(binome), "tables": counts, "checksums": checksums}
             if args.baseline:
                 baseline = await old_path(pool, stack.bootstrap, insights, schemas, total, args.baseline_timeout)
                 report["baseline"] = {**_figures(baseline), "complete": baseline.applied == total}
-                if baseline.applied == total:  # the same read model both ways
+                if baseline.applied == total:  # the same read model both ways, row for row
                     assert await table_counts(pool, insights) == counts
+                    assert await table_checksums(pool, insights) == checksums
+                    report["same_read_model"] = True
                 report["ratio"] = binome.rate / baseline.rate if baseline.rate else None
         finally:
             for schema in [*schemas.values(), insights]:
@@ -353,9 +477,13 @@ async def main(args: argparse.Namespace) -> dict:
 
 
 def _figures(run: Run) -> dict:
+    per_event = (lambda s: s / run.applied * 1e6 if run.applied else None)
     return {"seconds": run.seconds, "applied": run.applied, "events_per_s": run.rate,
             "seconds_per_million": run.seconds / run.applied * 1_000_000 if run.applied else None,
-            "first_applied_s": run.first_applied_s}
+            "first_applied_s": run.first_applied_s,
+            "python_cpu_us_per_event": per_event(run.cpu.python_s) if run.cpu else None,
+            "postgres_cpu_us_per_event": per_event(run.cpu.postgres_s) if run.cpu else None,
+            "load_average_after": os.getloadavg()[0]}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -363,6 +491,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=100_000, help="events to generate (default 100,000)")
     parser.add_argument("--full", action="store_true", help="1,000,000 events")
     parser.add_argument("--batch-size", type=int, default=2000, help="events per replay transaction")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes the Binome path splits the streams among (default: the core count)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the path of before")
     parser.add_argument("--baseline-timeout", type=float, default=180.0,
                         help="seconds the path of before may run; its rate is what it applied by then")

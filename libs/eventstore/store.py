@@ -362,7 +362,8 @@ class EventStore:
         ]
 
     async def read_committed_in(
-        self, snapshot: str, after_position: int = 0, limit: int = 1000, *, late: bool = False
+        self, snapshot: str, after_position: int = 0, limit: int = 1000, *, late: bool = False,
+        partition: tuple[int, int] | None = None,
     ) -> list[StoredRecord]:
         """Events visible in ``snapshot`` (``pg_current_snapshot()::text``),
         after ``after_position``, in position order; ``late``: instead those of
@@ -376,21 +377,27 @@ class EventStore:
         snapshot, unlike a ``position > last`` cursor on a live log, skips
         nothing: the events visible in it are all committed, and the late
         ones are read apart once their transactions ended.
+
+        ``partition`` (index, count): only the streams whose hash falls in
+        that part (a stream's events are all in one part), for replay workers
+        that share a log.
         """
         which = (
             "transaction_id = ANY(ARRAY(SELECT pg_snapshot_xip($1::text::pg_snapshot)))"
             if late
             else "pg_visible_in_snapshot(transaction_id, $1::text::pg_snapshot)"
         )
+        args: list[object] = [snapshot, after_position, limit]
+        if partition is not None:
+            which += " AND (hashtext(stream_id) & 2147483647) % $4 = $5"
+            args += [partition[1], partition[0]]
         rows = await self.pool.fetch(
             f"""SELECT transaction_id::text AS tx, position, recorded_at, envelope::text AS envelope
                 FROM {self.schema}.events
                 WHERE position > $2 AND {which}
                 ORDER BY position
                 LIMIT $3""",
-            snapshot,
-            after_position,
-            limit,
+            *args,
         )
         return [
             StoredRecord(Checkpoint(int(r["tx"]), r["position"]), r["recorded_at"], r["envelope"])

@@ -88,7 +88,9 @@ class Projection(Protocol):
 
     A replay (libs/messaging/replayer.py) calls ``replay_batch(conn, items)``
     instead when a projection defines it: the same read model, without work
-    that only a serving process needs per batch (insights' gauges).
+    that only a serving process needs per batch (insights' gauges), and
+    ``replay_done(conn)`` after its last batch (work done once per replay
+    rather than per batch: insights' pair activity).
     """
 
     #: Unique name: the Kafka consumer group and the key in ``applied_events``.

@@ -24,7 +24,18 @@ forgot what it applied, ``Replayer.run``:
    projection's ``handle_batch`` (else ``handle`` per event), commit. If the
    batch call fails, the batch is applied again event by event, a savepoint
    each, and an event that still fails is parked; a transient failure
-   retries the batch with backoff.
+   retries the batch with backoff;
+5. after the last batch, calls the projection's ``replay_done(conn)`` if it
+   has one, in a transaction of its own: work a live consumer does per batch
+   that a replay can do once (insights recomputes each touched pair's
+   activity there, not in every batch that touched the pair).
+
+The garbage collector runs less often meanwhile (``REPLAY_GC_THRESHOLD``).
+To use more than one core, ``libs/messaging/replay_workers.py`` runs
+several replayers, each with a ``partition`` of the streams: handing decoded
+events from a decoding process to an applying one would cost more than
+decoding them (pickling a pydantic envelope and payload and loading them back
+took about 140 µs an event here, decoding them 12-25).
 
 It publishes nothing: no outbox row, no record, so no other consumer sees
 anything. The live consumer keeps running: an event committed after the
@@ -37,10 +48,13 @@ rebuild and still in its hands are claimed the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import heapq
 import logging
+import operator
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -48,7 +62,6 @@ from aiokafka import ConsumerRecord
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from libs.events.envelope import Envelope, topic_for_context
-from libs.events.serialization import loads
 from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore, StoredRecord
@@ -59,6 +72,16 @@ from libs.messaging.faults import is_transient
 from libs.messaging.kafka import POSITION_HEADER
 
 log = logging.getLogger(__name__)
+
+_uuid_int = operator.attrgetter("int")
+
+#: The collector's thresholds during a replay (CPython's default: 700, 10, 10).
+#: The decoded batches in flight (two or three, tens of thousands of objects,
+#: none in a cycle: reference counting frees them) outlive the young
+#: collections, so with the default thresholds they are walked again and again
+#: on their way to the old generation; a replay of 100,000 events spent about
+#: a fifth of its time in the collector.
+REPLAY_GC_THRESHOLD = (10_000, 50, 1000)
 
 #: Called with the number of events just read and dealt with (progress bars).
 Advance = Callable[[int], None]
@@ -106,10 +129,11 @@ class _Log:
     """One source's log: what committed before the replay began, then what
     was still being written then (see the module docstring)."""
 
-    def __init__(self, source: Source, chunk: int, poll_s: float) -> None:
+    def __init__(self, source: Source, chunk: int, poll_s: float, partition: tuple[int, int] | None = None) -> None:
         self.source = source
         self.chunk = chunk
         self.poll_s = poll_s
+        self.partition = partition
         self.topic = topic_for_context(source.context, source.store.topic_prefix)
         self.snapshot = ""
         self.any_running = False
@@ -118,10 +142,12 @@ class _Log:
         self._sql_running = """SELECT count(*) FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
                                WHERE pg_xact_status(x) = 'in progress'"""
 
-    async def take_snapshot(self) -> None:
+    async def take_snapshot(self, given: str | None = None) -> None:
+        """The source's snapshot now, or ``given`` (one taken by the replay's first process)."""
         row = await self.source.store.pool.fetchrow(
             "SELECT s::text AS snapshot, (SELECT count(*) FROM pg_snapshot_xip(s)) AS running"
-            " FROM pg_current_snapshot() AS s"
+            " FROM coalesce($1::text::pg_snapshot, pg_current_snapshot()) AS s",
+            given,
         )
         self.snapshot = row["snapshot"]
         self.any_running = row["running"] > 0
@@ -130,7 +156,8 @@ class _Log:
         """The next events in position order; None once both parts are read."""
         store = self.source.store
         while True:
-            records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late)
+            records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late,
+                                                    partition=self.partition)
             if records:
                 self.after = records[-1].checkpoint.position
                 return records
@@ -199,6 +226,14 @@ class Replayer:
     #: Transient failures of one batch tolerated before the replay gives up.
     max_transient_failures: int = 8
     on_advance: Advance | None = None
+    #: (index, count): apply only that part of the streams (``libs/messaging/
+    #: replay_workers.py`` runs the others in other processes).
+    partition: tuple[int, int] | None = None
+    #: The sources' snapshots, when another process took them for all parts.
+    snapshots: Sequence[str] | None = None
+    #: Awaited after the last batch, before ``replay_done``: the parts' workers
+    #: wait there until every part has applied its events.
+    before_done: Callable[[], Awaitable[None]] | None = None
     _started: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -213,19 +248,24 @@ class Replayer:
         other's transaction runs in PostgreSQL, so both cores work."""
         self._started = started = time.perf_counter()
         outcome = Replayed()
-        logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
-        for log_ in logs:
-            await log_.take_snapshot()
+        logs = [_Log(source, self.batch_size, self.poll_s, self.partition) for source in self.sources]
+        for log_, given in zip(logs, self.snapshots or [None] * len(logs), strict=True):
+            await log_.take_snapshot(given)
         ready: asyncio.Queue[list[_Item] | BaseException | None] = asyncio.Queue(maxsize=2)
-        decoder = asyncio.create_task(self._decode(logs, ready))
-        try:
-            while (batch := await ready.get()) is not None:
-                if isinstance(batch, BaseException):
-                    raise batch
-                await self._apply(batch, outcome)
-        finally:
-            decoder.cancel()
-            await asyncio.gather(decoder, return_exceptions=True)
+        with _collections_less_often():
+            decoder = asyncio.create_task(self._decode(logs, ready))
+            try:
+                while (batch := await ready.get()) is not None:
+                    if isinstance(batch, BaseException):
+                        raise batch
+                    await self._apply(batch, outcome)
+            finally:
+                decoder.cancel()
+                await asyncio.gather(decoder, return_exceptions=True)
+        if self.before_done is not None:
+            await self.before_done()
+        if hasattr(self.projection, "replay_done"):
+            await self._retrying(self._finish)
         outcome.seconds = time.perf_counter() - started
         return outcome
 
@@ -249,11 +289,28 @@ class Replayer:
         finally:
             await events.aclose()
 
+    async def take_snapshots(self) -> list[str]:
+        """Each source's snapshot now (for ``snapshots``: one set for every part)."""
+        logs = [_Log(source, self.batch_size, self.poll_s) for source in self.sources]
+        for log_ in logs:
+            await log_.take_snapshot()
+        return [log_.snapshot for log_ in logs]
+
     async def _apply(self, batch: list[_Item], outcome: Replayed) -> None:
+        await self._retrying(lambda conn: self._commit(conn, batch, outcome))
+        outcome.read += len(batch)
+        if outcome.first_applied_s is None:
+            outcome.first_applied_s = time.perf_counter() - self._started
+        if self.on_advance is not None:
+            self.on_advance(len(batch))
+
+    async def _retrying(self, work: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
+        """``work`` on a connection of the pool, again (with backoff) after a transient failure."""
+
         def warn(state: RetryCallState) -> None:
             assert state.outcome is not None
             reason = reason_of(state.outcome.exception())
-            log.warning("%s replay: transient failure, retrying the batch: %s", self.projection.name, reason)
+            log.warning("%s replay: transient failure, retrying: %s", self.projection.name, reason)
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
@@ -265,19 +322,21 @@ class Replayer:
         async for attempt in retrying:
             with attempt:
                 async with self.pool.acquire() as conn:
-                    await self._commit(conn, batch, outcome)
-        outcome.read += len(batch)
-        if outcome.first_applied_s is None:
-            outcome.first_applied_s = time.perf_counter() - self._started
-        if self.on_advance is not None:
-            self.on_advance(len(batch))
+                    await work(conn)
+
+    async def _finish(self, conn: asyncpg.Connection) -> None:
+        """The projection's work after the last batch (``replay_done``), in one transaction."""
+        async with conn.transaction():
+            await self.projection.replay_done(conn)
 
     async def _sort_out(self, batch: list[_Item]) -> None:
         """Decode, open personal values, load payloads (before any transaction)."""
         decoded: list[_Item] = []
         for item in batch:
             try:
-                item.envelope = loads(item.record.raw)
+                # pydantic parses the stored JSON itself: one pass, no
+                # intermediate dict (``loads`` is orjson then validation).
+                item.envelope = Envelope.model_validate_json(item.record.raw)
                 decoded.append(item)
             except Exception as exc:  # a row no reader can decode: parked, as the consumer does
                 item.problem = reason_of(exc, "undecodable")
@@ -315,8 +374,13 @@ class Replayer:
 
     async def _claim(self, conn: asyncpg.Connection, batch: list[_Item]) -> tuple[list[_Item], int]:
         """Claim the batch's ids (an undecodable row has none: it is parked as it is)."""
-        ids = sorted({i.envelope.id for i in batch if i.envelope is not None})
-        claimed = {r[0] for r in await conn.fetch(self._sql_claim, self.projection.name, ids)}
+        # Sorted by the integer (the order of the UUIDs themselves, which the
+        # live consumer uses), without a Python ``__lt__`` call per comparison.
+        ids = sorted({i.envelope.id for i in batch if i.envelope is not None}, key=_uuid_int)
+        rows = await conn.fetch(self._sql_claim, self.projection.name, ids)
+        if len(rows) == len(ids):  # all claimed now: a rebuild's usual batch, no lookup per event
+            return batch, 0
+        claimed = {r[0] for r in rows}
         todo = [i for i in batch if i.envelope is None or i.envelope.id in claimed]
         return todo, len(batch) - len(todo)
 
@@ -356,3 +420,14 @@ class Replayer:
             headers=[(POSITION_HEADER, str(item.record.checkpoint.position).encode())],
         )
         return Parked(record, reason, attempts, item.envelope)
+
+
+@contextlib.contextmanager
+def _collections_less_often() -> Iterator[None]:
+    """``REPLAY_GC_THRESHOLD`` while the replay runs, then the thresholds of before."""
+    before = gc.get_threshold()
+    gc.set_threshold(*REPLAY_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

@@ -35,5 +35,9 @@ def test_the_quick_replay_benchmark_rebuilds_both_ways_and_reports(
     assert report["baseline"]["applied"] == report["events"] and report["baseline"]["complete"]
     assert report["ratio"] > 0
     assert all(count > 0 for count in report["tables"].values()), report["tables"]
+    assert report["same_read_model"] and set(report["checksums"]) == set(report["tables"])
+    for path in ("binome", "baseline"):
+        assert report[path]["python_cpu_us_per_event"] > 0 and report[path]["postgres_cpu_us_per_event"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
     assert "ratio Binome / before" in done.stdout
+    assert "same read model" in done.stdout and "CPU" in done.stdout

@@ -13,7 +13,8 @@ replay skips them like the others).
 refreshes the business gauges (``health/gauges.py``, the health of every
 pair of a country) of each country it touched once, after the whole batch,
 instead of once per event (10 % of the platform's CPU during ``binome demo``
-before). A replay uses ``replay_batch``: the same, without the gauges.
+before). A replay uses ``replay_batch``: the facts only; the activity of
+every pair it touched is recomputed once at its end (``replay_done``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
 from libs.messaging.dispatch import Consumer
-from libs.observability.correlation import correlation
+from libs.observability.correlation import correlation, new_correlation_id
 from libs.runtime.clock import Clock, system_clock
 from services.insights.health import gauges
 from services.insights.facts import activity
@@ -52,31 +53,49 @@ class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts
         self.schema = check_schema_name(schema)
         self.clock = clock  # only for the business gauges: the read models never read it
         self.name = name
+        self._replay_touched: set[UUID] = set()  # pairs whose activity ``replay_done`` recomputes
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
         await self.handle_batch(conn, [(envelope, event)])
 
     async def handle_batch(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> None:
-        """Apply the events (in their streams' order), then refresh the gauges
-        of each country whose pairs they touched, once."""
-        countries = await self._apply_all(conn, items)
+        """Apply the events (in their streams' order), recompute the activity
+        of every pair they touched, once, then refresh the gauges of each
+        country of those pairs, once."""
+        touched, countries = await self._file(conn, items)
+        await activity.refresh(conn, self.schema, touched)
         now = self.clock()
         for country in sorted(countries):
             await gauges.refresh(conn, self.schema, country, now)
 
     async def replay_batch(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> None:
-        """``handle_batch`` without the gauges, for a replay: they are the
-        serving process's metrics, which a replay command does not export, and
-        recomputing every pair of a country per batch would cost more than
-        the facts themselves (the live consumer refreshes them at its next
-        batch)."""
-        await self._apply_all(conn, items)
+        """``handle_batch`` for a replay: the facts only. The gauges are the
+        serving process's metrics, which a replay command does not export
+        (recomputing every pair of a country per batch would cost more than
+        the facts; the live consumer refreshes them at its next batch); the
+        activity of the pairs touched is recomputed once, in ``replay_done``,
+        not once per batch that touches them (a pair's events are spread over
+        months of log, so over many batches)."""
+        touched, _ = await self._file(conn, items)
+        self._replay_touched.update(touched)
 
-    async def _apply_all(self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]) -> set[str]:
-        """File the events, layer by layer (``facts/batching.py``), then recompute the
-        activity of every pair they touched, once; return the countries of those pairs."""
+    async def replay_done(self, conn: asyncpg.Connection) -> None:
+        """After a replay's last batch: the activity of every pair it touched,
+        the same recomputation the live path runs (a function of the facts,
+        so the live consumer's refreshes meanwhile cannot make it differ)."""
+        await activity.refresh(conn, self.schema, self._replay_touched)
+        self._replay_touched = set()
+
+    async def _file(
+        self, conn: asyncpg.Connection, items: list[tuple[Envelope, DomainEvent]]
+    ) -> tuple[set[UUID], set[str]]:
+        """File the events, layer by layer (``facts/batching.py``); return the
+        pairs they touched and those pairs' countries."""
         touched: set[UUID] = set()
         countries: set[str] = set()
+        # The id of the log lines of an event that carries none (old events):
+        # one per batch, not a random one drawn per event.
+        batch_correlation = new_correlation_id()
         for layer in layers([envelope for envelope, _ in items]):
             recorded = []
             for index in layer:
@@ -85,7 +104,7 @@ class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts
                 if handler is None:
                     continue
                 deferred = Deferred(conn)
-                with correlation(envelope.correlationid):  # log lines of the handler carry it
+                with correlation(envelope.correlationid or batch_correlation):  # log lines of the handler carry it
                     pairs = await handler(deferred, envelope, event)
                 recorded.append(deferred.statements)
                 if pairs:
@@ -93,8 +112,7 @@ class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts
                     if envelope.country:
                         countries.add(envelope.country.upper())
             await run_rounds(conn, recorded)
-        await activity.refresh(conn, self.schema, touched)
-        return countries
+        return touched, countries
 
     async def reset(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"TRUNCATE {', '.join(f'{self.schema}.{t}' for t in READ_MODEL_TABLES)}")
