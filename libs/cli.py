@@ -110,6 +110,11 @@ def _refuse_without_master_keys(settings: Settings) -> None:
 
 
 async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    return await _with_database(lambda pool, _url: fn(pool))
+
+
+async def _with_database(fn: Callable[[asyncpg.Pool, str], Awaitable[T]]) -> T:
+    """``fn(pool, url)`` on the platform's database (the embedded one started for the command if need be)."""
     from libs.database import create_pool
     from libs.runtime.platform import start_infrastructure
 
@@ -118,7 +123,7 @@ async def _with_pool(fn: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     try:
         pool = await create_pool(infrastructure.database_url, min_size=1, max_size=4)
         try:
-            return await fn(pool)
+            return await fn(pool, infrastructure.database_url)
         finally:
             await pool.close()
     finally:
@@ -144,13 +149,16 @@ def replay(
     service: Annotated[str, typer.Argument(help="The service that owns the read model.")],
     name: Annotated[str | None, typer.Argument(help="One projection; all of the service's by default.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=50_000, help="Events applied per transaction.")] = 2000,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Processes to split the log among, by stream (insights; others use one).")] = 1,
 ) -> None:
     """Rebuild read models from the beginning of the log.
 
     Empties the read model and what it applied, then reads the event store of
     every context it consumes and applies it in batches, with a progress bar.
     Publishes nothing; safe while ``binome up`` runs (its live consumer and
-    the replay never apply an event twice).
+    the replay never apply an event twice). ``--workers 2`` uses both cores
+    for a large log (each process costs a second or more to start).
     """
     from libs.runtime.heap import freeze_startup_heap
     from libs.runtime.replay import replay as do_replay
@@ -159,9 +167,9 @@ def replay(
     _services()  # imported before the freeze: the collector then skips them
     freeze_startup_heap()
     with replay_progress() as progress:
-        rebuilt = _run(lambda: _with_pool(
-            lambda pool: do_replay(pool, get_settings(), _services(), service, name, progress=progress,
-                                   batch_size=batch_size)
+        rebuilt = _run(lambda: _with_database(
+            lambda pool, url: do_replay(pool, get_settings(), _services(), service, name, progress=progress,
+                                        batch_size=batch_size, workers=workers, database_url=url)
         ))
     for line in summary(rebuilt):
         typer.echo(line)

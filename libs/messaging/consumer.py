@@ -91,6 +91,12 @@ class Projection(Protocol):
     that only a serving process needs per batch (insights' gauges), and
     ``replay_done(conn)`` after its last batch (work done once per replay
     rather than per batch: insights' pair activity).
+
+    A projection whose rows are each written by one stream only (insights'
+    facts are keyed by the aggregate whose events write them) sets
+    ``replays_by_stream = True``: ``binome replay --workers N`` may then split
+    its log among N processes by stream (libs/messaging/replay_workers.py).
+    Any other projection replays in one process, whatever ``--workers`` says.
     """
 
     #: Unique name: the Kafka consumer group and the key in ``applied_events``.

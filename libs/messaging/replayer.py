@@ -106,6 +106,8 @@ class Replayed:
     #: Types this registry does not know: claimed, not handled.
     unknown: int = 0
     parked: int = 0
+    #: Processes that applied it (the parts of ``run_partitioned`` add up).
+    processes: int = 1
     seconds: float = 0.0
     #: From the start until the first batch committed.
     first_applied_s: float | None = None

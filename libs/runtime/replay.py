@@ -26,7 +26,8 @@ from rich.progress import Progress
 
 from libs.eventstore.store import EventStore
 from libs.database import create_pool
-from libs.messaging.consumer import rebuild
+from libs.messaging.consumer import Projection, rebuild
+from libs.messaging.replay_workers import run_partitioned
 from libs.messaging.replayer import Replayed, Replayer, Source
 from libs.runtime.platform import token_verifier, vault_pool_scope
 from libs.gdpr.masters import MasterKeys
@@ -73,14 +74,15 @@ async def replay(
     *,
     progress: Progress | None = None,
     batch_size: int = 2000,
+    workers: int = 1,
+    database_url: str | None = None,
 ) -> dict[str, Replayed]:
     """Rebuild one projection (or all of a service's); return what each replay
     did (for ``READ_TABLES``: the events its rebuild applied). ``progress``:
-    a started rich progress display, given a task per projection."""
-    by_name = {s.name: s for s in services}
-    if service_name not in by_name:
-        raise UnknownReadModel(f"no service {service_name!r}; known: {sorted(by_name)}")
-    service = by_name[service_name]
+    a started rich progress display, given a task per projection.
+    ``workers``: processes a projection that ``replays_by_stream`` is split
+    among (the others of ``workers`` connect to ``database_url``)."""
+    service = _service(services, service_name)
     async with vault_pool_scope(settings, pool) as vault_pool, _source_pools(settings, pool) as pools:
         ctx = offline_context(pool, settings, service, vault_pool)
         projections = [p for p in service.projections(ctx) if projection_name in (None, p.name)]
@@ -94,19 +96,60 @@ async def replay(
             applied = await inline(ctx)
             done[READ_TABLES] = Replayed(read=applied, applied=applied, seconds=time.perf_counter() - started)
         for projection in projections:
-            sources = [
-                Source(context, EventStore(pools(context), by_name[context].schema,
-                                           topic_prefix=settings.topic_prefix, personal=ctx.store.personal))
-                for context in projection.contexts
-                if context in by_name  # a context's log is its service's store
-            ]
-            replayer = Replayer(pool, service.schema, projection, sources, ctx.store.personal, batch_size=batch_size)
+            replayer = _replayer(ctx, services, projection, pools, batch_size)
             if progress is not None:
-                task = progress.add_task(projection.name, total=await _log_size(sources))
+                task = progress.add_task(projection.name, total=await _log_size(replayer.sources))
                 replayer.on_advance = functools.partial(progress.advance, task)
             await rebuild(pool, service.schema, projection)
-            done[projection.name] = await replayer.run()
+            parts = workers if getattr(projection, "replays_by_stream", False) else 1
+            if parts > 1 and database_url is None:
+                raise ValueError("a replay in several processes needs the database's URL")
+            settings_for_parts = settings.model_copy(update={"database_url": database_url, "dev_mode": settings.in_dev_mode})
+            recipe = functools.partial(_part_replayer, settings_for_parts, service.name, projection.name, batch_size)
+            done[projection.name] = await run_partitioned(replayer, recipe, parts)
         return done
+
+
+def _service(services: Sequence[ServiceDefinition], name: str) -> ServiceDefinition:
+    by_name = {s.name: s for s in services}
+    if name not in by_name:
+        raise UnknownReadModel(f"no service {name!r}; known: {sorted(by_name)}")
+    return by_name[name]
+
+
+def _replayer(
+    ctx: ServiceContext,
+    services: Sequence[ServiceDefinition],
+    projection: Projection,
+    pools: Callable[[str], asyncpg.Pool],
+    batch_size: int,
+) -> Replayer:
+    """``projection``'s replayer over the event store of each context it reads."""
+    by_name = {s.name: s for s in services}
+    sources = [
+        Source(context, EventStore(pools(context), by_name[context].schema,
+                                   topic_prefix=ctx.settings.topic_prefix, personal=ctx.store.personal))
+        for context in projection.contexts
+        if context in by_name  # a context's log is its service's store
+    ]
+    return Replayer(ctx.pool, by_name[ctx.name].schema, projection, sources, ctx.store.personal, batch_size=batch_size)
+
+
+@contextlib.asynccontextmanager
+async def _part_replayer(
+    settings: Settings, service_name: str, projection_name: str, batch_size: int
+) -> AsyncIterator[Replayer]:
+    """One part of a replay split among processes, built in its own process
+    (libs/messaging/replay_workers.py) with pools of its own."""
+    from services import SERVICES
+
+    service = _service(SERVICES, service_name)
+    assert settings.database_url is not None
+    async with await create_pool(settings.database_url, min_size=1, max_size=4) as pool, \
+            vault_pool_scope(settings, pool) as vault_pool, _source_pools(settings, pool) as pools:
+        ctx = offline_context(pool, settings, service, vault_pool)
+        (projection,) = [p for p in service.projections(ctx) if p.name == projection_name]
+        yield _replayer(ctx, SERVICES, projection, pools, batch_size)
 
 
 async def _log_size(sources: Sequence[Source]) -> int:

@@ -41,5 +41,5 @@ def summary(rebuilt: Mapping[str, Replayed]) -> Iterator[str]:
         yield (
             f"{name}: {done.applied} events applied, {done.skipped} applied already by the live consumer, "
             f"{done.unknown} of unknown types, {done.parked} parked; {done.read} read in {done.seconds:.1f} s "
-            f"({done.events_per_s:,.0f} events/s)"
+            f"({done.events_per_s:,.0f} events/s{f', {done.processes} processes' if done.processes > 1 else ''})"
         )

@@ -156,8 +156,10 @@ async def test_binome_replay_shows_its_progress_and_what_it_applied(pool, schema
     assert len(await tally.rows(pool)) == 30
 
 
-async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(database_url, tmp_path) -> None:
-    """The command as users run it, on a database of its own (the real schema names)."""
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(database_url, tmp_path, workers) -> None:
+    """The command as users run it, on a database of its own (the real schema
+    names); with ``--workers 2`` the log is split between two processes by stream."""
     async with fresh_database(database_url, "t_replay_cli") as url:
         env = {**os.environ, "BINOME_DATABASE_URL": url, "BINOME_DATA_DIR": str(tmp_path)}
         migrated = subprocess.run([sys.executable, "-m", "libs.cli", "migrate"], cwd=ROOT, env=env,
@@ -168,12 +170,13 @@ async def test_the_binome_replay_command_rebuilds_insights_from_the_stores(datab
             for stream, envelope in sc.events:
                 await EventStore(pool, envelope.context).append(stream, None, [envelope])
 
-        done = subprocess.run([sys.executable, "-m", "libs.cli", "replay", "insights"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "libs.cli", "replay", "insights", "--workers", str(workers)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         total = len(sc.events)
         assert f"insights: {total} events applied, 0 applied already by the live consumer" in done.stdout
         assert "events/s" in done.stderr  # the progress bar
+        assert ("2 processes)" in done.stdout) is (workers == 2)
 
         async with await create_pool(url, min_size=1, max_size=2) as pool:
             assert await pool.fetchval("SELECT count(*) FROM insights.applied_events") == total

@@ -48,6 +48,9 @@ READ_MODEL_TABLES = (
 class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts, EvaluationFacts):
     name = "insights"
     contexts = ("enrollment", "matching", "sessions", "evaluation")
+    #: Every row is keyed by the stream whose events write it (facts/batching.py):
+    #: a replay may split the log among processes by stream.
+    replays_by_stream = True
 
     def __init__(self, schema: str, *, clock: Clock = system_clock, name: str = "insights") -> None:
         self.schema = check_schema_name(schema)
