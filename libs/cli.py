@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -43,13 +43,17 @@ def _services():
     return SERVICES
 
 
-def _run(coro_fn: Callable[[], Awaitable[T]], log_format: LogFormat = "auto") -> T:
+def _run(
+    coro_fn: Callable[[], Coroutine[Any, Any, T]], log_format: LogFormat = "auto", *, uvloop: bool = False
+) -> T:
     from libs.embedded import EmbeddedStackMissing
     from libs.observability.logging import configure_logging
+    from libs.runtime import loop
 
     configure_logging(log_format)
     try:
-        return asyncio.run(coro_fn())
+        # Only the long-running server is worth uvloop's start-up; one-shot commands keep asyncio's loop.
+        return loop.run(coro_fn()) if uvloop else asyncio.run(coro_fn())
     except EmbeddedStackMissing as exc:
         typer.echo(f"binome: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -78,7 +82,7 @@ def up(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
     _refuse_without_master_keys(settings)
-    _run(lambda: serve(settings, services), log_format)
+    _run(lambda: serve(settings, services), log_format, uvloop=True)
 
 
 def _refuse_without_master_keys(settings: Settings) -> None:
