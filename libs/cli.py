@@ -17,9 +17,9 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -44,13 +44,17 @@ def _services():
     return SERVICES
 
 
-def _run(coro_fn: Callable[[], Awaitable[T]], log_format: LogFormat = "auto") -> T:
+def _run(
+    coro_fn: Callable[[], Coroutine[Any, Any, T]], log_format: LogFormat = "auto", *, uvloop: bool = False
+) -> T:
     from libs.embedded import EmbeddedStackMissing
     from libs.observability.logging import configure_logging
+    from libs.runtime import loop
 
     configure_logging(log_format)
     try:
-        return asyncio.run(coro_fn())
+        # Only the long-running server is worth uvloop's start-up; one-shot commands keep asyncio's loop.
+        return loop.run(coro_fn()) if uvloop else asyncio.run(coro_fn())
     except EmbeddedStackMissing as exc:
         typer.echo(f"binome: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -94,7 +98,7 @@ def up(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--service") from exc
     _refuse_without_master_keys(settings)
-    _run(lambda: serve(settings, services, workers=workers, log_format=log_format), log_format)
+    _run(lambda: serve(settings, services, workers=workers, log_format=log_format), log_format, uvloop=True)
 
 
 def _refuse_without_master_keys(settings: Settings) -> None:

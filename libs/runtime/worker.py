@@ -12,7 +12,6 @@ requests in flight and exits 0.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.observability.logging import configure_logging
+from libs.runtime import loop
 from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.platform import Platform, _Server, select_services, uvicorn_config
 from libs.runtime.service import ServiceDefinition
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     services = select_services(SERVICES, args.service)
     listener = socket.socket(fileno=args.fd)
-    asyncio.run(serve_worker(get_settings(), services, listener, args.run_dir, args.pool_size))
+    loop.run(serve_worker(get_settings(), services, listener, args.run_dir, args.pool_size))  # uvloop, as `binome up`
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ and the same person may enrol again as someone new."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -163,3 +164,36 @@ async def test_the_export_is_typed_and_lost_nothing_of_any_fact(env: EnrollmentE
     part = await export_checked(env, mentor_id)
     assert part["participant"]["qualification"]["qualified"] is True
     assert [h["type"].split(".")[2] for h in part["history"]] == ["ParticipantEnrolled", "MentorQualificationAssessed"]
+
+
+async def test_a_list_shows_an_erasure_with_its_progress_on_disk(env: EnrollmentEnv) -> None:
+    # The list hands stored documents to the answer as JSON text; an erased
+    # person's is the one read, to add what the vault says of the erasure.
+    programme = await env.programme()
+    wave = await env.wave(programme["programme_id"])
+    kept = await env.enrol(wave["wave_id"], mentee("E-LIST-KEPT"))
+    gone = await env.enrol(wave["wave_id"], mentee("E-LIST-GONE"))
+    hr = env.auth("hr_admin", sub="hr-global")
+    assert (await env.client.post(f"/v1/participants/{gone['participant_id']}:erase", headers=hr)).status_code == 200
+    service = f"list-test-{uuid.uuid4().hex[:8]}"
+    await env.vault.register_compactor(service)
+
+    async def erasures() -> dict[str, Any]:
+        listed = await env.client.get(f"/v1/participants?wave_id={wave['wave_id']}", headers=hr)
+        assert listed.status_code == 200, listed.text
+        return {p["participant_id"]: p["erasure"] for p in listed.json()["items"]}
+
+    try:
+        before = await erasures()
+        assert before[kept["participant_id"]] is None
+        assert before[gone["participant_id"]]["status"] == "pending"
+        assert before[gone["participant_id"]]["completed_at"] is None
+        assert before[gone["participant_id"]]["erased_by"]["subject"] == "hr-global"
+
+        await env.vault.mark_compacted(service, [uuid.UUID(gone["participant_id"])])
+        after = await erasures()
+        assert after[gone["participant_id"]]["status"] == "completed"
+        assert after[gone["participant_id"]]["completed_at"] is not None
+        assert after[kept["participant_id"]] is None
+    finally:
+        await env.pool.execute(f"DELETE FROM {env.vault.schema}.compactors WHERE service = $1", service)

@@ -28,8 +28,8 @@ from libs.api.commands import concurrent_change, if_match_version, rule_broken, 
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
-from libs.api.responses import model_json
 from libs.api.problems import Problem, import_rejected, problem_responses
+from libs.api.responses import model_json, page_json
 from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
@@ -406,11 +406,12 @@ async def list_participants(
     matchable: bool | None = None,
     page: PageParams = Depends(page_params),
     who: Principal = Depends(requires(*READERS)),
-) -> Page[Any]:
+) -> Response:
     filters = ParticipantFilters(
         programme_id, wave_id, country, role.value if role else None, status.value if status else None, theme, matchable
     )
-    return await service(request).views.participants(service(request).pool, who, filters, page)
+    found = await service(request).views.participants(service(request).pool, who, filters, page)
+    return page_json(Page[ParticipantOut], found.items, found.next_cursor)
 
 
 @router.get(

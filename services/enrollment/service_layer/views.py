@@ -10,6 +10,7 @@ caller that an object it may not see exists.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -186,8 +187,16 @@ class Views:
                 query.add(f"{column} = $?", value)
         if filters.theme is not None:
             query.add("themes @> ARRAY[$?::text]", filters.theme)
-        found = await self._page(db, f"{self.s}.participants", "t.doc", query, page, scope, PARTICIPANT_ORDER)
-        await self._erasure_progress(found.items)
+        found = await self._page(
+            db, f"{self.s}.participants", "t.doc", query, page, scope, PARTICIPANT_ORDER, item=lambda r: r["doc"]
+        )
+        # Documents stay JSON text for the API to check and encode in one pass;
+        # only an erased person's is read, to add the erasure's progress.
+        # jsonb writes a non-null erasure as `"erasure": {`.
+        erased = {i: orjson.loads(doc) for i, doc in enumerate(found.items) if '"erasure": {' in doc}
+        await self._erasure_progress(list(erased.values()))
+        for i, doc in erased.items():
+            found.items[i] = orjson.dumps(doc).decode()
         return found
 
     def _scoped(self, principal: Principal, country: str | None) -> Query:
@@ -205,7 +214,15 @@ class Views:
         return query
 
     async def _page(
-        self, db: Executor, table: str, document: str, query: Query, page: PageParams, scope: str, order: Order
+        self,
+        db: Executor,
+        table: str,
+        document: str,
+        query: Query,
+        page: PageParams,
+        scope: str,
+        order: Order,
+        item: Callable[[Any], Any] = lambda r: orjson.loads(r["doc"]),
     ) -> Page[Any]:
         """One page in ``order``: the row's own id, never ``row_id``, which a
         rebuild (``binome replay``) renumbers; so a cursor held across a
@@ -219,7 +236,7 @@ class Views:
             f" ORDER BY {keys} LIMIT {query.param(page.limit + 1)}",
             *query.params,
         )
-        return keyed_page(rows, page, scope, order, lambda r: orjson.loads(r["doc"]))
+        return keyed_page(rows, page, scope, order, item)
 
     # -- the enrolment funnel -----------------------------------------------------------
 
