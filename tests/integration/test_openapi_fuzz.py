@@ -59,8 +59,10 @@ PROBING = {"ignored_auth", "object_level_authorization", "use_after_free", "ensu
 #: If-Match of the documented form naming another version), a domain rule (a 422 whose every error
 #: is of type ``rule``: a theme the programme does not offer, a cursor the API
 #: did not issue), a file refused for its content (``import-rejected``), a SCIM
-#: filter outside RFC 7644's grammar (400 ``invalidFilter``). Any other 4xx to
-#: a schema-valid request means the document and the behaviour disagree.
+#: 400 whose ``scimType`` is one of services/directory/scim/openapi.RULES (a
+#: filter outside RFC 7644's grammar, an attribute path naming no attribute of
+#: the User, a PATCH path selecting nothing). Any other 4xx to a schema-valid
+#: request means the document and the behaviour disagree.
 def refused_by_a_stated_rule(response: Any) -> bool:
     try:
         body = response.json()
