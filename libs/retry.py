@@ -1,12 +1,12 @@
 """Retrying, for the loops that run until the platform stops.
 
-``until_stopped`` is the one way for such a loop (the relay): tenacity's own
+``until_stopped`` is the one way for such a loop (the relay, ``binome up``'s
+supervisor of background workers, the consumer runtime): tenacity's own
 retry, stop, wait and before_sleep around each call, the count starting
 afresh with every call. ``exponential_backoff`` gives the delay of the n-th
 failure for what keeps its count elsewhere (a message's next delivery
-attempt, stored with the message; the consumer runtime, whose failed batch is
-fetched again between tries). Bounded retries of one call use tenacity's
-``AsyncRetrying`` directly.
+attempt, stored with the message; a worker process's quick deaths). Bounded
+retries of one call use tenacity's ``AsyncRetrying`` directly.
 """
 
 from __future__ import annotations
@@ -42,14 +42,18 @@ def until_stopped(
     *,
     retry_if: Callable[[BaseException], bool] = lambda exc: isinstance(exc, Exception),
     before_sleep: Callable[[RetryCallState], Awaitable[None] | None] | None = None,
+    after: Callable[[RetryCallState], Awaitable[None] | None] | None = None,
     **wait: float,
 ) -> AsyncRetrying:
     """Call again after each failure that ``retry_if`` accepts (others are
     raised), waiting with exponential backoff and jitter (``wait``: the
     arguments of tenacity's ``wait_exponential_jitter``), a wait that ``stop``
     cuts short; once ``stop`` is set, no more tries (``tenacity.RetryError``).
-    ``before_sleep`` sees each failure (``state.attempt_number``,
-    ``state.outcome``). ``await retrying(fn)`` counts from 1 on every call."""
+    ``after`` sees each failure retry_if accepts, the last one too (before
+    the stop check); ``before_sleep`` each one followed by a wait
+    (``state.attempt_number``, ``state.outcome``, ``state.upcoming_sleep``).
+    ``await retrying(fn)`` and ``async for attempt in retrying`` count from 1
+    every time."""
 
     async def sleep(seconds: float) -> None:
         await sleep_unless_stopped(stop, seconds)
@@ -60,4 +64,5 @@ def until_stopped(
         wait=wait_exponential_jitter(**wait),
         sleep=sleep,
         before_sleep=before_sleep,
+        **({} if after is None else {"after": after}),
     )

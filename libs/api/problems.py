@@ -298,7 +298,7 @@ class AnsweredOutages:
 
 #: PostgreSQL refuses the NUL character (``\u0000``) in text and JSONB; the
 #: statement fails and its transaction stores nothing. It is bad input, not a 500.
-_UNSTORABLE_TEXT = (asyncpg.exceptions.UntranslatableCharacterError, asyncpg.exceptions.CharacterNotInRepertoireError)
+UNSTORABLE_TEXT = (asyncpg.exceptions.UntranslatableCharacterError, asyncpg.exceptions.CharacterNotInRepertoireError)
 
 
 async def _handle_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
@@ -363,7 +363,7 @@ def install_problem_handlers(
     app.add_exception_handler(Exception, _handle_unexpected)
     for exc_type in (*_OUTAGES, asyncpg.InterfaceError):
         app.add_exception_handler(exc_type, _handle_outage)
-    for exc_type in _UNSTORABLE_TEXT:
+    for exc_type in UNSTORABLE_TEXT:
         app.add_exception_handler(exc_type, _handle_unstorable_text)
     app.add_exception_handler(KeyShredded, _handle_shredded)
     for exc_type, status in (mappings or {}).items():

@@ -30,6 +30,15 @@ For each batch fetched from the consumer group:
    partition moves on;
 5. Kafka offsets are committed only after the transaction committed.
 
+Retrying a batch that fails transiently is tenacity's (``libs.retry.
+until_stopped``: its retry, stop, wait and before_sleep), iterated around
+*fetch and apply*: a try is one ``getmany`` and the application of what it
+returns, not a call on records held in memory, because the records must come
+again from Kafka (the rewind; a rebalance meanwhile may hand them to another
+member, and this one then gets others). A try that follows a failure waits
+for records instead of ending on an empty poll, so the count, hence the
+backoff, runs on until a batch applies; stopping the platform ends it.
+
 A crash anywhere loses nothing (offsets not committed: redelivered) and
 applies nothing twice (``applied_events``). The fast path costs a fixed number
 of round trips per batch, not per event; the slow path runs only for a batch
@@ -51,7 +60,7 @@ from typing import Protocol
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, stop_after_attempt, wait_exponential
 
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
@@ -70,7 +79,7 @@ from libs.messaging.kafka import (
 )
 from libs.observability import metrics
 from libs.observability.correlation import correlation
-from libs.retry import exponential_backoff, sleep_unless_stopped
+from libs.retry import until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +238,6 @@ class ConsumerRunner:
     #: to batch: writers saturating the pool then cannot starve the read side.
     _keep_connection: bool = field(default=False, init=False)
     _held: asyncpg.Connection | None = field(default=None, init=False)
-    #: Tries of the current batch that failed transiently (0: healthy).
-    _failures: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
@@ -238,9 +245,6 @@ class ConsumerRunner:
         self.topics = [topic_for_context(c, self.topic_prefix) for c in self.projection.contexts]
         self.dead_letter_topic = dead_letter_topic(self.topic_prefix)
         self.dead_letters = DeadLetters(self.schema)
-        self._backoff = exponential_backoff(
-            multiplier=self.retry_backoff_s, max=self.retry_max_backoff_s, jitter=self.retry_backoff_s
-        )
         self._sql_claim = claim_sql(self.schema)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -260,20 +264,26 @@ class ConsumerRunner:
         self._consumer = consumer
         self._keep_connection = True
         self.started.set()
+        retrying = until_stopped(
+            stop,
+            retry_if=is_transient,  # others propagate: supervise() restarts the runner
+            after=self._count_failure,
+            before_sleep=self._backing_off,
+            multiplier=self.retry_backoff_s,
+            max=self.retry_max_backoff_s,
+            jitter=self.retry_backoff_s,
+        )
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200)
-                if batch:
-                    try:
-                        await self._process(consumer, producer, batch)
-                    except Exception as exc:
-                        if not is_transient(exc):
-                            raise
-                        await self._back_off(exc, stop)
-                        continue  # fetch the same records again (rewound)
-                    self._recovered()
-                else:
-                    await self._release_connection()  # idle: give it back to the pool
+                try:
+                    async for attempt in retrying:
+                        with attempt:
+                            tries = attempt.retry_state.attempt_number
+                            applied = await self._fetch_and_apply(consumer, producer, stop, again=tries > 1)
+                except RetryError:
+                    break  # stopped while the batch kept failing
+                if applied and tries > 1:
+                    log.warning("%s: recovered after %d tries", self.projection.name, tries)
                 await self._record_lag(consumer)
         finally:
             self._consumer = None
@@ -282,6 +292,21 @@ class ConsumerRunner:
             # No offset commit here: only _process commits, after the DB.
             await consumer.stop()
             await producer.stop()
+
+    async def _fetch_and_apply(self, consumer: AIOKafkaConsumer, producer, stop: asyncio.Event, again: bool) -> bool:
+        """One try: fetch a batch and apply it; False if there was none.
+
+        ``again``: an earlier try failed and rewound its partitions, so wait
+        for records (the same ones, unless a rebalance moved them) rather than
+        end the retrying on an empty poll."""
+        batch = await consumer.getmany(timeout_ms=200)
+        while again and not batch and not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+        if not batch:
+            await self._release_connection()  # idle: give it back to the pool
+            return False
+        await self._process(consumer, producer, batch)
+        return True
 
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         """Wait until the group gave this consumer its partitions (tests, start-up)."""
@@ -313,25 +338,25 @@ class ConsumerRunner:
 
     # -- healing from transient faults ----------------------------------------
 
-    async def _back_off(self, exc: Exception, stop: asyncio.Event) -> None:
-        """Count the failed try, log the first of a period, wait (``stop`` cuts it short)."""
-        self._failures += 1
+    def _count_failure(self, state: RetryCallState) -> None:
         metrics.CONSUMER_TRANSIENT_FAILURES.labels(self.service, self.projection.name).inc()
-        delay = self._backoff(self._failures)
-        if self._failures == 1:
+
+    def _backing_off(self, state: RetryCallState) -> None:
+        """Log the first failure of a period at warning level, the others at debug."""
+        if state.attempt_number == 1:
+            assert state.outcome is not None
             log.warning(
                 "%s: transient failure, retrying the batch with backoff until it applies: %s",
                 self.projection.name,
-                reason_of(exc),
+                reason_of(state.outcome.exception()),
             )
         else:
-            log.debug("%s: try %d failed again; next in %.2fs", self.projection.name, self._failures, delay)
-        await sleep_unless_stopped(stop, delay)
-
-    def _recovered(self) -> None:
-        if self._failures:
-            log.warning("%s: recovered after %d tries", self.projection.name, self._failures + 1)
-            self._failures = 0
+            log.debug(
+                "%s: try %d failed again; next in %.2fs",
+                self.projection.name,
+                state.attempt_number,
+                state.upcoming_sleep,
+            )
 
     # -- one batch -------------------------------------------------------------
 

@@ -43,6 +43,7 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
+from tenacity import RetryCallState, RetryError
 
 from libs.api.app import create_service_app
 from libs.api.limits import BodySizeLimit, RateLimits
@@ -83,7 +84,7 @@ from libs.runtime.clock import (
     save_offset,
 )
 from libs.observability.logging import kafka_client_noise
-from libs.retry import exponential_backoff, sleep_unless_stopped
+from libs.retry import until_stopped
 from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
@@ -196,18 +197,28 @@ async def migrate_all(
                 log.info("%s: applied migrations %s", service.name, ", ".join(applied))
 
 
-async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
-    """Run a background worker until ``stop``; restart it with backoff if it fails."""
-    backoff = exponential_backoff(multiplier=0.2, max=10.0)
-    failures = 0
+async def supervise(
+    name: str,
+    run: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    multiplier: float = 0.2,
+    max_wait: float = 10.0,
+    jitter: float = 1.0,
+) -> None:
+    """Run a background worker until ``stop``; restart it with exponential
+    backoff (``multiplier``, ``max_wait``, ``jitter``: seconds) if it fails,
+    the count starting afresh each time it returns on its own."""
+
+    def failed(state: RetryCallState) -> None:
+        assert state.outcome is not None
+        exc = state.outcome.exception()
+        log.error("%s failed; restarting (failure %d)", name, state.attempt_number, exc_info=exc)
+
+    restarting = until_stopped(stop, after=failed, multiplier=multiplier, max=max_wait, jitter=jitter)
     while not stop.is_set():
-        try:
-            await run(stop)
-            failures = 0
-        except Exception:
-            failures += 1
-            log.exception("%s failed; restarting (failure %d)", name, failures)
-            await sleep_unless_stopped(stop, backoff(failures))
+        with contextlib.suppress(RetryError):  # stopped while it was failing
+            await restarting(run, stop)
 
 
 @dataclass

@@ -112,6 +112,17 @@ async def test_an_enrolment_by_employee_reference_takes_the_profile_from_the_dir
     assert profile["time_zone"] == "Europe/Brussels"  # what the body gives wins
 
 
+async def test_a_person_whose_feed_does_not_state_active_counts_as_active(env: DirectoryEnv) -> None:
+    """SCIM ``active`` omitted or null: the directory reads it as active, and
+    so does enrollment's copy (it used to refuse the row for ever: the
+    consumer retried a NOT NULL violation as a table refusing writes)."""
+    number = ref("N")
+    await env.provision(number, active=None)
+    await env.synced()
+    doc = await enrolled(env, await new_wave(env), mentee_body(number))
+    assert doc["employee_ref"] == number
+
+
 async def test_bad_references_are_422_naming_the_field_and_change_nothing(env: DirectoryEnv) -> None:
     gone, german, incomplete = ref("G"), ref("D"), ref("I")
     await env.provision(gone)

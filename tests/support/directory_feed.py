@@ -51,7 +51,7 @@ class DirectoryEnv:
         await self.store.append(str(person_id), len(stream), [envelope])
 
     async def provision(
-        self, number: str, *, manager: str | None = None, active: bool = True, **profile: Any
+        self, number: str, *, manager: str | None = None, active: bool | None = True, **profile: Any
     ) -> uuid.UUID:
         """A person with employee number ``number`` (and manager by number)."""
         person_id = uuid.uuid4()

@@ -11,11 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HAND_COUNTED = re.compile(r"(\b|_)(failures|attempts?|tries|retries)\s*\+=\s*1")
 
-#: Not yet: ``supervise`` (libs/runtime/platform.py, being reworked for
-#: ``binome up --workers`` elsewhere) and the consumer runtime, whose failed
-#: batch is fetched again from Kafka between tries (libs/messaging/consumer.py).
-STILL_HAND_COUNTED = {"libs/runtime/platform.py", "libs/messaging/consumer.py"}
-
 
 def hand_counted() -> set[str]:
     return {
@@ -27,7 +22,7 @@ def hand_counted() -> set[str]:
 
 
 def test_no_loop_counts_its_failures_by_hand() -> None:
-    assert hand_counted() == STILL_HAND_COUNTED
+    assert hand_counted() == set()
 
 
 def test_the_pattern_sees_a_count() -> None:
@@ -66,6 +61,32 @@ async def test_until_stopped_retries_counts_afresh_and_ends_with_stop() -> None:
 
     with pytest.raises(RetryError):  # the platform stops: no more tries
         await until_stopped(stop, multiplier=0.001, max=0.002)(failing)
+
+
+async def test_supervise_restarts_a_failing_worker_counting_afresh_until_stopped(caplog) -> None:
+    import asyncio
+    import logging
+
+    from libs.runtime.platform import supervise
+
+    stop, runs = asyncio.Event(), []
+
+    async def worker(given: asyncio.Event) -> None:
+        assert given is stop
+        runs.append(1)
+        if len(runs) == 3:
+            return  # ended on its own: started again, its failures counted afresh
+        if len(runs) == 5:
+            stop.set()  # the platform stops while it fails: not started again
+        raise ConnectionError(f"run {len(runs)} failed")
+
+    with caplog.at_level(logging.ERROR, logger="libs.runtime.platform"):
+        await asyncio.wait_for(supervise("probe", worker, stop, multiplier=0.001, max_wait=0.002, jitter=0), 5)
+
+    assert len(runs) == 5
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == [f"probe failed; restarting (failure {n})" for n in (1, 2, 1, 2)]
+    assert [str(r.exc_info[1]) for r in caplog.records] == [f"run {n} failed" for n in (1, 2, 4, 5)]
 
 
 def _raise(exc: Exception):

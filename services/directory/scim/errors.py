@@ -27,7 +27,7 @@ from scim2_models import (
 )
 from starlette.responses import JSONResponse
 
-from libs.api.problems import Problem
+from libs.api.problems import UNSTORABLE_TEXT, Problem
 from libs.api.routes import ApiRoute
 from services.directory.domain.errors import InvalidInput, NotFound, UserNameTaken
 from services.directory.domain.person import Gone
@@ -57,6 +57,8 @@ def scim_exception(exc: Exception) -> SCIMException | None:
         return UniquenessException(detail=str(exc))
     if isinstance(exc, InvalidInput):
         return InvalidValueException(detail="; ".join(i.message for i in exc.issues))
+    if isinstance(exc, UNSTORABLE_TEXT):
+        return InvalidValueException(detail="Text may not contain the NUL character (\\u0000).")
     if isinstance(exc, StaleVersion):
         return PreconditionFailedException(detail=str(exc))
     if isinstance(exc, Problem) and exc.status < 500:

@@ -22,6 +22,8 @@ from services.directory.scim.models import BinomeUser, Email, Enterprise, Manage
 
 COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2}$")
+#: The highest job level the directory keeps (its column is a 32-bit integer).
+MAX_JOB_LEVEL = 2**31 - 1
 
 
 def etag(version: int) -> str:
@@ -157,8 +159,10 @@ def _country(country: str | None) -> str | None:
 
 
 def _job_level(level: int | None) -> int | None:
-    if level is not None and level < 1:
-        raise InvalidValueException(detail=f"{BinomeUser.__schema__}:jobLevel: 1 (entry level) or more.")
+    if level is not None and not 1 <= level <= MAX_JOB_LEVEL:
+        raise InvalidValueException(
+            detail=f"{BinomeUser.__schema__}:jobLevel: 1 (entry level) to {MAX_JOB_LEVEL}."
+        )
     return level
 
 

@@ -2,18 +2,31 @@
 the service publishes (``/Schemas``), so the two never disagree. Bodies are
 ``application/scim+json`` and close every object to undeclared members, as
 the service does.
+
+What the service refuses with a 400 is said in the document where JSON
+Schema can say it: a blank ``userName``, an e-mail without a value or with
+an address that is not one, the Binome extension's codes, a PATCH operation
+without what its ``op`` needs, the grammar of an attribute path
+(``attributes``, ``excludedAttributes``, ``sortBy``; RFC 7644 §3.10), a sort
+order. What it cannot say is named by the 400's ``scimType`` (``RULES``):
+a filter outside RFC 7644's grammar, a path that names no attribute of the
+User (names are case-insensitive and may carry their schema's URN), a PATCH
+path that selects nothing.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from fastapi import FastAPI
 from scim2_models import Attribute, PatchOp, SearchRequest
 
 from services.directory.scim.errors import MEDIA_TYPE
-from services.directory.scim.models import PROVIDER, ScimUser
+from services.directory.scim.mapping import COUNTRY, LANGUAGE, MAX_JOB_LEVEL
+from services.directory.scim.models import BINOME_USER, PROVIDER, ScimUser
 
 _TYPES = {"string": "string", "boolean": "boolean", "integer": "integer", "decimal": "number",
           "dateTime": "string", "reference": "string", "binary": "string"}
@@ -30,16 +43,46 @@ ERROR = {
     },
 }
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+#: The ``scimType`` of a 400 refusing what no JSON Schema of the document can
+#: rule out: a filter outside RFC 7644's grammar (§3.4.2.2), an attribute path
+#: of the documented grammar that names no attribute of the User, or names one
+#: that cannot be sorted on (§3.10, §3.4.2.3), a PATCH path that selects no
+#: value (§3.5.2).
+RULES = ("invalidFilter", "invalidPath", "noTarget")
+
+_NAME = "[A-Za-z][A-Za-z0-9_-]*"
+#: An attribute path in RFC 7644 §3.10's notation: ``[URN:]name[.subName]``.
+ATTRIBUTE_PATH = rf"(?:urn:[A-Za-z0-9._:-]+:)?{_NAME}(?:\.{_NAME})?"
+#: ``attributes`` / ``excludedAttributes`` as a query parameter: comma-separated paths.
+ATTRIBUTE_PATHS = rf"^\s*{ATTRIBUTE_PATH}\s*(?:,\s*{ATTRIBUTE_PATH}\s*)*$"
+SORT_ORDERS = ["ascending", "descending"]
+_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_LANGUAGE = LANGUAGE.pattern.strip("^$")
+_TEXT = "[^\\u0000]"  # a character PostgreSQL can store
+
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+
+
+#: What email-validator (pydantic's ``EmailStr``) refuses beyond the address
+#: grammar: a domain that is, or is under, a special-use name (``.test``...).
+_DELIVERABLE = "^(?!.*@(?:.*\\.)?(?:{})\\.?$).*$".format(
+    "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES))
 META = ("resourceType", "created", "lastModified", "location", "version")
+_DATED = ("created", "lastModified")
 _SUCCESS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
 
 
-def _schemas(urn: str | None) -> dict[str, Any]:
+def _schemas(urn: str | None, known: list[str] | None = None) -> dict[str, Any]:
     """The ``schemas`` member of a request body. RFC 7643 §3 calls it
     REQUIRED, but scim2-models (hence the service) reads a body that omits it
     as asserting the message's own schema; one that lists schemas must list
-    that one (else a 400)."""
-    return {"type": "array", "items": {"type": "string"}, "contains": {"const": str(urn)},
+    that one (else a 400), and a resource's lists none but its ``known``
+    ones (its extensions)."""
+    items = {"type": "string"} | ({"enum": known} if known else {})
+    return {"type": "array", "items": items, "contains": {"const": str(urn)},
             "description": f"Must list {urn}; a body without it is read as one."}
 
 
@@ -57,16 +100,16 @@ def _attribute(attribute: Attribute) -> dict[str, Any]:
     return {"type": "array", "items": schema} if attribute.multi_valued else schema
 
 
-@cache
-def user_schema() -> dict[str, Any]:
-    """The User resource a client sends: core attributes, and one member per extension."""
+def _user_properties() -> dict[str, Any]:
+    """The members of a User, typed as ``/Schemas`` types them."""
     core, *extensions = PROVIDER.schemas
     properties: dict[str, Any] = {
-        "schemas": _schemas(ScimUser.__schema__),
+        "schemas": _schemas(ScimUser.__schema__, [str(schema.id) for schema in PROVIDER.schemas]),
         "id": {"type": "string", "description": "Read-only: ignored in a request."},
         "externalId": {"type": "string", "description": "The provisioning client's id for the user."},
         "meta": {"type": "object", "additionalProperties": False, "description": "Read-only: ignored in a request.",
-                 "properties": {name: {"type": "string"} for name in META}},
+                 "properties": {name: {"type": "string"} | ({"format": "date-time"} if name in _DATED else {})
+                                for name in META}},
     }
     properties |= {a.name: _attribute(a) for a in core.attributes or []}
     for extension in extensions:
@@ -76,7 +119,60 @@ def user_schema() -> dict[str, Any]:
             "description": extension.description or extension.name,
             "properties": {a.name: _attribute(a) for a in extension.attributes or []},
         }
-    return {"type": "object", "additionalProperties": False, "required": ["userName"], "properties": properties}
+    return properties
+
+
+def _with_request_rules(properties: dict[str, Any]) -> dict[str, Any]:
+    """What ``mapping.record_of`` refuses in a User a client sends, said
+    where it applies (an answer may leave sub-attributes out: not there)."""
+    _storable(properties)
+    properties["userName"] |= {"minLength": 1, "pattern": rf"^{_TEXT}*[^\s\u0000]{_TEXT}*$", "description": "Not blank."}
+    # RFC 7643 §2.4: the primary value "MUST appear no more than once".
+    properties["emails"] |= {"contains": {"type": "object", "required": ["primary"],
+                                          "properties": {"primary": {"const": True}}},
+                             "minContains": 0, "maxContains": 1}
+    email = properties["emails"]["items"]
+    email["required"] = ["value"]
+    email["properties"]["value"] |= {"format": "email", "pattern": _DELIVERABLE,
+                                     "description": "An e-mail address, not at a special-use domain (RFC 6761)."}
+    manager = properties["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["properties"]["manager"]
+    manager["required"] = ["value"]
+    manager["properties"]["value"] |= {"pattern": _UUID, "description": "The manager's User id (a UUID)."}
+    binome = properties[BINOME_USER]["properties"]
+    binome["country"] |= {"pattern": COUNTRY.pattern}
+    binome["jobLevel"] |= {"minimum": 1, "maximum": MAX_JOB_LEVEL}
+    binome["languages"] |= {"pattern": rf"^\s*(?:{_LANGUAGE}\s*)?(?:,\s*(?:{_LANGUAGE}\s*)?)*$"}
+    _nullable(properties)  # last: what is required is known
+    return properties
+
+
+def _storable(schema: Any) -> None:
+    """Every free string of ``schema`` without the NUL character, which
+    PostgreSQL cannot store (the service refuses it with a 400)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"pattern", "format", "enum"} & schema.keys():
+            schema["pattern"] = f"^{_TEXT}*$"
+        for value in schema.values():
+            _storable(value)
+
+
+def _nullable(properties: dict[str, Any], required: Any = ("userName",)) -> None:
+    """Each attribute may be sent as null: unassigned (RFC 7643 §2.5); but
+    what is ``required`` (``userName``, an e-mail's value...) and ``schemas``."""
+    for name, schema in properties.items():
+        if name in required or name == "schemas":
+            continue
+        if isinstance(schema.get("type"), str):
+            schema["type"] = [schema["type"], "null"]
+        for inner in (schema, schema.get("items") or {}):
+            _nullable(inner.get("properties") or {}, inner.get("required") or ())
+
+
+@cache
+def user_schema() -> dict[str, Any]:
+    """The User resource a client sends: core attributes, and one member per extension."""
+    return {"type": "object", "additionalProperties": False, "required": ["userName"],
+            "properties": _with_request_rules(_user_properties())}
 
 
 def _message(urn: str | None, members: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -85,21 +181,39 @@ def _message(urn: str | None, members: dict[str, Any], required: list[str]) -> d
     return message | ({"required": required} if required else {})
 
 
+def _patch_operation() -> dict[str, Any]:
+    """One PATCH operation (RFC 7644 §3.5.2): ``add`` and ``replace`` carry a
+    ``value`` (without a ``path``, the User's attributes to set), ``remove``
+    a ``path``."""
+    path = {"type": "string", "minLength": 1,
+            "description": 'An attribute path, with a value filter if need be (emails[type eq "work"].value).'}
+    changes = {"type": "object", "additionalProperties": False, "minProperties": 1,
+               "properties": {k: v for k, v in user_schema()["properties"].items() if k not in ("id", "meta")}}
+    sets = {"type": "string", "enum": ["add", "replace"]}
+    return {"oneOf": [
+        {"type": "object", "additionalProperties": False, "required": ["op", "path", "value"],
+         "properties": {"op": sets, "path": path, "value": {}}},
+        {"type": "object", "additionalProperties": False, "required": ["op", "value"],
+         "properties": {"op": sets, "value": changes}},
+        {"type": "object", "additionalProperties": False, "required": ["op", "path"],
+         "properties": {"op": {"type": "string", "enum": ["remove"]}, "path": path, "value": {}}},
+    ]}
+
+
 BODIES: dict[str, Any] = {
     "PatchOp": lambda: _message(
-        PatchOp.__schema__,
-        {"Operations": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": False, "required": ["op"],
-            "properties": {"op": {"type": "string", "enum": ["add", "replace", "remove"]},
-                           "path": {"type": "string"}, "value": {}}}}},
+        PatchOp.__schema__, {"Operations": {"type": "array", "minItems": 1, "items": _patch_operation()}},
         ["Operations"]),
-    "SearchRequest": lambda: _message(
+    "SearchRequest": lambda: {**_message(
         SearchRequest.__schema__,
-        {name: {"type": kind} for name, kind in (
-            ("filter", "string"), ("sortBy", "string"), ("sortOrder", "string"), ("startIndex", "integer"),
-            ("count", "integer"))}
-        | {name: {"type": "array", "items": {"type": "string"}} for name in ("attributes", "excludedAttributes")},
-        []),
+        {"filter": {"type": "string"},
+         "sortBy": {"type": "string", "pattern": f"^{ATTRIBUTE_PATH}$"},
+         "sortOrder": {"type": "string", "enum": SORT_ORDERS},
+         "startIndex": {"type": "integer"}, "count": {"type": "integer"}}
+        | {name: {"type": "array", "items": {"type": "string", "pattern": f"^{ATTRIBUTE_PATH}$"}}
+           for name in ("attributes", "excludedAttributes")},
+        []), "not": {"required": ["attributes", "excludedAttributes"]},
+        "description": "attributes and excludedAttributes exclude each other."},
     "User": user_schema,
 }
 
@@ -128,7 +242,7 @@ _SUPPORTED = _open({"supported": {"type": "boolean"}, "maxResults": {"type": "in
 
 
 def _user_answer() -> dict[str, Any]:
-    return _open(user_schema()["properties"] | {"schemas": _STRINGS})
+    return _open(_user_properties() | {"schemas": _STRINGS})
 
 
 def _resource_type() -> dict[str, Any]:

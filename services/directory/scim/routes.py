@@ -12,7 +12,7 @@ nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -45,8 +45,10 @@ from services.directory.service_layer.people import People
 router = APIRouter(prefix="/v2", tags=["scim"], route_class=ScimRoute, default_response_class=ScimResponse)
 provisioning = requires(PROVISIONING)
 
-ATTRIBUTES = Query(None, description="Comma-separated attribute paths to return (RFC 7644 §3.9).")
-EXCLUDED = Query(None, alias="excludedAttributes", description="Comma-separated attribute paths to leave out.")
+ATTRIBUTES = Query(None, pattern=openapi.ATTRIBUTE_PATHS,
+                   description="Comma-separated attribute paths to return (RFC 7644 §3.9).")
+EXCLUDED = Query(None, alias="excludedAttributes", pattern=openapi.ATTRIBUTE_PATHS,
+                 description="Comma-separated attribute paths to leave out (not with attributes).")
 USER_ID = Path(description="The user's id (its meta.location ends with it).", max_length=100)
 
 
@@ -162,8 +164,8 @@ async def list_users(
     filter: str | None = Query(None, max_length=2000, description='e.g. userName eq "bjensen" (RFC 7644 §3.4.2.2).'),
     start_index: int | None = Query(None, alias="startIndex", description="1-based index of the first result."),
     count: int | None = Query(None, description="Results per page (at most 200)."),
-    sort_by: str | None = Query(None, alias="sortBy", max_length=200),
-    sort_order: str | None = Query(None, alias="sortOrder", description="ascending or descending."),
+    sort_by: str | None = Query(None, alias="sortBy", max_length=200, pattern=f"^{openapi.ATTRIBUTE_PATH}$"),
+    sort_order: Literal["ascending", "descending"] | None = Query(None, alias="sortOrder"),
     attributes: str | None = ATTRIBUTES,
     excluded_attributes: str | None = EXCLUDED,
     who: Principal = Depends(provisioning),

@@ -64,7 +64,7 @@ class DirectoryPerson:
             email=email_of(event.identity),
             manager_id=UUID(manager) if manager else None,
             profile=event.profile,
-            active=event.active,
+            active=event.is_active,  # None: not stated, which counts as active
         )
 
 
