@@ -7,7 +7,7 @@
     binome redrive CONSUMER [--event ID | --all]   apply parked (dead-lettered) events again
     binome token --sub ... --org ... --role hr_admin [--country FR]   mint a dev token
     binome schemas                 write JSON Schema + AsyncAPI from the event models
-    binome events [--json]         each event type -> its producer -> its consumers (and method)
+    binome events [--json]         each event type -> its producer -> its inline projector and consumers (and method)
     binome demo                    drive a multinational rollout through the HTTP APIs of `binome up`
 """
 
@@ -248,7 +248,10 @@ def events(
 
     table = Table("event type", "producer", "consumers (service: consumer -> method)")
     for route in found:
-        handled = "\n".join(f"{c.service}: {c.consumer} -> {c.method}" for c in route.consumers) or "-"
+        handled = "\n".join(
+            f"{c.service}: {c.consumer}{' (inline)' if c.kind == 'inline' else ''} -> {c.method}"
+            for c in route.consumers
+        ) or "-"
         table.add_row(route.type, route.producer or "-", handled)
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # piped: no wrapping at 80
 

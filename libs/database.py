@@ -63,10 +63,10 @@ def jsonb(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-
 class Where:
     """A WHERE clause built from optional filters, with numbered parameters:
-    ``w.add(f"country = {w.param(country)}")``, then ``w.sql()`` and ``*w.args``."""
+    ``w.add(f"country = {w.param(country)}")`` or ``w.add("country = $?", country)``,
+    then ``w.sql()`` and ``*w.args``."""
 
     def __init__(self) -> None:
         self.terms: list[str] = []
@@ -76,7 +76,10 @@ class Where:
         self.args.append(value)
         return f"${len(self.args)}"
 
-    def add(self, term: str) -> None:
+    def add(self, term: str, *values: Any) -> None:
+        """``term``, its ``$?`` placeholders numbered for ``values``, in order."""
+        for value in values:
+            term = term.replace("$?", self.param(value), 1)
         self.terms.append(term)
 
     def sql(self) -> str:

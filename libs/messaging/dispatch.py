@@ -18,7 +18,9 @@ has no method for (the runtime still records them as applied, so a replay
 skips them like the others). ``handle_batch`` applies a batch one event at a
 time, in delivery order; a consumer that writes a batch at once (insights)
 overrides it and may look its handlers up with ``handler_for``.
-``handled_types`` lists the types a consumer reads (``binome events``).
+``handled_types`` lists the types a consumer reads (``binome events``). The
+name rule itself is ``libs/events/by_name.py``, shared with each service's
+inline read-table projector (``libs/domain/projector.py``).
 """
 
 from __future__ import annotations
@@ -28,14 +30,13 @@ from typing import Any
 
 import asyncpg
 
+from libs.events import by_name
 from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.messaging.consumer import handle_each
 
 #: ``on_<EventClassName>(conn, envelope, event)``, bound to its consumer.
 Handler = Callable[[Any, Envelope, Any], Awaitable[Any]]
-
-PREFIX = "on_"
 
 
 class Consumer:
@@ -50,7 +51,7 @@ class Consumer:
 
     def handler_for(self, event: DomainEvent) -> Handler | None:
         """The method for ``event``'s type, or None: the consumer ignores it."""
-        return getattr(self, PREFIX + type(event).__name__, None)
+        return by_name.method_for(self, event)
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
         handler = self.handler_for(event)
@@ -69,4 +70,4 @@ class Consumer:
     @classmethod
     def handled_types(cls) -> tuple[str, ...]:
         """The event class names it has a method for, sorted."""
-        return tuple(sorted(n.removeprefix(PREFIX) for n in dir(cls) if n.startswith(PREFIX)))
+        return by_name.handled_types(cls)

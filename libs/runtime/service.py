@@ -19,6 +19,7 @@ from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
 from libs.audit.trail import AuditTrail
 from libs.auth.tokens import TokenVerifier
+from libs.domain.projector import InlineProjector
 from libs.eventstore.store import EventStore
 from libs.gdpr.vault import KeyVault
 from libs.messaging.consumer import Projection
@@ -63,6 +64,9 @@ class ServiceDefinition:
     #: events (not through Kafka): rebuilds them from its log and returns the
     #: number of events applied. ``binome replay SERVICE`` runs it.
     rebuild_read_tables: Callable[[ServiceContext], Awaitable[int]] | None = None
+    #: The class that writes those read tables (``libs/domain/projector.py``):
+    #: ``binome events`` lists it as the service's inline projector.
+    read_tables: type[InlineProjector] | None = None
     #: Serves its part of a participant's GDPR export (libs/gdpr/export.py).
     exports_personal_data: bool = False
     #: Background tasks besides relay and consumers (e.g. matching's notes

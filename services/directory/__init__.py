@@ -17,6 +17,7 @@ from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.directory.adapters.projector import Projector
 from services.directory.entrypoints.api import create_app
 from services.directory.service_layer.people import People
 
@@ -32,6 +33,7 @@ SERVICE = ServiceDefinition(
     create_app,
     migrations=Path(__file__).parent / "migrations",
     rebuild_read_tables=rebuild_read_tables,
+    read_tables=Projector,
     # SCIM's base URL (RFC 7644 §3.13 puts the version in it): /scim/v2/Users.
     also_mounted_at=("/scim",),
     workers=lambda ctx: compaction_workers(ctx, ()),

@@ -17,6 +17,7 @@ from pathlib import Path
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.scheduler import ScheduledJob
 from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.enrollment.adapters.projector import Projector
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.entrypoints.api import create_app
 from services.enrollment.service_layer import calendar
@@ -49,6 +50,7 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
+    read_tables=Projector,
     exports_personal_data=True,
     workers=workers,
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.evaluation.adapters.projector import Projector
 from services.evaluation.bootstrap import Evaluation
 from services.evaluation.entrypoints.api import create_app
 
@@ -35,6 +36,7 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
+    read_tables=Projector,
     exports_personal_data=True,
     workers=lambda ctx: compaction_workers(ctx, projections(ctx)),
 )

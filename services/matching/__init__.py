@@ -16,6 +16,7 @@ from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.matching.adapters.read_tables import ReadTables
 from services.matching.bootstrap import Matching
 from services.matching.consumers.reporting_lines import ReportingLines
 from services.matching.entrypoints.api import create_app
@@ -46,6 +47,7 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
+    read_tables=ReadTables,
     exports_personal_data=True,
     workers=workers,
 )

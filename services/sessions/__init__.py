@@ -17,6 +17,7 @@ from pathlib import Path
 
 from libs.gdpr.compaction import compaction_workers
 from libs.runtime.service import ServiceContext, ServiceDefinition
+from services.sessions.adapters.projector import Projector
 from services.sessions.consumers.pair_directory import PairDirectory
 from services.sessions.bootstrap import Sessions
 from services.sessions.entrypoints.api import create_app
@@ -36,6 +37,7 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     projections=projections,
     rebuild_read_tables=rebuild_read_tables,
+    read_tables=Projector,
     exports_personal_data=True,
     workers=lambda ctx: compaction_workers(ctx, projections(ctx)),
 )

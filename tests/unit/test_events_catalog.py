@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import libs.events.contexts  # noqa: F401  (registers every event type)
 from libs.cli import app
+from libs.domain.projector import InlineProjector
 from libs.events.registry import registry
 from libs.messaging.dispatch import Consumer
 from libs.runtime.catalog import gaps, routes
@@ -65,14 +66,46 @@ def test_binome_events_lists_every_type_with_its_consumers():
     erased = listed["binome.enrollment.ParticipantErased.v1"]
     assert erased["producer"] == "enrollment"
     assert {c["consumer"] for c in erased["consumers"]} == {
+        "enrollment-read-tables",  # its producer's own read tables, in the appending transaction
         "matching-candidate-pool", "sessions-pair-directory", "evaluation-intake", "insights", "notifications-people",
         "notifications-webhooks",  # every business event may be pushed to an HR platform
     }
     # The intake is a consumer like the others (the old grep recipe missed it).
     held = listed["binome.sessions.SessionHeld.v1"]
-    assert {"service": "evaluation", "consumer": "evaluation-intake", "method": "Intake.on_SessionHeld"} in held[
-        "consumers"
-    ]
+    assert {
+        "service": "evaluation", "consumer": "evaluation-intake", "method": "Intake.on_SessionHeld", "kind": "consumer"
+    } in held["consumers"]
+    # The producer's inline projector comes first, with the method that writes the row.
+    assert held["consumers"][0] == {
+        "service": "sessions", "consumer": "sessions-read-tables", "method": "Projector.on_SessionHeld", "kind": "inline"
+    }
+    formed = listed["binome.matching.PairFormed.v1"]["consumers"][0]
+    assert formed["kind"] == "inline" and formed["method"] == "PairDoc.on_PairFormed"  # a batched, folded type
+
+
+def test_every_own_event_type_has_an_inline_projector_method():
+    """The services that keep read tables of their own events handle every
+    type of their context there (or appending it would fail)."""
+    with_tables = {s.name for s in SERVICES if s.read_tables is not None}
+    assert with_tables == {"directory", "enrollment", "evaluation", "matching", "sessions"}
+    for route in routes(SERVICES, registry):
+        if route.producer in with_tables:
+            inline = [c for c in route.consumers if c.kind == "inline"]
+            assert [c.service for c in inline] == [route.producer], route.type
+
+
+def test_an_inline_projector_of_another_context_or_missing_a_type_is_a_gap():
+    class Strayed(InlineProjector):
+        context = "matching"
+
+        async def on_ProgrammeCreated(self, conn, envelope, event) -> None:  # enrollment's
+            pass
+
+    stray = ServiceDefinition("stray", create_app=lambda ctx: None, read_tables=Strayed)
+    problems = gaps([*SERVICES, stray], registry)
+    assert "stray: Strayed projects 'matching', not its own context" in problems
+    assert "stray: Strayed.on_ProgrammeCreated handles no event type of 'matching'" in problems
+    assert "stray: Strayed has no method for its own PairFormed" in problems
 
 
 def test_binome_events_prints_a_table():
@@ -80,3 +113,4 @@ def test_binome_events_prints_a_table():
     assert result.exit_code == 0, result.output
     assert "binome.matching.PairFormed.v1" in result.output
     assert "Intake.on_PairFormed" in result.output
+    assert "matching-read-tables (inline) -> PairDoc.on_PairFormed" in result.output

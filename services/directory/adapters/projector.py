@@ -9,22 +9,22 @@ reference in history) with every personal column emptied.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
+
 import asyncpg
 
 from libs.events.contexts.directory import (
     PersonDeactivated,
     PersonDeleted,
     PersonErased,
-    PersonEvent,
     PersonProvisioned,
     PersonReactivated,
     PersonState,
+    PersonUpdated,
 )
 from libs.database import jsonb
+from libs.domain.projector import InlineProjector
 from libs.events.envelope import Envelope
-from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from libs.gdpr.personal import ERASED
@@ -67,7 +67,9 @@ def state_columns(event: PersonState) -> list[Any]:
     ]
 
 
-class Projector:
+class Projector(InlineProjector):
+    context = "directory"
+
     def __init__(self, schema: str) -> None:
         s = self.schema = check_schema_name(schema)
         values = ", ".join(f"${i}" for i in range(6, 6 + len(STATE_COLUMNS)))
@@ -96,32 +98,35 @@ class Projector:
         another person of the organisation holds is refused here, by the
         unique index, in the command's transaction (``UserNameTaken``)."""
         try:
-            await self.apply_log(conn, envelopes)
+            await super().apply(conn, envelopes)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == UNIQUE_USER_NAME:
                 raise UserNameTaken() from exc
             raise
 
     async def apply_log(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
-        for envelope in envelopes:
-            event = registry.load(envelope)
-            assert isinstance(event, PersonEvent), f"{envelope.type} is not a directory event"
-            await self._apply(conn, envelope.tenant, envelope.sequence, envelope.time, event)
+        """The log's events as they are (``rebuild``: no command to refuse)."""
+        await super().apply(conn, envelopes)
 
-    async def _apply(self, conn: asyncpg.Connection, tenant: str, version: int, at: datetime, event: PersonEvent) -> None:
-        pid = event.person_id
-        if isinstance(event, PersonProvisioned):
-            await conn.execute(self._sql_provisioned, pid, tenant, version, at, at, *state_columns(event))
-        elif isinstance(event, PersonState):
-            await conn.execute(self._sql_updated, pid, version, at, *state_columns(event))
-        elif isinstance(event, (PersonDeactivated, PersonReactivated)):
-            await conn.execute(self._sql_active, pid, version, at, isinstance(event, PersonReactivated))
-        elif isinstance(event, PersonDeleted):
-            await conn.execute(self._sql_deleted, pid, version, at)
-        elif isinstance(event, PersonErased):
-            await conn.execute(self._sql_erased, pid, version, at)
-        else:
-            raise TypeError(f"no read table for {event.event_type()}")
+    async def on_PersonProvisioned(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonProvisioned) -> None:
+        at = envelope.time
+        await conn.execute(self._sql_provisioned, event.person_id, envelope.tenant, envelope.sequence, at, at,
+                           *state_columns(event))
+
+    async def on_PersonUpdated(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonUpdated) -> None:
+        await conn.execute(self._sql_updated, event.person_id, envelope.sequence, envelope.time, *state_columns(event))
+
+    async def on_PersonDeactivated(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonDeactivated) -> None:
+        await conn.execute(self._sql_active, event.person_id, envelope.sequence, envelope.time, False)
+
+    async def on_PersonReactivated(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonReactivated) -> None:
+        await conn.execute(self._sql_active, event.person_id, envelope.sequence, envelope.time, True)
+
+    async def on_PersonDeleted(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonDeleted) -> None:
+        await conn.execute(self._sql_deleted, event.person_id, envelope.sequence, envelope.time)
+
+    async def on_PersonErased(self, conn: asyncpg.Connection, envelope: Envelope, event: PersonErased) -> None:
+        await conn.execute(self._sql_erased, event.person_id, envelope.sequence, envelope.time)
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore, batch: int = 1000) -> int:
         """Empty the table and apply the whole log again, inside the caller's

@@ -15,12 +15,14 @@ import asyncpg
 import orjson
 
 from libs.database import jsonb
+from libs.domain.projector import InlineProjector
+from libs.events.by_name import fold
 from libs.events.contexts.enrollment import (
-    EnrollmentEvent,
     MentorQualificationAssessed,
     NeedsAnswered,
     ParticipantEnrolled,
     ParticipantErased,
+    ParticipantEvent,
     ParticipantProfileUpdated,
     ParticipantTransferred,
     ParticipantRelocated,
@@ -30,10 +32,10 @@ from libs.events.contexts.enrollment import (
     Role,
     WaveEnded,
     WaveEnrolmentClosed,
+    WaveEvent,
     WaveOpened,
 )
 from libs.events.envelope import Envelope
-from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from libs.gdpr.personal import ERASED
@@ -42,18 +44,19 @@ from services.enrollment.domain.values import ParticipantStatus, WaveStatus, is_
 
 READ_TABLES = ("participants", "waves", "programmes")  # children first
 ONE_ENROLMENT_PER_PERSON = "participants_one_enrolment_per_person"
-
+Doc = dict[str, Any]
 
 
 def _dump(model: Any) -> Any:
     return model.model_dump(mode="json")
 
 
-def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: EnrollmentEvent) -> dict[str, Any]:
-    """The participant document after ``event`` (a pure function of the log)."""
-    at, actor = envelope.time.isoformat(), _dump(event.actor)
-    if isinstance(event, ParticipantEnrolled):
-        doc = {
+class ParticipantDoc:
+    """How each participant event changes the participant document:
+    ``on_<EventClassName>(doc, at, actor, event)``."""
+
+    def on_ParticipantEnrolled(self, doc: None, at: str, actor: Doc, event: ParticipantEnrolled) -> Doc:
+        return {
             **event.model_dump(mode="json", exclude={"actor", "import_id"}),
             "status": ParticipantStatus.ENROLLED.value,
             "needs": None,
@@ -64,56 +67,77 @@ def participant_doc(doc: dict[str, Any] | None, envelope: Envelope, event: Enrol
             "enrolled_at": at,
             "enrolled_by": actor,
         }
-    else:
-        assert doc is not None, f"{event.event_type()} before ParticipantEnrolled"
-        doc = dict(doc)
-        if isinstance(event, ParticipantProfileUpdated):
-            doc["profile"] = _dump(event.profile)
-            for name in ("display_name", "email", "motivation", "manager_ref"):
-                if getattr(event, name) is not None:
-                    doc[name] = getattr(event, name)
-            if event.manager_ref_removed:
-                doc["manager_ref"] = None
-        elif isinstance(event, ParticipantWithdrew):
-            doc["status"] = ParticipantStatus.WITHDRAWN.value
-            doc["withdrawal"] = {
-                "reason": event.reason,
-                "cause": event.cause.value,
-                "withdrawn_at": at,
-                "withdrawn_by": actor,
-            }
-        elif isinstance(event, ParticipantRelocated):
-            # Back in the wave's country: nothing left for the committee to decide.
-            moved = event.directory_country != event.country
-            doc["directory_country"] = event.directory_country if moved else None
-        elif isinstance(event, ParticipantTransferred):
-            doc["wave_id"], doc["country"] = str(event.wave_id), event.country
-            doc["transfers"] = [*doc.get("transfers", []), {
-                "from_wave_id": str(event.from_wave_id), "from_country": event.from_country,
-                "to_wave_id": str(event.wave_id), "to_country": event.country,
-                "transferred_at": at, "approved_by": actor,
-            }]  # fmt: skip
-        elif isinstance(event, ParticipantErased):
-            doc = erased_doc(doc)
-            doc["erasure"] = {"erased_at": at, "erased_by": actor}
-        elif isinstance(event, NeedsAnswered):
-            doc["needs"] = {
-                "answers": [_dump(a) for a in event.answers],
-                "comments": event.comments,
-                "answered_at": at,
-                "answered_by": actor,
-            }
-            doc["profile"] = {**doc["profile"], "themes_wanted": [_dump(t) for t in event.themes_wanted]}
-        elif isinstance(event, MentorQualificationAssessed):
-            doc["qualification"] = {
-                "scores": _dump(event.scores),
-                "rule": _dump(event.rule),
-                "qualified": event.qualified,
-                "assessed_at": at,
-                "assessed_by": actor,
-            }
-        else:
-            raise TypeError(f"not a participant event: {event.event_type()}")
+
+    def on_ParticipantProfileUpdated(self, doc: Doc, at: str, actor: Doc, event: ParticipantProfileUpdated) -> Doc:
+        doc["profile"] = _dump(event.profile)
+        for name in ("display_name", "email", "motivation", "manager_ref"):
+            if getattr(event, name) is not None:
+                doc[name] = getattr(event, name)
+        if event.manager_ref_removed:
+            doc["manager_ref"] = None
+        return doc
+
+    def on_ParticipantWithdrew(self, doc: Doc, at: str, actor: Doc, event: ParticipantWithdrew) -> Doc:
+        doc["status"] = ParticipantStatus.WITHDRAWN.value
+        doc["withdrawal"] = {
+            "reason": event.reason,
+            "cause": event.cause.value,
+            "withdrawn_at": at,
+            "withdrawn_by": actor,
+        }
+        return doc
+
+    def on_ParticipantRelocated(self, doc: Doc, at: str, actor: Doc, event: ParticipantRelocated) -> Doc:
+        # Back in the wave's country: nothing left for the committee to decide.
+        moved = event.directory_country != event.country
+        doc["directory_country"] = event.directory_country if moved else None
+        return doc
+
+    def on_ParticipantTransferred(self, doc: Doc, at: str, actor: Doc, event: ParticipantTransferred) -> Doc:
+        doc["wave_id"], doc["country"] = str(event.wave_id), event.country
+        doc["transfers"] = [*doc.get("transfers", []), {
+            "from_wave_id": str(event.from_wave_id), "from_country": event.from_country,
+            "to_wave_id": str(event.wave_id), "to_country": event.country,
+            "transferred_at": at, "approved_by": actor,
+        }]  # fmt: skip
+        return doc
+
+    def on_ParticipantErased(self, doc: Doc, at: str, actor: Doc, event: ParticipantErased) -> Doc:
+        doc = erased_doc(doc)
+        doc["erasure"] = {"erased_at": at, "erased_by": actor}
+        return doc
+
+    def on_NeedsAnswered(self, doc: Doc, at: str, actor: Doc, event: NeedsAnswered) -> Doc:
+        doc["needs"] = {
+            "answers": [_dump(a) for a in event.answers],
+            "comments": event.comments,
+            "answered_at": at,
+            "answered_by": actor,
+        }
+        doc["profile"] = {**doc["profile"], "themes_wanted": [_dump(t) for t in event.themes_wanted]}
+        return doc
+
+    def on_MentorQualificationAssessed(
+        self, doc: Doc, at: str, actor: Doc, event: MentorQualificationAssessed
+    ) -> Doc:
+        doc["qualification"] = {
+            "scores": _dump(event.scores),
+            "rule": _dump(event.rule),
+            "qualified": event.qualified,
+            "assessed_at": at,
+            "assessed_by": actor,
+        }
+        return doc
+
+
+PARTICIPANT_DOC = ParticipantDoc()
+
+
+def participant_doc(doc: Doc | None, envelope: Envelope, event: ParticipantEvent) -> Doc:
+    """The participant document after ``event`` (a pure function of the log)."""
+    assert doc is not None or isinstance(event, ParticipantEnrolled), f"{event.event_type()} before ParticipantEnrolled"
+    at, actor = envelope.time.isoformat(), _dump(event.actor)
+    doc = fold(PARTICIPANT_DOC, None if doc is None else dict(doc), at, actor, event=event)
     doc["version"] = envelope.sequence
     doc["updated_at"] = at
     doc["updated_by"] = actor
@@ -144,19 +168,10 @@ def erased_doc(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-PARTICIPANT_EVENTS = (
-    ParticipantEnrolled,
-    ParticipantErased,
-    ParticipantProfileUpdated,
-    ParticipantWithdrew,
-    ParticipantTransferred,
-    ParticipantRelocated,
-    NeedsAnswered,
-    MentorQualificationAssessed,
-)
+class Projector(InlineProjector):
+    context = "enrollment"
+    folder = ParticipantDoc
 
-
-class Projector:
     def __init__(self, schema: str) -> None:
         s = self.schema = check_schema_name(schema)
         self._sql_programme_created = f"""
@@ -208,63 +223,56 @@ class Projector:
 
     async def apply_log(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in log order; a run of participant events is written
-        in one batch (a 1,500-row import is one statement round)."""
-        batch: list[tuple[Envelope, EnrollmentEvent]] = []
-        for envelope in envelopes:
-            event = registry.load(envelope)
-            assert isinstance(event, EnrollmentEvent), f"{envelope.type} is not an enrollment event"
-            if isinstance(event, PARTICIPANT_EVENTS):
+        in one batch (a 1,500-row import is one statement round), their
+        documents folded by ``ParticipantDoc``."""
+        batch: list[tuple[Envelope, ParticipantEvent]] = []
+        for envelope, event in self.events(envelopes):
+            if isinstance(event, ParticipantEvent):
                 batch.append((envelope, event))
                 continue
             await self._participants(conn, batch)
             batch = []
-            await self._programme_or_wave(conn, envelope, event)
+            await self.handler_for(event)(conn, envelope, event)
         await self._participants(conn, batch)
 
-    async def _programme_or_wave(self, conn: asyncpg.Connection, envelope: Envelope, event: EnrollmentEvent) -> None:
-        at, actor, version = envelope.time, jsonb(_dump(event.actor)), envelope.sequence
-        if isinstance(event, ProgrammeCreated):
-            await conn.execute(
-                self._sql_programme_created,
-                event.programme_id,
-                envelope.tenant,
-                event.programme_name,
-                event.mode.value,
-                jsonb(_dump(event.settings)),
-                version,
-                at,
-                actor,
-            )
-        elif isinstance(event, ProgrammeSettingsChanged):
-            await conn.execute(
-                self._sql_programme_changed, event.programme_id, jsonb(_dump(event.settings)), version, at, actor
-            )
-        elif isinstance(event, WaveOpened):
-            await conn.execute(
-                self._sql_wave_opened,
-                event.wave_id,
-                event.programme_id,
-                envelope.tenant,
-                event.wave_name,
-                event.region,
-                event.country,
-                event.committee,
-                event.starts_on,
-                event.ends_on,
-                event.target_pairs,
-                WaveStatus.OPEN.value,
-                version,
-                at,
-                actor,
-                event.enrolment_closes_on,
-            )
-        elif isinstance(event, (WaveEnrolmentClosed, WaveEnded)):
-            status = WaveStatus.ENDED if isinstance(event, WaveEnded) else WaveStatus.ENROLMENT_CLOSED
-            await conn.execute(self._sql_wave_status, event.wave_id, status.value, version, at, actor)
-        else:
-            raise TypeError(f"no read table for {event.event_type()}")
+    async def on_ProgrammeCreated(self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeCreated) -> None:
+        await conn.execute(
+            self._sql_programme_created, event.programme_id, envelope.tenant, event.programme_name, event.mode.value,
+            jsonb(_dump(event.settings)), envelope.sequence, envelope.time, jsonb(_dump(event.actor)),
+        )  # fmt: skip
 
-    async def _participants(self, conn: asyncpg.Connection, batch: list[tuple[Envelope, EnrollmentEvent]]) -> None:
+    async def on_ProgrammeSettingsChanged(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ProgrammeSettingsChanged
+    ) -> None:
+        await conn.execute(
+            self._sql_programme_changed, event.programme_id, jsonb(_dump(event.settings)), envelope.sequence,
+            envelope.time, jsonb(_dump(event.actor)),
+        )
+
+    async def on_WaveOpened(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveOpened) -> None:
+        await conn.execute(
+            self._sql_wave_opened, event.wave_id, event.programme_id, envelope.tenant, event.wave_name, event.region,
+            event.country, event.committee, event.starts_on, event.ends_on, event.target_pairs, WaveStatus.OPEN.value,
+            envelope.sequence, envelope.time, jsonb(_dump(event.actor)), event.enrolment_closes_on,
+        )  # fmt: skip
+
+    async def on_WaveEnrolmentClosed(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: WaveEnrolmentClosed
+    ) -> None:
+        await self._wave_status(conn, envelope, event, WaveStatus.ENROLMENT_CLOSED)
+
+    async def on_WaveEnded(self, conn: asyncpg.Connection, envelope: Envelope, event: WaveEnded) -> None:
+        await self._wave_status(conn, envelope, event, WaveStatus.ENDED)
+
+    async def _wave_status(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: WaveEvent, status: WaveStatus
+    ) -> None:
+        await conn.execute(
+            self._sql_wave_status, event.wave_id, status.value, envelope.sequence, envelope.time,
+            jsonb(_dump(event.actor)),
+        )
+
+    async def _participants(self, conn: asyncpg.Connection, batch: list[tuple[Envelope, ParticipantEvent]]) -> None:
         if not batch:
             return
         existing = [e.participant_id for _, e in batch if not isinstance(e, ParticipantEnrolled)]

@@ -20,6 +20,7 @@ import orjson
 
 from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal, normalise_country
+from libs.database import Where
 from libs.eventstore.migrations import check_schema_name
 from libs.gdpr.vault import KeyVault
 from services.enrollment.adapters.directory import DirectoryPeople
@@ -40,28 +41,6 @@ def is_self(principal: Principal, participant_id: UUID | str, organisation: str)
 def visible_countries(principal: Principal) -> list[str] | None:
     """None: every country of the organisation; else the only ones visible."""
     return None if principal.sees_all_countries() else sorted(principal.countries)
-
-
-class Query:
-    """A WHERE clause built from optional filters, with numbered parameters."""
-
-    def __init__(self) -> None:
-        self.conditions: list[str] = []
-        self.params: list[Any] = []
-
-    def add(self, condition: str, *values: Any) -> None:
-        """``condition`` uses ``$?`` for each value, in order."""
-        for value in values:
-            condition = condition.replace("$?", self.param(value), 1)
-        self.conditions.append(condition)
-
-    def param(self, value: Any) -> str:
-        """``value`` as the next numbered parameter."""
-        self.params.append(value)
-        return f"${len(self.params)}"
-
-    def where(self) -> str:
-        return " AND ".join(self.conditions) or "true"
 
 
 @dataclass(frozen=True)
@@ -156,7 +135,7 @@ class Views:
 
     async def programmes(self, db: Executor, principal: Principal, page: PageParams) -> Page[Any]:
         scope = cursor_scope(kind="programmes")
-        query = Query()
+        query = Where()
         query.add("organisation = $?", principal.organisation)
         return await self._page(
             db, f"{self.s}.programmes", "(to_jsonb(t) - 'row_id' - 'organisation')", query, page, scope, PROGRAMME_ORDER
@@ -199,9 +178,9 @@ class Views:
             found.items[i] = orjson.dumps(doc).decode()
         return found
 
-    def _scoped(self, principal: Principal, country: str | None) -> Query:
+    def _scoped(self, principal: Principal, country: str | None) -> Where:
         """Organisation and visible countries; filtering on an invisible country is a 404."""
-        query = Query()
+        query = Where()
         query.add("organisation = $?", principal.organisation)
         countries = visible_countries(principal)
         if country is not None:
@@ -218,7 +197,7 @@ class Views:
         db: Executor,
         table: str,
         document: str,
-        query: Query,
+        query: Where,
         page: PageParams,
         scope: str,
         order: Order,
@@ -229,12 +208,12 @@ class Views:
         rebuild neither skips nor repeats."""
         after = page.after(scope)
         if after is not None:
-            query.conditions.append(after_condition(order, after, query.param))
+            query.add(after_condition(order, after, query.param))
         keys = order_by(order)
         rows = await db.fetch(
-            f"SELECT {keys}, {document}::text AS doc FROM {table} t WHERE {query.where()}"
+            f"SELECT {keys}, {document}::text AS doc FROM {table} t WHERE {query.sql()}"
             f" ORDER BY {keys} LIMIT {query.param(page.limit + 1)}",
-            *query.params,
+            *query.args,
         )
         return keyed_page(rows, page, scope, order, item)
 

@@ -9,32 +9,32 @@ and results read: status, due date, scale answers, action counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from libs.database import jsonb
+from libs.domain.projector import InlineProjector
 from libs.events.contexts.evaluation import (
     ActionsCommitted,
     AssignmentCancelled,
+    AssignmentEvent,
     AssignmentReminded,
-    EvaluationEvent,
     EvaluationSettingsChanged,
     SurveyAnswered,
     SurveyAssigned,
     SurveyTemplatePublished,
 )
 from libs.events.envelope import Envelope
-from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 
 OWN_TABLES = ("assignments", "templates", "evaluation_settings")
 
 
+class Projector(InlineProjector):
+    context = "evaluation"
 
-class Projector:
     def __init__(self, schema: str) -> None:
         s = self.schema = check_schema_name(schema)
         self._sql_template = f"""
@@ -62,75 +62,94 @@ class Projector:
                 actions_planned = coalesce($7, actions_planned)
             WHERE assignment_id = $1"""
 
-    async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
-        for envelope in envelopes:
-            event = registry.load(envelope)
-            assert isinstance(event, EvaluationEvent), f"{envelope.type} is not an evaluation event"
-            await self._apply(conn, envelope, event)
+    async def on_SurveyTemplatePublished(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: SurveyTemplatePublished
+    ) -> None:
+        at = envelope.time
+        doc = {**event.model_dump(mode="json", exclude={"actor"}), "published_at": at.isoformat(),
+               "published_by": event.actor.model_dump(mode="json")}
+        await conn.execute(
+            self._sql_template, event.template_id, envelope.tenant, event.programme_id, event.kind.value,
+            event.template_version, at, jsonb(doc),
+        )
 
-    async def _apply(self, conn: asyncpg.Connection, envelope: Envelope, event: EvaluationEvent) -> None:
+    async def on_EvaluationSettingsChanged(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: EvaluationSettingsChanged
+    ) -> None:
+        await conn.execute(
+            self._sql_settings, event.programme_id, envelope.tenant, event.k_anonymity, envelope.sequence,
+            envelope.time, jsonb(event.actor.model_dump(mode="json")),
+        )
+
+    async def on_SurveyAssigned(self, conn: asyncpg.Connection, envelope: Envelope, event: SurveyAssigned) -> None:
         at, version = envelope.time, envelope.sequence
-        actor = event.actor.model_dump(mode="json")
-        if isinstance(event, SurveyTemplatePublished):
-            doc = {**event.model_dump(mode="json", exclude={"actor"}), "published_at": at.isoformat(),
-                   "published_by": actor}
-            await conn.execute(
-                self._sql_template, event.template_id, envelope.tenant, event.programme_id, event.kind.value,
-                event.template_version, at, jsonb(doc),
-            )
-        elif isinstance(event, EvaluationSettingsChanged):
-            await conn.execute(
-                self._sql_settings, event.programme_id, envelope.tenant, event.k_anonymity, version, at, jsonb(actor)
-            )
-        elif isinstance(event, SurveyAssigned):
-            doc = {
-                **event.model_dump(mode="json", exclude={"actor"}),
-                "status": "open",
-                "assigned_at": at.isoformat(),
-                "assigned_by": actor,
-                "reminders": 0,
-                "last_reminded_at": None,
-                "answers": None,
-                "free_text": None,
-                "actions": None,
-                "answered_at": None,
-                "cancelled": None,
-                "version": version,
-            }
-            await conn.execute(
-                self._sql_assigned, event.assignment_id, envelope.tenant, event.programme_id, event.wave_id,
-                event.country, event.pair_id, event.participant_id, event.kind.value, event.phase.value,
-                event.due_at, version, jsonb(doc),
-            )
-        else:
-            await self._update_assignment(conn, envelope, event)
+        doc = {
+            **event.model_dump(mode="json", exclude={"actor"}),
+            "status": "open",
+            "assigned_at": at.isoformat(),
+            "assigned_by": event.actor.model_dump(mode="json"),
+            "reminders": 0,
+            "last_reminded_at": None,
+            "answers": None,
+            "free_text": None,
+            "actions": None,
+            "answered_at": None,
+            "cancelled": None,
+            "version": version,
+        }
+        await conn.execute(
+            self._sql_assigned, event.assignment_id, envelope.tenant, event.programme_id, event.wave_id,
+            event.country, event.pair_id, event.participant_id, event.kind.value, event.phase.value,
+            event.due_at, version, jsonb(doc),
+        )
 
-    async def _update_assignment(self, conn: asyncpg.Connection, envelope: Envelope, event: EvaluationEvent) -> None:
-        version, at = envelope.sequence, envelope.time.isoformat()
-        status = scale = started = planned = None
-        if isinstance(event, AssignmentReminded):
-            changes: dict[str, Any] = {"reminders": event.reminder, "last_reminded_at": event.reminded_at.isoformat()}
-        elif isinstance(event, SurveyAnswered):
-            status = "answered"
-            answers = [a.model_dump(mode="json") for a in event.answers]
-            changes = {"status": status, "answers": answers, "free_text": event.free_text, "answered_at": at}
-            scale = jsonb({a.question_id: a.scale for a in event.answers if a.scale is not None})
-        elif isinstance(event, ActionsCommitted):
-            changes = {
-                "actions": [
-                    {"status": status.value, "description": description}
-                    for status, description in zip(event.statuses, event.descriptions, strict=True)
-                ]
-            }
-            started, planned = event.started, event.planned
-        elif isinstance(event, AssignmentCancelled):
-            status = "cancelled"
-            changes = {"status": status, "cancelled": {"reason": event.reason.value, "at": at}}
-        else:
-            raise TypeError(f"no read table for {event.event_type()}")
+    async def on_AssignmentReminded(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: AssignmentReminded
+    ) -> None:
+        changes = {"reminders": event.reminder, "last_reminded_at": event.reminded_at.isoformat()}
+        await self._update_assignment(conn, envelope, event, changes)
+
+    async def on_SurveyAnswered(self, conn: asyncpg.Connection, envelope: Envelope, event: SurveyAnswered) -> None:
+        status = "answered"
+        answers = [a.model_dump(mode="json") for a in event.answers]
+        changes = {"status": status, "answers": answers, "free_text": event.free_text,
+                   "answered_at": envelope.time.isoformat()}
+        scale = jsonb({a.question_id: a.scale for a in event.answers if a.scale is not None})
+        await self._update_assignment(conn, envelope, event, changes, status=status, scale=scale)
+
+    async def on_ActionsCommitted(self, conn: asyncpg.Connection, envelope: Envelope, event: ActionsCommitted) -> None:
+        changes = {
+            "actions": [
+                {"status": status.value, "description": description}
+                for status, description in zip(event.statuses, event.descriptions, strict=True)
+            ]
+        }
+        await self._update_assignment(conn, envelope, event, changes, started=event.started, planned=event.planned)
+
+    async def on_AssignmentCancelled(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: AssignmentCancelled
+    ) -> None:
+        status = "cancelled"
+        changes = {"status": status, "cancelled": {"reason": event.reason.value, "at": envelope.time.isoformat()}}
+        await self._update_assignment(conn, envelope, event, changes, status=status)
+
+    async def _update_assignment(
+        self,
+        conn: asyncpg.Connection,
+        envelope: Envelope,
+        event: AssignmentEvent,
+        changes: dict[str, Any],
+        *,
+        status: str | None = None,
+        scale: str | None = None,
+        started: int | None = None,
+        planned: int | None = None,
+    ) -> None:
+        """Merge ``changes`` into the assignment's document; set the columns given."""
+        version = envelope.sequence
         changes["version"] = version
         await conn.execute(
-            self._sql_update, event.assignment_id, version, jsonb(changes), status, scale, started, planned  # type: ignore[attr-defined]
+            self._sql_update, event.assignment_id, version, jsonb(changes), status, scale, started, planned
         )
 
     async def rebuild(self, conn: asyncpg.Connection, store: EventStore, batch: int = 1000) -> int:

@@ -16,8 +16,9 @@ import asyncpg
 import orjson
 
 from libs.database import jsonb
+from libs.domain.projector import InlineProjector
+from libs.events.by_name import fold
 from libs.events.contexts.matching import (
-    MatchingEvent,
     MatchingRunCompleted,
     PairAccepted,
     PairCompleted,
@@ -33,7 +34,6 @@ from libs.events.contexts.matching import (
     UnmatchedCode,
 )
 from libs.events.envelope import Envelope
-from libs.events.registry import registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from services.matching.domain.pair import PairStatus
@@ -44,14 +44,15 @@ WAITLISTED = (UnmatchedCode.CAPACITY_EXHAUSTED, UnmatchedCode.NO_FEASIBLE_PARTNE
 
 #: Free text people typed stays in the (crypto-shreddable) events only.
 _NOT_IN_DOCS = {"actor", "note"}
+Doc = dict[str, Any]
 
 
+class PairDoc:
+    """How each pair event changes the pair's API document:
+    ``on_<EventClassName>(doc, at, actor, event)``."""
 
-def pair_doc(doc: dict[str, Any] | None, envelope: Envelope, event: PairEvent) -> dict[str, Any]:
-    """The pair's API document after ``event``."""
-    at, actor = envelope.time.isoformat(), event.actor.model_dump(mode="json")
-    if isinstance(event, PairProposed):
-        doc = {
+    def on_PairProposed(self, doc: None, at: str, actor: Doc, event: PairProposed) -> Doc:
+        return {
             **event.model_dump(mode="json", exclude=_NOT_IN_DOCS),
             "status": PairStatus.PROPOSED.value,
             "accepted_by": [],
@@ -60,36 +61,56 @@ def pair_doc(doc: dict[str, Any] | None, envelope: Envelope, event: PairEvent) -
             "formed_at": None,
             "ended": None,
         }
-    else:
-        assert doc is not None, f"{event.event_type()} before PairProposed"
-        doc = dict(doc)
-        if isinstance(event, PairAccepted):
-            doc["accepted_by"] = [*doc["accepted_by"], event.side.value]
-        elif isinstance(event, PairFormed):
-            doc["status"] = PairStatus.FORMED.value
-            doc["formed_at"] = at
-            doc["confirmed_by"] = event.confirmed_by.value
-        elif isinstance(event, PairDeclined):
-            doc["status"] = PairStatus.DECLINED.value
-            doc["ended"] = {"at": at, "by": actor, "side": event.side.value, "reason": None}
-        elif isinstance(event, PairDissolved):
-            doc["status"] = PairStatus.DISSOLVED.value
-            doc["ended"] = {"at": at, "by": actor, "side": event.side.value, "reason": event.reason.value}
-        elif isinstance(event, PairCompleted):
-            doc["status"] = PairStatus.COMPLETED.value
-            doc["ended"] = {"at": at, "by": actor, "side": None, "reason": None}
-        elif isinstance(event, PairNotesExpired):
-            # GDPR retention: the pair's key is shredded; its notes read as erased.
-            doc["notes_expired"] = {"at": at, "retention_days": event.retention_days}
-        else:
-            raise TypeError(f"not a pair event: {event.event_type()}")
+
+    def on_PairAccepted(self, doc: Doc, at: str, actor: Doc, event: PairAccepted) -> Doc:
+        doc["accepted_by"] = [*doc["accepted_by"], event.side.value]
+        return doc
+
+    def on_PairFormed(self, doc: Doc, at: str, actor: Doc, event: PairFormed) -> Doc:
+        doc["status"] = PairStatus.FORMED.value
+        doc["formed_at"] = at
+        doc["confirmed_by"] = event.confirmed_by.value
+        return doc
+
+    def on_PairDeclined(self, doc: Doc, at: str, actor: Doc, event: PairDeclined) -> Doc:
+        doc["status"] = PairStatus.DECLINED.value
+        doc["ended"] = {"at": at, "by": actor, "side": event.side.value, "reason": None}
+        return doc
+
+    def on_PairDissolved(self, doc: Doc, at: str, actor: Doc, event: PairDissolved) -> Doc:
+        doc["status"] = PairStatus.DISSOLVED.value
+        doc["ended"] = {"at": at, "by": actor, "side": event.side.value, "reason": event.reason.value}
+        return doc
+
+    def on_PairCompleted(self, doc: Doc, at: str, actor: Doc, event: PairCompleted) -> Doc:
+        doc["status"] = PairStatus.COMPLETED.value
+        doc["ended"] = {"at": at, "by": actor, "side": None, "reason": None}
+        return doc
+
+    def on_PairNotesExpired(self, doc: Doc, at: str, actor: Doc, event: PairNotesExpired) -> Doc:
+        # GDPR retention: the pair's key is shredded; its notes read as erased.
+        doc["notes_expired"] = {"at": at, "retention_days": event.retention_days}
+        return doc
+
+
+PAIR_DOC = PairDoc()
+
+
+def pair_doc(doc: Doc | None, envelope: Envelope, event: PairEvent) -> Doc:
+    """The pair's API document after ``event``."""
+    assert doc is not None or isinstance(event, PairProposed), f"{event.event_type()} before PairProposed"
+    at, actor = envelope.time.isoformat(), event.actor.model_dump(mode="json")
+    doc = fold(PAIR_DOC, None if doc is None else dict(doc), at, actor, event=event)
     doc["version"] = envelope.sequence
     doc["updated_at"] = at
     doc["updated_by"] = actor
     return doc
 
 
-class ReadTables:
+class ReadTables(InlineProjector):
+    context = "matching"
+    folder = PairDoc
+
     def __init__(self, schema: str) -> None:
         s = self.schema = check_schema_name(schema)
         self._sql_pair_docs = f"SELECT pair_id, doc::text FROM {s}.pairs WHERE pair_id = ANY($1::uuid[])"
@@ -128,29 +149,22 @@ class ReadTables:
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        """The events in log order; a run of pair events is written in one
+        statement (their documents folded by ``PairDoc``)."""
         pair_events: list[tuple[Envelope, PairEvent]] = []
-        for envelope in envelopes:
-            event = registry.load(envelope)
-            assert isinstance(event, MatchingEvent), f"{envelope.type} is not a matching event"
+        for envelope, event in self.events(envelopes):
             if isinstance(event, PairEvent):
                 pair_events.append((envelope, event))
-            elif isinstance(event, MatchingRunCompleted):
-                # The pairs before the run first: the waitlist follows the log's order.
-                await self._pairs(conn, pair_events)
-                pair_events = []
-                await self._run(conn, envelope, event)
-            elif isinstance(event, PairExcluded):
-                await self._exclusion(conn, envelope, event)
-            elif isinstance(event, ExclusionLifted):
-                lifted = {"lifted_at": envelope.time.isoformat(), "lifted_by": event.actor.model_dump(mode="json")}
-                await conn.execute(self._sql_exclusion_lifted, event.exclusion_id, jsonb(lifted))
-            elif isinstance(event, MentorInterestExpressed):
-                await self._interest(conn, envelope, event)
-            else:
-                raise TypeError(f"no read table for {event.event_type()}")
+                continue
+            # The pairs before the next event first: the waitlist follows the log's order.
+            await self._pairs(conn, pair_events)
+            pair_events = []
+            await self.handler_for(event)(conn, envelope, event)
         await self._pairs(conn, pair_events)
 
-    async def _run(self, conn: asyncpg.Connection, envelope: Envelope, event: MatchingRunCompleted) -> None:
+    async def on_MatchingRunCompleted(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: MatchingRunCompleted
+    ) -> None:
         doc = {
             **event.model_dump(mode="json", exclude={"actor"}),
             "completed_at": envelope.time.isoformat(),
@@ -166,7 +180,11 @@ class ReadTables:
         if waiting:
             await conn.execute(self._sql_waitlisted, jsonb(waiting), envelope.tenant, event.run_id, envelope.time)
 
-    async def _exclusion(self, conn: asyncpg.Connection, envelope: Envelope, event: PairExcluded) -> None:
+    async def on_ExclusionLifted(self, conn: asyncpg.Connection, envelope: Envelope, event: ExclusionLifted) -> None:
+        lifted = {"lifted_at": envelope.time.isoformat(), "lifted_by": event.actor.model_dump(mode="json")}
+        await conn.execute(self._sql_exclusion_lifted, event.exclusion_id, jsonb(lifted))
+
+    async def on_PairExcluded(self, conn: asyncpg.Connection, envelope: Envelope, event: PairExcluded) -> None:
         doc = {
             **event.model_dump(mode="json", exclude=_NOT_IN_DOCS),
             "excluded_at": envelope.time.isoformat(),
@@ -183,7 +201,9 @@ class ReadTables:
             jsonb(doc),
         )
 
-    async def _interest(self, conn: asyncpg.Connection, envelope: Envelope, event: MentorInterestExpressed) -> None:
+    async def on_MentorInterestExpressed(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: MentorInterestExpressed
+    ) -> None:
         doc = {**event.model_dump(mode="json", exclude={"actor"}), "expressed_at": envelope.time.isoformat()}
         await conn.execute(
             self._sql_interest,

@@ -14,6 +14,7 @@ import orjson
 
 from libs.api.pagination import Order, Page, PageParams, after_condition, cursor_scope, keyed_page, order_by
 from libs.auth.principal import REGIONAL_COMMITTEE, Principal, normalise_country
+from libs.database import Where
 from libs.eventstore.migrations import check_schema_name
 from services.matching.domain.errors import NotFound
 from services.matching.service_layer.access import is_self
@@ -34,21 +35,6 @@ class PairFilters:
 class RunFilters:
     programme_id: UUID | None = None
     wave_id: UUID | None = None
-
-
-class Where:
-    """Conditions joined by AND; ``param`` numbers each value as it is added."""
-
-    def __init__(self, organisation: str) -> None:
-        self.values: list[Any] = [organisation]
-        self.clauses = ["organisation = $1"]
-
-    def param(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-    def sql(self) -> str:
-        return " AND ".join(self.clauses)
 
 
 class Views:
@@ -90,38 +76,38 @@ class Views:
     # -- lists ------------------------------------------------------------------------
 
     async def pairs(self, db: Executor, principal: Principal, filters: PairFilters, page: PageParams) -> Page[Any]:
-        where = Where(principal.organisation)
+        where = self._organisation(principal)
         if self._by_country(principal):
             self._countries(where, principal, filters.country)
         else:
             # A participant lists only the pairs it is in.
             me = where.param(_as_uuid(principal.subject))
-            where.clauses.append(f"(mentee_id = {me} OR mentor_id = {me})")
+            where.add(f"(mentee_id = {me} OR mentor_id = {me})")
             if filters.country is not None:
-                where.clauses.append(f"country = {where.param(normalise_country(filters.country))}")
+                where.add(f"country = {where.param(normalise_country(filters.country))}")
         if filters.wave_id is not None:
             await self._check_wave(db, principal, filters.wave_id)
-            where.clauses.append(f"wave_id = {where.param(filters.wave_id)}")
+            where.add(f"wave_id = {where.param(filters.wave_id)}")
         if filters.programme_id is not None:
-            where.clauses.append(f"programme_id = {where.param(filters.programme_id)}")
+            where.add(f"programme_id = {where.param(filters.programme_id)}")
         if filters.status is not None:
-            where.clauses.append(f"status = {where.param(filters.status)}")
+            where.add(f"status = {where.param(filters.status)}")
         if filters.participant_id is not None:
             await self._check_participant(db, principal, filters.participant_id)
             who = where.param(filters.participant_id)
-            where.clauses.append(f"(mentee_id = {who} OR mentor_id = {who})")
+            where.add(f"(mentee_id = {who} OR mentor_id = {who})")
         return await self._page(db, "pairs", where, page, cursor_scope(kind="pairs", **vars(filters)), PAIR_ORDER)
 
     async def runs(self, db: Executor, principal: Principal, filters: RunFilters, page: PageParams) -> Page[Any]:
-        where = Where(principal.organisation)
+        where = self._organisation(principal)
         if not principal.sees_all_countries():
             # A committee sees the runs of its countries only (never a cross-border one beyond them).
-            where.clauses.append(f"countries <@ {where.param(sorted(principal.countries))}::text[]")
+            where.add(f"countries <@ {where.param(sorted(principal.countries))}::text[]")
         if filters.programme_id is not None:
-            where.clauses.append(f"programme_id = {where.param(filters.programme_id)}")
+            where.add(f"programme_id = {where.param(filters.programme_id)}")
         if filters.wave_id is not None:
             await self._check_wave(db, principal, filters.wave_id)
-            where.clauses.append(f"{where.param(filters.wave_id)}::uuid = ANY(wave_ids)")
+            where.add(f"{where.param(filters.wave_id)}::uuid = ANY(wave_ids)")
         return await self._page(db, "runs", where, page, cursor_scope(kind="runs", **vars(filters)), RUN_ORDER)
 
     async def _check_wave(self, db: Executor, principal: Principal, wave_id: UUID) -> None:
@@ -158,26 +144,33 @@ class Views:
         """HR roles see by country; anyone else (a participant) only its own pairs."""
         return principal.sees_all_countries() or principal.has_role(REGIONAL_COMMITTEE)
 
+    @staticmethod
+    def _organisation(principal: Principal) -> Where:
+        """Conditions joined by AND, the first one the principal's organisation."""
+        where = Where()
+        where.add("organisation = $?", principal.organisation)
+        return where
+
     def _countries(self, where: Where, principal: Principal, country: str | None) -> None:
         if country is not None:
             country = normalise_country(country)
             if not principal.can_see_country(country):
                 raise NotFound("country", country)
-            where.clauses.append(f"country = {where.param(country)}")
+            where.add(f"country = {where.param(country)}")
         elif not principal.sees_all_countries():
-            where.clauses.append(f"country = ANY({where.param(sorted(principal.countries))}::text[])")
+            where.add(f"country = ANY({where.param(sorted(principal.countries))}::text[])")
 
     async def _page(
         self, db: Executor, table: str, where: Where, page: PageParams, scope: str, order: Order
     ) -> Page[Any]:
         after = page.after(scope)
         if after is not None:
-            where.clauses.append(after_condition(order, after, where.param))
+            where.add(after_condition(order, after, where.param))
         keys = order_by(order)
         limit = where.param(page.limit + 1)
         rows = await db.fetch(
             f"SELECT {keys}, doc::text AS doc FROM {self.s}.{table} WHERE {where.sql()} ORDER BY {keys} LIMIT {limit}",
-            *where.values,
+            *where.args,
         )
         return keyed_page(rows, page, scope, order, lambda r: orjson.loads(r["doc"]))
 

@@ -6,7 +6,6 @@ commands and for ``rebuild`` from the whole log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +13,8 @@ import asyncpg
 import orjson
 
 from libs.database import jsonb
+from libs.domain.projector import InlineProjector
+from libs.events.by_name import fold
 from libs.events.contexts.sessions import (
     CheckInRecorded,
     MentorBudgetExceeded,
@@ -27,22 +28,21 @@ from libs.events.contexts.sessions import (
     SessionSettingsChanged,
 )
 from libs.events.envelope import Envelope
-from libs.events.registry import DomainEvent, registry
 from libs.eventstore.migrations import check_schema_name
 from libs.eventstore.store import EventStore
 from services.sessions.domain.values import SessionStatus
 
 OWN_TABLES = ("sessions", "check_ins", "mentor_months", "session_settings")
 PAIR_FACTS = {"pair_id", "programme_id", "wave_id", "country", "mentee_id", "mentor_id"}
+Doc = dict[str, Any]
 
 
+class SessionDoc:
+    """How each session event changes the session document: ``on_<EventClassName>(doc,
+    data, change, event)``, ``data`` the event's own fields, ``change`` when and by whom."""
 
-def session_doc(doc: dict[str, Any] | None, envelope: Envelope, event: SessionEvent) -> dict[str, Any]:
-    """The session document after ``event`` (a pure function of the log)."""
-    change = {"at": envelope.time.isoformat(), "by": event.actor.model_dump(mode="json")}
-    data = event.model_dump(mode="json", exclude={"actor", "session_id", *PAIR_FACTS})
-    if isinstance(event, SessionScheduled):
-        doc = {
+    def on_SessionScheduled(self, doc: None, data: Doc, change: Doc, event: SessionScheduled) -> Doc:
+        return {
             **event.model_dump(mode="json", include={"session_id", *PAIR_FACTS}),
             **data,
             "status": SessionStatus.SCHEDULED.value,
@@ -52,26 +52,42 @@ def session_doc(doc: dict[str, Any] | None, envelope: Envelope, event: SessionEv
             "held": None,
             "no_show": None,
         }
-    else:
-        assert doc is not None, f"{event.event_type()} before SessionScheduled"
-        doc = dict(doc)
-        if isinstance(event, SessionMoved):
-            doc["starts_at"], doc["duration_minutes"] = data["starts_at"], data["duration_minutes"]
-            doc["moves"] = [*doc["moves"], {**data, **change}]
-        elif isinstance(event, SessionCancelled):
-            doc["status"], doc["cancellation"] = SessionStatus.CANCELLED.value, {**data, **change}
-        elif isinstance(event, SessionHeld):
-            doc["status"], doc["held"] = SessionStatus.HELD.value, {**data, **change}
-        elif isinstance(event, SessionNoShow):
-            doc["status"], doc["no_show"] = SessionStatus.NO_SHOW.value, {**data, **change}
-        else:
-            raise TypeError(f"not a session event: {event.event_type()}")
+
+    def on_SessionMoved(self, doc: Doc, data: Doc, change: Doc, event: SessionMoved) -> Doc:
+        doc["starts_at"], doc["duration_minutes"] = data["starts_at"], data["duration_minutes"]
+        doc["moves"] = [*doc["moves"], {**data, **change}]
+        return doc
+
+    def on_SessionCancelled(self, doc: Doc, data: Doc, change: Doc, event: SessionCancelled) -> Doc:
+        doc["status"], doc["cancellation"] = SessionStatus.CANCELLED.value, {**data, **change}
+        return doc
+
+    def on_SessionHeld(self, doc: Doc, data: Doc, change: Doc, event: SessionHeld) -> Doc:
+        doc["status"], doc["held"] = SessionStatus.HELD.value, {**data, **change}
+        return doc
+
+    def on_SessionNoShow(self, doc: Doc, data: Doc, change: Doc, event: SessionNoShow) -> Doc:
+        doc["status"], doc["no_show"] = SessionStatus.NO_SHOW.value, {**data, **change}
+        return doc
+
+
+SESSION_DOC = SessionDoc()
+
+
+def session_doc(doc: Doc | None, envelope: Envelope, event: SessionEvent) -> Doc:
+    """The session document after ``event`` (a pure function of the log)."""
+    assert doc is not None or isinstance(event, SessionScheduled), f"{event.event_type()} before SessionScheduled"
+    change = {"at": envelope.time.isoformat(), "by": event.actor.model_dump(mode="json")}
+    data = event.model_dump(mode="json", exclude={"actor", "session_id", *PAIR_FACTS})
+    doc = fold(SESSION_DOC, None if doc is None else dict(doc), data, change, event=event)
     doc["version"] = envelope.sequence
     doc["updated_at"], doc["updated_by"] = change["at"], change["by"]
     return doc
 
 
-class Projector:
+class Projector(InlineProjector):
+    context = "sessions"
+
     def __init__(self, schema: str) -> None:
         s = self.schema = check_schema_name(schema)
         self._sql_session_doc = f"SELECT doc::text FROM {s}.sessions WHERE session_id = $1"
@@ -112,39 +128,52 @@ class Projector:
                 late_cancellation_hours = EXCLUDED.late_cancellation_hours, version = EXCLUDED.version,
                 updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by"""
 
-    async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
-        for envelope in envelopes:
-            await self._apply_one(conn, envelope, registry.load(envelope))
+    async def on_SessionScheduled(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionScheduled) -> None:
+        await self._session(conn, envelope, event)
 
-    async def _apply_one(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
-        if isinstance(event, SessionEvent):
-            await self._session(conn, envelope, event)
-        elif isinstance(event, CheckInRecorded):
-            doc = {
-                **event.model_dump(mode="json", exclude={"actor"}),
-                "recorded_at": envelope.time.isoformat(),
-                "recorded_by": event.actor.model_dump(mode="json"),
-            }
-            await conn.execute(
-                self._sql_check_in, event.check_in_id, envelope.tenant, event.pair_id, event.programme_id,
-                event.country, event.mentee_id, event.mentor_id, event.member.value, event.mood, envelope.time, jsonb(doc),
-            )  # fmt: skip
-        elif isinstance(event, MentorTimeLogged):
-            await conn.execute(
-                self._sql_time_logged, event.mentor_id, event.month, envelope.tenant, event.programme_id,
-                event.country, event.budget_minutes, event.total_minutes, event.session_minutes or 0,
-                event.preparation_minutes or 0, envelope.sequence, envelope.time,
-            )  # fmt: skip
-        elif isinstance(event, MentorBudgetExceeded):
-            await conn.execute(self._sql_exceeded, event.mentor_id, event.month, envelope.time, envelope.sequence)
-        elif isinstance(event, SessionSettingsChanged):
-            await conn.execute(
-                self._sql_settings, event.programme_id, envelope.tenant, event.budget_share_percent,
-                event.weekly_hours, event.monthly_budget_minutes, event.late_cancellation_hours,
-                envelope.sequence, envelope.time, jsonb(event.actor.model_dump(mode="json")),
-            )  # fmt: skip
-        else:
-            raise TypeError(f"no read table for {event.event_type()}")
+    async def on_SessionMoved(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionMoved) -> None:
+        await self._session(conn, envelope, event)
+
+    async def on_SessionCancelled(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionCancelled) -> None:
+        await self._session(conn, envelope, event)
+
+    async def on_SessionHeld(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionHeld) -> None:
+        await self._session(conn, envelope, event)
+
+    async def on_SessionNoShow(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionNoShow) -> None:
+        await self._session(conn, envelope, event)
+
+    async def on_CheckInRecorded(self, conn: asyncpg.Connection, envelope: Envelope, event: CheckInRecorded) -> None:
+        doc = {
+            **event.model_dump(mode="json", exclude={"actor"}),
+            "recorded_at": envelope.time.isoformat(),
+            "recorded_by": event.actor.model_dump(mode="json"),
+        }
+        await conn.execute(
+            self._sql_check_in, event.check_in_id, envelope.tenant, event.pair_id, event.programme_id,
+            event.country, event.mentee_id, event.mentor_id, event.member.value, event.mood, envelope.time, jsonb(doc),
+        )  # fmt: skip
+
+    async def on_MentorTimeLogged(self, conn: asyncpg.Connection, envelope: Envelope, event: MentorTimeLogged) -> None:
+        await conn.execute(
+            self._sql_time_logged, event.mentor_id, event.month, envelope.tenant, event.programme_id,
+            event.country, event.budget_minutes, event.total_minutes, event.session_minutes or 0,
+            event.preparation_minutes or 0, envelope.sequence, envelope.time,
+        )  # fmt: skip
+
+    async def on_MentorBudgetExceeded(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: MentorBudgetExceeded
+    ) -> None:
+        await conn.execute(self._sql_exceeded, event.mentor_id, event.month, envelope.time, envelope.sequence)
+
+    async def on_SessionSettingsChanged(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: SessionSettingsChanged
+    ) -> None:
+        await conn.execute(
+            self._sql_settings, event.programme_id, envelope.tenant, event.budget_share_percent,
+            event.weekly_hours, event.monthly_budget_minutes, event.late_cancellation_hours,
+            envelope.sequence, envelope.time, jsonb(event.actor.model_dump(mode="json")),
+        )  # fmt: skip
 
     async def _session(self, conn: asyncpg.Connection, envelope: Envelope, event: SessionEvent) -> None:
         previous = await conn.fetchval(self._sql_session_doc, event.session_id)
