@@ -14,12 +14,10 @@ the threads of the process holding it).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import mmap
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -35,23 +33,26 @@ class SharedFile:
         self.map = mmap.mmap(self._fd, size)
         self._threads = threading.Lock()
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[mmap.mmap]:
-        """The mapping, held exclusively by this thread of this process."""
-        with self._threads:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                yield self.map
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+    def locked(self) -> SharedFile:
+        """The file as a lock: ``with shared.locked() as memory:`` holds the
+        mapping exclusively for this thread of this process."""
+        return self
 
     def __enter__(self) -> mmap.mmap:
-        """``with shared:`` as ``with shared.locked():``, for code that takes a lock object."""
-        self._held = self.locked()
-        return self._held.__enter__()
+        # Acquired here and released in __exit__, with no per-call state kept
+        # on the instance: threads taking the lock at once never see each
+        # other's context.
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self.map
 
     def __exit__(self, *exc: object) -> None:
-        self._held.__exit__(*exc)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
 
     def close(self) -> None:
         self.map.close()

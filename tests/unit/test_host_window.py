@@ -64,3 +64,29 @@ def test_a_stale_slot_is_reused_and_a_full_neighbourhood_counts_locally(tmp_path
     clock.now = 180.0  # every slot two windows old: reused
     assert window.hit("late") and not window.hit("late")
     assert "late" not in window.overflow._counts
+
+
+def test_the_shared_file_is_one_lock_for_threads_taking_it_at_once(tmp_path) -> None:
+    """Two threads in ``with shared:`` at once: each increment is whole (the
+    lock keeps no per-call state on the file, which threads would overwrite)."""
+    import struct
+    import threading
+
+    from libs.runtime.shared_file import SharedFile
+
+    shared = SharedFile(tmp_path / "counter", 8)
+    count = struct.Struct("<q")
+
+    def increment(times: int) -> None:
+        for _ in range(times):
+            with shared as memory:
+                count.pack_into(memory, 0, count.unpack_from(memory)[0] + 1)
+
+    threads = [threading.Thread(target=increment, args=(2000,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with shared.locked() as memory:
+        assert count.unpack_from(memory)[0] == 8000
+    shared.close()
