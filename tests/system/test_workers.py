@@ -74,12 +74,17 @@ def at_once(platform: PlatformProcess, count: int, request: Callable[[httpx.Clie
 
 
 def until_both_workers(platform: PlatformProcess, attempt: Callable[[], list[httpx.Response]]) -> list[httpx.Response]:
-    """``attempt()`` again until two distinct workers answered its requests."""
-    for _ in range(20):
+    """``attempt()`` again until two distinct workers answered its requests.
+
+    Bounded by time, not by a count of attempts: a worker that was just
+    restarted is in the process table seconds before it accepts (it imports
+    every service first), longer on a loaded machine."""
+
+    def both() -> list[httpx.Response] | None:
         responses = attempt()
-        if len({worker_of(r) for r in responses}) == 2:
-            return responses
-    raise AssertionError("the same worker answered every attempt")
+        return responses if len({worker_of(r) for r in responses}) == 2 else None
+
+    return eventually(both, timeout=90, what="requests answered by both workers")
 
 
 def worker_series(platform: PlatformProcess) -> dict[int, float]:
