@@ -456,10 +456,15 @@ def platform_env(shedding: bool = True, limit: int | None = None) -> dict[str, s
     return env
 
 
+def selected(classes: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The endpoint classes ``--classes`` names, in their usual order."""
+    return {name: requests for name, requests in classes.items() if name in args.classes}
+
+
 def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "mode": "sweep", "workers": args.workers, "step_s": args.step, "cpu_step_s": args.cpu_step,
-        "cpu_rate": args.cpu_rate, "patience_s": args.patience, "cores": os.cpu_count(),
+        "mode": "sweep", "classes": args.classes, "workers": args.workers, "step_s": args.step,
+        "cpu_step_s": args.cpu_step, "cpu_rate": args.cpu_rate, "patience_s": args.patience, "cores": os.cpu_count(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }  # fmt: skip
     extra = ("--workers", str(args.workers)) if args.workers else ()
@@ -474,7 +479,7 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         report["seeded"] = {"programme_id": seeded.programme_id, "pair_id": seeded.pair_id,
                             "participants_per_page": seeded.participants_per_page}
         check_answers(platform, seeded)
-        classes = {**seeded.reads(), WRITE: seeded.writes("cpu")}
+        classes = selected({**seeded.reads(), WRITE: seeded.writes("cpu")}, args)
         print("CPU per request (from /proc):", flush=True)
         cpu = []
         for name, requests in classes.items():
@@ -485,7 +490,8 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
             cpu.append(found)
         print("latency against offered rate:", flush=True)
         steps = []
-        for name, requests in ({**seeded.reads(), WRITE: seeded.writes("sweep")} if args.sweep else {}).items():
+        for name, requests in (selected({**seeded.reads(), WRITE: seeded.writes("sweep")}, args)
+                               if args.sweep else {}).items():
             rates = args.write_rates if name == WRITE else args.read_rates
             steps += sweep(name, platform.port, requests, rates, args.step, args.patience)
         report["load_average_after_platform"] = [round(x, 2) for x in os.getloadavg()]
@@ -554,7 +560,7 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
             seeded[side] = seed(platforms[side], args.world)
             check_answers(platforms[side], seeded[side])
         figures: dict[str, dict[str, list[CpuPerRequest]]] = {side: {} for side in sides}
-        for name in (*READS, WRITE):
+        for name in args.classes:
             for round_ in range(args.rounds):
                 for side in sides:
                     platform = platforms[side]
@@ -571,7 +577,7 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
             **{f"{side}_{kind}_ms": round(statistics.median(getattr(c, f"{kind}_ms_net") for c in figures[side][name]), 3)
                for side in sides for kind in ("python", "postgres")},
         }
-        for name in (*READS, WRITE)
+        for name in args.classes
     }
     for row in report["summary"].values():
         row["python_after_over_before"] = round(row["after_python_ms"] / row["before_python_ms"], 2)
@@ -613,9 +619,9 @@ def draw_sweep(report: dict[str, Any], path: Path) -> None:
     from matplotlib.figure import Figure
 
     steps = [Step(**s) for s in report["steps"]]
-    endpoints = [*READS, WRITE]
+    endpoints = report.get("classes", [*READS, WRITE])
     figure = Figure(figsize=(4 * len(endpoints), 4))
-    for axes, endpoint in zip(figure.subplots(1, len(endpoints)), endpoints):
+    for axes, endpoint in zip(figure.subplots(1, len(endpoints), squeeze=False)[0], endpoints):
         for name, colour in ((endpoint, "tab:blue"), *(((FLOOR, "tab:gray"),) if endpoint != WRITE else ())):
             series = [s for s in steps if s.endpoint == name and s.p99_ms is not None]
             label = "floor (bare FastAPI + auth)" if name == FLOOR else "Binome"
@@ -786,8 +792,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-hide", action="append", default=[], metavar="MODULE",
                         help="baseline mode: a module the baseline does not install (e.g. httptools)")
     parser.add_argument("--rounds", type=int, default=2, help="baseline mode: interleaved steps per class and side")
+    parser.add_argument("--classes", type=lambda s: s.split(","), default=[*READS, WRITE],
+                        help=f"endpoint classes, comma-separated (default: all, {','.join((*READS, WRITE))})")
     parser.add_argument("--out", type=Path, help="the JSON report (default bench/out/api.json or api_shedding.json)")
     args = parser.parse_args(argv)
+    unknown = set(args.classes) - {*READS, WRITE}
+    if unknown:
+        parser.error(f"--classes: unknown {', '.join(sorted(unknown))}")
+    args.classes = [name for name in (*READS, WRITE) if name in args.classes]
     if args.tiny:
         args.world = "tiny"
         args.step, args.cpu_step, args.idle, args.cpu_rate = args.step or 1.0, 1.0, 0.5, 20.0

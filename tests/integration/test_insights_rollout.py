@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
+from services.insights.entrypoints.schemas import RolloutOut
 from tests.support.insights import T0, Scenario, insights_env  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -108,6 +109,40 @@ async def test_a_committee_sees_its_countries_in_the_dashboard(insights_env, rol
     assert [r["country"] for r in body["country"]] == ["DE"]
     assert body["programme"][0]["pairs_formed"] == 1 and body["programme"][0]["enrolled"] == 2
     assert (await insights_env.api.get(f"/v1/programmes/{sc.programme_id}/rollout", sc.organisation, "ops")).status_code == 403
+
+
+async def test_the_answer_is_the_documented_model_byte_for_byte(insights_env, rollout_world) -> None:  # noqa: F811
+    """The route encodes its rows itself (``as_json``, orjson): the bytes must
+    be those ``response_model=RolloutOut`` with ``exclude_unset`` gave, for
+    every level (a level's own keys only), a suppressed figure and a null
+    rate included."""
+    path = f"/v1/programmes/{rollout_world.programme_id}/rollout"
+    for roles, countries in (((), ()), (("regional_committee",), ("DE",))):
+        answer = await insights_env.api.get(path, rollout_world.organisation, *roles, countries=countries)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        documented = RolloutOut.model_validate_json(answer.content).model_dump_json(exclude_unset=True)
+        assert answer.content == documented.encode()
+
+
+async def test_a_mentor_is_matched_in_their_own_wave_whatever_the_mentee_s(insights_env) -> None:  # noqa: F811
+    """A pair lives in its mentee's wave; its mentor, enrolled in another
+    country's wave, counts as matched there, also for that country's
+    committee, who sees no pair; a pair only proposed matches no one."""
+    sc = Scenario()
+    sc.programme()
+    sc.wave("FR", "Europe")
+    sc.wave("DE", "Europe")
+    sc.pair(sc.enrol("FR", "mentee"), sc.enrol("DE", "mentor"))
+    sc.propose(sc.enrol("FR", "mentee"), sc.enrol("DE", "mentor"))
+    await insights_env.pipeline.feed(sc)
+    path = f"/v1/programmes/{sc.programme_id}/rollout"
+    body = await insights_env.api.ok(path, sc.organisation)
+    countries = {r["country"]: r for r in body["country"]}
+    assert countries["FR"]["matched"] == 1 and countries["FR"]["pairs_formed"] == 1
+    assert countries["DE"]["matched"] == 1 and countries["DE"]["pairs_formed"] == 0
+    assert body["programme"][0]["matched"] == 2 and body["programme"][0]["enrolled"] == 4
+    german = await insights_env.api.ok(path, sc.organisation, "regional_committee", countries=("DE",))
+    assert german["programme"][0]["matched"] == 1 and german["programme"][0]["pairs_formed"] == 0
 
 
 async def test_rollout_chart_is_a_valid_svg_and_png(insights_env, rollout_world) -> None:  # noqa: F811

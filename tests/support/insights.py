@@ -161,13 +161,18 @@ class Scenario:
             country=pair.mentee.country, people=pair.ref, **fields,
         ), at, pair.mentee.country)
 
-    def pair(self, mentee: Person, mentor: Person, *, score: float = 75.0, themes_raw: float = 0.8,
-             formed: datetime = T0) -> Pair:
+    def propose(self, mentee: Person, mentor: Person, *, score: float = 75.0, themes_raw: float = 0.8,
+                at: datetime = T0 - timedelta(days=2)) -> Pair:
+        """A pair proposed by a matching run, not (yet) formed."""
         pair = Pair(uuid.uuid4(), mentee, mentor, self.programme_id)
         breakdown = [ma.CriterionPoints(criterion="theme_fit", weight=1.0, raw=themes_raw, points=themes_raw * 100,
                                         detail="themes")]
-        self._pair_event(ma.PairProposed, pair, formed - timedelta(days=2), origin=ma.ProposalOrigin.RUN,
-                         score=score, breakdown=breakdown)
+        self._pair_event(ma.PairProposed, pair, at, origin=ma.ProposalOrigin.RUN, score=score, breakdown=breakdown)
+        return pair
+
+    def pair(self, mentee: Person, mentor: Person, *, score: float = 75.0, themes_raw: float = 0.8,
+             formed: datetime = T0) -> Pair:
+        pair = self.propose(mentee, mentor, score=score, themes_raw=themes_raw, at=formed - timedelta(days=2))
         self._pair_event(ma.PairAccepted, pair, formed - timedelta(days=1), side=ma.Side.HR)
         self._pair_event(ma.PairFormed, pair, formed, score=score, confirmed_by=ma.Side.HR)
         return pair

@@ -41,7 +41,7 @@ from services.insights.health.rules import NEEDS_ATTENTION, HealthRules, Status
 from services.insights.network import export
 from services.insights.network.graph import build, by_wave, measures, scoped
 from services.insights.rollout.chart import rollout_chart
-from services.insights.rollout.dashboard import dashboard
+from services.insights.rollout.dashboard import Rollout, as_json, rollout
 
 NAME = "insights"
 READERS = (HR_ADMIN, REGIONAL_COMMITTEE, SERVICE)
@@ -186,18 +186,16 @@ async def get_network(
 # --------------------------------------------------------------------------- rollout
 
 
-async def _rollout(request: Request, who: Principal, programme_id: UUID) -> tuple[dict, dict]:
-    db, s = pool(request), schema(request)
-    prog = await views.programme(db, s, who, programme_id)
-    k = await views.k_anonymity(db, s, programme_id)
-    levels = await dashboard(db, s, who.organisation, programme_id, views.visible_countries(who), k)
-    return prog, {"programme_id": programme_id, "k_anonymity": k, **levels}
+async def _rollout(request: Request, who: Principal, programme_id: UUID) -> Rollout:
+    found = await rollout(pool(request), schema(request), who.organisation, programme_id, views.visible_countries(who))
+    if found is None:
+        raise views.not_found("programme", programme_id)
+    return found
 
 
 @router.get(
     "/programmes/{programme_id}/rollout",
-    response_model=RolloutOut,
-    response_model_exclude_unset=True,  # a level's rows name only its own keys (no region on the programme's)
+    response_model=RolloutOut,  # the documented answer; as_json builds exactly its bytes
     responses=READ_ERRORS,
     tags=["rollout"],
 )
@@ -206,8 +204,8 @@ async def get_rollout(programme_id: UUID, request: Request, who: Principal = Dep
     mentees' digital-maturity change has two figures: ``maturity_change_of_means_percent`` and
     ``maturity_mean_pair_change_percent``; ``maturity_delta_percent`` is the deprecated older name
     of the latter (the same value)."""
-    _, body = await _rollout(request, who, programme_id)
-    return body
+    found = await _rollout(request, who, programme_id)
+    return Response(as_json(programme_id, found), media_type="application/json")
 
 
 @router.get(
@@ -223,8 +221,8 @@ async def get_rollout_chart(
     who: Principal = Depends(requires(*READERS)),
 ) -> Response:
     """Pairs per country (active, completed, dissolved) against the target."""
-    prog, body = await _rollout(request, who, programme_id)
-    chart = rollout_chart(body["country"], format, f"{prog['name']}: rollout by country")
+    found = await _rollout(request, who, programme_id)
+    chart = rollout_chart(found.levels["country"], format, f"{found.programme_name}: rollout by country")
     return Response(chart, media_type=MEDIA_TYPES[format])
 
 
