@@ -554,7 +554,7 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
             seeded[side] = seed(platforms[side], args.world)
             check_answers(platforms[side], seeded[side])
         figures: dict[str, dict[str, list[CpuPerRequest]]] = {side: {} for side in sides}
-        for name in (*READS, WRITE):
+        for name in args.classes:
             for round_ in range(args.rounds):
                 for side in sides:
                     platform = platforms[side]
@@ -571,7 +571,7 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
             **{f"{side}_{kind}_ms": round(statistics.median(getattr(c, f"{kind}_ms_net") for c in figures[side][name]), 3)
                for side in sides for kind in ("python", "postgres")},
         }
-        for name in (*READS, WRITE)
+        for name in args.classes
     }
     for row in report["summary"].values():
         row["python_after_over_before"] = round(row["after_python_ms"] / row["before_python_ms"], 2)
@@ -786,6 +786,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-hide", action="append", default=[], metavar="MODULE",
                         help="baseline mode: a module the baseline does not install (e.g. httptools)")
     parser.add_argument("--rounds", type=int, default=2, help="baseline mode: interleaved steps per class and side")
+    parser.add_argument("--classes", type=lambda s: s.split(","), default=[*READS, WRITE],
+                        help=f"baseline mode: the classes measured, comma-separated ({','.join((*READS, WRITE))})")
     parser.add_argument("--out", type=Path, help="the JSON report (default bench/out/api.json or api_shedding.json)")
     args = parser.parse_args(argv)
     if args.tiny:

@@ -243,7 +243,8 @@ class EventStore:
         detected only when the append fails (its versions or ids are taken).
         """
         channel = notify_channel(self.schema) if in_transaction else None
-        args = ([a.stream_id for a in appends], [a.expected_version for a in appends], *columns, self.topic_prefix, channel)
+        streams = ([a.stream_id for a in appends], [a.expected_version for a in appends])
+        args = (*streams, *columns, self.topic_prefix, channel)
         try:
             if in_transaction:
                 # A savepoint: a conflict leaves the caller's transaction usable.
