@@ -12,6 +12,7 @@ refuse it).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from libs.events.registry import DomainEvent
@@ -24,8 +25,16 @@ def method_for(handler: object, event: DomainEvent) -> Any | None:
     return getattr(handler, PREFIX + type(event).__name__, None)
 
 
+def has_method_for(handler: object, model: type[DomainEvent]) -> bool:
+    """Whether ``handler`` has an ``on_<EventClassName>`` for events of ``model``."""
+    return hasattr(handler, PREFIX + model.__name__)
+
+
+@functools.cache
 def handled_types(cls: type) -> tuple[str, ...]:
-    """The event class names ``cls`` has an ``on_`` method for, sorted."""
+    """The event class names ``cls`` has an ``on_`` method for, sorted
+    (remembered per class: an inline projector checks every command's events
+    against it, and ``dir`` walks the whole class each time)."""
     return tuple(sorted(n.removeprefix(PREFIX) for n in dir(cls) if n.startswith(PREFIX)))
 
 

@@ -127,7 +127,9 @@ class EventStore:
         # the events (stream version stamped) and their outbox rows only if every
         # check holds. Two writers reading the same version both try to insert
         # it: the unique (stream_id, version) lets one win. It returns, per
-        # stream, the version found and whether the checks held.
+        # stream, the version found and whether the checks held. Inside a
+        # caller's transaction it also wakes the relays (``$9``, the channel:
+        # the NOTIFY is delivered when the caller commits), saving a round trip.
         self._sql_append = f"""
             WITH stream AS (
                 SELECT x.stream_id, x.expected,
@@ -148,8 +150,11 @@ class EventStore:
             ), queued AS (
                 INSERT INTO {s}.outbox (position, topic)
                 SELECT position, $8 || 'binome.' || split_part(type, '.', 2) || '.events' FROM new
+            ), woken AS (
+                SELECT pg_notify($9, '') WHERE $9 IS NOT NULL AND (SELECT ok FROM checked)
             )
-            SELECT stream_id, expected, actual, (SELECT ok FROM checked) AS ok FROM stream
+            SELECT stream_id, expected, actual, (SELECT ok FROM checked) AS ok
+            FROM stream CROSS JOIN (SELECT count(*) FROM woken) AS relay_woken
         """
         self._sql_existing_ids = f"""
             SELECT event_id, stream_id, version FROM {s}.events WHERE event_id = ANY($1::uuid[])
@@ -188,11 +193,10 @@ class EventStore:
     ) -> list[AppendResult]:
         in_transaction = conn.is_in_transaction()
         results = await self._append_or_replay(conn, appends, columns, in_transaction)
-        if columns[0] and not results[0].replayed:
-            if in_transaction:  # delivered when the caller commits, dropped if it rolls back
-                await conn.execute("SELECT pg_notify($1, '')", notify_channel(self.schema))
-            else:
-                await self._wake_relay(conn)
+        # In a transaction, the append itself notified: delivered when the
+        # caller commits, dropped if it rolls back.
+        if columns[0] and not results[0].replayed and not in_transaction:
+            await self._wake_relay(conn)
         if not results[0].replayed:
             appended = Counter(envelope.type for result in results for envelope in result.events)
             for event_type, count in appended.items():
@@ -238,7 +242,9 @@ class EventStore:
         No look-up of the event ids beforehand: a retry is rare, so it is
         detected only when the append fails (its versions or ids are taken).
         """
-        args = ([a.stream_id for a in appends], [a.expected_version for a in appends], *columns, self.topic_prefix)
+        channel = notify_channel(self.schema) if in_transaction else None
+        streams = ([a.stream_id for a in appends], [a.expected_version for a in appends])
+        args = (*streams, *columns, self.topic_prefix, channel)
         try:
             if in_transaction:
                 # A savepoint: a conflict leaves the caller's transaction usable.

@@ -62,32 +62,44 @@ class KeyVault:
     ) -> bytes:
         row = await conn.fetchrow(f"SELECT region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = $1", key_id)
         if row is None:
-            if await conn.fetchval(f"SELECT 1 FROM {self.schema}.shredded_keys WHERE key_id = $1", key_id):
-                raise KeyShredded(str(key_id))
-            # An erased person owns no key made after the erasure: it would never
-            # be shredded (a pair's key the pair never needed before, for a note
-            # about a pair whose member was erased).
-            owners = sorted(set(owners))
-            if await conn.fetchval(
-                f"SELECT 1 FROM {self.schema}.erased WHERE participant_id = ANY($1::uuid[])", owners
-            ):
-                raise KeyShredded(str(key_id))
-            region = self.masters.region_of(country)
-            wrapped = self.masters.wrap(region, new_data_key())
-            # Two writers may create the same key at once: the first one wins
-            # and both use it.
-            await conn.execute(
-                f"""INSERT INTO {self.schema}.data_keys (key_id, owners, region, wrapped_key)
-                    VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING""",
-                key_id,
-                owners,
-                region,
-                wrapped,
-            )
-            row = await conn.fetchrow(
-                f"SELECT region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = $1", key_id
-            )
+            row = await self._create(conn, key_id, sorted(set(owners)), country)
         return self.masters.unwrap(row["region"], row["wrapped_key"])
+
+    async def _create(
+        self, conn: asyncpg.Connection, key_id: uuid.UUID, owners: list[uuid.UUID], country: str | None
+    ) -> asyncpg.Record:
+        """Create the key, in one statement (each enrolment makes one: its
+        participant's), unless it was shredded or one of its owners is
+        erased: an erased person owns no key made after the erasure, which
+        would never be shredded (a pair's key the pair never needed before,
+        for a note about a pair whose member was erased)."""
+        region = self.masters.region_of(country)
+        wrapped = self.masters.wrap(region, new_data_key())
+        s = self.schema
+        created = await conn.fetchrow(
+            f"""WITH refused AS (
+                    SELECT 1 FROM {s}.shredded_keys WHERE key_id = $1
+                    UNION ALL SELECT 1 FROM {s}.erased WHERE participant_id = ANY($2::uuid[])
+                ), created AS (
+                    INSERT INTO {s}.data_keys (key_id, owners, region, wrapped_key)
+                    SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM refused)
+                    ON CONFLICT (key_id) DO NOTHING
+                    RETURNING region, wrapped_key
+                )
+                SELECT EXISTS (SELECT 1 FROM refused) AS refused, c.region, c.wrapped_key
+                FROM (SELECT 1) AS one LEFT JOIN created c ON true""",
+            key_id,
+            owners,
+            region,
+            wrapped,
+        )
+        if created["refused"]:
+            raise KeyShredded(str(key_id))
+        if created["wrapped_key"] is not None:
+            return created
+        # Two writers created the same key at once: the first one won, and
+        # both use its key.
+        return await conn.fetchrow(f"SELECT region, wrapped_key FROM {s}.data_keys WHERE key_id = $1", key_id)
 
     async def keys(
         self, key_ids: Iterable[uuid.UUID], *, conn: asyncpg.Connection | None = None

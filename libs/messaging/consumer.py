@@ -6,7 +6,9 @@ For each batch fetched from the consumer group:
 1. each record is decoded and its payload loaded (upcast, validated) before
    any transaction: a record of a type the registry does not know (a newer
    producer) is skipped and counted, never parked; one that does not decode
-   or validate is parked at once (retrying would give the same answer);
+   or validate is parked at once (retrying would give the same answer). A
+   record of a type the projection says it ignores (``handles``) is neither
+   opened (no vault look-up) nor loaded: it is only claimed, like the others;
 2. one database transaction claims every event id of the batch in
    ``applied_events`` with one statement (ids sorted, so two runners holding
    the same records during a rebalance lock them in the same order and never
@@ -28,7 +30,12 @@ For each batch fetched from the consumer group:
    handler calls in all (the failed batch call counts for the event that
    raised); an event that still fails is parked with the reason, and the
    partition moves on;
-5. Kafka offsets are committed only after the transaction committed.
+5. Kafka offsets are committed only after the transaction committed, and
+   at most once per ``commit_interval_s`` while records keep coming (at once
+   when a fetch comes back empty, and on a clean stop): each commit is a
+   broker round trip, which a batch of one event paid per consumer. A crash
+   or a rebalance then redelivers at most that interval's batches, which
+   their claims skip.
 
 Retrying a batch that fails transiently is tenacity's (``libs.retry.
 until_stopped``: its retry, stop, wait and before_sleep), iterated around
@@ -52,7 +59,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -94,6 +101,10 @@ class Projection(Protocol):
     runtime uses it when present, else calls ``handle`` per event. Either runs
     inside the runtime's transaction; if it raises, the runtime falls back to
     ``handle`` per event to find the failing one.
+
+    A projection may also define ``handles(model) -> bool`` (every
+    ``libs.messaging.dispatch.Consumer`` does): events of a model it does not
+    handle are claimed but never opened, loaded nor handed to it.
 
     A replay (libs/messaging/replayer.py) calls ``replay_batch(conn, items)``
     instead when a projection defines it: the same read model, without work
@@ -159,6 +170,9 @@ class _Item:
     #: A type the registry does not know (a newer producer): claimed, so the
     #: consumer's watermark passes it, but never handled nor parked.
     unknown_type: bool = False
+    #: A type the projection does not handle: claimed (the watermark passes
+    #: it), counted as applied, but neither opened, loaded nor handed over.
+    ignored: bool = False
 
 
 @dataclass
@@ -232,12 +246,22 @@ class ConsumerRunner:
     personal: PersonalData | None = None
     #: Test seam: runs after the DB commit, before the Kafka offset commit.
     after_db_commit: AfterCommitHook | None = None
+    #: While records keep coming, offsets are committed to Kafka at most this
+    #: often (always after the DB commit; see the module's step 5).
+    commit_interval_s: float = 1.0
+    #: The lag gauges are refreshed at most this often (they cost a call per
+    #: partition; a scrape every few seconds reads them).
+    lag_interval_s: float = 1.0
     started: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
     #: While running and busy, the runner keeps one pool connection from batch
     #: to batch: writers saturating the pool then cannot starve the read side.
     _keep_connection: bool = field(default=False, init=False)
     _held: asyncpg.Connection | None = field(default=None, init=False)
+    #: Offsets whose batches committed in the database, not yet in Kafka.
+    _uncommitted: dict[TopicPartition, int] = field(default_factory=dict, init=False)
+    _committed_at: float = field(default=0.0, init=False)
+    _lag_recorded_at: float = field(default=float("-inf"), init=False)
 
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
@@ -285,11 +309,13 @@ class ConsumerRunner:
                 if applied and tries > 1:
                     log.warning("%s: recovered after %d tries", self.projection.name, tries)
                 await self._record_lag(consumer)
+            await self._commit_offsets(consumer)  # a clean stop leaves nothing to redeliver
         finally:
             self._consumer = None
             self._keep_connection = False
             await self._release_connection()
-            # No offset commit here: only _process commits, after the DB.
+            # No offset commit on a failure: what is pending committed in the
+            # database, and its claims skip it when it comes again.
             await consumer.stop()
             await producer.stop()
 
@@ -304,6 +330,7 @@ class ConsumerRunner:
             batch = await consumer.getmany(timeout_ms=200)
         if not batch:
             await self._release_connection()  # idle: give it back to the pool
+            await self._commit_offsets(consumer)
             return False
         await self._process(consumer, producer, batch)
         return True
@@ -374,12 +401,25 @@ class ConsumerRunner:
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
         if self.after_db_commit is not None:
             await self.after_db_commit(offsets)
-        await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+        self._uncommitted.update(offsets)
+        if time.monotonic() - self._committed_at >= self.commit_interval_s:
+            await self._commit_offsets(consumer)
         name = self.projection.name
         metrics.EVENTS_APPLIED.labels(self.service, name).inc(outcome.applied)
         if outcome.newest_event_time is not None:
             lag = (datetime.now(UTC) - outcome.newest_event_time).total_seconds()
             metrics.PROJECTION_LAG_SECONDS.labels(self.service, name).set(max(lag, 0.0))
+
+    async def _commit_offsets(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit to Kafka the offsets of the batches the database committed,
+        for the partitions this member still holds (a rebalance may have
+        taken some: their new owner's claims skip what it gets again)."""
+        pending, self._uncommitted = self._uncommitted, {}
+        assigned = consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(o, "") for tp, o in pending.items() if tp in assigned}
+        if offsets:
+            await consumer.commit(offsets)
+        self._committed_at = time.monotonic()
 
     async def _apply_batch(self, producer, records: list[ConsumerRecord]) -> _Outcome:
         """Apply one fetch; raises only what must be retried as a whole (transient)."""
@@ -399,9 +439,15 @@ class ConsumerRunner:
                 decoded.append(_Item(record, Envelope.model_validate_json(record.value)))
             except Exception as exc:  # not JSON, or not an envelope: nothing to retry
                 batch.undecodable.append(Parked(record, reason_of(exc, "undecodable"), attempts=0))
-        if self.personal is not None and decoded:
-            decoded = await self._opened(decoded)
         for item in decoded:
+            item.ignored = self._ignores(item.envelope)
+        wanted = [item for item in decoded if not item.ignored]
+        if self.personal is not None and wanted:
+            await self._open(wanted)
+        for item in decoded:
+            if item.ignored:
+                batch.items.append(item)
+                continue
             try:
                 item.event = self.registry.load(item.envelope)
             except UnknownEventType:
@@ -411,14 +457,34 @@ class ConsumerRunner:
             batch.items.append(item)
         return batch
 
-    async def _opened(self, items: list[_Item]) -> list[_Item]:
-        """The items with personal values opened; through the runner's own
+    def _ignores(self, envelope: Envelope) -> bool:
+        """Whether the projection says it does not handle this event's type.
+        A type that is upcast (or unknown) takes the full path: its model is
+        known only once loaded."""
+        handles = getattr(self.projection, "handles", None)
+        if handles is None or envelope.type in self.registry.upcasters:
+            return False
+        model = self.registry.models.get(envelope.type)
+        return model is not None and not handles(model)
+
+    async def _open(self, items: list[_Item]) -> None:
+        """Open the items' personal values; through the runner's own
         connection when the vault shares its database (never a second one)."""
         assert self.personal is not None
         async with self._connection() as conn:
             vault_conn = self.personal.vault_connection(self.pool, conn)
             opened = await self.personal.open([item.envelope for item in items], conn=vault_conn)
-        return [_Item(item.record, envelope) for item, envelope in zip(items, opened, strict=True)]
+        for item, envelope in zip(items, opened, strict=True):
+            item.envelope = envelope
+
+    @staticmethod
+    def _transaction(conn: asyncpg.Connection, batch: _Batch) -> AbstractAsyncContextManager[object]:
+        """The batch's transaction; none when all it holds is to be claimed
+        (types the projection ignores or does not know): the claim is then
+        one statement, atomic on its own, instead of three round trips."""
+        if batch.undecodable or any(not (i.ignored or i.unknown_type) for i in batch.items):
+            return conn.transaction()
+        return nullcontext()
 
     async def _claim(self, conn: asyncpg.Connection, items: list[_Item]) -> list[_Item]:
         """Claim the batch's event ids; return the items to deal with, each id once, in order."""
@@ -438,12 +504,12 @@ class ConsumerRunner:
         parked = list(batch.undecodable)
         blamed: dict[uuid.UUID, str] = {}
         try:
-            async with self._connection() as conn, conn.transaction():
+            async with self._connection() as conn, self._transaction(conn, batch):
                 todo = await self._claim(conn, batch.items)
                 outcome.skipped = len(batch.items) - len(todo)
                 outcome.unknown = sum(1 for i in todo if i.unknown_type)
                 parked += [Parked(i.record, i.problem, 0, i.envelope) for i in todo if i.problem is not None]
-                valid = [i for i in todo if i.problem is None and not i.unknown_type]
+                valid = [i for i in todo if i.problem is None and not i.unknown_type and not i.ignored]
                 if failed is None:
                     await self._handle_all(conn, valid, blamed)
                     applied = valid
@@ -457,7 +523,7 @@ class ConsumerRunner:
                 raise _BatchFailed(blamed) from exc  # the slow path finds the culprit
             raise
         # Counted only once the transaction committed.
-        for item in applied:
+        for item in [*applied, *(i for i in todo if i.ignored)]:
             outcome.count_applied(item)
         outcome.dead = len(parked)
         self._count(outcome, parked)
@@ -558,6 +624,9 @@ class ConsumerRunner:
         await producer.send_and_wait(self.dead_letter_topic, value=record.value, key=record.key, headers=headers)
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        if time.monotonic() - self._lag_recorded_at < self.lag_interval_s:
+            return
+        self._lag_recorded_at = time.monotonic()
         assigned = consumer.assignment()
         metrics.CONSUMER_PARTITIONS.labels(self.service, self.projection.name).set(len(assigned))
         for tp in assigned:

@@ -15,7 +15,10 @@ consumer runtime of ``libs/messaging/consumer.py`` feeds) lives in
 
 ``handle`` calls ``on_<EventClassName>`` and ignores the events the consumer
 has no method for (the runtime still records them as applied, so a replay
-skips them like the others). ``handle_batch`` applies a batch one event at a
+skips them like the others). ``handles`` tells the runtime so by type, before
+it opens an event's personal values (a vault look-up) and loads its payload:
+it does neither for an event the consumer ignores. A consumer that overrides
+``handler_for`` overrides ``handles`` to agree with it. ``handle_batch`` applies a batch one event at a
 time, in delivery order; a consumer that writes a batch at once (insights)
 overrides it and may look its handlers up with ``handler_for``.
 ``handled_types`` lists the types a consumer reads (``binome events``). The
@@ -52,6 +55,10 @@ class Consumer:
     def handler_for(self, event: DomainEvent) -> Handler | None:
         """The method for ``event``'s type, or None: the consumer ignores it."""
         return by_name.method_for(self, event)
+
+    def handles(self, model: type[DomainEvent]) -> bool:
+        """Whether ``handler_for`` finds a method for events of ``model``."""
+        return by_name.has_method_for(self, model)
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: DomainEvent) -> None:
         handler = self.handler_for(event)

@@ -18,7 +18,10 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from libs.events import DomainEvent, Envelope
+from libs.events.contexts.enrollment import ParticipantEnrolled
+from libs.events.contexts.platform import ProbeRecorded
 from libs.events.serialization import dumps
+from libs.gdpr.personal import PersonalData
 from libs.messaging.consumer import ConsumerRunner
 from libs.messaging.faults import is_transient
 from libs.messaging.kafka import dead_letter_topic
@@ -207,3 +210,63 @@ async def test_each_event_is_handled_under_its_correlation_id(
 
     assert spy.seen == {0: "req-0", 1: "req-1", 2: "req-2"}
     assert current_correlation_id() is None  # restored after each event
+
+
+class OpeningSpy(PersonalData):
+    """Records which envelopes the runner asks to open (no vault needed:
+    the probes carry nothing sealed)."""
+
+    def __init__(self) -> None:
+        self.opened: list[uuid.UUID] = []
+
+    def vault_connection(self, pool: asyncpg.Pool, conn: asyncpg.Connection | None) -> None:
+        return None
+
+    async def open(self, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None) -> list[Envelope]:
+        self.opened += [e.id for e in envelopes]
+        return list(envelopes)
+
+
+@dataclass
+class ProbesOnly(BatchTally):
+    """A projection that says it handles probes only (as a Consumer says it
+    by its ``on_`` methods)."""
+
+    def handles(self, model: type[DomainEvent]) -> bool:
+        return model is ProbeRecorded
+
+
+async def test_an_event_the_projection_does_not_handle_is_claimed_but_never_opened_loaded_nor_handed_over(
+    pool, schema, kafka_bootstrap, topic_prefix, producer
+) -> None:
+    tally = ProbesOnly(schema, name=unique("tally"))
+    probes = on_streams(2)
+    # Another type, with a payload that would not even load (a full path would park it).
+    other = probe("other").model_copy(update={"type": ParticipantEnrolled.event_type(), "data": {"role": "?"}})
+    runner = await runner_for(pool, tally, kafka_bootstrap, topic_prefix)
+    runner.personal = spy = OpeningSpy()
+
+    outcome = await runner._apply_batch(producer, records_of([probes[0], other, probes[1]]))
+
+    assert (outcome.applied, outcome.dead) == (3, 0)
+    assert spy.opened == [probes[0].id, probes[1].id]
+    assert tally.batch_calls == [[0, 1]]
+    assert set(await outcomes(pool, schema, tally.name)) == {probes[0].id, other.id, probes[1].id}
+
+
+async def test_a_batch_of_events_the_projection_does_not_handle_is_claimed_once(
+    pool, schema, kafka_bootstrap, topic_prefix, producer
+) -> None:
+    tally = ProbesOnly(schema, name=unique("tally"))
+    others = [
+        probe(f"other-{i}").model_copy(update={"type": ParticipantEnrolled.event_type(), "data": {}}) for i in range(2)
+    ]
+    runner = await runner_for(pool, tally, kafka_bootstrap, topic_prefix)
+
+    first = await runner._apply_batch(producer, records_of(others))  # the claim alone, without a transaction
+    again = await runner._apply_batch(producer, records_of(others))  # redelivered
+
+    assert (first.applied, first.skipped, first.dead) == (2, 0, 0)
+    assert (again.applied, again.skipped) == (0, 2)
+    assert tally.batch_calls == []
+    assert set(await outcomes(pool, schema, tally.name)) == {e.id for e in others}

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from libs.events.contexts.enrollment import WaveEnded, WaveEnrolmentClosed
+from libs.events.contexts.enrollment import ParticipantEnrolled, WaveEnded, WaveEnrolmentClosed
+from libs.events.registry import registry
 from libs.messaging.dispatch import Consumer
 from services.evaluation.consumers.intake import Intake
 from services.insights.consumers.insights import InsightsProjection
 from services.matching.consumers.candidate_pool import CandidatePool
+from services.notifications.consumers.people import People
+from services.notifications.consumers.webhook_fanout import WebhookFanout
 from services.sessions.consumers.pair_directory import PairDirectory
 
 
@@ -53,3 +56,26 @@ def test_every_service_consumer_dispatches_through_the_base():
         assert issubclass(consumer, Consumer)
         assert consumer.handled_types(), consumer
     assert "PairFormed" in InsightsProjection.handled_types()  # its fact classes' methods count
+
+
+def every_consumer() -> list[type[Consumer]]:
+    found, todo = [], [Consumer]
+    while todo:
+        cls = todo.pop()
+        found += cls.__subclasses__()
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_handles_agrees_with_handler_for_on_every_registered_type():
+    """The runtime neither opens nor loads what ``handles`` refuses: it must
+    refuse exactly what ``handler_for`` would ignore."""
+    consumers = every_consumer()
+    assert {PairDirectory, WebhookFanout, People} <= set(consumers)
+    for cls in consumers:
+        consumer = object.__new__(cls)  # dispatch depends on the class alone
+        for model in registry.models.values():
+            event = model.model_construct()
+            assert consumer.handles(model) == (consumer.handler_for(event) is not None), (cls, model)
+    assert not PairDirectory.handles(object.__new__(PairDirectory), ParticipantEnrolled)
+    assert object.__new__(WebhookFanout).handles(ParticipantEnrolled)

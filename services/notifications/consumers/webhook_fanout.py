@@ -56,6 +56,9 @@ class WebhookFanout(Consumer):
     def handler_for(self, event: DomainEvent) -> Handler | None:
         return self.fan_out
 
+    def handles(self, model: type[DomainEvent]) -> bool:
+        return True  # every type of its contexts, as handler_for says
+
     @classmethod
     def handled_types(cls) -> tuple[str, ...]:
         by_context = registry.by_context()
