@@ -55,6 +55,11 @@ def rendered(model: type[BaseModel], text: str) -> str:
     return model.model_validate_json(text).model_dump_json()
 
 
+def document_json(model: type[BaseModel], text: str, headers: Mapping[str, str] | None = None) -> Response:
+    """One stored JSON document, answered as ``response_model=model`` would (``rendered``)."""
+    return Response(rendered(model, text), headers=headers, media_type="application/json")
+
+
 @lru_cache(maxsize=64)
 def _item_model(page_model: type[BaseModel]) -> type[BaseModel]:
     """``T`` of ``Page[T]``: the type of the page's ``items`` list."""

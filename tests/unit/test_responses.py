@@ -1,5 +1,5 @@
-"""``page_json``: a page of stored JSON documents answers exactly what
-``response_model=Page[T]`` answered, each document rendered once per text."""
+"""``page_json`` and ``document_json``: stored JSON documents answer exactly
+what ``response_model`` answered, each document rendered once per text."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from libs.api.pagination import Page
-from libs.api.responses import page_json, rendered
+from libs.api.responses import document_json, model_json, page_json, rendered
 
 
 class Colour(enum.StrEnum):
@@ -74,3 +74,17 @@ def test_a_document_the_model_refuses_raises_every_time() -> None:
     for _ in range(2):
         with pytest.raises(ValidationError):
             page_json(Page[Item], [STORED[0], bad], None)
+
+
+@pytest.mark.parametrize("text", STORED)
+def test_a_document_answers_what_its_model_answers_from_the_decoded_document(text: str) -> None:
+    headers = {"ETag": '"3"'}
+    expected = model_json(Item, orjson.loads(text), headers=headers)
+
+    answered = document_json(Item, text, headers=headers)
+
+    assert (answered.body, answered.headers["etag"], answered.media_type) == (
+        expected.body,
+        expected.headers["etag"],
+        expected.media_type,
+    )
