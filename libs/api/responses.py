@@ -12,7 +12,8 @@ pydantic-core do both at once, and ``OrjsonResponse`` encodes plain dicts
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import lru_cache
+from typing import Any, get_args
 
 import orjson
 from pydantic import BaseModel
@@ -34,11 +35,50 @@ def model_json(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+#: Rendered documents kept per process (see ``rendered``): a page of 50 is
+#: 50 entries, a few kilobytes each.
+RENDERED_DOCUMENTS = 4096
+
+
+@lru_cache(maxsize=RENDERED_DOCUMENTS)
+def rendered(model: type[BaseModel], text: str) -> str:
+    """``text`` (a stored JSON document) checked against ``model`` and encoded
+    as the API answers it, by pydantic-core straight from the text.
+
+    A pure function of its arguments, so it is memoised: checking and
+    re-encoding 50 stored documents was most of a page's CPU, and a list is
+    read far more often than its documents change. A document that changed
+    (an update, an erasure's progress) is another text, rendered afresh; an
+    old text is never served again and leaves as newer ones push it out. A
+    document that fails the check raises, and nothing is kept.
+    """
+    return model.model_validate_json(text).model_dump_json()
+
+
+def document_json(model: type[BaseModel], text: str, headers: Mapping[str, str] | None = None) -> Response:
+    """One stored JSON document, answered as ``response_model=model`` would (``rendered``)."""
+    return Response(rendered(model, text), headers=headers, media_type="application/json")
+
+
+@lru_cache(maxsize=64)
+def _item_model(page_model: type[BaseModel]) -> type[BaseModel]:
+    """``T`` of ``Page[T]``: the type of the page's ``items`` list."""
+    (item,) = get_args(page_model.model_fields["items"].annotation)
+    return item
+
+
 def page_json(page_model: type[BaseModel], items: Sequence[str], next_cursor: str | None) -> Response:
     """A page whose items are JSON texts (documents as the database stored
-    them), checked against ``page_model`` and encoded by pydantic-core
-    straight from the text: no dict per item is built only to be checked
-    and dropped (that, with ``orjson.loads`` of each, was most of a list's
-    cost). The answer is the one ``response_model=page_model`` gave."""
-    body = '{"items":[' + ",".join(items) + '],"next_cursor":' + orjson.dumps(next_cursor).decode() + "}"
-    return Response(page_model.model_validate_json(body).model_dump_json(), media_type="application/json")
+    them), each checked and encoded by ``rendered``: no dict per item is
+    built only to be checked and dropped. The answer is the one
+    ``response_model=page_model`` gave (pydantic encodes a list's items as
+    it encodes each alone, compact: tests/unit/test_responses.py)."""
+    item = _item_model(page_model)
+    body = (
+        '{"items":['
+        + ",".join([rendered(item, text) for text in items])
+        + '],"next_cursor":'
+        + orjson.dumps(next_cursor).decode()
+        + "}"
+    )
+    return Response(body, media_type="application/json")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.routing import Mount
@@ -234,6 +235,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        #: (route, method, status) -> its latency and count series: looked up
+        #: by label values once, not on every request. Bounded: route
+        #: templates, methods and statuses are small sets.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -261,11 +266,27 @@ class MetricsMiddleware:
     def _record(self, scope: Scope, root_path_before: str, method: str, status: int, start: float) -> None:
         route = route_template(scope, root_path_before)
         duration = time.perf_counter() - start
-        HTTP_REQUEST_DURATION.labels(self.service, route, method).observe(duration)
-        HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
-        access_log.log(
-            logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
+        series = self._series.get((route, method, status))
+        if series is None:
+            series = self._series[route, method, status] = (
+                HTTP_REQUEST_DURATION.labels(self.service, route, method),
+                HTTP_REQUESTS.labels(self.service, route, method, str(status)),
+            )
+        series[0].observe(duration)
+        series[1].inc()
+        level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        # The record made and handled directly: Logger.log would also walk
+        # the stack for the caller's file and line, which no line shows.
+        record = access_log.makeRecord(
+            access_log.name,
+            level,
+            __file__,
+            0,
             "http.request",
+            (),
+            None,
             extra={
                 "service": self.service,
                 "route": route,
@@ -277,3 +298,4 @@ class MetricsMiddleware:
                 "subject": getattr((scope.get("state") or {}).get("principal"), "subject", None),
             },
         )
+        access_log.handle(record)

@@ -27,7 +27,7 @@ from libs.api.commands import CONCURRENT_CHANGE
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, invalid, problem_responses
-from libs.api.responses import model_json
+from libs.api.responses import document_json, model_json
 from libs.api.routes import ApiRoute
 from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
@@ -274,8 +274,8 @@ async def get_pair(
     pair_id: UUID, request: Request, who: Principal = Depends(requires(*READERS, PARTICIPANT))
 ) -> Response:
     """A pair with its score breakdown and where it stands."""
-    doc = await service(request).views.pair(service(request).pool, who, pair_id)
-    return _json(PairOut, doc, headers={"ETag": f'"{doc["version"]}"'})
+    text, version = await service(request).views.pair_text(service(request).pool, who, pair_id)
+    return document_json(PairOut, text, headers={"ETag": f'"{version}"'})
 
 
 @router.post("/pairs/{pair_id}:accept", response_model=PairOut, responses=COMMAND_ERRORS, tags=["pairs"])

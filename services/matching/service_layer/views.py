@@ -44,8 +44,13 @@ class Views:
     # -- one object -------------------------------------------------------------------
 
     async def pair(self, db: Executor, principal: Principal, pair_id: UUID) -> dict[str, Any]:
+        return orjson.loads((await self.pair_text(db, principal, pair_id))[0])
+
+    async def pair_text(self, db: Executor, principal: Principal, pair_id: UUID) -> tuple[str, str]:
+        """The pair's document as stored (JSON text, for the API to check and
+        encode in one pass) and its version, as the document holds it."""
         row = await db.fetchrow(
-            f"""SELECT organisation, country, mentee_id, mentor_id, doc::text AS doc
+            f"""SELECT organisation, country, mentee_id, mentor_id, doc::text AS doc, doc->>'version' AS version
                 FROM {self.s}.pairs WHERE pair_id = $1""",
             pair_id,
         )
@@ -57,7 +62,7 @@ class Views:
             or is_self(principal, row["mentor_id"])
         ):
             raise NotFound("pair", pair_id)
-        return orjson.loads(row["doc"])
+        return row["doc"], row["version"]
 
     async def run(self, db: Executor, principal: Principal, run_id: UUID) -> dict[str, Any]:
         row = await db.fetchrow(
