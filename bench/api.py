@@ -516,7 +516,10 @@ def platform_of(checkout: Path, directory: Path, args: argparse.Namespace) -> It
     own code, this bench's client, the same Python environment)."""
     from tests.support import platform_process
 
-    extra = ("--workers", str(args.workers)) if args.workers and checkout == ROOT else ()
+    # Both sides alike: a baseline run in one process beside workers would
+    # charge it the single process's extra work (a baseline from before
+    # ``--workers`` existed refuses it: run without ``--workers`` then).
+    extra = ("--workers", str(args.workers)) if args.workers else ()
     path = [str(checkout)]
     if checkout != ROOT and args.baseline_hide:
         # Packages this checkout installs and the baseline does not pin: an

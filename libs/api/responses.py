@@ -11,6 +11,7 @@ pydantic-core do both at once, and ``OrjsonResponse`` encodes plain dicts
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, get_args
@@ -38,21 +39,50 @@ def model_json(
 #: Rendered documents kept per process (see ``rendered``): a page of 50 is
 #: 50 entries, a few kilobytes each.
 RENDERED_DOCUMENTS = 4096
+#: How long the renderings stay in memory at most. An old text is never
+#: served again, but an erased person's last rendering should not linger in
+#: a quiet process until newer documents push it out: the whole memo is
+#: dropped this often (a busy list renders its page again once a minute).
+RENDERED_LIFETIME_S = 60.0
 
 
 @lru_cache(maxsize=RENDERED_DOCUMENTS)
-def rendered(model: type[BaseModel], text: str) -> str:
-    """``text`` (a stored JSON document) checked against ``model`` and encoded
-    as the API answers it, by pydantic-core straight from the text.
+def _render(model: type[BaseModel], text: str) -> str:
+    return model.model_validate_json(text).model_dump_json()
+
+
+class Renderings:
+    """``rendered(model, text)``: ``text`` (a stored JSON document) checked
+    against ``model`` and encoded as the API answers it, by pydantic-core
+    straight from the text.
 
     A pure function of its arguments, so it is memoised: checking and
     re-encoding 50 stored documents was most of a page's CPU, and a list is
     read far more often than its documents change. A document that changed
     (an update, an erasure's progress) is another text, rendered afresh; an
-    old text is never served again and leaves as newer ones push it out. A
-    document that fails the check raises, and nothing is kept.
+    old text is never served again, and leaves memory within
+    ``RENDERED_LIFETIME_S`` (sooner if newer ones push it out). A document
+    that fails the check raises, and nothing is kept.
     """
-    return model.model_validate_json(text).model_dump_json()
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+
+    def __call__(self, model: type[BaseModel], text: str) -> str:
+        now = time.monotonic()
+        if now - self.since >= RENDERED_LIFETIME_S:
+            self.forget()
+        return _render(model, text)
+
+    def forget(self) -> None:
+        _render.cache_clear()
+        self.since = time.monotonic()
+
+    def cache_info(self) -> Any:
+        return _render.cache_info()
+
+
+rendered = Renderings()
 
 
 def document_json(model: type[BaseModel], text: str, headers: Mapping[str, str] | None = None) -> Response:

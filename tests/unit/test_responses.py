@@ -4,6 +4,7 @@ what ``response_model`` answered, each document rendered once per text."""
 from __future__ import annotations
 
 import enum
+import time
 from datetime import datetime
 
 import orjson
@@ -67,6 +68,22 @@ def test_a_text_is_rendered_once_and_a_changed_one_afresh() -> None:
     after = rendered.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (2, 1)
     assert orjson.loads(body)["items"][0]["name"] == "twice"
+
+
+def test_renderings_leave_memory_after_their_lifetime() -> None:
+    """An erased person's last rendering is never served again (it is another
+    text), and it does not linger either: the memo is dropped once its
+    lifetime has passed, even in a process that renders nothing new."""
+    import libs.api.responses as responses
+
+    text = '{"at": "2026-03-03T00:00:00Z", "name": "erased soon", "inner": {"colour": "red", "levels": []}}'
+    page_json(Page[Item], [text], None)
+    assert rendered.cache_info().currsize >= 1
+    rendered.since = time.monotonic() - responses.RENDERED_LIFETIME_S - 1  # its lifetime has passed
+
+    page_json(Page[Item], [STORED[0]], None)
+
+    assert rendered.cache_info().currsize == 1  # only what was rendered since
 
 
 def test_a_document_the_model_refuses_raises_every_time() -> None:
