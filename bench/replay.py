@@ -447,7 +447,8 @@ async def main(args: argparse.Namespace) -> dict:
             environment = await describe_environment(pool, stack)
             total = await generate(pool, schemas, args.events)
             freeze_startup_heap()  # as binome up and binome replay do: both paths gain
-            binome = await new_path(pool, stack.database_url, insights, schemas, args.batch_size, args.workers)
+            with _profiled(args.profile):
+                binome = await new_path(pool, stack.database_url, insights, schemas, args.batch_size, args.workers)
             assert binome.applied == total, (binome.applied, total)
             counts = await table_counts(pool, insights)
             checksums = await table_checksums(pool, insights)
@@ -476,6 +477,24 @@ async def main(args: argparse.Namespace) -> dict:
     return report
 
 
+@contextlib.contextmanager
+def _profiled(path: str | None):
+    """cProfile of this process (the replay's first part) into ``path``, if given."""
+    if path is None:
+        yield
+        return
+    import cProfile
+
+    profile = cProfile.Profile(time.process_time)  # CPU time: the shared machine's waits left out
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(path)
+        console.print(f"profile of this process written to {path}")
+
+
 def _figures(run: Run) -> dict:
     per_event = (lambda s: s / run.applied * 1e6 if run.applied else None)
     return {"seconds": run.seconds, "applied": run.applied, "events_per_s": run.rate,
@@ -490,12 +509,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="events to generate (default 100,000)")
     parser.add_argument("--full", action="store_true", help="1,000,000 events")
-    parser.add_argument("--batch-size", type=int, default=2000, help="events per replay transaction")
+    parser.add_argument("--batch-size", type=int, default=5000, help="events per replay transaction")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes the Binome path splits the streams among (default: the core count)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the path of before")
     parser.add_argument("--baseline-timeout", type=float, default=180.0,
                         help="seconds the path of before may run; its rate is what it applied by then")
+    parser.add_argument("--profile", metavar="PATH", help="cProfile this process's part of the Binome run into PATH")
     parser.add_argument("--out", default=str(OUT), help="where the JSON goes (the chart beside it)")
     args = parser.parse_args(argv)
     if args.full:

@@ -140,6 +140,7 @@ class _Log:
         self.snapshot = ""
         self.any_running = False
         self.after = 0  # position
+        self.last = 0  # the highest position visible in the snapshot can hold (partitioned reads)
         self.late = False  # reading the transactions that were running at the snapshot
         self._sql_running = """SELECT count(*) FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
                                WHERE pg_xact_status(x) = 'in progress'"""
@@ -153,20 +154,41 @@ class _Log:
         )
         self.snapshot = row["snapshot"]
         self.any_running = row["running"] > 0
+        if self.partition is not None:
+            self.last = await self.source.store.last_position()
 
     async def next_chunk(self) -> list[StoredRecord] | None:
         """The next events in position order; None once both parts are read."""
         store = self.source.store
         while True:
-            records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late,
-                                                    partition=self.partition)
+            if self.partition is not None and not self.late:
+                records = await self._next_range()  # moves ``after`` itself
+            else:
+                records = await store.read_committed_in(self.snapshot, self.after, self.chunk, late=self.late,
+                                                        partition=self.partition)
+                if records:
+                    self.after = records[-1].checkpoint.position
             if records:
-                self.after = records[-1].checkpoint.position
                 return records
             if self.late or not self.any_running:
                 return None
             await self._wait_for_running()
             self.late, self.after = True, 0
+
+    async def _next_range(self) -> list[StoredRecord]:
+        """A part's next events: ranges of positions (``read_committed_in``
+        says why), each as wide as the chunk times the parts, so about a
+        chunk of this part's; an empty range does not end the log, ``last`` does."""
+        assert self.partition is not None
+        count = self.partition[1]
+        while self.after < self.last:
+            up_to = min(self.after + self.chunk * count, self.last)
+            records = await self.source.store.read_committed_in(
+                self.snapshot, self.after, self.chunk * count, partition=self.partition, up_to_position=up_to)
+            self.after = up_to
+            if records:
+                return records
+        return []
 
     async def _wait_for_running(self) -> None:
         """Until every transaction running at the snapshot has ended: one of
@@ -223,7 +245,7 @@ class Replayer:
     sources: Sequence[Source]
     personal: PersonalData | None = None
     registry: EventRegistry = field(default_factory=lambda: default_registry)
-    batch_size: int = 2000
+    batch_size: int = 5000
     poll_s: float = 0.05
     #: Transient failures of one batch tolerated before the replay gives up.
     max_transient_failures: int = 8
@@ -356,6 +378,10 @@ class Replayer:
 
     async def _commit(self, conn: asyncpg.Connection, batch: list[_Item], outcome: Replayed) -> None:
         async with conn.transaction():
+            # A replay's batch need not wait for its WAL to reach the disk: a
+            # crash loses at most the last batches (not half of one), and a
+            # rebuild that died is run again from the start anyway.
+            await conn.execute("SET LOCAL synchronous_commit = off")
             todo, skipped = await self._claim(conn, batch)
             parked = [self._parked(i, i.problem, 0) for i in todo if i.problem is not None]
             valid = [i for i in todo if i.problem is None and not i.unknown_type]

@@ -73,7 +73,7 @@ async def replay(
     projection_name: str | None = None,
     *,
     progress: Progress | None = None,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     workers: int = 1,
     database_url: str | None = None,
 ) -> dict[str, Replayed]:

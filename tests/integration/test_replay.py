@@ -235,3 +235,31 @@ async def test_a_stream_replays_in_version_order_even_when_transaction_ids_say_o
     done = await replayer(pool, schema, tally, store).run()
 
     assert done.applied == 2 and list(tally.attempts) == [1, 2]  # version 1 applied first
+
+
+async def test_the_parts_of_a_partitioned_replay_read_every_event_once_across_gaps_in_positions(
+    pool, schema, tally
+) -> None:
+    """Each part reads ranges of positions (``_Log._next_range``): a range
+    holding none of its events, here a gap far wider than a range, does not
+    end its log; the last position does. A transaction still running at the
+    snapshot is read apart, by the part its stream falls in."""
+    store = EventStore(pool, schema)
+    await append_probes(store, 0, 30)
+    await pool.execute(f"SELECT setval(pg_get_serial_sequence('{schema}.events', 'position'),"
+                       f" (SELECT max(position) FROM {schema}.events) + 1000)")
+    await append_probes(store, 30, 10)
+    async with pool.acquire() as late:
+        transaction = late.transaction()
+        await transaction.start()
+        await store.append("s-late", None, [probe("s-late", 100)], conn=late)
+        await rebuild(pool, schema, tally)
+        snapshots = await replayer(pool, schema, tally, store).take_snapshots()
+        await transaction.commit()
+
+    parts = [await replayer(pool, schema, tally, store, batch_size=4, partition=(index, 2), snapshots=snapshots).run()
+             for index in range(2)]
+
+    assert all(part.read > 0 for part in parts)  # the probes' streams fall in both parts
+    assert sum(part.read for part in parts) == 41
+    assert sorted(r["value"] for r in await tally.rows(pool)) == [*range(40), 100]
