@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 
 from libs.api.app import create_service_app
 from libs.auth.tokens import TokenVerifier
-from libs.observability.correlation import RESPONSE_HEADER, correlation, current_correlation_id
+from libs.observability.correlation import RESPONSE_HEADER, correlation, correlations, current_correlation_id
 from libs.observability.logging import LogFormat, configure_logging
 
 PUBLIC_PEM = (
@@ -174,3 +174,14 @@ def test_console_format_is_not_json() -> None:
     assert "hello" in text and "c-1" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
+
+
+def test_a_batch_runs_each_event_under_its_id_then_restores_the_one_before() -> None:
+    with correlation("outer"):
+        with correlations() as use:
+            assert current_correlation_id() is None
+            use("event-1")
+            assert current_correlation_id() == "event-1"
+            use("event-2")
+            assert current_correlation_id() == "event-2"
+        assert current_correlation_id() == "outer"

@@ -27,7 +27,7 @@ from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
 from libs.eventstore.migrations import check_schema_name
 from libs.messaging.dispatch import Consumer
-from libs.observability.correlation import correlation, new_correlation_id
+from libs.observability.correlation import correlations, new_correlation_id
 from libs.runtime.clock import Clock, system_clock
 from services.insights.health import gauges
 from services.insights.facts import activity
@@ -101,19 +101,20 @@ class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts
         batch_correlation = new_correlation_id()
         for layer in layers([envelope for envelope, _ in items]):
             recorded = []
-            for index in layer:
-                envelope, event = items[index]
-                handler = self.handler_for(event)
-                if handler is None:
-                    continue
-                deferred = Deferred(conn)
-                with correlation(envelope.correlationid or batch_correlation):  # log lines of the handler carry it
+            with correlations() as use:  # log lines of a handler carry its event's id
+                for index in layer:
+                    envelope, event = items[index]
+                    handler = self.handler_for(event)
+                    if handler is None:
+                        continue
+                    deferred = Deferred(conn)
+                    use(envelope.correlationid or batch_correlation)
                     pairs = await handler(deferred, envelope, event)
-                recorded.append(deferred.statements)
-                if pairs:
-                    touched.update(pairs)
-                    if envelope.country:
-                        countries.add(envelope.country.upper())
+                    recorded.append(deferred.statements)
+                    if pairs:
+                        touched.update(pairs)
+                        if envelope.country:
+                            countries.add(envelope.country.upper())
             await run_rounds(conn, recorded)
         return touched, countries
 

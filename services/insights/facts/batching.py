@@ -10,7 +10,8 @@ event of each stream in the batch. A layer's handlers run against
 ``Deferred``, which records their ``execute`` calls instead of running
 them; then the recorded statements run *round* by round (each event's first
 statement, then each event's second...), one ``executemany`` per distinct
-statement of a round: asyncpg sends its rows in one pipelined round trip.
+statement of a round: asyncpg sends its rows in one pipelined round trip
+(or one statement over arrays of them, ``unnest.py``).
 Each event's statements thus run in their order, after every statement of
 the earlier events of its stream.
 
@@ -27,6 +28,7 @@ from typing import Any
 import asyncpg
 
 from libs.events.envelope import Envelope
+from services.insights.facts.unnest import execute_rows
 
 
 class Deferred:
@@ -58,7 +60,8 @@ def layers(envelopes: Sequence[Envelope]) -> list[list[int]]:
 
 async def run_rounds(conn: asyncpg.Connection, recorded: Sequence[Sequence[tuple[str, tuple[Any, ...]]]]) -> None:
     """Run each event's recorded statements (``recorded[i]`` for event i), round
-    by round, one ``executemany`` per distinct statement of a round."""
+    by round, one ``executemany`` (or array statement) per distinct statement
+    of a round."""
     depth = max((len(statements) for statements in recorded), default=0)
     for round_ in range(depth):
         grouped: dict[str, list[tuple[Any, ...]]] = {}
@@ -67,4 +70,4 @@ async def run_rounds(conn: asyncpg.Connection, recorded: Sequence[Sequence[tuple
                 sql, args = statements[round_]
                 grouped.setdefault(sql, []).append(args)
         for sql, rows in grouped.items():
-            await conn.executemany(sql, rows)
+            await execute_rows(conn, sql, rows)
