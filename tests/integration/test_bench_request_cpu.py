@@ -1,0 +1,35 @@
+"""``bench/request_cpu.py`` runs over a tiny world and reports every figure of
+both sides.
+
+Not a speed test (no figure is compared with anything): it keeps the
+benchmark from rotting as the platform changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_tiny_run_reports_each_reads_cpu_on_both_sides(tmp_path: Path) -> None:
+    out = tmp_path / "request_cpu.json"
+    done = subprocess.run(
+        [sys.executable, "bench/request_cpu.py", "--world", "tiny", "--baseline", str(ROOT), "--rounds", "1",
+         "--requests", "20", "--batch", "10", "--warmup", "5", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for side in ("before", "after"):
+        for name in ("participants", "pair", "rollout"):
+            (run,) = report["runs"][side][name]
+            assert run["median_ms"] > 0 and run["min_ms"] > 0 and len(run["batches_ms"]) == 2, (side, name, run)
+    assert "Python CPU per request in process" in done.stdout and "after/before" in done.stdout
