@@ -73,7 +73,7 @@ from libs.eventstore.store import EventStore  # noqa: E402
 from libs.messaging.consumer import ConsumerRunner, rebuild  # noqa: E402
 from libs.messaging.relay import OutboxRelay  # noqa: E402
 from libs.messaging.replay_workers import run_partitioned  # noqa: E402
-from libs.messaging.replayer import Replayer, Source  # noqa: E402
+from libs.messaging.replayer import BATCH_SIZE, Replayer, Source  # noqa: E402
 from libs.runtime.heap import freeze_startup_heap  # noqa: E402
 from libs.runtime.replay_progress import replay_progress  # noqa: E402
 from services.insights import SERVICE as INSIGHTS  # noqa: E402
@@ -509,7 +509,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="events to generate (default 100,000)")
     parser.add_argument("--full", action="store_true", help="1,000,000 events")
-    parser.add_argument("--batch-size", type=int, default=5000, help="events per replay transaction")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="events per replay transaction")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes the Binome path splits the streams among (default: the core count)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the path of before")

@@ -152,6 +152,8 @@ def migrate() -> None:
 def replay(
     service: Annotated[str, typer.Argument(help="The service that owns the read model.")],
     name: Annotated[str | None, typer.Argument(help="One projection; all of the service's by default.")] = None,
+    # The replayer's BATCH_SIZE, written out: importing it here would load asyncpg
+    # for every command (tests/unit/test_replay_defaults.py keeps them equal).
     batch_size: Annotated[int, typer.Option(min=1, max=50_000, help="Events applied per transaction.")] = 5000,
     workers: Annotated[int, typer.Option(
         min=1, max=64, help="Processes to split the log among, by stream (insights; others use one).")] = 1,

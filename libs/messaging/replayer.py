@@ -83,6 +83,10 @@ _uuid_int = operator.attrgetter("int")
 #: a fifth of its time in the collector.
 REPLAY_GC_THRESHOLD = (10_000, 50, 1000)
 
+#: Events applied per transaction unless told otherwise (``binome replay
+#: --batch-size``): 5,000 rebuilt 1 M events faster than 2,000 on two cores.
+BATCH_SIZE = 5000
+
 #: Called with the number of events just read and dealt with (progress bars).
 Advance = Callable[[int], None]
 
@@ -245,7 +249,7 @@ class Replayer:
     sources: Sequence[Source]
     personal: PersonalData | None = None
     registry: EventRegistry = field(default_factory=lambda: default_registry)
-    batch_size: int = 5000
+    batch_size: int = BATCH_SIZE
     poll_s: float = 0.05
     #: Transient failures of one batch tolerated before the replay gives up.
     max_transient_failures: int = 8

@@ -28,7 +28,7 @@ from libs.eventstore.store import EventStore
 from libs.database import create_pool
 from libs.messaging.consumer import Projection, rebuild
 from libs.messaging.replay_workers import run_partitioned
-from libs.messaging.replayer import Replayed, Replayer, Source
+from libs.messaging.replayer import BATCH_SIZE, Replayed, Replayer, Source
 from libs.runtime.platform import token_verifier, vault_pool_scope
 from libs.gdpr.masters import MasterKeys
 from libs.gdpr.personal import PersonalData
@@ -73,7 +73,7 @@ async def replay(
     projection_name: str | None = None,
     *,
     progress: Progress | None = None,
-    batch_size: int = 5000,
+    batch_size: int = BATCH_SIZE,
     workers: int = 1,
     database_url: str | None = None,
 ) -> dict[str, Replayed]:
