@@ -121,40 +121,17 @@ class EventStore:
         self.service = service or schema
         self.topic_prefix = topic_prefix
         s = self.schema
-        # The whole append in one statement, so that without a caller's
-        # transaction it runs in autocommit: one round trip, no BEGIN/COMMIT.
-        # It reads each stream's version, checks the expected ones, and inserts
-        # the events (stream version stamped) and their outbox rows only if every
-        # check holds. Two writers reading the same version both try to insert
-        # it: the unique (stream_id, version) lets one win. It returns, per
-        # stream, the version found and whether the checks held. Inside a
-        # caller's transaction it also wakes the relays (``$9``, the channel:
-        # the NOTIFY is delivered when the caller commits), saving a round trip.
+        # The whole append in one call, so that without a caller's transaction
+        # it runs in autocommit: one round trip, no BEGIN/COMMIT; inside one, a
+        # conflict leaves it usable with no savepoint round trips either. The
+        # function (migrations/0006_append_function.sql) reads each stream's
+        # version, checks the expected ones, inserts the events and their
+        # outbox rows only if every check holds, and returns per stream the
+        # version found and whether the checks held; no row if a version or an
+        # event id was taken meanwhile. ``$9``, the channel, wakes the relays
+        # from inside a caller's transaction (delivered when it commits).
         self._sql_append = f"""
-            WITH stream AS (
-                SELECT x.stream_id, x.expected,
-                       coalesce((SELECT max(e.version) FROM {s}.events e WHERE e.stream_id = x.stream_id), 0) AS actual
-                FROM unnest($1::text[], $2::int[]) AS x(stream_id, expected)
-            ), checked AS (
-                SELECT coalesce(bool_and(expected IS NULL OR expected = actual), true) AS ok FROM stream
-            ), new AS (
-                INSERT INTO {s}.events (event_id, stream_id, version, type, envelope)
-                SELECT u.event_id, u.stream_id, st.actual + u.nth, u.type,
-                       jsonb_set(u.envelope::jsonb, '{{streamversion}}', to_jsonb(st.actual + u.nth))
-                FROM unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[])
-                     WITH ORDINALITY AS u(event_id, stream_id, nth, type, envelope, n)
-                JOIN stream st USING (stream_id)
-                WHERE (SELECT ok FROM checked)
-                ORDER BY u.n
-                RETURNING position, type
-            ), queued AS (
-                INSERT INTO {s}.outbox (position, topic)
-                SELECT position, $8 || 'binome.' || split_part(type, '.', 2) || '.events' FROM new
-            ), woken AS (
-                SELECT pg_notify($9, '') WHERE $9 IS NOT NULL AND (SELECT ok FROM checked)
-            )
-            SELECT stream_id, expected, actual, (SELECT ok FROM checked) AS ok
-            FROM stream CROSS JOIN (SELECT count(*) FROM woken) AS relay_woken
+            SELECT stream_id, expected, actual, ok FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """
         self._sql_existing_ids = f"""
             SELECT event_id, stream_id, version FROM {s}.events WHERE event_id = ANY($1::uuid[])
@@ -245,21 +222,16 @@ class EventStore:
         channel = notify_channel(self.schema) if in_transaction else None
         streams = ([a.stream_id for a in appends], [a.expected_version for a in appends])
         args = (*streams, *columns, self.topic_prefix, channel)
-        try:
-            if in_transaction:
-                # A savepoint: a conflict leaves the caller's transaction usable.
-                async with conn.transaction():
-                    rows = await conn.fetch(self._sql_append, *args)
-            else:
-                rows = await conn.fetch(self._sql_append, *args)  # autocommit: atomic on its own
-        except asyncpg.UniqueViolationError:
+        rows = await conn.fetch(self._sql_append, *args)
+        conflict: ConcurrencyError
+        if not rows:
             # A concurrent writer took the version, or an identical retry raced us.
             first = appends[0]
-            conflict: ConcurrencyError = ConcurrencyError(first.stream_id, first.expected_version)
-        else:
+            conflict = ConcurrencyError(first.stream_id, first.expected_version)
+        elif rows[0]["ok"]:
             actual = {r["stream_id"]: r["actual"] for r in rows}
-            if rows[0]["ok"]:
-                return [self._stamped(item, actual[item.stream_id]) for item in appends]
+            return [self._stamped(item, actual[item.stream_id]) for item in appends]
+        else:
             # A stale expected version, or a retry finding the stream moved on.
             stale = next(r for r in rows if r["expected"] is not None and r["expected"] != r["actual"])
             conflict = ConcurrencyError(stale["stream_id"], stale["expected"], stale["actual"])

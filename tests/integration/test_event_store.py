@@ -93,6 +93,53 @@ async def test_append_joins_the_callers_transaction(pool: asyncpg.Pool, schema: 
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0
 
 
+async def test_a_version_taken_meanwhile_leaves_the_callers_transaction_usable(
+    pool: asyncpg.Pool, schema: str
+) -> None:
+    """The race the unique (stream_id, version) settles, inside a caller's
+    transaction: the loser gets a ConcurrencyError, its own inserts undone,
+    and its transaction goes on (the function's EXCEPTION block, no savepoint)."""
+    store = EventStore(pool, schema)
+    async with pool.acquire() as winner, pool.acquire() as loser:
+        winning = winner.transaction()
+        await winning.start()
+        await store.append("hot", 0, [probe("hot", 1)], conn=winner)
+        async with loser.transaction():
+            # Waits on the winner's uncommitted version 1, then finds it taken.
+            attempt = asyncio.create_task(store.append("hot", 0, [probe("hot", 2), probe("hot", 3)], conn=loser))
+            await asyncio.sleep(0.2)
+            assert not attempt.done()
+            await winning.commit()
+            with pytest.raises(ConcurrencyError):
+                await attempt
+            other = await store.append("cold", 0, [probe("cold")], conn=loser)  # the transaction goes on
+    assert other.version == 1 and len(await store.read_stream("cold")) == 1
+    assert [e.data["value"] for e in await store.read_stream("hot")] == [1]
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 2
+
+
+async def test_an_append_in_a_callers_transaction_is_one_round_trip(pool: asyncpg.Pool, schema: str) -> None:
+    """No SAVEPOINT and RELEASE around it: each would be a round trip of its own.
+    (A conflict then looks its event ids up: a retry of an append stored already.)"""
+    store = EventStore(pool, schema)
+    sent: list[str] = []
+
+    def note(logged: object) -> None:
+        sent.append(" ".join(logged.query.split()))  # type: ignore[attr-defined]
+
+    async with pool.acquire() as conn:
+        conn.add_query_logger(note)
+        try:
+            async with conn.transaction():
+                await store.append("s-1", 0, [probe("s-1")], conn=conn)
+                with pytest.raises(ConcurrencyError):
+                    await store.append("s-1", 0, [probe("s-1")], conn=conn)  # a conflict: still one
+        finally:
+            conn.remove_query_logger(note)
+    kinds = ["append" if "append_events" in q else "retry look-up" if "WHERE event_id = ANY" in q else q for q in sent]
+    assert kinds == ["BEGIN;", "append", "append", "retry look-up", "COMMIT;"], sent
+
+
 async def test_append_many_is_atomic(pool: asyncpg.Pool, schema: str) -> None:
     store = EventStore(pool, schema)
     await store.append("b", 0, [probe("b")])
