@@ -150,9 +150,12 @@ class Repository:
 class UnitOfWork(Generic[V]):
     """One command, one transaction: the repository that loads and saves
     streams (and the read tables), what the command reads besides them (the
-    service's views), and "now" (from the service's clock, read once)."""
+    service's views), and "now" (from the service's clock, read once).
+    ``pool``, where a service gives it: reads from outside the transaction,
+    for a command that must look around once its transaction has failed."""
 
     conn: asyncpg.Connection
     repo: Repository
     views: V
     now: datetime = field(default_factory=system_clock)
+    pool: asyncpg.Pool | None = None

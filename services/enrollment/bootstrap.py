@@ -47,7 +47,7 @@ class Enrollment(IdempotentCommands):
             correlation_id=correlation_id or (cause.correlationid if cause else None),
             cause=cause.id if cause else None,
         )
-        return UnitOfWork(conn, repo, self.views)
+        return UnitOfWork(conn, repo, self.views, pool=self.pool)
 
     def directory_feed(self) -> DirectoryFeed:
         """The consumer of the HR directory; its effects on participants are

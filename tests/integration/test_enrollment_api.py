@@ -507,6 +507,26 @@ async def test_concurrent_enrolments_of_one_person_make_one_409(env: EnrollmentE
     assert [p["participant_id"] for p in listed] == [winner["participant_id"]]
 
 
+async def test_an_enrolment_opens_no_savepoint(env: EnrollmentEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A savepoint is two round trips (SAVEPOINT, RELEASE): the append and
+    the participants' read model go without (bench/README.md, fifth pass);
+    the race above still names its winner, from outside the transaction."""
+    pid = (await env.programme())["programme_id"]
+    wid = (await env.wave(pid))["wave_id"]
+    savepoints: list[str] = []
+    start = asyncpg.transaction.Transaction.start
+
+    async def noting_start(transaction: asyncpg.transaction.Transaction) -> None:
+        if transaction._connection.is_in_transaction():  # a transaction inside one: a savepoint
+            savepoints.append("savepoint")
+        await start(transaction)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", noting_start)
+    created = await env.client.post(f"/v1/waves/{wid}/participants", json=mentee("SP-1"), headers=env.auth())
+    assert created.status_code == 201, created.text
+    assert savepoints == []
+
+
 # --------------------------------------------------------------------------- Idempotency-Key
 
 

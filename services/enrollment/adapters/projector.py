@@ -210,12 +210,13 @@ class Projector(InlineProjector):
                 updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc"""
 
     async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
-        """A command's new events (the repository's call), in a savepoint: the
-        caller may still look around after a person's second enrolment,
-        refused as ``DuplicateEnrolment``."""
+        """A command's new events (the repository's call). A person's second
+        enrolment is refused as ``DuplicateEnrolment``, its transaction then
+        aborted: no savepoint around the statements (two round trips on every
+        participant command), the caller names the winner from outside it
+        (``refuse_duplicate(..., outside=True)``)."""
         try:
-            async with conn.transaction():
-                await self.apply_log(conn, envelopes)
+            await self.apply_log(conn, envelopes)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == ONE_ENROLMENT_PER_PERSON:
                 raise DuplicateEnrolment() from exc

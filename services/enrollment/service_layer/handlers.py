@@ -59,9 +59,14 @@ async def load_participant(
     return participant, programme, wave
 
 
-async def refuse_duplicate(uow: UnitOfWork, principal: Principal, programme_id: UUID, employee_ref: str) -> None:
-    """409 naming the existing enrolment (by id only if the caller may see it)."""
-    found = (await uow.views.active_enrolments(uow.conn, programme_id, [employee_ref])).get(employee_ref)
+async def refuse_duplicate(
+    uow: UnitOfWork, principal: Principal, programme_id: UUID, employee_ref: str, *, outside: bool = False
+) -> None:
+    """409 naming the existing enrolment (by id only if the caller may see it).
+    ``outside``: read it from outside the command's transaction (failed)."""
+    db = uow.pool if outside else uow.conn
+    assert db is not None, "enrollment's units of work carry the pool"
+    found = (await uow.views.active_enrolments(db, programme_id, [employee_ref])).get(employee_ref)
     if found is not None:
         participant_id, country = found
         raise DuplicateEnrolment(employee_ref, participant_id, visible=principal.can_see_country(country))
@@ -138,8 +143,9 @@ async def enrol(uow: UnitOfWork, principal: Principal, cmd: commands.Enrol) -> U
         await uow.repo.add(participant)
     except DuplicateEnrolment:
         # A concurrent enrolment of the same person won the unique index; it
-        # has committed by now, so it can be named.
-        await refuse_duplicate(uow, principal, programme.id, employee_ref)
+        # has committed by now, so it can be named: from outside this
+        # transaction, which the refused insert aborted.
+        await refuse_duplicate(uow, principal, programme.id, employee_ref, outside=True)
         raise
     return participant.id
 
