@@ -7,6 +7,7 @@ Run from the repository root::
     .venv/bin/python bench/api.py --quick         # shorter steps, fewer rates (about 3 min)
     .venv/bin/python bench/api.py --workers 2     # `binome up --workers 2`
     .venv/bin/python bench/api.py --mode shedding # goodput with load shedding on and off
+    .venv/bin/python bench/api.py --statements    # and PostgreSQL statements per request
 
 ``binome up`` runs as a subprocess in a temporary data directory (embedded
 PostgreSQL and broker, every relay, consumer and scheduler running, as users
@@ -31,6 +32,12 @@ just before (relays, consumers and schedulers polling): *net* per request;
 *gross* keeps the idle share. The write's step lasts until the platform is at
 rest again, so the relay and the consumers' work on its events counts for it. CPU time is what the platform's processes ran, so it holds up
 when the machine is shared, unlike latency.
+
+**Statements per request** (``--statements``): the platform's embedded
+PostgreSQL starts with pg_stat_statements loaded, and each CPU step counts
+the statements the server was sent, net of the idle window's rate, with the
+most frequent listed. Each is a round trip from a platform process; unlike
+CPU time, the count does not move with the machine's load.
 
 **Latency under load**: an open-loop generator starts requests at a fixed
 rate whatever the answers (a raw asyncio HTTP/1.1 client over keep-alive
@@ -209,6 +216,11 @@ class CpuPerRequest:
     postgres_ms_net: float
     idle_python_cores: float
     idle_postgres_cores: float
+    #: ``--statements``: PostgreSQL statements per answered request, net of
+    #: idle (BEGIN, COMMIT and savepoints included: each is a round trip), and
+    #: the most frequent ones.
+    statements_per_request: float | None = None
+    top_statements: list[tuple[str, float]] | None = None
 
 
 #: Baseline mode's in-flight bound per service (the default, 16, shed some of
@@ -220,6 +232,54 @@ SEED_LIMIT = 64
 CPU_PATIENCE = 60.0
 #: Python cores below which the platform counts as at rest (idle, it polls: about 0.1 here).
 AT_REST_CORES = 0.25
+
+
+# --------------------------------------------------------------------------- statements per request (--statements)
+
+
+def preload_statement_counts(data_dir: Path) -> None:
+    """Initialise the platform's embedded PostgreSQL before ``binome up``
+    starts it, with pg_stat_statements loaded (an extension that must be
+    preloaded): the server then counts every statement it is sent (top
+    level only, its default: a foreign-key check inside an INSERT is not a
+    round trip)."""
+    from libs.embedded.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres(data_dir)
+    server.prepare()  # initdb; binome up's own prepare leaves the configuration alone
+    with (server.pgdata / "postgresql.conf").open("a") as conf:
+        conf.write("\nshared_preload_libraries = 'pg_stat_statements'\n")
+
+
+class StatementCounts:
+    """Statements run by the platform's PostgreSQL (pg_stat_statements), by
+    normalised text; the bench's own look-ups left out. Each is one round trip
+    from a process of the platform (asyncpg sends one statement at a time)."""
+
+    def __init__(self, platform: PlatformProcess) -> None:
+        self.platform = platform
+        platform.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def reset(self) -> None:
+        self.platform.sql("SELECT pg_stat_statements_reset()")
+
+    def read(self) -> dict[str, int]:
+        rows = self.platform.sql(
+            "SELECT query, sum(calls)::bigint AS calls FROM pg_stat_statements "
+            "WHERE query NOT LIKE '%pg_stat_statements%' GROUP BY query"
+        )
+        return {" ".join(r["query"].split()): r["calls"] for r in rows}
+
+
+def per_request(idle: dict[str, int], idle_s: float, step: dict[str, int], elapsed: float, count: int
+                ) -> tuple[float, list[tuple[str, float]]]:
+    """Statements per request, net of the idle rate (schedulers and gauges
+    poll), and the 40 most frequent of those run at least once every 20
+    requests."""
+    net = {q: (calls - idle.get(q, 0) / idle_s * elapsed) / count for q, calls in step.items()}
+    total = (sum(step.values()) - sum(idle.values()) / idle_s * elapsed) / count
+    top = sorted(((q[:160], round(n, 2)) for q, n in net.items() if n >= 0.05), key=lambda t: -t[1])
+    return round(total, 2), top[:40]
 
 
 def settle(pid: int, window: float = 2.0, timeout: float = 180.0) -> float:
@@ -235,15 +295,21 @@ def settle(pid: int, window: float = 2.0, timeout: float = 180.0) -> float:
 
 def measure_cpu(
     endpoint: str, pid: int, port: int, requests: Callable[[int], bytes], rate: float, seconds: float, idle_s: float,
-    patience: float, *, drain: bool = False,
+    patience: float, *, drain: bool = False, statements: StatementCounts | None = None,
 ) -> CpuPerRequest:
     """Idle window, then a steady step: CPU per answered request, gross and net
     of idle. ``drain``: the step lasts until the server is at rest again, so
-    the consumers' work on a write's event counts for the write."""
+    the consumers' work on a write's event counts for the write.
+    ``statements``: the PostgreSQL statements of both windows are counted too."""
     settle(pid)
+    if statements is not None:
+        statements.reset()
     before_idle = cpu_of(pid)
     time.sleep(idle_s)
     idle = cpu_of(pid) - before_idle
+    if statements is not None:
+        idle_statements = statements.read()
+        statements.reset()
     before = cpu_of(pid)
     started = time.perf_counter()
     results = asyncio.run(open_loop(port, requests, rate, seconds, patience))
@@ -254,12 +320,16 @@ def measure_cpu(
     ok = sum(1 for status, _ in results if 200 <= status < 300)
     count = max(ok, 1)
     idle_python, idle_postgres = idle.python / idle_s, idle.postgres / idle_s
-    return CpuPerRequest(
+    found = CpuPerRequest(
         endpoint, rate, len(results), ok,
         round(used.python / count * 1000, 3), round((used.python - idle_python * elapsed) / count * 1000, 3),
         round(used.postgres / count * 1000, 3), round((used.postgres - idle_postgres * elapsed) / count * 1000, 3),
         round(idle_python, 3), round(idle_postgres, 3),
     )  # fmt: skip
+    if statements is not None:
+        found.statements_per_request, found.top_statements = per_request(
+            idle_statements, idle_s, statements.read(), elapsed, count)
+    return found
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -468,9 +538,12 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }  # fmt: skip
     extra = ("--workers", str(args.workers)) if args.workers else ()
-    with tempfile.TemporaryDirectory(prefix="binome-bench-api-") as tmp, PlatformProcess.start(
-        Path(tmp), env=platform_env(), args=extra, ready_timeout=180
-    ) as platform:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="binome-bench-api-")))
+        if args.statements:
+            preload_statement_counts(tmp / "data")  # PlatformProcess's data directory
+        platform = stack.enter_context(PlatformProcess.start(tmp, env=platform_env(), args=extra, ready_timeout=180))
+        counts = StatementCounts(platform) if args.statements else None
         print("seeding through `binome demo`...", flush=True)
         started = time.perf_counter()
         seeded = seed(platform, args.world)
@@ -485,7 +558,7 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         for name, requests in classes.items():
             rate = args.cpu_rate / 2 if name == WRITE else args.cpu_rate
             found = measure_cpu(name, platform.pid, platform.port, requests, rate, args.cpu_step, args.idle,
-                                CPU_PATIENCE, drain=name == WRITE)
+                                CPU_PATIENCE, drain=name == WRITE, statements=counts)
             print(f"    {found}", flush=True)
             cpu.append(found)
         print("latency against offered rate:", flush=True)
@@ -648,10 +721,16 @@ def draw_sweep(report: dict[str, Any], path: Path) -> None:
 def print_sweep(report: dict[str, Any]) -> None:
     print(f"\nCPU per request, ms (net of idle; gross in brackets); load average at start "
           f"{report['load_average_at_start']}")
-    print(f"{'endpoint':>12} {'rate':>6} {'ok':>6} {'Python':>16} {'PostgreSQL':>16}")
+    print(f"{'endpoint':>12} {'rate':>6} {'ok':>6} {'Python':>16} {'PostgreSQL':>16} {'statements':>11}")
     for c in report["cpu"]:
+        counted = c.get("statements_per_request")
         print(f"{c['endpoint']:>12} {c['rate']:>6} {c['ok']:>6} {c['python_ms_net']:>7} ({c['python_ms_gross']:>6}) "
-              f"{c['postgres_ms_net']:>7} ({c['postgres_ms_gross']:>6})")
+              f"{c['postgres_ms_net']:>7} ({c['postgres_ms_gross']:>6}) {'-' if counted is None else counted:>11}")
+    for c in report["cpu"]:
+        if c.get("top_statements"):
+            print(f"\n{c['endpoint']}: {c['statements_per_request']} statements per request; the most frequent:")
+            for query, calls in c["top_statements"]:
+                print(f"  {calls:>6}  {query}")
     print(f"\n{'endpoint':>12} {'offered':>8} {'answered':>9} {'errors':>7} {'gave up':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for s in report["steps"]:
         print(f"{s['endpoint']:>12} {s['offered_rps']:>8} {s['answered_rps']:>9} {s['errors']:>7} {s['gave_up']:>8} "
@@ -785,6 +864,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-step", type=float, default=10.0, help="seconds of the CPU step per endpoint class")
     parser.add_argument("--cpu-rate", type=float, default=50.0, help="reads per second of the CPU step (writes: half)")
     parser.add_argument("--idle", type=float, default=4.0, help="seconds of idle before each CPU step")
+    parser.add_argument("--statements", action="store_true",
+                        help="sweep mode: count PostgreSQL statements per request (pg_stat_statements preloaded)")
     parser.add_argument("--read-rates", type=lambda s: [float(x) for x in s.split(",")], default=None)
     parser.add_argument("--write-rates", type=lambda s: [float(x) for x in s.split(",")], default=None)
     parser.add_argument("--patience", type=float, default=2.0, help="seconds a client waits before giving up")
@@ -799,6 +880,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"endpoint classes, comma-separated (default: all, {','.join((*READS, WRITE))})")
     parser.add_argument("--out", type=Path, help="the JSON report (default bench/out/api.json or api_shedding.json)")
     args = parser.parse_args(argv)
+    if args.statements and (args.baseline is not None or args.mode != "sweep"):
+        parser.error("--statements: the sweep mode only (one platform, started by the bench)")
     unknown = set(args.classes) - {*READS, WRITE}
     if unknown:
         parser.error(f"--classes: unknown {', '.join(sorted(unknown))}")

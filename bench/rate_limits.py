@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import sys
@@ -45,6 +44,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.output import blank_chart, publish  # noqa: E402
 from libs.api.limits import HostWindow, LocalWindow  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "rate_limits.json"
@@ -162,12 +162,7 @@ def print_report(report: dict) -> None:
 
 
 def write_chart(report: dict, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure as Chart
-
-    chart = Chart(figsize=(9, 4.5), dpi=100, layout="constrained")
+    chart = blank_chart()
     axes = chart.add_subplot(1, 1, 1)
     names = list(report["ways"])
     values = [report["ways"][n]["us_per_hit"] for n in names]
@@ -188,11 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(OUT), help="where the JSON goes (the chart beside it)")
     args = parser.parse_args(argv)
     report = run(args.hits)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print_report(report)
-    console.print(f"written to {out}; chart: {write_chart(report, out)}")
+    publish(report, Path(args.out), print_report, write_chart, console.print)
     return report
 
 

@@ -27,12 +27,17 @@ def run_bench(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_tiny_sweep_reports_cpu_and_latency_of_every_endpoint_class(tmp_path: Path) -> None:
     out = tmp_path / "api.json"
-    done = run_bench("--tiny", "--out", str(out))
+    done = run_bench("--tiny", "--statements", "--out", str(out))
     report = json.loads(out.read_text())
     assert {c["endpoint"] for c in report["cpu"]} == CLASSES
     for figure in report["cpu"]:
         assert figure["ok"] > 0 and figure["python_ms_gross"] > 0, figure
         assert all(figure[k] is not None for k in ("python_ms_net", "postgres_ms_gross", "postgres_ms_net")), figure
+        if figure["endpoint"] != "floor":  # the bare app has no database
+            # Every request of a service leaves one audit record: counted, one statement.
+            audit = [calls for query, calls in figure["top_statements"] if query.startswith("INSERT INTO") and
+                     ".audit_log " in query]
+            assert figure["statements_per_request"] > 0 and audit, figure
     assert {s["endpoint"] for s in report["steps"]} == CLASSES
     for step in report["steps"]:
         assert step["answered_rps"] > 0 and step["p50_ms"] is not None and step["p99_ms"] is not None, step
