@@ -1,12 +1,32 @@
-"""What the small benchmarks share: a blank chart, and where a report goes
-(its JSON, the table printed, the chart beside the JSON)."""
+"""What the small benchmarks share: a database to measure on, a blank
+chart, and where a report goes (its JSON, the table printed, the chart
+beside the JSON)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+
+@contextlib.asynccontextmanager
+async def database(prefix: str) -> AsyncIterator[Any]:
+    """The platform's infrastructure without a broker: PostgreSQL at
+    ``BINOME_DATABASE_URL``, else an embedded server in a temporary directory
+    (``infrastructure.postgres`` is then set). Yields the ``Infrastructure``."""
+    from libs.runtime.platform import start_infrastructure
+    from libs.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        settings = Settings(data_dir=Path(directory), kafka_bootstrap="unused")  # no broker needed
+        infrastructure = await start_infrastructure(settings)
+        try:
+            yield infrastructure
+        finally:
+            infrastructure.close()
 
 
 def blank_chart(width: float = 9, height: float = 4.5) -> Any:

@@ -44,7 +44,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.output import blank_chart, publish  # noqa: E402
+from bench.output import blank_chart, database, publish  # noqa: E402
 from libs.api.limits import HostWindow, LocalWindow  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "rate_limits.json"
@@ -103,32 +103,25 @@ RETURNING hits
 
 async def postgres_rows(hits: int) -> dict:
     from libs.database import create_pool
-    from libs.runtime.platform import start_infrastructure
-    from libs.settings import Settings
 
-    with tempfile.TemporaryDirectory(prefix="binome-bench-limits-") as directory:
-        settings = Settings(data_dir=Path(directory), kafka_bootstrap="unused")  # no broker needed
-        infrastructure = await start_infrastructure(settings)
+    async with database("binome-bench-limits-") as infrastructure:
+        pool = await create_pool(infrastructure.database_url, min_size=1, max_size=2)
         try:
-            pool = await create_pool(infrastructure.database_url, min_size=1, max_size=2)
+            table = f"bench_rate_counts_{uuid.uuid4().hex[:8]}"  # the database may be shared
+            await pool.execute(
+                f"CREATE UNLOGGED TABLE {table} (key text, time_window bigint, hits integer, "
+                "PRIMARY KEY (key, time_window))"
+            )
+            upsert, keys, window = UPSERT.format(table=table), _keys(hits), int(time.time() // 3600)
             try:
-                table = f"bench_rate_counts_{uuid.uuid4().hex[:8]}"  # the database may be shared
-                await pool.execute(
-                    f"CREATE UNLOGGED TABLE {table} (key text, time_window bigint, hits integer, "
-                    "PRIMARY KEY (key, time_window))"
-                )
-                upsert, keys, window = UPSERT.format(table=table), _keys(hits), int(time.time() // 3600)
-                try:
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    for key in keys:
-                        await pool.fetchval(upsert, key, window)
-                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                finally:
-                    await pool.execute(f"DROP TABLE {table}")
+                wall, cpu = time.perf_counter(), time.process_time()
+                for key in keys:
+                    await pool.fetchval(upsert, key, window)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             finally:
-                await pool.close()
+                await pool.execute(f"DROP TABLE {table}")
         finally:
-            infrastructure.close()
+            await pool.close()
     return {"hits": hits, "us_per_hit": wall / hits * 1e6, "cpu_us_per_hit": cpu / hits * 1e6}
 
 

@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.output import blank_chart, publish  # noqa: E402
+from bench.output import blank_chart, database, publish  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "round_trips.json"
 #: Seconds between round trips; 0: back to back (the baseline).
@@ -98,20 +97,10 @@ async def measure(url: str, trips: int, progress: Progress) -> dict[str, dict[st
 
 
 async def run_on_database(trips: int) -> dict:
-    url = os.environ.get("BINOME_DATABASE_URL")
-    with Progress(console=console, transient=True) as progress:
-        if url:
-            return {"database": "BINOME_DATABASE_URL", "paces": await measure(url, trips, progress)}
-        from libs.runtime.platform import start_infrastructure
-        from libs.settings import Settings
-
-        with tempfile.TemporaryDirectory(prefix="binome-bench-round-trips-") as directory:
-            settings = Settings(data_dir=Path(directory), kafka_bootstrap="unused")  # no broker needed
-            infrastructure = await start_infrastructure(settings)
-            try:
-                return {"database": "embedded", "paces": await measure(infrastructure.database_url, trips, progress)}
-            finally:
-                infrastructure.close()
+    async with database("binome-bench-round-trips-") as infrastructure:
+        with Progress(console=console, transient=True) as progress:
+            paces = await measure(infrastructure.database_url, trips, progress)
+    return {"database": "embedded" if infrastructure.postgres else "BINOME_DATABASE_URL", "paces": paces}
 
 
 def run(trips: int) -> dict:
