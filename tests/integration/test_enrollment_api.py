@@ -514,14 +514,14 @@ async def test_an_enrolment_opens_no_savepoint(env: EnrollmentEnv, monkeypatch: 
     pid = (await env.programme())["programme_id"]
     wid = (await env.wave(pid))["wave_id"]
     savepoints: list[str] = []
-    start = asyncpg.transaction.Transaction.start
+    transaction = asyncpg.Connection.transaction
 
-    async def noting_start(transaction: asyncpg.transaction.Transaction) -> None:
-        if transaction._connection.is_in_transaction():  # a transaction inside one: a savepoint
+    def noting_transaction(conn: asyncpg.Connection, **options: Any) -> Any:
+        if conn.is_in_transaction():  # a transaction inside one: a savepoint
             savepoints.append("savepoint")
-        await start(transaction)
+        return transaction(conn, **options)
 
-    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", noting_start)
+    monkeypatch.setattr(asyncpg.Connection, "transaction", noting_transaction)
     created = await env.client.post(f"/v1/waves/{wid}/participants", json=mentee("SP-1"), headers=env.auth())
     assert created.status_code == 201, created.text
     assert savepoints == []
