@@ -17,16 +17,23 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from libs.embedded import children
 from libs.messaging.kafka import broker_answers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(avoid: Container[int] = ()) -> int:
+    """A port nothing listens on now, other than those in ``avoid``: a port
+    the caller is about to bind (``binome up``'s HTTP port, free until
+    uvicorn binds it after the broker has started) must not go to the broker."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def _listening(port: int) -> bool:

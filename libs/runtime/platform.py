@@ -58,7 +58,7 @@ from libs.database import create_pool
 from libs import embedded
 from libs.embedded import postgres as embedded_postgres
 from libs.embedded import supervisor
-from libs.embedded.broker import EmbeddedBroker
+from libs.embedded.broker import EmbeddedBroker, free_port
 from libs.embedded.postgres import EmbeddedPostgres
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
@@ -135,7 +135,7 @@ async def start_infrastructure(settings: Settings) -> Infrastructure:
         database_url = await embedded_postgres.ensure_database(postgres.url())
     if settings.kafka_bootstrap:
         return Infrastructure(database_url, settings.kafka_bootstrap, postgres=postgres)
-    broker = await EmbeddedBroker().start_async()
+    broker = await EmbeddedBroker(port=free_port(avoid={settings.port})).start_async()
     return Infrastructure(database_url, broker.bootstrap, broker, postgres)
 
 
