@@ -15,7 +15,7 @@ an erased person after the erasure never needs the shredded key.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -124,10 +124,39 @@ class PersonalData:
             key = keys.get(key_id_of(value))
             return open_sealed(value, key) if key is not None else ERASED
 
-        return [
-            e.model_copy(update={"data": _map_strings(e.data, open_one)}) if strings else e
-            for e, strings in zip(envelopes, sealed, strict=True)
-        ]
+        return _each_sealed(envelopes, sealed, open_one)
+
+    async def open_for(
+        self, reader: object, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None
+    ) -> list[Envelope]:
+        """``open``, or ``withheld`` for a reader (a consumer) whose
+        ``opens_personal_values`` is False: it never needs one."""
+        if opens_personal_values(reader):
+            return await self.open(envelopes, conn=conn)
+        return withheld(envelopes)
+
+
+def opens_personal_values(reader: object) -> bool:
+    """Whether ``reader`` (a consumer) needs the personal values opened
+    (``Consumer.opens_personal_values``; True for one that does not say)."""
+    return getattr(reader, "opens_personal_values", True)
+
+
+def withheld(envelopes: Sequence[Envelope]) -> list[Envelope]:
+    """The same envelopes with every sealed personal value read as ``ERASED``,
+    without asking the vault: for a reader that uses no personal value (a
+    consumer whose ``opens_personal_values`` is False). The events load as
+    an erased person's do."""
+    sealed = [list(_sealed_strings(e.data)) for e in envelopes]
+    return _each_sealed(envelopes, sealed, lambda value: ERASED if is_sealed(value) else value)
+
+
+def _each_sealed(envelopes: Sequence[Envelope], sealed: list[list[str]], fn: Callable[[str], str]) -> list[Envelope]:
+    """``fn`` applied to every string of the envelopes that hold a sealed one."""
+    return [
+        e.model_copy(update={"data": _map_strings(e.data, fn)}) if strings else e
+        for e, strings in zip(envelopes, sealed, strict=True)
+    ]
 
 
 def known(value: str | None) -> str | None:

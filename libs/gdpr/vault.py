@@ -60,43 +60,48 @@ class KeyVault:
     async def _key_for(
         self, conn: asyncpg.Connection, key_id: uuid.UUID, owners: Iterable[uuid.UUID], country: str | None
     ) -> bytes:
-        row = await conn.fetchrow(f"SELECT region, wrapped_key FROM {self.schema}.data_keys WHERE key_id = $1", key_id)
-        if row is None:
-            row = await self._create(conn, key_id, sorted(set(owners)), country)
+        row = await self._existing_or_created(conn, key_id, sorted(set(owners)), country)
         return self.masters.unwrap(row["region"], row["wrapped_key"])
 
-    async def _create(
+    async def _existing_or_created(
         self, conn: asyncpg.Connection, key_id: uuid.UUID, owners: list[uuid.UUID], country: str | None
     ) -> asyncpg.Record:
-        """Create the key, in one statement (each enrolment makes one: its
-        participant's), unless it was shredded or one of its owners is
+        """The key as stored, or created now, in one statement (one round trip:
+        each enrolment makes one key, its participant's, and a look-up first
+        would always miss), unless it was shredded or one of its owners is
         erased: an erased person owns no key made after the erasure, which
         would never be shredded (a pair's key the pair never needed before,
-        for a note about a pair whose member was erased)."""
+        for a note about a pair whose member was erased). A key that exists
+        was not shredded (shredding deletes it), so it is answered as it is;
+        the new key wrapped for the statement is then dropped unused."""
         region = self.masters.region_of(country)
         wrapped = self.masters.wrap(region, new_data_key())
         s = self.schema
-        created = await conn.fetchrow(
-            f"""WITH refused AS (
+        found = await conn.fetchrow(
+            f"""WITH existing AS (
+                    SELECT region, wrapped_key FROM {s}.data_keys WHERE key_id = $1
+                ), refused AS (
                     SELECT 1 FROM {s}.shredded_keys WHERE key_id = $1
                     UNION ALL SELECT 1 FROM {s}.erased WHERE participant_id = ANY($2::uuid[])
                 ), created AS (
                     INSERT INTO {s}.data_keys (key_id, owners, region, wrapped_key)
-                    SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM refused)
+                    SELECT $1, $2, $3, $4
+                    WHERE NOT EXISTS (SELECT 1 FROM existing) AND NOT EXISTS (SELECT 1 FROM refused)
                     ON CONFLICT (key_id) DO NOTHING
                     RETURNING region, wrapped_key
                 )
-                SELECT EXISTS (SELECT 1 FROM refused) AS refused, c.region, c.wrapped_key
-                FROM (SELECT 1) AS one LEFT JOIN created c ON true""",
+                SELECT NOT EXISTS (SELECT 1 FROM existing) AND EXISTS (SELECT 1 FROM refused) AS refused,
+                       coalesce(e.region, c.region) AS region, coalesce(e.wrapped_key, c.wrapped_key) AS wrapped_key
+                FROM (SELECT 1) AS one LEFT JOIN existing e ON true LEFT JOIN created c ON true""",
             key_id,
             owners,
             region,
             wrapped,
         )
-        if created["refused"]:
+        if found["refused"]:
             raise KeyShredded(str(key_id))
-        if created["wrapped_key"] is not None:
-            return created
+        if found["wrapped_key"] is not None:
+            return found
         # Two writers created the same key at once: the first one won, and
         # both use its key.
         return await conn.fetchrow(f"SELECT region, wrapped_key FROM {s}.data_keys WHERE key_id = $1", key_id)

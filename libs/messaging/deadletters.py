@@ -224,7 +224,7 @@ class Redriver:
             raise _Refused(reason_of(exc, "undecodable")) from exc
         if self.personal is not None:
             vault_conn = self.personal.vault_connection(self.pool, conn)
-            envelope = (await self.personal.open([envelope], conn=vault_conn))[0]
+            envelope = (await self.personal.open_for(projection, [envelope], conn=vault_conn))[0]
         try:
             event = self.registry.load(envelope)
         except Exception as exc:

@@ -51,6 +51,11 @@ class Consumer:
     name: str
     #: The bounded contexts it reads (``binome.<context>.events`` topics).
     contexts: tuple[str, ...]
+    #: False for a consumer that uses no personal value (insights' statistics,
+    #: the webhook fan-out, which withholds them): the runtime then reads each
+    #: sealed value as ``ERASED`` instead of opening it (libs/gdpr/personal.py
+    #: ``withheld``): no vault look-up per batch, no plain value in its memory.
+    opens_personal_values: bool = True
 
     def handler_for(self, event: DomainEvent) -> Handler | None:
         """The method for ``event``'s type, or None: the consumer ignores it."""

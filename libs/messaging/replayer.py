@@ -369,7 +369,7 @@ class Replayer:
             except Exception as exc:  # a row no reader can decode: parked, as the consumer does
                 item.problem = reason_of(exc, "undecodable")
         if self.personal is not None and decoded:
-            opened = await self.personal.open([i.envelope for i in decoded])
+            opened = await self.personal.open_for(self.projection, [i.envelope for i in decoded])
             for item, envelope in zip(decoded, opened, strict=True):
                 item.envelope = envelope
         for item in decoded:

@@ -4,6 +4,7 @@ read as ERASED for ever once the participant is erased."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -64,6 +65,29 @@ async def test_personal_fields_are_sealed_then_opened(pool: asyncpg.Pool, vault:
     [opened] = await personal.open([sealed])
     event = registry.load(opened)
     assert event.display_name == f"Grace {CANARY}" and event.employee_ref == "E-42"
+
+
+async def test_a_reader_of_no_personal_value_gets_none_and_never_asks_the_vault(
+    pool: asyncpg.Pool, vault: KeyVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    personal = PersonalData(vault)
+    pid = uuid.uuid4()
+    [sealed] = await personal.seal([envelope_of(enrolled(pid), pid)])
+
+    class Statistics:  # a consumer as insights is: it says it reads no personal value
+        opens_personal_values = False
+
+    async def refused(*args, **kwargs):
+        raise AssertionError("the vault was asked")
+
+    monkeypatch.setattr(vault, "keys", refused)
+    [read] = await personal.open_for(Statistics(), [sealed])
+    event = registry.load(read)  # loads as an erased person's event does
+    assert event.display_name == ERASED and event.email == ERASED and event.employee_ref == ERASED
+    assert read.data["profile"] == sealed.data["profile"]  # not personal: as it was
+    assert CANARY not in orjson.dumps(read.model_dump(mode="json")).decode()
+    with pytest.raises(AssertionError, match="the vault was asked"):
+        await personal.open_for(object(), [sealed])  # a reader that does not say: opened, as before
 
 
 async def test_erasure_shreds_the_key_for_ever(pool: asyncpg.Pool, vault: KeyVault) -> None:
@@ -142,8 +166,6 @@ async def test_after_an_erasure_what_names_no_personal_value_needs_no_key(pool: 
 
 
 async def test_a_key_created_by_two_writers_at_once_is_one_key(pool: asyncpg.Pool, vault: KeyVault) -> None:
-    import asyncio
-
     pid = uuid.uuid4()
 
     async def create() -> bytes:
@@ -156,14 +178,34 @@ async def test_a_key_created_by_two_writers_at_once_is_one_key(pool: asyncpg.Poo
         assert await conn.fetchval(f"SELECT region FROM {vault.schema}.data_keys") == "emea"
 
 
+async def test_a_key_is_found_or_made_in_one_statement(pool: asyncpg.Pool, vault: KeyVault) -> None:
+    """One round trip whether the key is new (each enrolment makes its
+    participant's: a look-up first would always miss) or stored already
+    (it comes back as stored, not replaced by the key wrapped for the statement)."""
+    pid = uuid.uuid4()
+    sent: list[str] = []
+    async with pool.acquire() as conn:
+        await vault.key_for(uuid.uuid4(), [pid], "FR", conn=conn)  # asyncpg learns the types once per connection
+        conn.add_query_logger(lambda logged: sent.append(logged.query))  # called soon after, from the loop
+        made = await vault.key_for(pid, [pid], "FR", conn=conn)
+        await asyncio.sleep(0.01)
+        assert len(sent) == 1, sent
+        again = await vault.key_for(pid, [pid], "FR", conn=conn)
+        await asyncio.sleep(0.01)
+        assert len(sent) == 2, sent
+    assert again == made
+    assert (await vault.keys([pid]))[pid] == made
+    await vault.erase(pid)
+    with pytest.raises(KeyShredded):
+        await vault.key_for(pid, [pid], "FR")
+
+
 async def test_writers_in_transactions_never_wait_for_a_second_connection(
     database_url: str, schema: str, tmp_path
 ) -> None:
     """Every writer holds its pooled connection in a transaction while the store
     seals its personal fields: the vault must use that same connection, or with
     every connection taken all writers wait on each other for ever."""
-    import asyncio
-
     from libs.eventstore.store import EventStore
 
     small = await asyncpg.create_pool(database_url, min_size=2, max_size=2)

@@ -5,6 +5,7 @@ PostgreSQL, and a real HTTP receiver that verifies every signature with the
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from libs.gdpr.vault import KeyVault
 from libs.runtime.service import ServiceContext
 from libs.settings import Settings
 from services.notifications import SERVICE
@@ -115,6 +117,27 @@ async def test_a_tampered_body_is_refused_by_the_verifier(env: WebhooksEnv, rece
         Webhook(secret).verify(tampered, got.headers)
     with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "A" * 43).verify(got.body, got.headers)  # another secret
+
+
+async def test_the_fan_out_never_opens_a_personal_value(
+    env: WebhooksEnv, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It withholds every personal field from the body, so the runtime never
+    asks the vault for the keys of what it reads (``opens_personal_values``):
+    no look-up per batch, no plain personal value in its memory."""
+    asked: list[str] = []  # by the consumer runtime (the endpoints' secrets are sealed too: opened to sign)
+    keys = KeyVault.keys
+
+    async def noting_keys(vault: KeyVault, key_ids, **options):
+        callers = {frame.filename for frame in inspect.stack()}
+        asked.extend(name for name in callers if name.endswith(("messaging/consumer.py", "messaging/replayer.py")))
+        return await keys(vault, key_ids, **options)
+
+    monkeypatch.setattr(KeyVault, "keys", noting_keys)
+    await env.register(receiver)
+    got = await received(receiver, await env.declined())
+    assert "note" not in got.event["data"] and got.event["withheld"] == "note"
+    assert asked == []
 
 
 async def test_receiver_down_then_up_is_delivered_once(env: WebhooksEnv, receiver: Receiver) -> None:

@@ -51,6 +51,8 @@ class InsightsProjection(Consumer, EnrollmentFacts, MatchingFacts, SessionsFacts
     #: Every row is keyed by the stream whose events write it (facts/batching.py):
     #: a replay may split the log among processes by stream.
     replays_by_stream = True
+    #: Statistics only: no personal value is ever needed, nor stored here.
+    opens_personal_values = False
 
     def __init__(self, schema: str, *, clock: Clock = system_clock, name: str = "insights") -> None:
         self.schema = check_schema_name(schema)

@@ -36,6 +36,7 @@ def pushed_contexts(events: EventRegistry = registry) -> tuple[str, ...]:
 class WebhookFanout(Consumer):
     name = "notifications-webhooks"
     contexts = pushed_contexts()
+    opens_personal_values = False  # every personal field is withheld from the body
 
     def __init__(
         self, schema: str, *, clock: Clock = system_clock, name: str | None = None, events: EventRegistry = registry
