@@ -76,6 +76,13 @@ class Change:
                    aggregate.take_pending(), event_ids)
 
 
+def _rebuilt(kind: type[F], envelopes: Sequence[Envelope]) -> F | None:
+    """The stream's events folded into ``kind``; None for no events."""
+    if not envelopes:
+        return None
+    return kind.rebuild(envelopes[0].tenant, [registry.load(e) for e in envelopes])
+
+
 class Repository:
     def __init__(
         self,
@@ -93,10 +100,13 @@ class Repository:
 
     async def get(self, kind: type[F], stream_id: UUID | str) -> F | None:
         """The stream folded into ``kind``; None if there is no such stream of that kind."""
-        envelopes = await self.store.read_stream(str(stream_id), conn=self.conn)
-        if not envelopes:
-            return None
-        return kind.rebuild(envelopes[0].tenant, [registry.load(e) for e in envelopes])
+        return _rebuilt(kind, await self.store.read_stream(str(stream_id), conn=self.conn))
+
+    async def get_many(self, *wanted: tuple[type[F], UUID | str]) -> list[F | None]:
+        """``get`` of each (kind, stream id), in one statement: a command that
+        needs two aggregates loads them in one round trip."""
+        streams = await self.store.read_streams([str(stream_id) for _, stream_id in wanted], conn=self.conn)
+        return [_rebuilt(kind, streams.get(str(stream_id), [])) for kind, stream_id in wanted]
 
     async def version(self, stream_id: UUID | str) -> int:
         """The stream's version (0: no such stream), for a change that needs no state."""

@@ -300,6 +300,22 @@ class EventStore:
         )
         return await self._opened([loads(r[0]) for r in rows], conn)
 
+    async def read_streams(
+        self, stream_ids: Sequence[str], *, conn: asyncpg.Connection | None = None
+    ) -> dict[str, list[Envelope]]:
+        """Several streams in one statement (one round trip): each one's events
+        in version order, keyed by stream id; a stream with no events is absent."""
+        rows = await (conn or self.pool).fetch(
+            f"SELECT stream_id, envelope::text FROM {self.schema}.events"
+            " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version",
+            list(stream_ids),
+        )
+        opened = await self._opened([loads(r[1]) for r in rows], conn)
+        streams: dict[str, list[Envelope]] = {}
+        for row, envelope in zip(rows, opened, strict=True):
+            streams.setdefault(row[0], []).append(envelope)
+        return streams
+
     async def stream_version(self, stream_id: str, *, conn: asyncpg.Connection | None = None) -> int:
         """The stream's version (0: no such stream); ``conn`` reads inside a caller's transaction."""
         version = await (conn or self.pool).fetchval(

@@ -140,6 +140,23 @@ async def test_an_append_in_a_callers_transaction_is_one_round_trip(pool: asyncp
     assert kinds == ["BEGIN;", "append", "append", "retry look-up", "COMMIT;"], sent
 
 
+async def test_several_streams_are_read_in_one_statement(pool: asyncpg.Pool, schema: str) -> None:
+    store = EventStore(pool, schema)
+    await store.append("a", 0, [probe("a"), probe("a")])
+    await store.append("b", 0, [probe("b")])
+    await store.append("a", 2, [probe("a")])
+    sent: list[str] = []
+    async with pool.acquire() as conn:
+        await store.read_streams(["a"], conn=conn)  # asyncpg learns the types once per connection
+        conn.add_query_logger(lambda logged: sent.append(logged.query))
+        streams = await store.read_streams(["b", "a", "none"], conn=conn)
+        await asyncio.sleep(0.01)  # loggers are called soon after, from the loop
+    assert len(sent) == 1, sent
+    assert set(streams) == {"a", "b"}  # a stream with no events is absent
+    assert streams["a"] == await store.read_stream("a") and len(streams["a"]) == 3  # version order
+    assert streams["b"] == await store.read_stream("b")
+
+
 async def test_append_many_is_atomic(pool: asyncpg.Pool, schema: str) -> None:
     store = EventStore(pool, schema)
     await store.append("b", 0, [probe("b")])

@@ -214,7 +214,7 @@ class Projector(InlineProjector):
         enrolment is refused as ``DuplicateEnrolment``, its transaction then
         aborted: no savepoint around the statements (two round trips on every
         participant command), the caller names the winner from outside it
-        (``refuse_duplicate(..., outside=True)``)."""
+        (``refuse_duplicate_outside``)."""
         try:
             await self.apply_log(conn, envelopes)
         except asyncpg.UniqueViolationError as exc:

@@ -27,7 +27,11 @@ from services.enrollment.service_layer.views import is_self
 
 
 async def load_programme(uow: UnitOfWork, principal: Principal, programme_id: UUID) -> Programme:
-    programme = await uow.repo.get(Programme, programme_id)
+    return programme_seen(principal, programme_id, await uow.repo.get(Programme, programme_id))
+
+
+def programme_seen(principal: Principal, programme_id: UUID, programme: Programme | None) -> Programme:
+    """The programme, if it exists and is the caller's organisation's; else 404."""
     if programme is None or programme.organisation != principal.organisation:
         raise NotFound("programme", programme_id)
     return programme
@@ -38,7 +42,11 @@ async def load_wave(uow: UnitOfWork, principal: Principal, wave_id: UUID, *, loc
     the closing of the wave's enrolment serialise."""
     if lock:
         await uow.views.lock_wave(uow.conn, wave_id)
-    wave = await uow.repo.get(Wave, wave_id)
+    return wave_seen(principal, wave_id, await uow.repo.get(Wave, wave_id))
+
+
+def wave_seen(principal: Principal, wave_id: UUID, wave: Wave | None) -> Wave:
+    """The wave, if it exists and the caller may see it; else 404."""
     if wave is None or not principal.can_see(wave.organisation, wave.country):
         raise NotFound("wave", wave_id)
     return wave
@@ -53,22 +61,23 @@ async def load_participant(
         or (allow_self and is_self(principal, participant_id, participant.organisation))
     ):
         raise NotFound("participant", participant_id)
-    programme = await uow.repo.get(Programme, participant.programme_id)
-    wave = await uow.repo.get(Wave, participant.wave_id)
+    programme, wave = await uow.repo.get_many((Programme, participant.programme_id), (Wave, participant.wave_id))
     assert programme is not None and wave is not None, "a participant's programme and wave exist"
     return participant, programme, wave
 
 
-async def refuse_duplicate(
-    uow: UnitOfWork, principal: Principal, programme_id: UUID, employee_ref: str, *, outside: bool = False
-) -> None:
-    """409 naming the existing enrolment (by id only if the caller may see it).
-    ``outside``: read it from outside the command's transaction (failed)."""
-    db = uow.pool if outside else uow.conn
-    assert db is not None, "enrollment's units of work carry the pool"
-    found = (await uow.views.active_enrolments(db, programme_id, [employee_ref])).get(employee_ref)
-    if found is not None:
-        participant_id, country = found
+async def refuse_duplicate_outside(uow: UnitOfWork, principal: Principal, programme_id: UUID, employee_ref: str) -> None:
+    """409 naming the existing enrolment (by id only if the caller may see
+    it), read from outside the command's transaction (which failed)."""
+    assert uow.pool is not None, "enrollment's units of work carry the pool"
+    enrolled = await uow.views.active_enrolments(uow.pool, programme_id, [employee_ref])
+    refuse_enrolled(principal, employee_ref, enrolled.get(employee_ref))
+
+
+def refuse_enrolled(principal: Principal, employee_ref: str, enrolled: tuple[UUID, str] | None) -> None:
+    """409 if ``enrolled`` (participant id, country) names an active enrolment."""
+    if enrolled is not None:
+        participant_id, country = enrolled
         raise DuplicateEnrolment(employee_ref, participant_id, visible=principal.can_see_country(country))
 
 
@@ -132,10 +141,18 @@ async def end_wave(uow: UnitOfWork, principal: Principal, cmd: commands.EndWave)
 
 
 async def enrol(uow: UnitOfWork, principal: Principal, cmd: commands.Enrol) -> UUID:
-    wave = await load_wave(uow, principal, cmd.wave_id, lock=True)
-    programme = await load_programme(uow, principal, wave.programme_id)
     employee_ref = cmd.enrolment.employee_ref
-    await refuse_duplicate(uow, principal, programme.id, employee_ref)
+    # What load_wave(lock=True), load_programme and a duplicate check find, in
+    # two round trips instead of four (the enrolment is the busiest write);
+    # the same answers, in the same order: 404 wave, 404 programme, 409.
+    held = await uow.views.hold_wave_for_enrolment(uow.conn, cmd.wave_id, employee_ref)
+    if held is None:
+        raise NotFound("wave", cmd.wave_id)
+    programme_id, enrolled = held
+    found_wave, found_programme = await uow.repo.get_many((Wave, cmd.wave_id), (Programme, programme_id))
+    wave = wave_seen(principal, cmd.wave_id, found_wave)
+    programme = programme_seen(principal, programme_id, found_programme)
+    refuse_enrolled(principal, employee_ref, enrolled)
     participant = Participant.enrol(
         participant_id=uuid4(), programme=programme, wave=wave, enrolment=cmd.enrolment, actor=actor_of(principal)
     )
@@ -145,7 +162,7 @@ async def enrol(uow: UnitOfWork, principal: Principal, cmd: commands.Enrol) -> U
         # A concurrent enrolment of the same person won the unique index; it
         # has committed by now, so it can be named: from outside this
         # transaction, which the refused insert aborted.
-        await refuse_duplicate(uow, principal, programme.id, employee_ref, outside=True)
+        await refuse_duplicate_outside(uow, principal, programme.id, employee_ref)
         raise
     return participant.id
 

@@ -259,6 +259,29 @@ class Views:
         the wave's enrolment cannot interleave."""
         await conn.execute(f"SELECT 1 FROM {self.s}.waves WHERE wave_id = $1 FOR SHARE", wave_id)
 
+    async def hold_wave_for_enrolment(
+        self, conn: asyncpg.Connection, wave_id: UUID, employee_ref: str
+    ) -> tuple[UUID, tuple[UUID, str] | None] | None:
+        """``lock_wave`` for an enrolment, in the same statement (one round trip
+        instead of three) the wave's programme and the person's active
+        enrolment in it, as ``active_enrolments`` finds it: (programme id,
+        (participant id, country) or None); None when there is no such wave."""
+        row = await conn.fetchrow(
+            f"""SELECT w.programme_id, p.participant_id, p.country
+                FROM {self.s}.waves w
+                LEFT JOIN {self.s}.participants p
+                       ON p.programme_id = w.programme_id AND p.employee_ref = $2
+                      AND p.status NOT IN ('withdrawn', 'erased')
+                WHERE w.wave_id = $1
+                FOR SHARE OF w""",
+            wave_id,
+            employee_ref,
+        )
+        if row is None:
+            return None
+        enrolled = (row["participant_id"], row["country"]) if row["participant_id"] is not None else None
+        return row["programme_id"], enrolled
+
     async def active_enrolments(
         self, db: Executor, programme_id: UUID, employee_refs: list[str]
     ) -> dict[str, tuple[UUID, str]]:
