@@ -85,6 +85,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from libs.embedded.broker import free_port  # noqa: E402
+from libs.runtime.workers import WORKER_MODULE  # noqa: E402
 from tests.support.platform_process import PlatformProcess, auth, eventually  # noqa: E402
 from tests.support.statements import StatementCounts, preload_statement_counts  # noqa: E402
 
@@ -181,27 +182,35 @@ class CpuSample:
     python: float
     postgres: float
     other: float  # the broker
+    #: The part of ``python`` the HTTP workers ran (``binome up --workers N``):
+    #: the requests themselves; the rest is the platform process's relays,
+    #: consumers and schedulers (a write's event reaching the broker and
+    #: every projection downstream). 0 without workers: one process does all.
+    workers: float = 0.0
 
     def __sub__(self, other: CpuSample) -> CpuSample:
-        return CpuSample(self.python - other.python, self.postgres - other.postgres, self.other - other.other)
+        return CpuSample(self.python - other.python, self.postgres - other.postgres, self.other - other.other,
+                         self.workers - other.workers)
 
 
 def cpu_of(pid: int) -> CpuSample:
     """``pid`` and its descendants: Python ones (the server, its workers),
     PostgreSQL's (live processes and the children the postmaster reaped),
     anything else (the broker)."""
-    totals = {"python": 0.0, "postgres": 0.0, "other": 0.0}
+    totals = {"python": 0.0, "postgres": 0.0, "other": 0.0, "workers": 0.0}
     root = psutil.Process(pid)
     for process in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
-            name, times = process.name(), process.cpu_times()
-            if process.pid != pid and "postgres" in " ".join(process.cmdline()[:1]) + name:
+            name, times, cmdline = process.name(), process.cpu_times(), process.cmdline()
+            if process.pid != pid and "postgres" in " ".join(cmdline[:1]) + name:
                 kind = "postgres"
                 reaped = times.children_user + times.children_system  # exited backends
             else:
                 kind = "python" if process.pid == pid or name.startswith("python") else "other"
                 reaped = 0.0
             totals[kind] += times.user + times.system + reaped
+            if kind == "python" and WORKER_MODULE in cmdline:
+                totals["workers"] += times.user + times.system
     return CpuSample(**totals)
 
 
@@ -217,6 +226,10 @@ class CpuPerRequest:
     postgres_ms_net: float
     idle_python_cores: float
     idle_postgres_cores: float
+    #: Of ``python_ms_net``, what the HTTP workers ran (the request itself;
+    #: the rest is the platform process's relays and consumers). None
+    #: without workers.
+    workers_ms_net: float | None = None
     #: ``--statements``: PostgreSQL statements per answered request, net of
     #: idle (BEGIN, COMMIT and savepoints included: each is a round trip), and
     #: the most frequent ones.
@@ -293,6 +306,9 @@ def measure_cpu(
         round(used.postgres / count * 1000, 3), round((used.postgres - idle_postgres * elapsed) / count * 1000, 3),
         round(idle_python, 3), round(idle_postgres, 3),
     )  # fmt: skip
+    if used.workers:
+        idle_workers = idle.workers / idle_s
+        found.workers_ms_net = round((used.workers - idle_workers * elapsed) / count * 1000, 3)
     if statements is not None:
         found.statements_per_request, found.top_statements = per_request(
             idle_statements, idle_s, statements.read(), elapsed, count)
@@ -622,8 +638,11 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
         }
         for name in args.classes
     }
-    for row in report["summary"].values():
+    for name, row in report["summary"].items():
         row["python_after_over_before"] = round(row["after_python_ms"] / row["before_python_ms"], 2)
+        for side in sides:  # the HTTP workers' part, with --workers
+            workers = [c.workers_ms_net for c in figures[side][name] if c.workers_ms_net is not None]
+            row[f"{side}_workers_ms"] = round(statistics.median(workers), 3) if workers else None
     return report
 
 
@@ -631,10 +650,11 @@ def print_baseline(report: dict[str, Any]) -> None:
     print(f"\nCPU per request, ms net of idle, median of {report['rounds']} interleaved steps "
           f"(load average {report['load_average_at_start']} at start, {report['load_average_at_end']} at end)")
     print(f"{'endpoint':>12} {'Python before':>14} {'Python after':>13} {'after/before':>13} "
-          f"{'PG before':>10} {'PG after':>9}")
+          f"{'workers before':>15} {'workers after':>14} {'PG before':>10} {'PG after':>9}")
     for name, row in report["summary"].items():
         print(f"{name:>12} {row['before_python_ms']:>14} {row['after_python_ms']:>13} "
-              f"{row['python_after_over_before']:>13} {row['before_postgres_ms']:>10} {row['after_postgres_ms']:>9}")
+              f"{row['python_after_over_before']:>13} {str(row.get('before_workers_ms') or '-'):>15} "
+              f"{str(row.get('after_workers_ms') or '-'):>14} {row['before_postgres_ms']:>10} {row['after_postgres_ms']:>9}")
 
 
 def aims(cpu: list[CpuPerRequest], steps: list[Step]) -> dict[str, Any]:
@@ -688,10 +708,12 @@ def draw_sweep(report: dict[str, Any], path: Path) -> None:
 def print_sweep(report: dict[str, Any]) -> None:
     print(f"\nCPU per request, ms (net of idle; gross in brackets); load average at start "
           f"{report['load_average_at_start']}")
-    print(f"{'endpoint':>12} {'rate':>6} {'ok':>6} {'Python':>16} {'PostgreSQL':>16} {'statements':>11}")
+    print(f"{'endpoint':>12} {'rate':>6} {'ok':>6} {'Python':>16} {'of it workers':>14} {'PostgreSQL':>16} "
+          f"{'statements':>11}")
     for c in report["cpu"]:
-        counted = c.get("statements_per_request")
+        counted, workers = c.get("statements_per_request"), c.get("workers_ms_net")
         print(f"{c['endpoint']:>12} {c['rate']:>6} {c['ok']:>6} {c['python_ms_net']:>7} ({c['python_ms_gross']:>6}) "
+              f"{'-' if workers is None else workers:>14} "
               f"{c['postgres_ms_net']:>7} ({c['postgres_ms_gross']:>6}) {'-' if counted is None else counted:>11}")
     for c in report["cpu"]:
         if c.get("top_statements"):

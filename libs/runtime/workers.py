@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 #: How long a worker may take to finish its requests once told to stop.
 STOP_TIMEOUT_S = 30.0
+#: What a worker runs (``python -m``): also how tools tell a worker among
+#: the platform's processes (bench/api.py's CPU split).
+WORKER_MODULE = "libs.runtime.worker"
 #: Connections of every worker's pool together (the background keeps its own 20):
 #: well inside PostgreSQL's default max_connections of 100.
 WORKER_CONNECTIONS = 60
@@ -128,7 +131,7 @@ def worker_argv(
 ) -> list[str]:
     names = [arg for service in services for arg in ("--service", service.name)]
     return [
-        sys.executable, "-m", "libs.runtime.worker", "--fd", str(fd), "--run-dir", str(run_dir),
+        sys.executable, "-m", WORKER_MODULE, "--fd", str(fd), "--run-dir", str(run_dir),
         "--pool-size", str(pool_size(workers)), "--log-format", log_format, *names,
     ]
 
