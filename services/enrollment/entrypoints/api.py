@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change, if_match_version, rule_broken, stale_version
 from libs.api.idempotency import IdempotencyKey, idempotency_key
+from libs.api.locations import url_for
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.patch import sent
 from libs.api.problems import Problem, import_rejected, problem_responses
@@ -140,7 +141,7 @@ async def execute(
         doc = await resource.view(uow, principal, object_id)
         if not created:
             return document(resource.model, doc)
-        location = str(request.url_for(resource.route, **{resource.param: str(object_id)}))
+        location = url_for(request, resource.route, **{resource.param: str(object_id)})
         return document(resource.model, doc, 201, location)
 
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from libs.api.app import create_service_app
 from libs.api.commands import CONCURRENT_CHANGE
 from libs.api.idempotency import IdempotencyKey, idempotency_key
+from libs.api.locations import url_for
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, invalid, problem_responses
 from libs.api.responses import document_json, model_json
@@ -109,7 +110,7 @@ async def pair_command(
         doc = await service(request).views.pair(uow.conn, principal, pair_id)
         headers = {"ETag": f'"{doc["version"]}"'}
         if status == 201:
-            headers["Location"] = str(request.url_for("get_pair", pair_id=str(pair_id)))
+            headers["Location"] = url_for(request, "get_pair", pair_id=str(pair_id))
         return _json(PairOut, doc, status, headers)
 
     return await command(request, key, work)
@@ -138,7 +139,7 @@ async def start_run(
 
     async def work(uow: UnitOfWork) -> Response:
         doc = await run_matching(uow, who, _run_request(body), record=True)
-        location = str(request.url_for("get_run", run_id=doc["run_id"]))
+        location = url_for(request, "get_run", run_id=str(doc["run_id"]))
         return _json(RunOut, doc, 201, {"Location": location})
 
     return await command(request, key, work)

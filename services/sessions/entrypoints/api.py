@@ -29,6 +29,7 @@ from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change, if_match_version, rule_broken, stale_version
 from libs.api.dates import MONTH_PATTERN, Day, first_day
 from libs.api.idempotency import IdempotencyKey, idempotency_key
+from libs.api.locations import url_for
 from libs.api.pagination import Page, PageParams, page_params
 from libs.api.problems import Problem, problem_responses
 from libs.api.responses import model_json
@@ -120,7 +121,7 @@ async def command(
         if created is None:
             return answer(model, doc, **headers)
         route, param = created
-        location = str(request.url_for(route, **{param: str(object_id)}))
+        location = url_for(request, route, **{param: str(object_id)})
         return answer(model, doc, 201, Location=location, **headers)
 
     return await service(request).run(work, key=key, correlation_id=current_correlation_id())
