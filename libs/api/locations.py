@@ -6,9 +6,10 @@ routes) to find the route by name, on every call: about 4 % of an
 enrolment's CPU in its HTTP worker (py-spy, bench/README.md, sixth pass).
 The path found depends only on the router and the route's name, so its
 template (the path with a marker where each parameter goes) is kept per
-router (until the router is dropped, as tests drop apps) and filled in per call; the URL is then made absolute from the
-request as Starlette does. Values Starlette's path convertor would refuse
-(empty, or holding a ``/``) take Starlette's own path, and fail there as before.
+router (until the router is dropped, as tests drop apps) and filled in per
+call; the URL is then made absolute from the request as Starlette does.
+Values Starlette's path convertor would refuse (empty, or holding a ``/``)
+take Starlette's own path, and fail there as before.
 """
 
 from __future__ import annotations
