@@ -100,7 +100,7 @@ class Repository:
 
     async def get(self, kind: type[F], stream_id: UUID | str) -> F | None:
         """The stream folded into ``kind``; None if there is no such stream of that kind."""
-        return _rebuilt(kind, await self.store.read_stream(str(stream_id), conn=self.conn))
+        return (await self.get_many((kind, stream_id)))[0]
 
     async def get_many(self, *wanted: tuple[type[F], UUID | str]) -> list[F | None]:
         """``get`` of each (kind, stream id), in one statement: a command that

@@ -130,16 +130,11 @@ class PersonalData:
         self, reader: object, envelopes: Sequence[Envelope], *, conn: asyncpg.Connection | None = None
     ) -> list[Envelope]:
         """``open``, or ``withheld`` for a reader (a consumer) whose
-        ``opens_personal_values`` is False: it never needs one."""
-        if opens_personal_values(reader):
+        ``opens_personal_values`` is False: it never needs one (a reader that
+        does not say gets them opened)."""
+        if getattr(reader, "opens_personal_values", True):
             return await self.open(envelopes, conn=conn)
         return withheld(envelopes)
-
-
-def opens_personal_values(reader: object) -> bool:
-    """Whether ``reader`` (a consumer) needs the personal values opened
-    (``Consumer.opens_personal_values``; True for one that does not say)."""
-    return getattr(reader, "opens_personal_values", True)
 
 
 def withheld(envelopes: Sequence[Envelope]) -> list[Envelope]:

@@ -72,7 +72,7 @@ from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_excepti
 from libs.events.envelope import Envelope, topic_for_context
 from libs.events.registry import DomainEvent, EventRegistry, UnknownEventType, registry as default_registry
 from libs.eventstore.migrations import check_schema_name
-from libs.gdpr.personal import PersonalData, opens_personal_values, withheld
+from libs.gdpr.personal import PersonalData
 from libs.messaging.deadletters import DeadLetters, Parked, reason_of
 from libs.messaging.faults import is_transient
 from libs.messaging.kafka import (
@@ -472,12 +472,9 @@ class ConsumerRunner:
         that reads none); through the runner's own connection when the vault
         shares its database (never a second one)."""
         assert self.personal is not None
-        envelopes = [item.envelope for item in items]
-        if not opens_personal_values(self.projection):
-            opened = withheld(envelopes)  # a reader of none: no vault look-up, no connection
-        else:
-            async with self._connection() as conn:
-                opened = await self.personal.open(envelopes, conn=self.personal.vault_connection(self.pool, conn))
+        async with self._connection() as conn:
+            vault_conn = self.personal.vault_connection(self.pool, conn)
+            opened = await self.personal.open_for(self.projection, [item.envelope for item in items], conn=vault_conn)
         for item, envelope in zip(items, opened, strict=True):
             item.envelope = envelope
 
