@@ -7,27 +7,20 @@ benchmark from rotting as the platform changes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.bench import run_bench
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 CLASSES = {"participants", "pair", "rollout", "enrol", "floor"}
-
-
-def run_bench(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "bench/api.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
 
 
 def test_the_tiny_sweep_reports_cpu_and_latency_of_every_endpoint_class(tmp_path: Path) -> None:
     out = tmp_path / "api.json"
-    done = run_bench("--tiny", "--statements", "--out", str(out))
+    done = run_bench("api.py", "--tiny", "--statements", "--out", str(out), timeout=600)
     report = json.loads(out.read_text())
     assert {c["endpoint"] for c in report["cpu"]} == CLASSES
     for figure in report["cpu"]:
@@ -49,7 +42,8 @@ def test_the_tiny_sweep_reports_cpu_and_latency_of_every_endpoint_class(tmp_path
 
 def test_the_shedding_mode_reports_goodput_with_the_bound(tmp_path: Path) -> None:
     out = tmp_path / "api_shedding.json"
-    run_bench("--mode", "shedding", "--only", "on", "--step", "2", "--patience", "1", "--out", str(out))
+    run_bench("api.py", "--mode", "shedding", "--only", "on", "--step", "2", "--patience", "1", "--out", str(out),
+              timeout=600)
     report = json.loads(out.read_text())
     assert report["saturating_rps_shedding_on"] > 0
     assert len(report["steps"]) == 4 and all(s["goodput_rps"] > 0 for s in report["steps"]), report["steps"]

@@ -5,28 +5,22 @@ compared with anything): it keeps the benchmark from rotting."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.bench import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 
 def test_the_small_capacity_benchmark_fills_a_wave_and_a_programme(database_url: str, kafka_bootstrap: str,
                                                                      tmp_path: Path) -> None:
     out = tmp_path / "capacity.json"
-    env = {**os.environ, "BINOME_DATABASE_URL": database_url, "BINOME_KAFKA_BOOTSTRAP": kafka_bootstrap}
-    done = subprocess.run(
-        [sys.executable, "bench/capacity.py", "--participants", "450", "--file-rows", "200", "--waves", "24",
-         "--countries", "12", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench(
+        "capacity.py", "--participants", "450", "--file-rows", "200", "--waves", "24", "--countries", "12",
+        "--out", str(out), env={"BINOME_DATABASE_URL": database_url, "BINOME_KAFKA_BOOTSTRAP": kafka_bootstrap},
+    )  # fmt: skip
     report = json.loads(out.read_text())
     wave, spread = report["participants_per_wave"], report["waves_per_programme"]
     assert (wave["participants"], wave["files"]) == (450, 3)

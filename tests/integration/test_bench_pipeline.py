@@ -7,16 +7,14 @@ benchmark from rotting as the code it measures changes.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.bench import run_bench
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 FIGURES = {
     "appends_single", "appends_batched", "relay", "e2e",
     "latency_p50", "latency_p99", "latency_appended_p99", "latency_published_p99", "latency_applied_p99",
@@ -27,12 +25,8 @@ def test_the_quick_pipeline_benchmark_reports_every_figure(
     database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "pipeline.json"
-    env = {**os.environ, "BINOME_DATABASE_URL": database_url, "BINOME_KAFKA_BOOTSTRAP": kafka_bootstrap}
-    done = subprocess.run(
-        [sys.executable, "bench/pipeline.py", "--quick", "--no-baseline", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench("pipeline.py", "--quick", "--no-baseline", "--out", str(out),
+                     env={"BINOME_DATABASE_URL": database_url, "BINOME_KAFKA_BOOTSTRAP": kafka_bootstrap})
     report = json.loads(out.read_text())
     figures = {f["key"]: f for f in report["figures"]}
     assert set(figures) == FIGURES

@@ -7,26 +7,18 @@ benchmark from rotting as the rate limits change.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.bench import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 
 def test_the_quick_rate_limit_benchmark_reports_every_way(database_url: str, tmp_path: Path) -> None:
     out = tmp_path / "rate_limits.json"
-    env = {**os.environ, "BINOME_DATABASE_URL": database_url}
-    done = subprocess.run(
-        [sys.executable, "bench/rate_limits.py", "--hits", "2000", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench("rate_limits.py", "--hits", "2000", "--out", str(out), env={"BINOME_DATABASE_URL": database_url})
     report = json.loads(out.read_text())
     assert set(report["ways"]) == {
         "one process (LocalWindow, baseline)", "shared file (HostWindow)", "shared file, 2 processes at once",

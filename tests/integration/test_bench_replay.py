@@ -7,28 +7,21 @@ benchmark from rotting as the replay and the insights projection change.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.bench import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 
 def test_the_quick_replay_benchmark_rebuilds_both_ways_and_reports(
     database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "replay.json"
-    env = {**os.environ, "BINOME_DATABASE_URL": database_url, "BINOME_KAFKA_BOOTSTRAP": kafka_bootstrap}
-    done = subprocess.run(
-        [sys.executable, "bench/replay.py", "--events", "3000", "--baseline-timeout", "120", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench("replay.py", "--events", "3000", "--baseline-timeout", "120", "--out", str(out),
+                     env={"BINOME_DATABASE_URL": database_url, "BINOME_KAFKA_BOOTSTRAP": kafka_bootstrap})
     report = json.loads(out.read_text())
     assert report["events"] >= 3000
     assert report["binome"]["applied"] == report["events"]

@@ -8,25 +8,21 @@ benchmark from rotting as the platform changes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.bench import ROOT, run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 
 def test_the_tiny_run_reports_each_reads_cpu_on_both_sides(tmp_path: Path) -> None:
     out = tmp_path / "request_cpu.json"
-    done = subprocess.run(
-        [sys.executable, "bench/request_cpu.py", "--world", "tiny", "--baseline", str(ROOT), "--rounds", "1",
-         "--requests", "20", "--batch", "10", "--warmup", "5", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    done = run_bench(
+        "request_cpu.py", "--world", "tiny", "--baseline", str(ROOT), "--rounds", "1", "--requests", "20",
+        "--batch", "10", "--warmup", "5", "--out", str(out), timeout=600,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(out.read_text())
     for side in ("before", "after"):
         for name in ("participants", "pair", "rollout"):

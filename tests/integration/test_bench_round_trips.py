@@ -7,26 +7,18 @@ benchmark from rotting.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.bench import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 
 def test_the_round_trip_benchmark_reports_every_pace(database_url: str, tmp_path: Path) -> None:
     out = tmp_path / "round_trips.json"
-    env = {**os.environ, "BINOME_DATABASE_URL": database_url}
-    done = subprocess.run(
-        [sys.executable, "bench/round_trips.py", "--trips", "200", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench("round_trips.py", "--trips", "200", "--out", str(out), env={"BINOME_DATABASE_URL": database_url})
     report = json.loads(out.read_text())
     assert list(report["paces"]) == ["back to back (baseline)", "every 1 ms", "every 5 ms", "every 20 ms"]
     for figures in report["paces"].values():
