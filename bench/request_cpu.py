@@ -185,7 +185,7 @@ def run_side(checkout: Path, platform: Any, seeded: Any, args: argparse.Namespac
     spec = {
         "checkout": str(checkout), "run_dir": str(run_dir), "token": seeded.token, "classes": args.classes,
         "warmup": args.warmup, "requests": args.requests, "batch": args.batch, "profile": profile,
-        "sort": getattr(args, "sort", "tottime"),
+        "sort": args.sort, "lines": args.lines,
         "paths": {
             "participants": f"/enrollment/v1/participants?programme_id={seeded.programme_id}&limit=50",
             "pair": f"/matching/v1/pairs/{seeded.pair_id}",
@@ -222,6 +222,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classes", type=lambda s: s.split(","), default=list(CLASSES))
     parser.add_argument("--world", default="small", choices=("tiny", "small", "full"))
     parser.add_argument("--profile", choices=CLASSES, help="cProfile this checkout's requests of one class instead")
+    parser.add_argument("--sort", default="tottime", help="the profile's order (pstats: tottime, cumulative, ...)")
+    parser.add_argument("--lines", type=int, default=45, help="the profile's lines printed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "request_cpu.json")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # false turns it off there; nothing turns it on outside dev mode.
     dev_clock: bool | None = None
 
+    # Audit trail under `binome up` (libs/audit/spool.py): how long a spooled
+    # record waits for others before their batch goes to the database.
+    audit_linger_s: float = Field(default=0.05, ge=0, le=60)
+
     # Outbox relay
     relay_batch_size: int = 1000
     relay_poll_interval_s: float = 0.5

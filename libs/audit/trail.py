@@ -10,15 +10,22 @@ tables never differ.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from libs.eventstore.migrations import check_schema_name, migrate_directories
+
+if TYPE_CHECKING:
+    from libs.audit.spool import AuditSpool
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,13 +60,29 @@ class AuditRecord:
     roles: tuple[str, ...] = ()
     country: str | None = None
     correlation_id: str | None = None
+    #: Set when the record is spooled (libs/audit/spool.py): the id that makes
+    #: a second shipping of it a no-op, and the instant of the request (the
+    #: database's clock at insert time otherwise).
+    record_id: str | None = None
+    at: datetime | None = None
 
     @property
     def decision(self) -> str:
         return decision_of(self.status)
 
 
-def _row(record: AuditRecord) -> tuple[Any, ...]:
+@functools.lru_cache(maxsize=64)
+def insert_statement(schema: str) -> str:
+    """The insert of one record into ``schema``'s trail (``row_of``'s parameters)."""
+    return f"""INSERT INTO {check_schema_name(schema)}.audit_log
+                    (subject, client_id, organisation, roles, country, action, object,
+                     decision, status, correlation_id, record_id, at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,
+                        COALESCE($12::timestamptz, clock_timestamp()))
+                ON CONFLICT (record_id) DO NOTHING"""
+
+
+def row_of(record: AuditRecord) -> tuple[Any, ...]:
     return (
         record.subject,
         record.client_id,
@@ -71,6 +94,8 @@ def _row(record: AuditRecord) -> tuple[Any, ...]:
         record.decision,
         record.status,
         record.correlation_id,
+        record.record_id,
+        record.at,
     )
 
 
@@ -92,16 +117,18 @@ class AuditTrail:
     round trip, one commit). Alone, a record is written at once, as before;
     under load, a statement per request cost more Python than the rest of a
     simple read (bench/api.py). Up to ``writers`` writes run at once, so a
-    slow commit does not hold every record behind it."""
+    slow commit does not hold every record behind it.
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, *, writers: int = 4) -> None:
+    With a ``spool`` (``binome up``: libs/audit/spool.py) a record is
+    appended to this process's spool file instead, and shipped with the
+    others in batches; only a record the spool cannot take is written here."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, *, writers: int = 4, spool: AuditSpool | None = None) -> None:
         self.pool = pool
         self.schema = check_schema_name(schema)
         self.writers = writers
-        self._insert = f"""INSERT INTO {self.schema}.audit_log
-                    (subject, client_id, organisation, roles, country, action, object,
-                     decision, status, correlation_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"""
+        self.spool = spool
+        self._insert = insert_statement(self.schema)
         self._waiting: list[tuple[AuditRecord, asyncio.Future[None]]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._idle = 0  # writers started that have not taken their batch yet
@@ -109,6 +136,12 @@ class AuditTrail:
     async def record(self, record: AuditRecord) -> None:
         """Write ``record``; raises what the write raised. A caller cancelled
         meanwhile does not take its record out of the write."""
+        if self.spool is not None:
+            try:
+                self.spool.append(self.schema, record)
+                return
+            except OSError as exc:  # a full disk: the database directly, as without a spool
+                log.warning("audit spool refused a record (%s): written directly", exc)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._waiting.append((record, done))
@@ -126,7 +159,7 @@ class AuditTrail:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                await self.pool.executemany(self._insert, [_row(r) for r, _ in batch])
+                await self.pool.executemany(self._insert, [row_of(r) for r, _ in batch])
             except asyncio.CancelledError:  # the loop stops: nobody waits forever
                 waiting, self._waiting = batch + self._waiting, []
                 _settle(waiting, RuntimeError("the audit writer was cancelled"))
@@ -142,7 +175,7 @@ class AuditTrail:
 
     async def _write_alone(self, waiting: tuple[AuditRecord, asyncio.Future[None]]) -> None:
         try:
-            await self.pool.executemany(self._insert, [_row(waiting[0])])
+            await self.pool.executemany(self._insert, [row_of(waiting[0])])
         except Exception as exc:
             _settle([waiting], exc)
         else:
@@ -160,7 +193,11 @@ class AuditTrail:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Newest first, within one organisation (denied anonymous attempts
-        have no organisation and are visible to ops through logs only)."""
+        have no organisation and are visible to ops through logs only).
+        This process's spooled records are shipped first; another process's
+        are there within its linger (``libs.audit.spool.LINGER_S``)."""
+        if self.spool is not None:
+            await self.spool.ship()
         rows = await self.pool.fetch(
             f"""SELECT id, at, subject, client_id, organisation, roles, country, action, object,
                        decision, status, correlation_id

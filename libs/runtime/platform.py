@@ -51,6 +51,7 @@ from libs.api.problems import invalid
 from libs.api.shedding import ShedEarly
 from libs.api.security import requires
 from libs.audit.api import install_audit
+from libs.audit.spool import AuditSpool, spool_directory
 from libs.audit.trail import AuditTrail, migrate_trail
 from libs.auth.principal import DEV_CLOCK, Principal
 from libs.auth.tokens import TokenVerifier
@@ -250,6 +251,8 @@ class Platform:
     watermarks: Watermarks | None = None
     #: Pools of source event stores in other databases (BINOME_EVENT_STORE_URLS).
     source_pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
+    #: This process's audit records, spooled and shipped in batches (libs/audit/spool.py).
+    audit_spool: AuditSpool | None = None
 
     @property
     def dev_clock(self) -> bool:
@@ -282,6 +285,7 @@ class Platform:
         for context, url in settings.event_store_urls.items():
             platform.source_pools[context] = await create_pool(url, min_size=1, max_size=2)
         platform.watermarks = Watermarks(pool, platform.source_pools)
+        platform.audit_spool.start()  # its first sweep ships what a killed platform left
         if infrastructure.embedded_broker:
             await platform.carry_log_to_empty_broker()
         platform._start_workers()
@@ -300,7 +304,9 @@ class Platform:
         infrastructure = Infrastructure(settings.database_url, settings.kafka_bootstrap)
         pool = await create_pool(infrastructure.database_url, min_size=1, max_size=pool_size)
         vault_pool = await vault_pool_for(settings, pool)
-        return cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir)
+        platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir)
+        platform.audit_spool.start()
+        return platform
 
     @classmethod
     def _assemble(
@@ -319,6 +325,7 @@ class Platform:
         personal = PersonalData(vault)
         rate_limits = RateLimits.from_settings(settings, shared_dir=run_dir)
         platform = cls(settings, services, infrastructure, pool, verifier, vault, rate_limits=rate_limits)
+        platform.audit_spool = AuditSpool(spool_directory(settings.data_dir), pool, linger_s=settings.audit_linger_s)
         platform.readiness_checks = {
             "database": cached(database_check(pool)),
             "broker": cached(broker_check(infrastructure.bootstrap)),
@@ -333,7 +340,7 @@ class Platform:
             )
             ctx = ServiceContext(
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
-                platform.rate_limits, readiness_checks=platform.readiness_checks,
+                platform.rate_limits, readiness_checks=platform.readiness_checks, audit_spool=platform.audit_spool,
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))
@@ -462,7 +469,7 @@ class Platform:
         # The root app's own /v1 routes are audited and size-limited like a
         # service's (the services' requests pass through to their own trail).
         root.add_middleware(BodySizeLimit, max_bytes=self.settings.max_body_bytes)
-        install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA))  # outside the limit: 413s are recorded
+        install_audit(root, AuditTrail(self.pool, PLATFORM_SCHEMA, spool=self.audit_spool))  # outside the limit: 413s are recorded
         root.state.rate_limits = self.rate_limits
         # Events recorded while serving a request take the platform's time.
         root.add_middleware(EventClockScope, clock=self.clock)
@@ -511,6 +518,8 @@ class Platform:
         await asyncio.gather(*self.watchers, return_exceptions=True)
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.audit_spool is not None:  # after the last request, before the pool goes
+            await self.audit_spool.close()
         if self.vault is not None:
             await close_vault_pool(self.vault.pool, self.pool)
         for source_pool in self.source_pools.values():

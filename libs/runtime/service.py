@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
+from libs.audit.spool import AuditSpool
 from libs.audit.trail import AuditTrail
 from libs.auth.tokens import TokenVerifier
 from libs.domain.projector import InlineProjector
@@ -51,6 +52,9 @@ class ServiceContext:
     #: Checks the platform adds to the service's /readyz (the broker, a shared
     #: database check), beside those the service's app declares.
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    #: Under ``binome up``, where this process spools its audit records
+    #: (libs/audit/spool.py); None: each record is written at once.
+    audit_spool: AuditSpool | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class ServiceDefinition:
             install_dead_letters(app, Redriver(ctx.pool, ctx.store.schema, by_name, personal=ctx.store.personal))
         # Added before the audit, so the audit wraps it and records its 413s.
         app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
-        install_audit(app, AuditTrail(ctx.pool, ctx.store.schema))
+        install_audit(app, AuditTrail(ctx.pool, ctx.store.schema, spool=ctx.audit_spool))
         app.state.rate_limits = ctx.rate_limits or RateLimits.from_settings(ctx.settings)
         # Kept on the app: binome up's ShedEarly reads the same slots.
         app.state.in_flight = InFlight(self.name, ctx.settings.max_concurrent_requests)

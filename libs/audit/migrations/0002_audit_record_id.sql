@@ -1,0 +1,1 @@
+../../eventstore/migrations/0007_audit_record_id.sql
