@@ -138,6 +138,13 @@ class _Segment:
             os.ftruncate(self.fd, os.fstat(self.fd).st_size - written)
             raise OSError("audit spool: short write")
 
+    def empty(self) -> bool:
+        return os.fstat(self.fd).st_size == 0
+
+    def clear(self) -> None:
+        """Its records committed: the file is kept for the next ones (a new file per batch cost more than its batch)."""
+        os.ftruncate(self.fd, 0)
+
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -146,7 +153,12 @@ class _Segment:
 
 class AuditSpool:
     """This process's audit spool in ``directory`` (shared by every process of
-    the platform), shipping through ``pool``."""
+    the platform), shipping through ``pool``.
+
+    Two files per process, used in turn: records go to one while the other's
+    are shipped; a file whose records are committed is emptied, not deleted,
+    until the process closes its spool. A file that could not be shipped is
+    shipped again before the two swap again."""
 
     def __init__(
         self, directory: Path, pool: asyncpg.Pool, *, linger_s: float = LINGER_S, sweep_s: float = SWEEP_S
@@ -155,9 +167,8 @@ class AuditSpool:
         self.pool = pool
         self.linger_s, self.sweep_s = linger_s, sweep_s
         directory.mkdir(parents=True, exist_ok=True)
-        self._current: _Segment | None = None
-        self._numbered = 0
-        self._unshipped: list[_Segment] = []  # closed to appends, not yet committed
+        self._writing: _Segment | None = None  # where records go
+        self._shipped: _Segment | None = None  # the other one: empty, or records not yet committed
         self._appended = asyncio.Event()
         self._shipping = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -168,9 +179,10 @@ class AuditSpool:
     def append(self, schema: str, record: AuditRecord) -> None:
         """Spool ``record``, with an id of its own and this instant; raises OSError if the disk refuses it."""
         line = _encode(schema, os.urandom(16).hex(), datetime.now(UTC), record)
-        if self._current is None:
-            self._current, self._numbered = _Segment.next(self.directory, self._numbered)
-        self._current.append(line)
+        if self._writing is None:
+            self._writing, number = _Segment.next(self.directory, 0)
+            self._shipped, _ = _Segment.next(self.directory, number)
+        self._writing.append(line)
         self._appended.set()
 
     # ------------------------------------------------------------------ the shipper
@@ -189,9 +201,14 @@ class AuditSpool:
             await self.ship()
         except Exception as exc:
             log.warning("audit spool: not shipped at close (%s); the next start ships it", exc)
-        for segment in [*self._unshipped, *([self._current] if self._current else [])]:
-            os.close(segment.fd)  # left for the next shipper: the lock goes, the file stays
-        self._unshipped, self._current = [], None
+        for segment in (self._writing, self._shipped):
+            if segment is None:
+                continue
+            if segment.empty():
+                segment.remove()
+            else:
+                os.close(segment.fd)  # left for the next shipper: the lock goes, the file stays
+        self._writing = self._shipped = None
 
     async def _run(self) -> None:
         retrying = until_stopped(self._stop, before_sleep=_note_failure, multiplier=RETRY_S, max=RETRY_CAP_S)
@@ -217,14 +234,16 @@ class AuditSpool:
         """Commit this process's spooled records; returns how many were shipped."""
         async with self._shipping:
             self._appended.clear()
-            if self._current is not None:  # the next record opens a new file
-                self._unshipped.append(self._current)
-                self._current = None
+            if self._writing is None or self._shipped is None:
+                return 0
             shipped = 0
-            while self._unshipped:
-                segment = self._unshipped[0]
-                shipped += await self._ship(segment)
-                self._unshipped.pop(0)
+            if not self._shipped.empty():  # a batch that failed before
+                shipped += await self._ship(self._shipped)
+                self._shipped.clear()
+            if not self._writing.empty():
+                self._writing, self._shipped = self._shipped, self._writing  # new records go to the empty one
+                shipped += await self._ship(self._shipped)
+                self._shipped.clear()
             return shipped
 
     async def sweep(self) -> int:
@@ -236,10 +255,11 @@ class AuditSpool:
                 continue
             try:
                 shipped += await self._ship(segment)
-                log.info("audit spool: %s of a process that is gone shipped", path.name)
             except BaseException:
                 os.close(segment.fd)  # its lock released: the next sweep tries again
                 raise
+            segment.remove()
+            log.info("audit spool: %s of a process that is gone shipped", path.name)
         return shipped
 
     async def _ship(self, segment: _Segment) -> int:
@@ -249,7 +269,6 @@ class AuditSpool:
             by_schema[schema].append(record)
         for schema, batch in by_schema.items():
             await write_records(self.pool, schema, batch)
-        segment.remove()
         return len(records)
 
 

@@ -38,6 +38,11 @@ def spool_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.jsonl"))
 
 
+def spooled(directory: Path) -> int:
+    """Records in the spool's files, not yet shipped."""
+    return sum(len(path.read_bytes().splitlines()) for path in spool_files(directory))
+
+
 async def test_records_wait_in_the_spool_until_their_batch_is_shipped(
     pool: asyncpg.Pool, schema: str, tmp_path: Path
 ) -> None:
@@ -46,15 +51,16 @@ async def test_records_wait_in_the_spool_until_their_batch_is_shipped(
     for i in range(3):
         await trail.record(audit_record(i))
     assert await subjects(pool, schema) == []  # no round trip per record
-    assert len(spool_files(tmp_path)) == 1
+    assert spooled(tmp_path) == 3
 
     assert await spool.ship() == 3
     rows = await pool.fetch(f"SELECT * FROM {schema}.audit_log ORDER BY id")
     assert [r["subject"] for r in rows] == ["user-0", "user-1", "user-2"]
     assert all(r["record_id"] and r["at"] is not None for r in rows)
     assert rows[0]["roles"] == ["hr_admin"] and rows[0]["decision"] == "allowed"
-    assert spool_files(tmp_path) == []  # shipped files are deleted
+    assert spooled(tmp_path) == 0  # a file shipped is emptied for the next records
     await spool.close()
+    assert spool_files(tmp_path) == []  # and deleted when the spool closes
 
 
 async def test_the_shipper_ships_within_its_linger(pool: asyncpg.Pool, schema: str, tmp_path: Path) -> None:
@@ -107,10 +113,10 @@ async def test_a_killed_process_files_are_shipped_by_another_once(
         assert child.stdout is not None and child.stdout.readline().strip() == "spooled"
         survivor = AuditSpool(tmp_path, pool)
         assert await survivor.sweep() == 0  # its writer is alive: not taken
-        left = spool_files(tmp_path)
-        assert len(left) == 1
+        assert spooled(tmp_path) == 3
+        (left,) = [path for path in spool_files(tmp_path) if path.stat().st_size]
         copy = tmp_path.parent / "copy.jsonl"
-        shutil.copy(left[0], copy)
+        shutil.copy(left, copy)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -135,7 +141,7 @@ async def test_a_record_postgresql_refuses_does_not_take_its_batch_with_it(
         await spool.ship()
     assert await subjects(pool, schema) == ["user-1", "user-3"]
     assert "audit record not written: GET /v1/things/{id} allowed" in caplog.text  # logged, not silent
-    assert spool_files(tmp_path) == []
+    assert spooled(tmp_path) == 0
 
 
 async def test_an_outage_loses_nothing(pool: asyncpg.Pool, schema: str, tmp_path: Path) -> None:
@@ -145,13 +151,13 @@ async def test_an_outage_loses_nothing(pool: asyncpg.Pool, schema: str, tmp_path
     try:
         with pytest.raises(asyncpg.UndefinedTableError):
             await spool.ship()
-        assert len(spool_files(tmp_path)) == 1
+        assert spooled(tmp_path) == 1
         spool.append(schema, audit_record(2))  # meanwhile
     finally:
         await pool.execute(f"ALTER TABLE {schema}.audit_log_away RENAME TO audit_log")
     assert await spool.ship() == 2
     assert await subjects(pool, schema) == ["user-1", "user-2"]
-    assert spool_files(tmp_path) == []
+    assert spooled(tmp_path) == 0
 
 
 async def test_a_record_the_spool_cannot_take_is_written_directly(
@@ -172,13 +178,13 @@ async def test_the_shipper_tries_again_after_an_outage(pool: asyncpg.Pool, schem
     try:
         spool.append(schema, audit_record(1))
         await asyncio.sleep(0.3)  # a failed round or two
-        assert len(spool_files(tmp_path)) == 1
+        assert spooled(tmp_path) == 1
         await pool.execute(f"ALTER TABLE {schema}.audit_log_away RENAME TO audit_log")
         for _ in range(100):  # the next try, within the first backoffs
             if await subjects(pool, schema) == ["user-1"]:
                 break
             await asyncio.sleep(0.1)
         assert await subjects(pool, schema) == ["user-1"]
-        assert spool_files(tmp_path) == []
+        assert spooled(tmp_path) == 0
     finally:
         await spool.close()
