@@ -85,6 +85,7 @@ async def test_committee_contacts_are_isolated_validated_and_kept(world: World) 
     assert "country" in await problem(world, "PUT", CONTACTS.format("F1"), world.auth(), 422, json=body)
     assert await world.ok("notifications", "GET", CONTACTS.format("FR")) == put
     # Audited (libs/audit): who set them is in the trail; the addresses are in no event and no audit record.
+    await world.platform.audit_spool.ship()  # the records this process spooled (libs/audit/spool.py)
     audit = await world.platform.pool.fetch(
         "SELECT subject, status FROM notifications.audit_log WHERE action = 'PUT /v1/committees/{country}/contacts'"
     )
