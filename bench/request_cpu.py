@@ -6,6 +6,7 @@ Run from the repository root::
     .venv/bin/python bench/request_cpu.py --baseline ../other-checkout   # about 2 min here
     .venv/bin/python bench/request_cpu.py --rounds 3 --requests 1000
     .venv/bin/python bench/request_cpu.py --profile pair                  # cProfile of this checkout's pair read
+    .venv/bin/python bench/request_cpu.py --pace-ms 10                    # one request every 10 ms, as a worker at 200/s
 
 ``binome up`` (this checkout) runs as a subprocess in a temporary data
 directory and ``binome demo`` seeds its small world (bench/api.py's). Then
@@ -21,7 +22,11 @@ uvicorn's parsing. Per endpoint class (``participants``: a page of 50,
 (``time.process_time``, every thread) divided by its requests, so work a
 request leaves behind (the audit trail's commit) counts too. The figure is
 the median of the batches; the sides alternate ``--rounds`` times, so both
-see the same machine. Figures are printed and written to
+see the same machine. ``--pace-ms``: a pause after each request, as a
+worker of ``binome up --workers 2`` sees at 200 requests a second (10 ms):
+the pause's own wake-up counts (0.06 ms here), and the request then costs
+about what ``api.py`` measures over HTTP at that rate, about twice its cost
+back to back (bench/README.md, "Seventh pass"). Figures are printed and written to
 ``bench/out/request_cpu.json`` (``--out``); no aim is asserted.
 """
 
@@ -133,6 +138,8 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
                 start = time.process_time()
                 for _ in range(spec["batch"]):
                     await _request(app, path, token)
+                    if spec["pace_s"]:
+                        await asyncio.sleep(spec["pace_s"])
                 batches.append((time.process_time() - start) * 1000 / spec["batch"])
             figures[name] = {"median_ms": round(statistics.median(batches), 3), "min_ms": round(min(batches), 3),
                              "batches_ms": batches}
@@ -185,7 +192,7 @@ def run_side(checkout: Path, platform: Any, seeded: Any, args: argparse.Namespac
     spec = {
         "checkout": str(checkout), "run_dir": str(run_dir), "token": seeded.token, "classes": args.classes,
         "warmup": args.warmup, "requests": args.requests, "batch": args.batch, "profile": profile,
-        "sort": args.sort, "lines": args.lines,
+        "sort": args.sort, "lines": args.lines, "pace_s": args.pace_ms / 1000,
         "paths": {
             "participants": f"/enrollment/v1/participants?programme_id={seeded.programme_id}&limit=50",
             "pair": f"/matching/v1/pairs/{seeded.pair_id}",
@@ -222,6 +229,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classes", type=lambda s: s.split(","), default=list(CLASSES))
     parser.add_argument("--world", default="small", choices=("tiny", "small", "full"))
     parser.add_argument("--profile", choices=CLASSES, help="cProfile this checkout's requests of one class instead")
+    parser.add_argument("--pace-ms", type=float, default=0.0, help="a pause after each request (a worker's pace)")
     parser.add_argument("--sort", default="tottime", help="the profile's order (pstats: tottime, cumulative, ...)")
     parser.add_argument("--lines", type=int, default=45, help="the profile's lines printed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "request_cpu.json")
@@ -258,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"round {round_ + 1} {side:>6}: " + ", ".join(
                         f"{name} {figures[name]['median_ms']:.3f} ms" for name in args.classes), flush=True)
     report = {"world": args.world, "rounds": args.rounds, "requests": args.requests, "batch": args.batch,
+              "pace_ms": args.pace_ms,
               "baseline": str(args.baseline) if args.baseline else None, "load_average_at_start": load,
               "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +278,9 @@ def print_summary(runs: dict[str, dict[str, list[dict[str, Any]]]], args: argpar
     """Per side: the median of its runs' medians, and its cheapest batch (a
     shared machine only ever adds to a batch's CPU time)."""
     print(f"\nPython CPU per request in process, ms: median of the runs' medians ({args.rounds} runs of "
-          f"{args.requests // args.batch} batches of {args.batch}), and the cheapest batch in brackets "
+          f"{args.requests // args.batch} batches of {args.batch}"
+          + (f", a pause of {args.pace_ms:g} ms after each request" if args.pace_ms else ", back to back")
+          + "), and the cheapest batch in brackets "
           f"(load average {load} at start, {[round(x, 2) for x in os.getloadavg()]} at end)")
     sides = list(runs)
     print(f"{'endpoint':>13}" + "".join(f" {side:>18}" for side in sides) + (" after/before" if len(sides) == 2 else ""))

@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LogFormat = Literal["auto", "json", "console"]
 
 
+#: A spooled audit record's wait for others (libs/audit/spool.py says why 200 ms).
+AUDIT_LINGER_S = 0.2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BINOME_", extra="ignore")
 
@@ -109,7 +113,7 @@ class Settings(BaseSettings):
 
     # Audit trail under `binome up` (libs/audit/spool.py): how long a spooled
     # record waits for others before their batch goes to the database.
-    audit_linger_s: float = Field(default=0.05, ge=0, le=60)
+    audit_linger_s: float = Field(default=AUDIT_LINGER_S, ge=0, le=60)
 
     # Outbox relay
     relay_batch_size: int = 1000

@@ -4,7 +4,7 @@ Under ``binome up`` a request's audit record is not sent to the database on
 its own: it is appended, as one JSON line, to a file of this process in the
 platform's spool directory (a ``write`` of a few hundred bytes, no round
 trip), and a shipper writes what gathered to each service's ``audit_log``
-once every ``linger_s``, in one round trip per service. A record and its own
+once every ``linger_s`` (200 ms), in one round trip per service. A record and its own
 statement cost a read about a fifth of its Python, and most of its
 PostgreSQL time (bench/README.md, "Seventh pass").
 
@@ -44,11 +44,16 @@ from tenacity import RetryCallState, RetryError
 
 from libs.audit.trail import AuditRecord, insert_statement, row_of
 from libs.retry import sleep_unless_stopped, until_stopped
+from libs.settings import AUDIT_LINGER_S
 
 log = logging.getLogger(__name__)
 
-#: How long a record waits for others before its batch is shipped.
-LINGER_S = 0.05
+#: How long a record waits for others before its batch is shipped
+#: (``BINOME_AUDIT_LINGER_S``): a ship is a wake-up and a round trip, so at
+#: 100 requests a second per worker 200 ms cost 0.07-0.08 ms less per
+#: request than 50 (bench/README.md, "Seventh pass"), and a trail read from
+#: another process is at most that late.
+LINGER_S = AUDIT_LINGER_S
 #: How often a shipper looks for files that no living process holds.
 SWEEP_S = 2.0
 #: A shipper that failed waits about this long before it tries again (doubling up to the cap).
