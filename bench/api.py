@@ -901,7 +901,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.classes = [name for name in (*READS, WRITE) if name in args.classes]
     if args.tiny:
         args.world = "tiny"
-        args.step, args.cpu_step, args.idle, args.cpu_rate = args.step or 1.0, 1.0, 0.5, 20.0
+        # Two-second CPU steps and idle windows: with less, one periodic burst
+        # (a scheduler, a gauge) in an idle window, extrapolated over a step of
+        # 20 reads, could make a net statement count negative.
+        args.step, args.cpu_step, args.idle, args.cpu_rate = args.step or 1.0, 2.0, 2.0, 20.0
         args.read_rates, args.write_rates = args.read_rates or [20.0], args.write_rates or [10.0]
     elif args.quick:
         args.step = args.step or 5.0
