@@ -12,11 +12,11 @@ Why a file and not only memory: the file outlives the process. A record is
 on disk (in the page cache) microseconds after its response is sent, as
 before it was in flight to the database; a worker killed with ``kill -9``
 leaves its files behind, and another process ships them: each process holds
-an exclusive ``flock`` on the files it writes until their records are
-committed, the lock dies with the process, and every shipper takes, every
-``sweep_s``, the files no living process holds. Each record carries an id
-(``record_id``, unique in ``audit_log``), so a file shipped twice (its
-owner died between the commit and the unlink) adds nothing.
+an exclusive ``flock`` on its two files for as long as it runs, the lock
+dies with the process, and every shipper takes, every ``sweep_s``, the files
+no living process holds. Each record carries an id (``record_id``, unique
+in ``audit_log``), so a file shipped twice (its owner died between the
+commit and emptying the file) adds nothing.
 
 A record the spool cannot take (a full disk) goes to the database directly,
 as without a spool (``AuditTrail.record``). A batch the database refuses for

@@ -68,10 +68,10 @@ def test_the_answers_kept_per_parameter_are_fastapis() -> None:
     assert len(fields) > 100
     for field in fields:
         for _ in range(2):  # asked, then kept
-            assert get_param_model(field) is get_param_model.asks(field)
-            assert get_param_aliases(field) == get_param_aliases.asks(field)
+            assert get_param_model(field) is get_param_model.__wrapped__(field)
+            assert get_param_aliases(field) == get_param_aliases.__wrapped__(field)
             for convert in (False, True):
-                assert get_param_aliases(field, convert_underscores=convert) == get_param_aliases.asks(
+                assert get_param_aliases(field, convert_underscores=convert) == get_param_aliases.__wrapped__(
                     field, convert_underscores=convert
                 )
 
