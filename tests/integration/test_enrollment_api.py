@@ -672,3 +672,26 @@ async def test_openapi_documents_every_route_and_the_import_formats(env: Enrollm
     assert {"cursor", "limit", "country", "role", "status", "theme"} <= {
         p["name"] for p in paths["/v1/participants"]["get"]["parameters"]
     }
+
+
+async def test_a_participants_document_is_stored_whole_with_its_text(env: EnrollmentEnv) -> None:
+    """Lists read ``doc_text``, the document converted to text once when
+    written, from rows PostgreSQL keeps whole: no compression to undo and no
+    jsonb to convert on every read (migration 0005). A row of a participant
+    passes the 2 kB at which PostgreSQL compresses by default."""
+    programme = await env.programme()
+    wave = await env.wave(programme["programme_id"])
+    pid = (await env.enrol(wave["wave_id"], mentee("E-TEXT-1", motivation="m" * 1500)))["participant_id"]
+    renamed = await env.client.patch(f"/v1/participants/{pid}", json={"display_name": "Renamed"}, headers=env.auth())
+    assert renamed.status_code == 200, renamed.text
+
+    row = await env.pool.fetchrow(
+        f"""SELECT doc_text = doc::text AS same, pg_column_size(doc_text) AS size,
+                   pg_column_compression(doc) AS doc_compressed, pg_column_compression(doc_text) AS text_compressed
+            FROM {env.schema}.participants WHERE participant_id = $1::uuid""",
+        pid,
+    )
+    assert row["same"] and row["size"] > 2000
+    assert (row["doc_compressed"], row["text_compressed"]) == (None, None)
+    listed_page = await env.client.get(f"/v1/participants?wave_id={wave['wave_id']}", headers=env.auth())
+    assert [p for p in listed_page.json()["items"] if p["participant_id"] == pid] == [renamed.json()]

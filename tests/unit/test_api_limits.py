@@ -17,7 +17,9 @@ from limits import parse
 
 from libs.api.limits import BodySizeLimit, LocalWindow, RateLimits
 from libs.api.problems import PROBLEM_JSON
-from libs.api.security import current_principal
+from libs.api.idempotency import IdempotencyKey, idempotency_key
+from libs.api.security import current_principal, requires
+from libs.auth.principal import HR_ADMIN
 from libs.auth.principal import Principal
 from libs.auth.tokens import TokenVerifier
 
@@ -92,6 +94,30 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_do_no
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert other.status_code == 200 and other_org.status_code == 200
     assert len(calls) == 5
+
+
+async def test_a_request_whose_dependencies_all_ask_for_the_caller_counts_once() -> None:
+    """A command asks for its caller twice: its role check (``requires``, which
+    takes the token straight from the bearer scheme) and its idempotency key
+    (``current_principal``). The caller is authenticated, and counted, once."""
+    calls: list[int] = []
+    app = build_app(calls)
+
+    @app.post("/v1/commands")
+    async def command(
+        who: Principal = Depends(requires(HR_ADMIN)), key: IdempotencyKey | None = Depends(idempotency_key)
+    ) -> dict[str, str | None]:
+        calls.append(1)
+        return {"subject": who.subject, "key": key.key if key else None}
+
+    async with await client_for(app) as c:
+        answers = [
+            await c.post("/v1/commands", json={}, headers={**bearer("u1"), "Idempotency-Key": f"k-{i}"})
+            for i in range(4)
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]  # "3/minute": three requests, not one and a half
+    assert answers[0].json() == {"subject": "u1", "key": "k-0"}
+    assert len(calls) == 3
 
 
 class FakeClock:

@@ -190,7 +190,7 @@ class Projector(InlineProjector):
             UPDATE {s}.waves SET status = $2, version = $3, updated_at = $4, updated_by = $5::jsonb
             WHERE wave_id = $1"""
         self._sql_participant_docs = (
-            f"SELECT participant_id, doc::text FROM {s}.participants WHERE participant_id = ANY($1::uuid[])"
+            f"SELECT participant_id, doc_text FROM {s}.participants WHERE participant_id = ANY($1::uuid[])"
         )
         # One statement for any number of rows (a 1,500-row import is one round trip).
         self._sql_participant_upsert = f"""

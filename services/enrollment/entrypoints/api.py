@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -57,6 +57,7 @@ from services.enrollment.entrypoints.schemas import (
     ImportReportOut,
     NeedsIn,
     ParticipantOut,
+    ParticipantQuery,
     ProfilePatch,
     ProgrammeIn,
     ProgrammeOut,
@@ -398,20 +399,20 @@ def _import_rows(content_type: str, body: bytes, *, from_directory: bool = False
 @router.get("/participants", response_model=Page[ParticipantOut], responses=READ_ERRORS, tags=["participants"])
 async def list_participants(
     request: Request,
-    programme_id: UUID | None = None,
-    wave_id: UUID | None = None,
-    country: str | None = Query(None, pattern=r"^[A-Za-z]{2}$"),
-    role: Role | None = None,
-    status: ParticipantStatus | None = None,
-    theme: str | None = Query(None, pattern=r"^[a-z][a-z0-9_]{1,39}$", description="Wanted or offered."),
-    matchable: bool | None = None,
-    page: PageParams = Depends(page_params),
+    query: Annotated[ParticipantQuery, Query()],
     who: Principal = Depends(requires(*READERS)),
 ) -> Response:
+    role, status = query.role, query.status
     filters = ParticipantFilters(
-        programme_id, wave_id, country, role.value if role else None, status.value if status else None, theme, matchable
+        query.programme_id,
+        query.wave_id,
+        query.country,
+        role.value if role else None,
+        status.value if status else None,
+        query.theme,
+        query.matchable,
     )
-    found = await service(request).views.participants(service(request).pool, who, filters, page)
+    found = await service(request).views.participants(service(request).pool, who, filters, query.page())
     return page_json(Page[ParticipantOut], found.items, found.next_cursor)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pydantic_core import PydanticCustomError
 
 from libs.api.dates import Day, TimeZone
+from libs.api.pagination import PageQuery
 from libs.api.patch import partial_model, sent
 from libs.api.text import NO_SPACE, stripped
 from libs.events.contexts.enrollment import (
@@ -472,3 +473,20 @@ class ImportReportOut(BaseModel):
 IMPORT_COLUMNS = frozenset(EnrolmentIn.model_fields)
 IMPORT_LIST_COLUMNS = frozenset({"languages", "intentions"})
 IMPORT_LEVEL_COLUMNS = frozenset({"themes_wanted", "themes_offered"})
+
+
+# --------------------------------------------------------------------------- query parameters
+
+
+class ParticipantQuery(PageQuery):
+    """The participants list's query parameters: its filters and its page.
+    One model, so that pydantic checks them in one call; FastAPI documents
+    and names each (a bad one is a 422 naming ``query.<name>``)."""
+
+    programme_id: UUID | None = None
+    wave_id: UUID | None = None
+    country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
+    role: Role | None = None
+    status: ParticipantStatus | None = None
+    theme: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,39}$", description="Wanted or offered.")
+    matchable: bool | None = None

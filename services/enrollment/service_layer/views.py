@@ -112,7 +112,7 @@ class Views:
 
     async def participant(self, db: Executor, principal: Principal, participant_id: UUID) -> dict[str, Any]:
         row = await db.fetchrow(
-            f"SELECT organisation, country, doc::text AS doc FROM {self.s}.participants WHERE participant_id = $1",
+            f"SELECT organisation, country, doc_text AS doc FROM {self.s}.participants WHERE participant_id = $1",
             participant_id,
         )
         if row is None or not (
@@ -167,15 +167,17 @@ class Views:
         if filters.theme is not None:
             query.add("themes @> ARRAY[$?::text]", filters.theme)
         found = await self._page(
-            db, f"{self.s}.participants", "t.doc", query, page, scope, PARTICIPANT_ORDER, item=lambda r: r["doc"]
-        )
-        # Documents stay JSON text for the API to check and encode in one pass;
-        # only an erased person's is read, to add the erasure's progress.
-        # jsonb writes a non-null erasure as `"erasure": {`.
-        erased = {i: orjson.loads(doc) for i, doc in enumerate(found.items) if '"erasure": {' in doc}
+            db, f"{self.s}.participants", "t.doc_text", query, page, scope, PARTICIPANT_ORDER,
+            item=lambda r: r, also="jsonb_typeof(t.doc->'erasure') = 'object' AS erased",
+        )  # fmt: skip
+        # Documents stay JSON text (written once, `doc_text`) for the API to
+        # check and encode in one pass; only an erased person's is read, to
+        # add the erasure's progress.
+        erased = {i: orjson.loads(row["doc"]) for i, row in enumerate(found.items) if row["erased"]}
         await self._erasure_progress(list(erased.values()))
-        for i, doc in erased.items():
-            found.items[i] = orjson.dumps(doc).decode()
+        found.items = [
+            orjson.dumps(erased[i]).decode() if i in erased else row["doc"] for i, row in enumerate(found.items)
+        ]
         return found
 
     def _scoped(self, principal: Principal, country: str | None) -> Where:
@@ -202,16 +204,17 @@ class Views:
         scope: str,
         order: Order,
         item: Callable[[Any], Any] = lambda r: orjson.loads(r["doc"]),
+        also: str | None = None,
     ) -> Page[Any]:
         """One page in ``order``: the row's own id, never ``row_id``, which a
         rebuild (``binome replay``) renumbers; so a cursor held across a
-        rebuild neither skips nor repeats."""
+        rebuild neither skips nor repeats. ``also``: more columns for ``item``."""
         after = page.after(scope)
         if after is not None:
             query.add(after_condition(order, after, query.param))
         keys = order_by(order)
         rows = await db.fetch(
-            f"SELECT {keys}, {document}::text AS doc FROM {table} t WHERE {query.sql()}"
+            f"SELECT {keys}, {document}::text AS doc{f', {also}' if also else ''} FROM {table} t WHERE {query.sql()}"
             f" ORDER BY {keys} LIMIT {query.param(page.limit + 1)}",
             *query.args,
         )
