@@ -47,8 +47,11 @@ RENDERED_LIFETIME_S = 60.0
 
 
 @lru_cache(maxsize=RENDERED_DOCUMENTS)
-def _render(model: type[BaseModel], text: str) -> str:
-    return model.model_validate_json(text).model_dump_json()
+def _render(model: type[BaseModel], text: str) -> bytes:
+    # Bytes, as pydantic-core writes them (``model_dump_json`` decodes them to
+    # a str): a page is joined from them and sent, never decoded and encoded
+    # again (for a page of 50, 85 kB copied once instead of four times).
+    return model.__pydantic_serializer__.to_json(model.model_validate_json(text))
 
 
 class Renderings:
@@ -68,11 +71,13 @@ class Renderings:
     def __init__(self) -> None:
         self.since = time.monotonic()
 
-    def __call__(self, model: type[BaseModel], text: str) -> str:
-        now = time.monotonic()
-        if now - self.since >= RENDERED_LIFETIME_S:
+    def __call__(self, model: type[BaseModel], text: str) -> bytes:
+        return self.all(model, (text,))[0]
+
+    def all(self, model: type[BaseModel], texts: Sequence[str]) -> list[bytes]:
+        if time.monotonic() - self.since >= RENDERED_LIFETIME_S:
             self.forget()
-        return _render(model, text)
+        return [_render(model, text) for text in texts]
 
     def forget(self) -> None:
         _render.cache_clear()
@@ -103,12 +108,6 @@ def page_json(page_model: type[BaseModel], items: Sequence[str], next_cursor: st
     built only to be checked and dropped. The answer is the one
     ``response_model=page_model`` gave (pydantic encodes a list's items as
     it encodes each alone, compact: tests/unit/test_responses.py)."""
-    item = _item_model(page_model)
-    body = (
-        '{"items":['
-        + ",".join([rendered(item, text) for text in items])
-        + '],"next_cursor":'
-        + orjson.dumps(next_cursor).decode()
-        + "}"
-    )
+    documents = b",".join(rendered.all(_item_model(page_model), items))
+    body = b"".join((b'{"items":[', documents, b'],"next_cursor":', orjson.dumps(next_cursor), b"}"))
     return Response(body, media_type="application/json")
