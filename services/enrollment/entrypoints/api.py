@@ -36,7 +36,6 @@ from libs.api.security import requires
 from libs.auth.principal import HR_ADMIN, PARTICIPANT, REGIONAL_COMMITTEE, SERVICE, Principal
 from libs.domain.commands import StaleVersion
 from libs.domain.repository import UnitOfWork
-from libs.events.contexts.enrollment import Role
 from libs.gdpr.export import export_router
 from libs.observability.correlation import current_correlation_id
 from libs.eventstore.store import ConcurrencyError, DuplicateEventError
@@ -45,7 +44,7 @@ from libs.runtime.service import ServiceContext
 from libs import tabular
 from services.enrollment.bootstrap import Enrollment
 from services.enrollment.domain.errors import DuplicateEnrolment, InvalidInput, InvalidState, NotFound
-from services.enrollment.domain.values import ParticipantStatus, WaveStatus
+from services.enrollment.domain.values import WaveStatus
 from services.enrollment.domain.wave import WavePlan
 from services.enrollment.entrypoints.schemas import (
     DirectoryEnrolmentIn,
@@ -402,13 +401,12 @@ async def list_participants(
     query: Annotated[ParticipantQuery, Query()],
     who: Principal = Depends(requires(*READERS)),
 ) -> Response:
-    role, status = query.role, query.status
     filters = ParticipantFilters(
         query.programme_id,
         query.wave_id,
         query.country,
-        role.value if role else None,
-        status.value if status else None,
+        query.role.value if query.role else None,
+        query.status.value if query.status else None,
         query.theme,
         query.matchable,
     )
