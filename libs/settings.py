@@ -17,7 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LogFormat = Literal["auto", "json", "console"]
 
 
-#: A spooled audit record's wait for others (libs/audit/spool.py says why 200 ms).
+#: How long a spooled audit record waits for others before their batch is
+#: shipped (libs/audit/spool.py; ``BINOME_AUDIT_LINGER_S``): a ship is a
+#: wake-up and a round trip, so at 100 requests a second per worker 200 ms
+#: cost 0.07-0.08 ms less per request than 50 (bench/README.md, "Seventh
+#: pass"), and a trail read from another process is at most that late.
 AUDIT_LINGER_S = 0.2
 
 

@@ -25,7 +25,7 @@ import binascii
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
@@ -88,33 +88,29 @@ class PageParams:
         return None if self.cursor is None else decode_cursor(self.cursor, scope)
 
 
-CURSOR_DESCRIPTION = (
-    "Opaque cursor from a previous page's next_cursor. Only a cursor this API issued for the "
-    "same filters is read: any other is a 422 naming query.cursor (type rule)."
-)
-LIMIT_DESCRIPTION = f"Items per page (at most {MAX_LIMIT})."
-
-
-async def page_params(
-    cursor: str | None = Query(None, max_length=1024, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION),
-    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=LIMIT_DESCRIPTION),
-) -> PageParams:
-    """FastAPI dependency: the ``cursor`` and ``limit`` query parameters."""
-    return PageParams(cursor, limit)
-
-
 class PageQuery(BaseModel):
-    """``cursor`` and ``limit`` as fields of a model of query parameters
-    (``query: Annotated[SomeQuery, Query()]``, ``SomeQuery`` adding the
-    list's filters), the same parameters ``page_params`` declares. A busy
-    list's parameters are then checked by pydantic in one call, not by
-    FastAPI one at a time (``services/enrollment``'s participants)."""
+    """The ``cursor`` and ``limit`` query parameters, as a model of query
+    parameters (``query: Annotated[SomeQuery, Query()]``, ``SomeQuery`` adding
+    a list's filters): pydantic checks a busy list's parameters in one call,
+    not FastAPI one at a time (``services/enrollment``'s participants)."""
 
-    cursor: str | None = Field(None, max_length=1024, pattern=CURSOR_PATTERN, description=CURSOR_DESCRIPTION)
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=LIMIT_DESCRIPTION)
+    cursor: str | None = Field(
+        None,
+        max_length=1024,
+        pattern=CURSOR_PATTERN,
+        description="Opaque cursor from a previous page's next_cursor. Only a cursor this API issued for the "
+        "same filters is read: any other is a 422 naming query.cursor (type rule).",
+    )
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT}).")
 
     def page(self) -> PageParams:
         return PageParams(self.cursor, self.limit)
+
+
+async def page_params(query: Annotated[PageQuery, Query()]) -> PageParams:
+    """FastAPI dependency: the ``cursor`` and ``limit`` query parameters (a
+    list with no filters of its own, or whose filters are parameters apart)."""
+    return query.page()
 
 
 class Page(BaseModel, Generic[T]):

@@ -72,12 +72,16 @@ class Renderings:
         self.since = time.monotonic()
 
     def __call__(self, model: type[BaseModel], text: str) -> bytes:
-        return self.all(model, (text,))[0]
+        self._forget_if_old()
+        return _render(model, text)
 
     def all(self, model: type[BaseModel], texts: Sequence[str]) -> list[bytes]:
+        self._forget_if_old()
+        return [_render(model, text) for text in texts]
+
+    def _forget_if_old(self) -> None:
         if time.monotonic() - self.since >= RENDERED_LIFETIME_S:
             self.forget()
-        return [_render(model, text) for text in texts]
 
     def forget(self) -> None:
         _render.cache_clear()

@@ -48,12 +48,6 @@ from libs.settings import AUDIT_LINGER_S
 
 log = logging.getLogger(__name__)
 
-#: How long a record waits for others before its batch is shipped
-#: (``BINOME_AUDIT_LINGER_S``): a ship is a wake-up and a round trip, so at
-#: 100 requests a second per worker 200 ms cost 0.07-0.08 ms less per
-#: request than 50 (bench/README.md, "Seventh pass"), and a trail read from
-#: another process is at most that late.
-LINGER_S = AUDIT_LINGER_S
 #: How often a shipper looks for files that no living process holds.
 SWEEP_S = 2.0
 #: A shipper that failed waits about this long before it tries again (doubling up to the cap).
@@ -166,7 +160,7 @@ class AuditSpool:
     shipped again before the two swap again."""
 
     def __init__(
-        self, directory: Path, pool: asyncpg.Pool, *, linger_s: float = LINGER_S, sweep_s: float = SWEEP_S
+        self, directory: Path, pool: asyncpg.Pool, *, linger_s: float = AUDIT_LINGER_S, sweep_s: float = SWEEP_S
     ) -> None:
         self.directory = directory
         self.pool = pool

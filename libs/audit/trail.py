@@ -195,7 +195,7 @@ class AuditTrail:
         """Newest first, within one organisation (denied anonymous attempts
         have no organisation and are visible to ops through logs only).
         This process's spooled records are shipped first; another process's
-        are there within its linger (``libs.audit.spool.LINGER_S``)."""
+        are there within its linger (``libs.settings.AUDIT_LINGER_S``)."""
         if self.spool is not None:
             await self.spool.ship()
         rows = await self.pool.fetch(
