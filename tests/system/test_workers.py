@@ -131,6 +131,21 @@ def test_a_client_has_one_rate_budget_whatever_worker_answers(platform: Platform
     assert len({worker_of(r) for r in bad}) == 2
 
 
+def test_a_command_with_its_idempotency_key_counts_once_against_the_budget(platform: PlatformProcess) -> None:
+    """A command asks for its caller twice (its role check and its
+    idempotency key): the request is still counted once, in whichever worker."""
+    hr = auth(platform.token("hr-rate-commands", "org-workers-rate-commands", ["hr_admin"]))
+
+    def create(client: httpx.Client) -> httpx.Response:
+        body = programme_body(name=f"Counted {uuid.uuid4().hex[:6]}")
+        return client.post("/enrollment/v1/programmes", json=body, headers={**hr, "Idempotency-Key": str(uuid.uuid4())})
+
+    responses = at_once(platform, RATE + 10, create)
+
+    assert Counter(r.status_code for r in responses) == {201: RATE, 429: 10}, [r.text for r in responses[:3]]
+    assert len({worker_of(r) for r in responses if r.status_code == 201}) == 2
+
+
 def test_an_idempotency_key_sent_to_both_workers_at_once_runs_the_write_once(platform: PlatformProcess) -> None:
     hr = auth(platform.token("hr-idem", "org-workers-idem", ["hr_admin"]))
 
