@@ -37,7 +37,12 @@ class _Pool(asyncpg.Pool):
         return super().acquire(timeout=ACQUIRE_TIMEOUT_S if timeout is None else timeout)
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, server_settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
+    """``server_settings``: what every connection of the pool starts its
+    session with, the same for all of them (the HTTP workers' connections
+    say that their process announces their writes: libs/api/held_pages.py)."""
     # What asyncpg.create_pool passes (its defaults), with our class.
     return await _Pool(
         dsn,
@@ -50,6 +55,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
         record_class=asyncpg.Record,
         reset=_keep_session,
         timeout=CONNECT_TIMEOUT_S,
+        **({} if server_settings is None else {"server_settings": server_settings}),
     )
 
 

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     # record waits for others before their batch goes to the database.
     audit_linger_s: float = Field(default=AUDIT_LINGER_S, ge=0, le=60)
 
+    # Pages held by the HTTP workers of `binome up --workers N` (libs/api/
+    # held_pages.py): the longest a page is answered again without reading
+    # it; 0: none is held. The bound for writes no worker of this host hears
+    # of: API replicas on other hosts over the same database (set 0 there if
+    # a page may not trail them by this long).
+    held_pages_s: float = Field(default=5.0, ge=0, le=60)
+
     # Outbox relay
     relay_batch_size: int = 1000
     relay_poll_interval_s: float = 0.5

@@ -60,6 +60,12 @@ HTTP_DEPENDENCY_UNAVAILABLE = Counter(
     "Requests answered 503 because a dependency (the database) was out of reach.",
     ["service"],
 )
+HELD_PAGES = Counter(
+    "binome_held_pages_total",
+    "List pages asked of the HTTP workers of binome up --workers N (libs/api/held_pages.py), by outcome: held "
+    "(answered from the worker's memory, nothing having changed since it was read) or read (from the database).",
+    ["outcome"],
+)
 
 # --- embedded infrastructure (binome up) ----------------------------------
 EMBEDDED_RESTARTS = Counter(

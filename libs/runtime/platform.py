@@ -46,6 +46,7 @@ from starlette.types import ASGIApp
 from tenacity import RetryCallState, RetryError
 
 from libs.api.app import create_service_app
+from libs.api.held_pages import ANNOUNCES, HeldPages, NothingHeld, TableChanges
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.problems import invalid
 from libs.api.shedding import ShedEarly
@@ -55,7 +56,7 @@ from libs.audit.spool import AuditSpool, spool_directory
 from libs.audit.trail import AuditTrail, migrate_trail
 from libs.auth.principal import DEV_CLOCK, Principal
 from libs.auth.tokens import TokenVerifier
-from libs.database import create_pool
+from libs.database import CONNECT_TIMEOUT_S, create_pool
 from libs import embedded
 from libs.embedded import postgres as embedded_postgres
 from libs.embedded import supervisor
@@ -86,6 +87,7 @@ from libs.runtime.clock import (
 )
 from libs.observability.logging import kafka_client_noise
 from libs.retry import until_stopped
+from libs.runtime.shared_file import SharedFile
 from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
@@ -253,6 +255,8 @@ class Platform:
     source_pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
     #: This process's audit records, spooled and shipped in batches (libs/audit/spool.py).
     audit_spool: AuditSpool | None = None
+    #: An HTTP worker's: when the read tables may have changed (libs/api/held_pages.py).
+    table_changes: TableChanges | None = None
 
     @property
     def dev_clock(self) -> bool:
@@ -302,10 +306,25 @@ class Platform:
         masters = MasterKeys.from_settings(settings)
         assert settings.database_url and settings.kafka_bootstrap, "a worker is given its parent's infrastructure"
         infrastructure = Infrastructure(settings.database_url, settings.kafka_bootstrap)
-        pool = await create_pool(infrastructure.database_url, min_size=1, max_size=pool_size)
+        # Its writes are announced by AnnouncedWrites (libs/runtime/worker.py), not by NOTIFY.
+        pool = await create_pool(
+            infrastructure.database_url, min_size=1, max_size=pool_size, server_settings={ANNOUNCES: "on"}
+        )
         vault_pool = await vault_pool_for(settings, pool)
-        platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir)
+        changes = TableChanges(SharedFile(run_dir / "read-tables", TableChanges.SHARED_SIZE))
+        held = HeldPages(changes, settings.held_pages_s) if settings.held_pages_s > 0 else NothingHeld()
+        platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir, held)
+        platform.table_changes = changes
         platform.audit_spool.start()
+        if settings.held_pages_s > 0:
+            listener = functools.partial(
+                asyncpg.connect,
+                infrastructure.database_url,
+                timeout=CONNECT_TIMEOUT_S,
+                server_settings={"application_name": f"binome held pages pid {os.getpid()}"},
+            )
+            task = asyncio.create_task(changes.listen(listener, platform.stop), name="read table changes")
+            platform.watchers.append(task)
         return platform
 
     @classmethod
@@ -318,6 +337,7 @@ class Platform:
         vault_pool: asyncpg.Pool,
         masters: MasterKeys,
         run_dir: Path | None,
+        held_pages: HeldPages | NothingHeld | None = None,
     ) -> Platform:
         """The services' contexts over ``pool``: what serving and the background both use."""
         verifier = token_verifier(settings)
@@ -341,6 +361,7 @@ class Platform:
             ctx = ServiceContext(
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
                 platform.rate_limits, readiness_checks=platform.readiness_checks, audit_spool=platform.audit_spool,
+                held_pages=NothingHeld() if held_pages is None else held_pages,
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
+from libs.api.held_pages import HeldPages, NothingHeld
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
@@ -55,6 +56,9 @@ class ServiceContext:
     #: Under ``binome up``, where this process spools its audit records
     #: (libs/audit/spool.py); None: each record is written at once.
     audit_spool: AuditSpool | None = None
+    #: Pages its lists may answer again without reading them (libs/api/held_pages.py):
+    #: in the HTTP workers of ``binome up --workers N``; elsewhere nothing is held.
+    held_pages: HeldPages | NothingHeld = field(default_factory=NothingHeld)
 
 
 @dataclass(frozen=True)

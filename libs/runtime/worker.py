@@ -20,6 +20,7 @@ from pathlib import Path
 from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs.api.held_pages import AnnouncedWrites
 from libs.observability.logging import configure_logging
 from libs.runtime import loop
 from libs.runtime.heap import freeze_startup_heap
@@ -75,7 +76,9 @@ async def serve_worker(
 ) -> None:
     platform = await Platform.join(settings, services, run_dir, pool_size)
     try:
-        server = _Server(uvicorn_config(CountedByWorker(platform.http_app(), settings.in_dev_mode), settings))
+        assert platform.table_changes is not None
+        app = AnnouncedWrites(CountedByWorker(platform.http_app(), settings.in_dev_mode), platform.table_changes)
+        server = _Server(uvicorn_config(app, settings))
         freeze_startup_heap()
         await server.serve(sockets=[listener])
     finally:

@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.api.commands import IdempotentCommands
+from libs.api.held_pages import HeldPages, NothingHeld
 from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
 from libs.domain.repository import Repository, UnitOfWork
@@ -28,8 +29,16 @@ ERASED = ParticipantErased.event_type()
 class Enrollment(IdempotentCommands):
     """The service's parts, built once per app over its store's schema."""
 
-    def __init__(self, pool: asyncpg.Pool, store: EventStore, vault: KeyVault | None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        vault: KeyVault | None,
+        held_pages: HeldPages | NothingHeld | None = None,
+    ) -> None:
         self.pool, self.store, self.vault = pool, store, vault
+        #: Pages of participants answered again while nothing changed (libs/api/held_pages.py).
+        self.held_pages = NothingHeld() if held_pages is None else held_pages
         self.projector = Projector(store.schema)
         self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)

@@ -71,7 +71,7 @@ from services.enrollment.entrypoints.schemas import (
 )
 from services.enrollment.service_layer import commands, handlers
 from services.enrollment.service_layer.importing import ImportRejected, import_participants
-from services.enrollment.service_layer.views import ParticipantFilters, WaveFilters
+from services.enrollment.service_layer.views import ParticipantFilters, ParticipantsPage, WaveFilters, visible_countries
 from services.enrollment.service_layer.export import EnrollmentExport
 
 NAME = "enrollment"
@@ -410,8 +410,14 @@ async def list_participants(
         query.theme,
         query.matchable,
     )
-    found = await service(request).views.participants(service(request).pool, who, filters, query.page())
-    return page_json(Page[ParticipantOut], found.items, found.next_cursor)
+    enrollment, page, countries = service(request), query.page(), visible_countries(who)
+    # Everything the page depends on: the caller's organisation and countries, the filters, the page asked.
+    seen = None if countries is None else tuple(countries)
+    key = ("participants", who.organisation, seen, filters, page.cursor, page.limit)
+    found = await enrollment.held_pages.read(
+        key, lambda: enrollment.views.participants(enrollment.pool, who, filters, page), ParticipantsPage.holdable
+    )
+    return page_json(Page[ParticipantOut], found.page.items, found.page.next_cursor)
 
 
 @router.get(
@@ -607,7 +613,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         readiness_checks={"database": database_check(ctx.pool)},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
-    app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault)
+    app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault, ctx.held_pages)
     app.include_router(router)
     app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid), EnrollmentExport))
     return app

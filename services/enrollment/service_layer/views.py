@@ -51,6 +51,18 @@ class WaveFilters:
 
 
 @dataclass(frozen=True)
+class ParticipantsPage:
+    #: Each participant's document as JSON text.
+    page: Page[Any]
+    #: Whether a document shows an erasure's progress (read from the key vault,
+    #: whose changes nobody announces: such a page is never held).
+    shows_erasure: bool
+
+    def holdable(self) -> bool:
+        return not self.shows_erasure
+
+
+@dataclass(frozen=True)
 class ParticipantFilters:
     programme_id: UUID | None = None
     wave_id: UUID | None = None
@@ -154,7 +166,7 @@ class Views:
 
     async def participants(
         self, db: Executor, principal: Principal, filters: ParticipantFilters, page: PageParams
-    ) -> Page[Any]:
+    ) -> ParticipantsPage:
         scope = cursor_scope(kind="participants", **vars(filters))
         query = self._scoped(principal, filters.country)
         if filters.wave_id is not None:
@@ -178,7 +190,7 @@ class Views:
         found.items = [
             orjson.dumps(erased[i]).decode() if i in erased else row["doc"] for i, row in enumerate(found.items)
         ]
-        return found
+        return ParticipantsPage(found, shows_erasure=bool(erased))
 
     def _scoped(self, principal: Principal, country: str | None) -> Where:
         """Organisation and visible countries; filtering on an invisible country is a 404."""
