@@ -32,6 +32,11 @@ neither counter sees, API replicas on other hosts over the same database.
 A page is held only if ``holdable`` says so (the participants list holds no
 page with an erased person: the erasure's progress lives in the key vault,
 whose changes nobody announces).
+
+What a worker holds leaves its memory when the moment moves (at the next
+page asked) or, in a quiet worker, at the next sweep (``keep_fresh``, every
+``max_age_s``): an erased person's page does not linger in memory longer
+than twice the pages' lifetime.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import RetryCallState, RetryError
 
 from libs.observability.metrics import HELD_PAGES
-from libs.retry import until_stopped
+from libs.retry import sleep_unless_stopped, until_stopped
 from libs.runtime.shared_file import SharedFile
 
 log = logging.getLogger(__name__)
@@ -179,6 +184,7 @@ class HeldPages:
     ) -> None:
         self.changes, self.max_age_s, self.max_pages, self.clock = changes, max_age_s, max_pages, clock
         self._held: OrderedDict[Hashable, _Held[Any]] = OrderedDict()
+        self._moment: tuple[int, int] | None = None  # of what is held
 
     async def read(self, key: Hashable, read: Callable[[], Awaitable[T]], holdable: Callable[[T], bool]) -> T:
         # The moment before the read: a change committed while it runs moves
@@ -186,6 +192,9 @@ class HeldPages:
         moment = self.changes.moment()
         if moment is None or self.max_age_s <= 0:
             return await read()
+        if moment != self._moment:  # everything held is of an older moment
+            self._held.clear()
+            self._moment = moment
         now = self.clock()
         held = self._held.get(key)
         if held is not None and held.moment == moment and now - held.at < self.max_age_s:
@@ -194,7 +203,7 @@ class HeldPages:
             return held.value  # type: ignore[no-any-return]
         _READ.inc()
         value = await read()
-        if holdable(value):
+        if holdable(value) and moment == self._moment:
             self._held[key] = _Held(moment, now, value)
             self._held.move_to_end(key)
             while len(self._held) > self.max_pages:
@@ -202,6 +211,18 @@ class HeldPages:
         else:
             self._held.pop(key, None)
         return value
+
+    def sweep(self) -> None:
+        """Drop what may not be answered again (too old, or of an older moment)."""
+        now, moment = self.clock(), self.changes.moment()
+        for key in [k for k, held in self._held.items() if held.moment != moment or now - held.at >= self.max_age_s]:
+            del self._held[key]
+
+    async def keep_fresh(self, stop: asyncio.Event) -> None:
+        """``sweep`` every ``max_age_s`` until ``stop``."""
+        while not stop.is_set():
+            await sleep_unless_stopped(stop, self.max_age_s)
+            self.sweep()
 
     def __len__(self) -> int:
         return len(self._held)

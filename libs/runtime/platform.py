@@ -325,6 +325,8 @@ class Platform:
             )
             task = asyncio.create_task(changes.listen(listener, platform.stop), name="read table changes")
             platform.watchers.append(task)
+            assert isinstance(held, HeldPages)
+            platform.watchers.append(asyncio.create_task(held.keep_fresh(platform.stop), name="held pages sweep"))
         return platform
 
     @classmethod

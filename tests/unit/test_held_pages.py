@@ -231,3 +231,38 @@ async def test_listening_stops_with_the_platform() -> None:
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert changes.moment() is None and closed.is_set()
+
+
+async def test_what_may_not_be_answered_again_leaves_memory() -> None:
+    """At the next read once the moment moved, or at a sweep in a quiet worker
+    (an erased person's page does not linger)."""
+    clock, changes = Clock(), listening()
+    held, read = HeldPages(changes, max_age_s=5, clock=clock), Reads()
+    await held.read("a", read, always)
+    await held.read("b", read, always)
+    changes.announce()
+    await held.read("a", read, always)
+    assert len(held) == 1  # b went with the moment
+
+    held.sweep()
+    assert len(held) == 1  # a is of this moment and young
+    clock.now += 5
+    held.sweep()
+    assert len(held) == 0
+
+    await held.read("a", read, always)
+    changes.heard()
+    held.sweep()  # nothing asked since the change
+    assert len(held) == 0
+
+
+async def test_the_sweep_runs_until_the_platform_stops() -> None:
+    clock, changes, stop = Clock(), listening(), asyncio.Event()
+    held, read = HeldPages(changes, max_age_s=0.05, clock=clock), Reads()
+    await held.read("a", read, always)
+    sweeping = asyncio.create_task(held.keep_fresh(stop))
+    clock.now += 1
+    await asyncio.sleep(0.2)
+    assert len(held) == 0
+    stop.set()
+    await asyncio.wait_for(sweeping, timeout=1)
