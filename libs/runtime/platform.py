@@ -237,7 +237,8 @@ class Platform:
     contexts: dict[str, ServiceContext] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
-    #: Watchers of the embedded children (cancelled at shutdown).
+    #: Cancelled first at shutdown: the watchers of the embedded children, and
+    #: an HTTP worker's listener of read table changes and its sweep of held pages.
     watchers: list[asyncio.Task] = field(default_factory=list)
     #: What /readyz of the platform and of every service checks (cached ~1 s).
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -316,18 +317,22 @@ class Platform:
         platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir, held)
         platform.table_changes = changes
         platform.audit_spool.start()
-        if settings.held_pages_s > 0:
-            listener = functools.partial(
-                asyncpg.connect,
-                infrastructure.database_url,
-                timeout=CONNECT_TIMEOUT_S,
-                server_settings={"application_name": f"binome held pages pid {os.getpid()}"},
-            )
-            task = asyncio.create_task(changes.listen(listener, platform.stop), name="read table changes")
-            platform.watchers.append(task)
-            assert isinstance(held, HeldPages)
-            platform.watchers.append(asyncio.create_task(held.keep_fresh(platform.stop), name="held pages sweep"))
+        if isinstance(held, HeldPages):
+            platform._keep_pages_held(held)
         return platform
+
+    def _keep_pages_held(self, held: HeldPages) -> None:
+        """An HTTP worker's: listen for the read tables' changes (on a
+        connection of its own, named for pg_stat_activity) and sweep what may
+        no longer be answered."""
+        listener = functools.partial(
+            asyncpg.connect,
+            self.infrastructure.database_url,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings={"application_name": f"binome held pages pid {os.getpid()}"},
+        )
+        self.watchers.append(asyncio.create_task(held.changes.listen(listener, self.stop), name="read table changes"))
+        self.watchers.append(asyncio.create_task(held.keep_fresh(self.stop), name="held pages sweep"))
 
     @classmethod
     def _assemble(
