@@ -42,7 +42,7 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """``server_settings``: what every connection of the pool starts its
     session with, the same for all of them (the HTTP workers' connections
-    say that their process announces their writes: libs/api/held_pages.py)."""
+    say that their process announces their writes: libs/api/held_reads.py)."""
     # What asyncpg.create_pool passes (its defaults), with our class.
     return await _Pool(
         dsn,

@@ -119,12 +119,12 @@ class Settings(BaseSettings):
     # record waits for others before their batch goes to the database.
     audit_linger_s: float = Field(default=AUDIT_LINGER_S, ge=0, le=60)
 
-    # Pages held by the HTTP workers of `binome up --workers N` (libs/api/
-    # held_pages.py): the longest a page is answered again without reading
-    # it; 0: none is held. The bound for writes no worker of this host hears
-    # of: API replicas on other hosts over the same database (set 0 there if
-    # a page may not trail them by this long).
-    held_pages_s: float = Field(default=5.0, ge=0, le=60)
+    # Reads held by the HTTP workers of `binome up --workers N` (libs/api/
+    # held_reads.py): the longest a page or a document is answered again
+    # without reading it; 0: nothing is held. The bound for writes no worker
+    # of this host hears of: API replicas on other hosts over the same
+    # database (set 0 there if a read may not trail them by this long).
+    held_reads_s: float = Field(default=5.0, ge=0, le=60)
 
     # Outbox relay
     relay_batch_size: int = 1000

@@ -60,10 +60,11 @@ HTTP_DEPENDENCY_UNAVAILABLE = Counter(
     "Requests answered 503 because a dependency (the database) was out of reach.",
     ["service"],
 )
-HELD_PAGES = Counter(
-    "binome_held_pages_total",
-    "List pages asked of the HTTP workers of binome up --workers N (libs/api/held_pages.py), by outcome: held "
-    "(answered from the worker's memory, nothing having changed since it was read) or read (from the database).",
+HELD_READS = Counter(
+    "binome_held_reads_total",
+    "Reads the HTTP workers of binome up --workers N may hold (a page of participants, a pair; "
+    "libs/api/held_reads.py), by outcome: held (answered from the worker's memory, nothing having changed since "
+    "it was read) or read (from the database).",
     ["outcome"],
 )
 

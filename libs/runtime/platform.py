@@ -46,7 +46,7 @@ from starlette.types import ASGIApp
 from tenacity import RetryCallState, RetryError
 
 from libs.api.app import create_service_app
-from libs.api.held_pages import ANNOUNCES, HeldPages, NothingHeld, TableChanges
+from libs.api.held_reads import ANNOUNCES, HeldReads, NothingHeld, TableChanges
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.problems import invalid
 from libs.api.shedding import ShedEarly
@@ -238,7 +238,7 @@ class Platform:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     #: Cancelled first at shutdown: the watchers of the embedded children, and
-    #: an HTTP worker's listener of read table changes and its sweep of held pages.
+    #: an HTTP worker's listener of read table changes and its sweep of held reads.
     watchers: list[asyncio.Task] = field(default_factory=list)
     #: What /readyz of the platform and of every service checks (cached ~1 s).
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -256,7 +256,7 @@ class Platform:
     source_pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
     #: This process's audit records, spooled and shipped in batches (libs/audit/spool.py).
     audit_spool: AuditSpool | None = None
-    #: An HTTP worker's: when the read tables may have changed (libs/api/held_pages.py).
+    #: An HTTP worker's: when the read tables may have changed (libs/api/held_reads.py).
     table_changes: TableChanges | None = None
 
     @property
@@ -313,15 +313,15 @@ class Platform:
         )
         vault_pool = await vault_pool_for(settings, pool)
         changes = TableChanges(SharedFile(run_dir / "read-tables", TableChanges.SHARED_SIZE))
-        held = HeldPages(changes, settings.held_pages_s) if settings.held_pages_s > 0 else NothingHeld()
+        held = HeldReads(changes, settings.held_reads_s) if settings.held_reads_s > 0 else NothingHeld()
         platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir, held)
         platform.table_changes = changes
         platform.audit_spool.start()
-        if isinstance(held, HeldPages):
-            platform._keep_pages_held(held)
+        if isinstance(held, HeldReads):
+            platform._keep_reads_held(held)
         return platform
 
-    def _keep_pages_held(self, held: HeldPages) -> None:
+    def _keep_reads_held(self, held: HeldReads) -> None:
         """An HTTP worker's: listen for the read tables' changes (on a
         connection of its own, named for pg_stat_activity) and sweep what may
         no longer be answered."""
@@ -329,10 +329,10 @@ class Platform:
             asyncpg.connect,
             self.infrastructure.database_url,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings={"application_name": f"binome held pages pid {os.getpid()}"},
+            server_settings={"application_name": f"binome held reads pid {os.getpid()}"},
         )
         self.watchers.append(asyncio.create_task(held.changes.listen(listener, self.stop), name="read table changes"))
-        self.watchers.append(asyncio.create_task(held.keep_fresh(self.stop), name="held pages sweep"))
+        self.watchers.append(asyncio.create_task(held.keep_fresh(self.stop), name="held reads sweep"))
 
     @classmethod
     def _assemble(
@@ -344,7 +344,7 @@ class Platform:
         vault_pool: asyncpg.Pool,
         masters: MasterKeys,
         run_dir: Path | None,
-        held_pages: HeldPages | NothingHeld | None = None,
+        held_reads: HeldReads | NothingHeld | None = None,
     ) -> Platform:
         """The services' contexts over ``pool``: what serving and the background both use."""
         verifier = token_verifier(settings)
@@ -368,7 +368,7 @@ class Platform:
             ctx = ServiceContext(
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
                 platform.rate_limits, readiness_checks=platform.readiness_checks, audit_spool=platform.audit_spool,
-                held_pages=NothingHeld() if held_pages is None else held_pages,
+                held_reads=NothingHeld() if held_reads is None else held_reads,
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from libs.api.held_pages import HeldPages, NothingHeld
+from libs.api.held_reads import HeldReads, NothingHeld
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
@@ -56,9 +56,9 @@ class ServiceContext:
     #: Under ``binome up``, where this process spools its audit records
     #: (libs/audit/spool.py); None: each record is written at once.
     audit_spool: AuditSpool | None = None
-    #: Pages its lists may answer again without reading them (libs/api/held_pages.py):
+    #: Reads its API may answer again without reading them (libs/api/held_reads.py):
     #: in the HTTP workers of ``binome up --workers N``; elsewhere nothing is held.
-    held_pages: HeldPages | NothingHeld = field(default_factory=NothingHeld)
+    held_reads: HeldReads | NothingHeld = field(default_factory=NothingHeld)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from libs.api.held_pages import AnnouncedWrites
+from libs.api.held_reads import AnnouncedWrites
 from libs.observability.logging import configure_logging
 from libs.runtime import loop
 from libs.runtime.heap import freeze_startup_heap

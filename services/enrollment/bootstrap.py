@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.api.commands import IdempotentCommands
-from libs.api.held_pages import HeldPages, NothingHeld
+from libs.api.held_reads import HeldReads, NothingHeld
 from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
 from libs.domain.repository import Repository, UnitOfWork
@@ -34,11 +34,11 @@ class Enrollment(IdempotentCommands):
         pool: asyncpg.Pool,
         store: EventStore,
         vault: KeyVault | None,
-        held_pages: HeldPages | NothingHeld | None = None,
+        held_reads: HeldReads | NothingHeld | None = None,
     ) -> None:
         self.pool, self.store, self.vault = pool, store, vault
-        #: Pages of participants answered again while nothing changed (libs/api/held_pages.py).
-        self.held_pages = NothingHeld() if held_pages is None else held_pages
+        #: Pages of participants answered again while nothing changed (libs/api/held_reads.py).
+        self.held_reads = NothingHeld() if held_reads is None else held_reads
         self.projector = Projector(store.schema)
         self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)

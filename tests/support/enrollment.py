@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from libs.api.held_pages import HeldPages
+from libs.api.held_reads import HeldReads
 from libs.auth.devkeys import mint
 from libs.auth.tokens import TokenVerifier
 from libs.eventstore.migrations import migrate
@@ -67,10 +67,10 @@ class EnrollmentEnv:
 
 
 async def enrollment_env(
-    pool: asyncpg.Pool, data_dir: Path, held_pages: HeldPages | None = None
+    pool: asyncpg.Pool, data_dir: Path, held_reads: HeldReads | None = None
 ) -> AsyncIterator[EnrollmentEnv]:
     """A migrated schema of its own, the app over it, and an ASGI client
-    (``held_pages``: the lists' pages it holds; by default none)."""
+    (``held_reads``: the lists' pages it holds; by default none)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     vault_schema = f"{schema}_vault"
     async with pool.acquire() as conn:
@@ -81,8 +81,8 @@ async def enrollment_env(
     vault = KeyVault(pool, vault_schema, MasterKeys.from_settings(settings))
     store = EventStore(pool, schema, topic_prefix=prefix, service="enrollment", personal=PersonalData(vault))
     ctx = ServiceContext("enrollment", pool, store, "", settings, TokenVerifier.from_settings(settings), vault)
-    if held_pages is not None:
-        ctx.held_pages = held_pages
+    if held_reads is not None:
+        ctx.held_reads = held_reads
     transport = httpx.ASGITransport(app=SERVICE.build_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from libs.api.held_reads import HeldReads
 from libs.auth.tokens import TokenVerifier
 from libs.eventstore.migrations import migrate
 from libs.eventstore.store import EventStore
@@ -102,7 +103,10 @@ class MatchingEnv:
         return await self.ok("GET", f"/v1/pairs/{pair_id}")
 
 
-async def matching_env(pool: asyncpg.Pool, data_dir: Path, bootstrap: str) -> AsyncIterator[MatchingEnv]:
+async def matching_env(
+    pool: asyncpg.Pool, data_dir: Path, bootstrap: str, held_reads: HeldReads | None = None
+) -> AsyncIterator[MatchingEnv]:
+    """``held_reads``: what the matching app holds (libs/api/held_reads.py); by default nothing."""
     async for enrollment in enrollment_env(pool, data_dir):
         schema = f"t_{uuid.uuid4().hex[:12]}"
         async with pool.acquire() as conn:
@@ -114,6 +118,8 @@ async def matching_env(pool: asyncpg.Pool, data_dir: Path, bootstrap: str) -> As
         settings = Settings(data_dir=data_dir)
         verifier = TokenVerifier.from_settings(settings)
         ctx = ServiceContext("matching", pool, store, bootstrap, settings, verifier, enrollment.vault)
+        if held_reads is not None:
+            ctx.held_reads = held_reads
         projection = SERVICE.projections(ctx)[0]
         projection.name = f"{projection.name}-{uuid.uuid4().hex[:6]}"  # a consumer group of its own
         stop = asyncio.Event()

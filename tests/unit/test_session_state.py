@@ -4,7 +4,7 @@ The platform's pools skip asyncpg's reset query (``libs/database.py``), so a
 session-level lock, ``LISTEN``, ``SET`` or temporary table taken on a pooled
 connection would leak to the next user. Only the outbox relay keeps session
 state, on a connection of its own (or one it resets itself), and so do the
-HTTP workers' listeners for changes of the read tables (libs/api/held_pages.py).
+HTTP workers' listeners for changes of the read tables (libs/api/held_reads.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {
     Path("libs/messaging/relay.py"),  # its lock and LISTEN end with its own session
     Path("libs/gdpr/compaction.py"),  # VACUUM's lock_timeout: it terminates the connection after
-    Path("libs/api/held_pages.py"),  # its LISTEN, on a connection of its own, closed with it
+    Path("libs/api/held_reads.py"),  # its LISTEN, on a connection of its own, closed with it
 }
 
 SESSION_STATE = {

@@ -414,7 +414,7 @@ async def list_participants(
     # Everything the page depends on: the caller's organisation and countries, the filters, the page asked.
     seen = None if countries is None else tuple(countries)
     key = ("participants", who.organisation, seen, filters, page.cursor, page.limit)
-    found = await enrollment.held_pages.read(
+    found = await enrollment.held_reads.read(
         key, lambda: enrollment.views.participants(enrollment.pool, who, filters, page), ParticipantsPage.holdable
     )
     return page_json(Page[ParticipantOut], found.page.items, found.page.next_cursor)
@@ -613,7 +613,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         readiness_checks={"database": database_check(ctx.pool)},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
-    app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault, ctx.held_pages)
+    app.state.enrollment = enrollment = Enrollment(ctx.pool, ctx.store, ctx.vault, ctx.held_reads)
     app.include_router(router)
     app.include_router(export_router(NAME, lambda request, who, pid: enrollment.export(who, pid), EnrollmentExport))
     return app

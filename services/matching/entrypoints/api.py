@@ -275,7 +275,12 @@ async def get_pair(
     pair_id: UUID, request: Request, who: Principal = Depends(requires(*READERS, PARTICIPANT))
 ) -> Response:
     """A pair with its score breakdown and where it stands."""
-    text, version = await service(request).views.pair_text(service(request).pool, who, pair_id)
+    matching = service(request)
+    # The row is held whoever asks (a pair that does not exist is not): who may see it is checked each time.
+    row = await matching.held_reads.read(
+        ("pair", pair_id), lambda: matching.views.pair_row(matching.pool, pair_id), lambda row: row is not None
+    )
+    text, version = matching.views.visible_pair(who, pair_id, row)
     return document_json(PairOut, text, headers={"ETag": f'"{version}"'})
 
 
@@ -481,7 +486,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         readiness_checks={"database": database_check(ctx.pool)},
         exception_mappings=EXCEPTION_MAPPINGS,
     )
-    app.state.matching = Matching(ctx.pool, ctx.store)
+    app.state.matching = Matching(ctx.pool, ctx.store, ctx.held_reads)
     app.state.vault = ctx.vault
     app.state.clock = getattr(ctx, "clock", None) or retention.system_clock
     app.include_router(router)

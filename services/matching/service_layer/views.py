@@ -49,11 +49,20 @@ class Views:
     async def pair_text(self, db: Executor, principal: Principal, pair_id: UUID) -> tuple[str, str]:
         """The pair's document as stored (JSON text, for the API to check and
         encode in one pass) and its version, as the document holds it."""
-        row = await db.fetchrow(
+        return self.visible_pair(principal, pair_id, await self.pair_row(db, pair_id))
+
+    async def pair_row(self, db: Executor, pair_id: UUID) -> asyncpg.Record | None:
+        """The pair's row as ``visible_pair`` reads it, whoever asks (None: no such pair)."""
+        return await db.fetchrow(
             f"""SELECT organisation, country, mentee_id, mentor_id, doc::text AS doc, doc->>'version' AS version
                 FROM {self.s}.pairs WHERE pair_id = $1""",
             pair_id,
         )
+
+    @staticmethod
+    def visible_pair(principal: Principal, pair_id: UUID, row: asyncpg.Record | None) -> tuple[str, str]:
+        """``pair_text`` of a row read before: (document, version), or NotFound
+        unless the caller sees the pair's country or is one of its two people."""
         if row is None or row["organisation"] != principal.organisation:
             raise NotFound("pair", pair_id)
         if not (

@@ -1,42 +1,44 @@
-"""Pages an HTTP worker holds between changes of the tables they were read from.
+"""What an HTTP worker read from the read tables, held until they may have changed.
 
 Why: at a worker's pace, a read's round trip to PostgreSQL costs more than
 its Python (two processes woken on a virtual machine: bench/README.md,
 "Seventh pass"). The page of 50 participants cost 1.0-1.2 ms of a worker's
-CPU over HTTP at 200/s with its statement, 0.81-0.88 without ("Ninth pass").
+CPU over HTTP at 200/s with its statement, 0.8-0.9 without ("Ninth pass").
 
-A held page is answered again only while nothing it was read from may have
-changed since it was read. "May have changed" is a moment
-(``TableChanges.moment``) made of two counters:
+A held read (a page of a list, a document's row) is answered again only
+while nothing it was read from may have changed since it was read. "May
+have changed" is a moment (``TableChanges.moment``) made of two counters:
 
 * **the host's**, in a file every HTTP worker of ``binome up --workers N``
   maps (libs/runtime/shared_file.py): each worker adds one when it answers a
   request that may write (any method but GET, HEAD and OPTIONS:
   ``AnnouncedWrites``), after the write committed and before the client
   hears of it. So a read that follows a write's answer, whatever worker
-  answers either, never gets a page older than the write;
+  answers either, never gets anything older than the write;
 * **this worker's**, one more for each notification PostgreSQL sends on
   ``CHANNEL``: the read tables' triggers send one for a write from any other
   connection (the background process's consumers and schedulers,
-  ``binome replay``, a console; services/enrollment/migrations/0006), at its
+  ``binome replay``, a console; libs/eventstore/migrations/0008 and the
+  services' migrations that put the triggers on their tables), at its
   commit. The HTTP workers' own connections say they announce their writes
   themselves (``ANNOUNCES``), so their commits take no NOTIFY (PostgreSQL
   serialises the commits of transactions that NOTIFY: libs/eventstore/
-  store.py, ``_wake_relay``). Pages are held only while this worker listens:
-  not before its ``LISTEN`` is in place, nor from the moment its connection
-  is lost until it is back (the counter moves both times).
+  store.py, ``_wake_relay``) and no worker is woken by every write. Nothing
+  is held while this worker is not listening: not before its ``LISTEN`` is
+  in place, nor from the moment its connection is lost until it is back
+  (the counter moves both times).
 
-And a page is held ``max_age_s`` at most whatever happens
-(``BINOME_HELD_PAGES_S``; 0: no page is held): the bound for the one writer
+And a read is held ``max_age_s`` at most whatever happens
+(``BINOME_HELD_READS_S``; 0: nothing is held): the bound for the one writer
 neither counter sees, API replicas on other hosts over the same database.
-A page is held only if ``holdable`` says so (the participants list holds no
+A read is held only if ``holdable`` says so (the participants list holds no
 page with an erased person: the erasure's progress lives in the key vault,
-whose changes nobody announces).
+whose changes nobody announces; nothing holds "not found").
 
 What a worker holds leaves its memory when the moment moves (at the next
-page asked) or, in a quiet worker, at the next sweep (``keep_fresh``, every
-``max_age_s``): an erased person's page does not linger in memory longer
-than twice the pages' lifetime.
+read asked) or, in a quiet worker, at the next sweep (``keep_fresh``, every
+``max_age_s``): an erased person's data does not linger in memory longer
+than twice the reads' lifetime.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import RetryCallState, RetryError
 
-from libs.observability.metrics import HELD_PAGES
+from libs.observability.metrics import HELD_READS
 from libs.retry import sleep_unless_stopped, until_stopped
 from libs.runtime.shared_file import SharedFile
 
@@ -70,11 +72,11 @@ CHANNEL = "binome_read_tables"
 ANNOUNCES = "binome.announces_changes"
 #: Methods that never write: their answers announce nothing.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Pages one worker holds at most (a page of 50 participants is about 80 kB).
-MAX_PAGES = 128
+#: Reads one worker holds at most (a page of 50 participants is about 80 kB).
+MAX_HELD = 128
 
 _COUNT = struct.Struct("<Q")
-_ANSWERED_HELD, _READ = HELD_PAGES.labels("held"), HELD_PAGES.labels("read")
+_ANSWERED_HELD, _READ = HELD_READS.labels("held"), HELD_READS.labels("read")
 
 
 class ListenerLost(ConnectionError):
@@ -118,7 +120,7 @@ class TableChanges:
 
     def _host(self) -> int:
         # Read without the lock: the counter only grows, and a torn read can
-        # only make a moment that matches no held page (a miss, never a stale hit).
+        # only make a moment that matches nothing held (a miss, never a stale hit).
         return self._announced if self._shared is None else _COUNT.unpack_from(self._shared.map)[0]
 
     def _set_listening(self, listening: bool) -> None:
@@ -158,7 +160,7 @@ class TableChanges:
 def _log_lost(state: RetryCallState) -> None:
     assert state.outcome is not None
     log.warning(
-        "held pages: not listening for read table changes (%s); nothing is held until it listens again",
+        "held reads: not listening for read table changes (%s); nothing is held until it listens again",
         state.outcome.exception(),
     )
 
@@ -170,19 +172,19 @@ class _Held(Generic[T]):
     value: T
 
 
-class HeldPages:
+class HeldReads:
     """``read(key, read, holdable)``: what ``read()`` gives, held under ``key``
     while ``changes`` stays at the moment it was read and for ``max_age_s``
-    at most (the least recently used go first past ``max_pages``)."""
+    at most (the least recently used go first past ``max_held``)."""
 
     def __init__(
         self,
         changes: TableChanges,
         max_age_s: float,
-        max_pages: int = MAX_PAGES,
+        max_held: int = MAX_HELD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.changes, self.max_age_s, self.max_pages, self.clock = changes, max_age_s, max_pages, clock
+        self.changes, self.max_age_s, self.max_held, self.clock = changes, max_age_s, max_held, clock
         self._held: OrderedDict[Hashable, _Held[Any]] = OrderedDict()
         self._moment: tuple[int, int] | None = None  # of what is held
 
@@ -206,7 +208,7 @@ class HeldPages:
         if holdable(value) and moment == self._moment:
             self._held[key] = _Held(moment, now, value)
             self._held.move_to_end(key)
-            while len(self._held) > self.max_pages:
+            while len(self._held) > self.max_held:
                 self._held.popitem(last=False)
         else:
             self._held.pop(key, None)
@@ -229,7 +231,7 @@ class HeldPages:
 
 
 class NothingHeld:
-    """``HeldPages``' interface for an app that holds nothing (one process,
+    """``HeldReads``' interface for an app that holds nothing (one process,
     a service's app alone in tests): every read goes to the database."""
 
     async def read(self, key: Hashable, read: Callable[[], Awaitable[T]], holdable: Callable[[T], bool]) -> T:

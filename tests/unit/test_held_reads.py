@@ -1,8 +1,8 @@
-"""``libs.api.held_pages``: a page is answered again only while nothing it
+"""``libs.api.held_reads``: a read is answered again only while nothing it
 came from may have changed, and only while changes can be heard.
 
-The listening over a real connection is tests/integration/test_held_pages.py;
-the promise across the workers of ``binome up`` is tests/system/test_held_pages.py.
+The listening over a real connection is tests/integration/test_held_reads.py;
+the promise across the workers of ``binome up`` is tests/system/test_held_reads.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from libs.api.held_pages import AnnouncedWrites, HeldPages, NothingHeld, TableChanges
+from libs.api.held_reads import AnnouncedWrites, HeldReads, NothingHeld, TableChanges
 from libs.runtime.shared_file import SharedFile
 
 
@@ -51,7 +51,7 @@ class Clock:
 
 
 async def test_a_page_is_answered_again_while_nothing_changed() -> None:
-    held, read = HeldPages(listening(), max_age_s=5), Reads()
+    held, read = HeldReads(listening(), max_age_s=5), Reads()
 
     answers = [await held.read("key", read, always) for _ in range(3)]
 
@@ -60,7 +60,7 @@ async def test_a_page_is_answered_again_while_nothing_changed() -> None:
 
 async def test_a_write_this_host_announced_or_a_change_heard_makes_it_read_again() -> None:
     changes = listening()
-    held, read = HeldPages(changes, max_age_s=5), Reads()
+    held, read = HeldReads(changes, max_age_s=5), Reads()
     await held.read("key", read, always)
 
     changes.announce()
@@ -74,7 +74,7 @@ async def test_a_change_during_the_read_is_not_missed() -> None:
     """The moment is taken before the read: a page read while a change
     commits is never answered again."""
     changes = listening()
-    held = HeldPages(changes, max_age_s=5)
+    held = HeldReads(changes, max_age_s=5)
     calls = 0
 
     async def read_while_it_changes() -> str:
@@ -91,7 +91,7 @@ async def test_a_change_during_the_read_is_not_missed() -> None:
 
 async def test_nothing_is_held_while_changes_cannot_be_heard() -> None:
     changes = TableChanges()  # not listening yet
-    held, read = HeldPages(changes, max_age_s=5), Reads()
+    held, read = HeldReads(changes, max_age_s=5), Reads()
     await held.read("key", read, always)
     await held.read("key", read, always)
     assert read.calls == 2 and len(held) == 0
@@ -111,7 +111,7 @@ async def test_nothing_is_held_while_changes_cannot_be_heard() -> None:
 
 async def test_a_page_is_held_for_max_age_at_most() -> None:
     clock = Clock()
-    held, read = HeldPages(listening(), max_age_s=5, clock=clock), Reads()
+    held, read = HeldReads(listening(), max_age_s=5, clock=clock), Reads()
     await held.read("key", read, always)
     clock.now += 4.9
     await held.read("key", read, always)
@@ -122,7 +122,7 @@ async def test_a_page_is_held_for_max_age_at_most() -> None:
 
 
 async def test_a_page_that_is_not_holdable_is_read_every_time() -> None:
-    held, read = HeldPages(listening(), max_age_s=5), Reads()
+    held, read = HeldReads(listening(), max_age_s=5), Reads()
     for _ in range(3):
         await held.read("key", read, lambda page: page != "page 1" and page != "page 2")
     assert read.calls == 3
@@ -130,7 +130,7 @@ async def test_a_page_that_is_not_holdable_is_read_every_time() -> None:
 
 
 async def test_pages_are_held_per_key_and_the_least_recently_used_go_first() -> None:
-    held, read = HeldPages(listening(), max_age_s=5, max_pages=2), Reads()
+    held, read = HeldReads(listening(), max_age_s=5, max_held=2), Reads()
     assert await held.read("a", read, always) == "page 1"
     assert await held.read("b", read, always) == "page 2"
     assert await held.read("a", read, always) == "page 1"  # a is now the most recent
@@ -141,7 +141,7 @@ async def test_pages_are_held_per_key_and_the_least_recently_used_go_first() -> 
 
 
 async def test_a_read_that_fails_holds_nothing() -> None:
-    held = HeldPages(listening(), max_age_s=5)
+    held = HeldReads(listening(), max_age_s=5)
 
     async def failing() -> str:
         raise LookupError("404")
@@ -153,8 +153,8 @@ async def test_a_read_that_fails_holds_nothing() -> None:
 
 async def test_zero_seconds_holds_nothing_and_nothing_held_reads_always() -> None:
     read = Reads()
-    await HeldPages(listening(), max_age_s=0).read("key", read, always)
-    await HeldPages(listening(), max_age_s=0).read("key", read, always)
+    await HeldReads(listening(), max_age_s=0).read("key", read, always)
+    await HeldReads(listening(), max_age_s=0).read("key", read, always)
     await NothingHeld().read("key", read, always)
     assert read.calls == 3
 
@@ -237,7 +237,7 @@ async def test_what_may_not_be_answered_again_leaves_memory() -> None:
     """At the next read once the moment moved, or at a sweep in a quiet worker
     (an erased person's page does not linger)."""
     clock, changes = Clock(), listening()
-    held, read = HeldPages(changes, max_age_s=5, clock=clock), Reads()
+    held, read = HeldReads(changes, max_age_s=5, clock=clock), Reads()
     await held.read("a", read, always)
     await held.read("b", read, always)
     changes.announce()
@@ -258,7 +258,7 @@ async def test_what_may_not_be_answered_again_leaves_memory() -> None:
 
 async def test_the_sweep_runs_until_the_platform_stops() -> None:
     clock, changes, stop = Clock(), listening(), asyncio.Event()
-    held, read = HeldPages(changes, max_age_s=0.05, clock=clock), Reads()
+    held, read = HeldReads(changes, max_age_s=0.05, clock=clock), Reads()
     await held.read("a", read, always)
     sweeping = asyncio.create_task(held.keep_fresh(stop))
     clock.now += 1

@@ -1,12 +1,13 @@
-"""Pages held by the HTTP workers of ``binome up --workers 2``
-(libs/api/held_pages.py), on the platform as users run it.
+"""Reads held by the HTTP workers of ``binome up --workers 2``
+(libs/api/held_reads.py), on the platform as users run it.
 
 A page of participants is answered again from a worker's memory (not even a
 locked table stops it), yet never older than a write whose answer came
 before the read, whatever worker answered either; a change made outside the
 platform reaches every worker without waiting out the pages' lifetime (60 s
 here); a worker whose listening connection is killed holds nothing from
-before, and listens again.
+before, and listens again. A pair read by id is held too, shown only to
+whom may see it, and follows its own commands on both workers.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.enrollment import mentee, programme_body, wave_body
+from tests.support.enrollment import mentee, mentor, programme_body, wave_body
+from tests.support.matching import QUALIFIED
 from tests.support.platform_process import PlatformProcess, auth, eventually
 from tests.system.test_workers import at_once, worker_of
 
 READS = 20  # at once, each on a connection of its own: both workers answer some
-LISTENERS = "binome held pages%"
+LISTENERS = "binome held reads%"
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
-    env = {"BINOME_WORKERS": "2", "BINOME_HELD_PAGES_S": "60", "BINOME_MAX_CONCURRENT_REQUESTS": "100"}
-    with PlatformProcess.start(tmp_path_factory.mktemp("held-pages"), env=env) as running:
+    env = {"BINOME_WORKERS": "2", "BINOME_HELD_READS_S": "60", "BINOME_MAX_CONCURRENT_REQUESTS": "100"}
+    with PlatformProcess.start(tmp_path_factory.mktemp("held-reads"), env=env) as running:
         yield running
 
 
@@ -59,9 +61,9 @@ class Wave:
     def held_by_both_workers(self) -> None:
         """Read until both workers answered a page from memory."""
         def both() -> bool:
-            before = self.platform.metric("binome_held_pages_total", outcome="held") or 0
+            before = self.platform.metric("binome_held_reads_total", outcome="held") or 0
             answered = {worker_of(r) for r in self.pages()}
-            held = (self.platform.metric("binome_held_pages_total", outcome="held") or 0) - before
+            held = (self.platform.metric("binome_held_reads_total", outcome="held") or 0) - before
             return len(answered) == 2 and held >= READS - 2  # each worker's first read may go to the database
 
         eventually(both, timeout=60, what="the page held by both workers")
@@ -174,3 +176,38 @@ def test_a_worker_that_lost_its_listening_connection_holds_nothing_from_before(p
     )
     wave.held_by_both_workers()
     assert all(entities(r)["E-LISTENER-1"] == "While deaf" for r in wave.pages())
+
+
+def test_a_held_pair_follows_its_changes_and_is_shown_only_to_whom_may_see_it(platform: PlatformProcess) -> None:
+    wave = Wave(platform, "pair")
+    mentee_id = wave.enrol("E-PAIR-MENTEE")["participant_id"]
+    mentor_id = platform.post(f"/enrollment/v1/waves/{wave.id}/participants", mentor("R-PAIR-MENTOR"), wave.hr)[
+        "participant_id"
+    ]
+    platform.post(f"/enrollment/v1/participants/{mentor_id}/qualification", QUALIFIED, wave.hr)
+
+    def proposed() -> str | None:  # once matching's consumer has both candidates
+        with platform.http as http:
+            run = http.post("/matching/v1/runs", json={"wave_ids": [wave.id]}, headers=wave.hr)
+        assert run.status_code == 201, run.text
+        return run.json()["pairs"][0]["pair_id"] if run.json()["pairs"] else None
+
+    path = f"/matching/v1/pairs/{eventually(proposed, timeout=30, what='a proposed pair')}"
+
+    def reads(headers: dict[str, str]) -> list[httpx.Response]:
+        return at_once(platform, READS, lambda client: client.get(path, headers=headers))
+
+    def held_by_both() -> bool:
+        before = platform.metric("binome_held_reads_total", outcome="held") or 0
+        answered = {worker_of(r) for r in reads(wave.hr)}
+        return len(answered) == 2 and (platform.metric("binome_held_reads_total", outcome="held") or 0) - before >= READS - 2
+
+    eventually(held_by_both, timeout=60, what="the pair held by both workers")
+    stranger = auth(platform.token(str(uuid.uuid4()), "org-held-pair", ["participant"]))
+    assert {r.status_code for r in reads(stranger)} == {404}  # held, and still not theirs to see
+    assert {r.status_code for r in reads(auth(platform.token(mentee_id, "org-held-pair", ["participant"])))} == {200}
+
+    accepted = platform.post(f"{path}:accept", {}, auth(platform.token(mentee_id, "org-held-pair", ["participant"])))
+    after = reads(wave.hr)  # at once, on both workers, right after the answer
+    assert all(r.json()["version"] == accepted["version"] for r in after), sorted({r.json()["version"] for r in after})
+    assert all(r.json() == accepted for r in after)  # the pair as its command answered it

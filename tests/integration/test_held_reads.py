@@ -1,4 +1,4 @@
-"""Held pages over a real PostgreSQL (libs/api/held_pages.py): the read
+"""Held reads over a real PostgreSQL (libs/api/held_reads.py): the read
 tables' triggers notify a write from any connection but one that announces
 its writes itself, a worker hears them, a lost listening connection holds
 nothing until it listens again, and the participants list holds what it may
@@ -16,14 +16,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from libs.api.held_pages import ANNOUNCES, CHANNEL, HeldPages, TableChanges
+from libs.api.held_reads import ANNOUNCES, CHANNEL, HeldReads, TableChanges
 from libs.eventstore.migrations import migrate
 from services.enrollment import SERVICE
 from tests.support.enrollment import EnrollmentEnv, enrollment_env, mentee
+from tests.support.matching import MatchingEnv, matching_env
 
 pytestmark = pytest.mark.integration
 
-APPLICATION = "binome held pages test"
+APPLICATION = "binome held reads test"
 
 
 async def eventually(check: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
@@ -127,7 +128,7 @@ async def test_a_worker_hears_a_write_from_another_connection(
 async def test_a_lost_listening_connection_holds_nothing_until_it_listens_again(
     pool: asyncpg.Pool, enrollment_schema: str, listening: TableChanges
 ) -> None:
-    held = HeldPages(listening, max_age_s=60)
+    held = HeldReads(listening, max_age_s=60)
     reads = 0
 
     async def read() -> int:
@@ -162,7 +163,7 @@ async def test_a_lost_listening_connection_holds_nothing_until_it_listens_again(
 async def env(
     pool: asyncpg.Pool, tmp_path: Path, listening: TableChanges
 ) -> AsyncIterator[EnrollmentEnv]:
-    async for environment in enrollment_env(pool, tmp_path, HeldPages(listening, max_age_s=60)):
+    async for environment in enrollment_env(pool, tmp_path, HeldReads(listening, max_age_s=60)):
         yield environment
 
 
@@ -206,7 +207,7 @@ async def test_the_list_is_held_until_a_participant_changes(env: EnrollmentEnv, 
 
 async def test_a_list_showing_an_erasure_is_never_held(env: EnrollmentEnv) -> None:
     """The erasure's progress lives in the key vault, whose changes nobody
-    announces: the list must show it move, held pages or not."""
+    announces: the list must show it move, held reads or not."""
     wave = await env.wave((await env.programme())["programme_id"])
     gone = await env.enrol(wave["wave_id"], mentee("E-HELD-GONE"))
     hr = env.auth("hr_admin", sub="hr-global")
@@ -223,3 +224,67 @@ async def test_a_list_showing_an_erasure_is_never_held(env: EnrollmentEnv) -> No
         assert (await listed(env, wave["wave_id"]))["items"][0]["erasure"]["status"] == "completed"
     finally:
         await env.pool.execute(f"DELETE FROM {env.vault.schema}.compactors WHERE service = $1", compactor)
+
+
+# --------------------------------------------------------------------------- a pair, by id
+
+
+@pytest.fixture
+def held(listening: TableChanges) -> HeldReads:
+    return HeldReads(listening, max_age_s=60)
+
+
+@pytest.fixture
+async def pairs(pool: asyncpg.Pool, kafka_bootstrap: str, tmp_path: Path, held: HeldReads) -> AsyncIterator[MatchingEnv]:
+    async for environment in matching_env(pool, tmp_path, kafka_bootstrap, held):
+        yield environment
+
+
+async def test_a_held_pair_is_still_shown_only_to_whom_may_see_it(pairs: MatchingEnv, listening: TableChanges) -> None:
+    """The row is held whoever asks; who may see it is checked at each read."""
+    env = pairs
+    programme = await env.programme()
+    wave = await env.wave(programme, "DE")
+    mentee, mentor = await env.mentee(wave), await env.mentor(wave)
+    await env.synced()
+    pair_id = (await env.run(wave))["pairs"][0]["pair_id"]
+    await settled(listening)
+    path = f"/v1/pairs/{pair_id}"
+
+    async def status(headers: dict[str, str]) -> int:
+        return (await env.client.get(path, headers=headers)).status_code
+
+    for _ in range(2):  # read, then held
+        assert await status(env.auth("hr_admin")) == 200
+        assert await status(env.auth("regional_committee", countries=["DE"])) == 200
+        assert await status(env.auth("regional_committee", countries=["FR"])) == 404
+        assert await status(env.as_participant(mentee)) == 200
+        assert await status(env.as_participant(mentor)) == 200
+        assert await status(env.as_participant(str(uuid.uuid4()))) == 404
+        assert await status(env.auth("hr_admin", org="org-b")) == 404
+
+    # Held: a change nobody announces is not seen...
+    async with env.pool.acquire() as conn:
+        await conn.execute(f"SET {ANNOUNCES} = 'on'")
+        try:
+            await conn.execute(
+                f"UPDATE {env.schema}.pairs SET doc = jsonb_set(doc, '{{score}}', '0.5') WHERE pair_id = $1",
+                uuid.UUID(pair_id),
+            )
+        finally:
+            await conn.execute(f"RESET {ANNOUNCES}")
+    assert (await env.pair(pair_id))["score"] != 0.5
+    # ...and the pair's own commands are heard (here their connections notify).
+    accepted = await env.client.post(f"{path}:accept", headers=env.as_participant(mentee))
+    assert accepted.status_code == 200, accepted.text
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await env.pair(pair_id))["version"] != accepted.json()["version"]:
+        assert asyncio.get_running_loop().time() < deadline, "the acceptance never showed"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_pair_not_found_is_not_held(pairs: MatchingEnv, held: HeldReads) -> None:
+    for _ in range(2):
+        missing = await pairs.client.get(f"/v1/pairs/{uuid.uuid4()}", headers=pairs.auth("hr_admin"))
+        assert missing.status_code == 404
+    assert len(held) == 0
