@@ -5,9 +5,10 @@ its Python (two processes woken on a virtual machine: bench/README.md,
 "Seventh pass"). The page of 50 participants cost 1.0-1.2 ms of a worker's
 CPU over HTTP at 200/s with its statement, 0.8-0.9 without ("Ninth pass").
 
-A held read (a page of a list, a document's row) is answered again only
-while nothing it was read from may have changed since it was read. "May
-have changed" is a moment (``TableChanges.moment``) made of two counters:
+A held read (a page of a list, a document's row, a dashboard) is answered
+again only while nothing it was read from may have changed since it was
+read. "May have changed" is a moment (``TableChanges.moment``) made of two
+counters:
 
 * **the host's**, in a file every HTTP worker of ``binome up --workers N``
   maps (libs/runtime/shared_file.py): each worker adds one when it answers a

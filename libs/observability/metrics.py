@@ -62,7 +62,7 @@ HTTP_DEPENDENCY_UNAVAILABLE = Counter(
 )
 HELD_READS = Counter(
     "binome_held_reads_total",
-    "Reads the HTTP workers of binome up --workers N may hold (a page of participants, a pair; "
+    "Reads the HTTP workers of binome up --workers N may hold (a page of participants, a pair, a rollout dashboard; "
     "libs/api/held_reads.py), by outcome: held (answered from the worker's memory, nothing having changed since "
     "it was read) or read (from the database).",
     ["outcome"],

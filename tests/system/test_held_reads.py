@@ -13,6 +13,7 @@ whom may see it, and follows its own commands on both workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -73,18 +74,16 @@ def entities(response: httpx.Response) -> dict[str, str]:
     return {p["employee_ref"]: p["profile"]["entity"] for p in response.json()["items"]}
 
 
-def test_a_held_page_needs_no_statement(platform: PlatformProcess) -> None:
-    wave = Wave(platform, "locked")
-    wave.enrol("E-LOCKED-1")
-    wave.held_by_both_workers()
-
+@contextlib.contextmanager
+def table_locked(platform: PlatformProcess, table: str, mode: str) -> Iterator[None]:
+    """``LOCK TABLE table IN mode MODE`` held from outside the platform meanwhile."""
     locked, release = threading.Event(), threading.Event()
 
     async def hold_lock() -> None:
         conn = await asyncpg.connect(platform.database_url)
         try:
             async with conn.transaction():
-                await conn.execute("LOCK TABLE enrollment.participants IN ACCESS EXCLUSIVE MODE")
+                await conn.execute(f"LOCK TABLE {table} IN {mode} MODE")
                 locked.set()
                 while not release.is_set():
                     await conn.execute("SELECT pg_sleep(0.05)")
@@ -95,6 +94,18 @@ def test_a_held_page_needs_no_statement(platform: PlatformProcess) -> None:
     holder.start()
     try:
         assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_a_held_page_needs_no_statement(platform: PlatformProcess) -> None:
+    wave = Wave(platform, "locked")
+    wave.enrol("E-LOCKED-1")
+    wave.held_by_both_workers()
+
+    with table_locked(platform, "enrollment.participants", "ACCESS EXCLUSIVE"):
         # The table locked all along (a statement would wait for it): both workers answer.
         def both_answer() -> bool:
             responses = wave.pages()
@@ -102,9 +113,6 @@ def test_a_held_page_needs_no_statement(platform: PlatformProcess) -> None:
             return len({worker_of(r) for r in responses}) == 2
 
         eventually(both_answer, timeout=20, what="both workers answering")
-    finally:
-        release.set()
-        holder.join(10)
 
 
 def test_a_read_after_a_write_sees_it_whichever_worker_answers_either(platform: PlatformProcess) -> None:
@@ -211,3 +219,35 @@ def test_a_held_pair_follows_its_changes_and_is_shown_only_to_whom_may_see_it(pl
     after = reads(wave.hr)  # at once, on both workers, right after the answer
     assert all(r.json()["version"] == accepted["version"] for r in after), sorted({r.json()["version"] for r in after})
     assert all(r.json() == accepted for r in after)  # the pair as its command answered it
+
+
+def test_a_held_dashboard_follows_the_consumers_that_feed_it(platform: PlatformProcess) -> None:
+    """The rollout dashboard is computed from insights' read tables, which
+    its consumer writes in the background process: each change is heard by
+    both workers (pages held 60 s here)."""
+    wave = Wave(platform, "rollout")
+    programme_id = platform.sql("SELECT programme_id FROM enrollment.waves WHERE wave_id = $1", uuid.UUID(wave.id))[0][
+        "programme_id"
+    ]
+    path = f"/insights/v1/programmes/{programme_id}/rollout"
+
+    def enrolled(expected: int) -> bool:
+        responses = at_once(platform, READS, lambda client: client.get(path, headers=wave.hr))
+        return all(r.status_code == 200 and r.json()["programme"][0]["enrolled"] == expected for r in responses)
+
+    wave.enrol("E-ROLLOUT-1")
+    eventually(lambda: enrolled(1), timeout=30, interval=0.1, what="the first enrolment on the dashboard")
+    before = platform.metric("binome_held_reads_total", outcome="held") or 0
+    eventually(lambda: enrolled(1) and (platform.metric("binome_held_reads_total", outcome="held") or 0) > before,
+               timeout=30, what="the dashboard held")
+
+    # The consumer held back (insights' table locked against writes, not reads)
+    # while the enrolment is answered, which moves the host's moment: both
+    # workers read the dashboard again and hold it, still without it.
+    with table_locked(platform, "insights.participants", "EXCLUSIVE"):
+        wave.enrol("E-ROLLOUT-2")
+        before = platform.metric("binome_held_reads_total", outcome="held") or 0
+        eventually(lambda: enrolled(1) and (platform.metric("binome_held_reads_total", outcome="held") or 0) > before,
+                   timeout=30, what="the dashboard held without the second enrolment")
+    # The consumer's write, once it goes through, is heard by both.
+    eventually(lambda: enrolled(2), timeout=10, interval=0.1, what="the second enrolment on every worker's dashboard")

@@ -187,7 +187,14 @@ async def get_network(
 
 
 async def _rollout(request: Request, who: Principal, programme_id: UUID) -> Rollout:
-    found = await rollout(pool(request), schema(request), who.organisation, programme_id, views.visible_countries(who))
+    countries = views.visible_countries(who)
+    # Held per organisation, countries seen and programme: everything the dashboard depends on.
+    key = ("rollout", who.organisation, None if countries is None else tuple(countries), programme_id)
+    found = await request.app.state.held_reads.read(
+        key,
+        lambda: rollout(pool(request), schema(request), who.organisation, programme_id, countries),
+        lambda found: found is not None,
+    )
     if found is None:
         raise views.not_found("programme", programme_id)
     return found
@@ -293,6 +300,7 @@ def create_app(ctx: ServiceContext, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.pool = ctx.pool
     app.state.schema = ctx.store.schema
+    app.state.held_reads = ctx.held_reads  # the rollout dashboard (libs/api/held_reads.py)
     app.state.clock = clock or ctx.clock  # a test's clock, else the platform's
     app.include_router(router)
     return app
