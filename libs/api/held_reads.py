@@ -58,6 +58,7 @@ import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import RetryCallState, RetryError
 
+from libs.auth.principal import Principal
 from libs.observability.metrics import HELD_READS
 from libs.retry import sleep_unless_stopped, until_stopped
 from libs.runtime.shared_file import SharedFile
@@ -168,7 +169,6 @@ def _log_lost(state: RetryCallState) -> None:
 
 @dataclass
 class _Held(Generic[T]):
-    moment: tuple[int, int]
     at: float
     value: T
 
@@ -187,7 +187,7 @@ class HeldReads:
     ) -> None:
         self.changes, self.max_age_s, self.max_held, self.clock = changes, max_age_s, max_held, clock
         self._held: OrderedDict[Hashable, _Held[Any]] = OrderedDict()
-        self._moment: tuple[int, int] | None = None  # of what is held
+        self._moment: tuple[int, int] | None = None  # of everything held
 
     async def read(self, key: Hashable, read: Callable[[], Awaitable[T]], holdable: Callable[[T], bool]) -> T:
         # The moment before the read: a change committed while it runs moves
@@ -200,14 +200,14 @@ class HeldReads:
             self._moment = moment
         now = self.clock()
         held = self._held.get(key)
-        if held is not None and held.moment == moment and now - held.at < self.max_age_s:
+        if held is not None and now - held.at < self.max_age_s:
             self._held.move_to_end(key)
             _ANSWERED_HELD.inc()
             return held.value  # type: ignore[no-any-return]
         _READ.inc()
         value = await read()
         if holdable(value) and moment == self._moment:
-            self._held[key] = _Held(moment, now, value)
+            self._held[key] = _Held(now, value)
             self._held.move_to_end(key)
             while len(self._held) > self.max_held:
                 self._held.popitem(last=False)
@@ -217,8 +217,11 @@ class HeldReads:
 
     def sweep(self) -> None:
         """Drop what may not be answered again (too old, or of an older moment)."""
-        now, moment = self.clock(), self.changes.moment()
-        for key in [k for k, held in self._held.items() if held.moment != moment or now - held.at >= self.max_age_s]:
+        if self.changes.moment() != self._moment:
+            self._held.clear()
+            return
+        now = self.clock()
+        for key in [k for k, held in self._held.items() if now - held.at >= self.max_age_s]:
             del self._held[key]
 
     async def keep_fresh(self, stop: asyncio.Event) -> None:
@@ -237,6 +240,16 @@ class NothingHeld:
 
     async def read(self, key: Hashable, read: Callable[[], Awaitable[T]], holdable: Callable[[T], bool]) -> T:
         return await read()
+
+
+#: What holds nothing (it keeps no state: one serves everywhere).
+NOTHING_HELD = NothingHeld()
+
+
+def seen_by(principal: Principal) -> Hashable:
+    """Whose reads are alike, as part of a key: the principal's organisation
+    and the countries it sees (None: all of them)."""
+    return principal.organisation, None if principal.sees_all_countries() else principal.countries
 
 
 class AnnouncedWrites:

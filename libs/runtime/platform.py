@@ -46,7 +46,7 @@ from starlette.types import ASGIApp
 from tenacity import RetryCallState, RetryError
 
 from libs.api.app import create_service_app
-from libs.api.held_reads import ANNOUNCES, HeldReads, NothingHeld, TableChanges
+from libs.api.held_reads import ANNOUNCES, NOTHING_HELD, HeldReads, NothingHeld, TableChanges
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.problems import invalid
 from libs.api.shedding import ShedEarly
@@ -313,7 +313,7 @@ class Platform:
         )
         vault_pool = await vault_pool_for(settings, pool)
         changes = TableChanges(SharedFile(run_dir / "read-tables", TableChanges.SHARED_SIZE))
-        held = HeldReads(changes, settings.held_reads_s) if settings.held_reads_s > 0 else NothingHeld()
+        held = HeldReads(changes, settings.held_reads_s) if settings.held_reads_s > 0 else NOTHING_HELD
         platform = cls._assemble(settings, services, infrastructure, pool, vault_pool, masters, run_dir, held)
         platform.table_changes = changes
         platform.audit_spool.start()
@@ -344,7 +344,7 @@ class Platform:
         vault_pool: asyncpg.Pool,
         masters: MasterKeys,
         run_dir: Path | None,
-        held_reads: HeldReads | NothingHeld | None = None,
+        held_reads: HeldReads | NothingHeld = NOTHING_HELD,
     ) -> Platform:
         """The services' contexts over ``pool``: what serving and the background both use."""
         verifier = token_verifier(settings)
@@ -368,7 +368,7 @@ class Platform:
             ctx = ServiceContext(
                 service.name, pool, store, infrastructure.bootstrap, settings, verifier, vault, platform.clock,
                 platform.rate_limits, readiness_checks=platform.readiness_checks, audit_spool=platform.audit_spool,
-                held_reads=NothingHeld() if held_reads is None else held_reads,
+                held_reads=held_reads,
             )
             platform.contexts[service.name] = ctx
             platform.projections[service.name] = list(service.projections(ctx))

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from libs.api.held_reads import HeldReads, NothingHeld
+from libs.api.held_reads import NOTHING_HELD, HeldReads, NothingHeld
 from libs.api.limits import BodySizeLimit, RateLimits
 from libs.api.shedding import InFlight, LoadShedding
 from libs.audit.api import install_audit
@@ -58,7 +58,7 @@ class ServiceContext:
     audit_spool: AuditSpool | None = None
     #: Reads its API may answer again without reading them (libs/api/held_reads.py):
     #: in the HTTP workers of ``binome up --workers N``; elsewhere nothing is held.
-    held_reads: HeldReads | NothingHeld = field(default_factory=NothingHeld)
+    held_reads: HeldReads | NothingHeld = NOTHING_HELD
 
 
 @dataclass(frozen=True)

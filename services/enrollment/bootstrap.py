@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.api.commands import IdempotentCommands
-from libs.api.held_reads import HeldReads, NothingHeld
+from libs.api.held_reads import NOTHING_HELD, HeldReads, NothingHeld
 from libs.api.idempotency import IdempotencyKeys
 from libs.auth.principal import Principal
 from libs.domain.repository import Repository, UnitOfWork
@@ -34,11 +34,11 @@ class Enrollment(IdempotentCommands):
         pool: asyncpg.Pool,
         store: EventStore,
         vault: KeyVault | None,
-        held_reads: HeldReads | NothingHeld | None = None,
+        held_reads: HeldReads | NothingHeld = NOTHING_HELD,
     ) -> None:
         self.pool, self.store, self.vault = pool, store, vault
         #: Pages of participants answered again while nothing changed (libs/api/held_reads.py).
-        self.held_reads = NothingHeld() if held_reads is None else held_reads
+        self.held_reads = held_reads
         self.projector = Projector(store.schema)
         self.views = Views(store.schema, vault)
         self.keys = IdempotencyKeys(store.schema)

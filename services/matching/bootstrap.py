@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from libs.api.commands import IdempotentCommands
-from libs.api.held_reads import HeldReads, NothingHeld
+from libs.api.held_reads import NOTHING_HELD, HeldReads, NothingHeld
 from libs.api.idempotency import IdempotencyKeys
 from libs.domain.repository import Repository, UnitOfWork
 from libs.events.contexts.enrollment import ParticipantEvent, WaveEnded
@@ -25,11 +25,11 @@ class Matching(IdempotentCommands):
     """The service's parts, built once per app (or consumer) over its store's schema."""
 
     def __init__(
-        self, pool: asyncpg.Pool, store: EventStore, held_reads: HeldReads | NothingHeld | None = None
+        self, pool: asyncpg.Pool, store: EventStore, held_reads: HeldReads | NothingHeld = NOTHING_HELD
     ) -> None:
         self.pool, self.store = pool, store
         #: Pairs read by id, answered again while nothing changed (libs/api/held_reads.py).
-        self.held_reads = NothingHeld() if held_reads is None else held_reads
+        self.held_reads = held_reads
         self.read_tables = ReadTables(store.schema)
         self.queries = PoolQueries(store.schema)
         self.views = Views(store.schema)

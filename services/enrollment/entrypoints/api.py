@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from libs.api.app import create_service_app
 from libs.api.commands import concurrent_change, if_match_version, rule_broken, stale_version
+from libs.api.held_reads import seen_by
 from libs.api.idempotency import IdempotencyKey, idempotency_key
 from libs.api.locations import url_for
 from libs.api.pagination import Page, PageParams, page_params
@@ -71,7 +72,7 @@ from services.enrollment.entrypoints.schemas import (
 )
 from services.enrollment.service_layer import commands, handlers
 from services.enrollment.service_layer.importing import ImportRejected, import_participants
-from services.enrollment.service_layer.views import ParticipantFilters, ParticipantsPage, WaveFilters, visible_countries
+from services.enrollment.service_layer.views import ParticipantFilters, ParticipantsPage, WaveFilters
 from services.enrollment.service_layer.export import EnrollmentExport
 
 NAME = "enrollment"
@@ -410,10 +411,9 @@ async def list_participants(
         query.theme,
         query.matchable,
     )
-    enrollment, page, countries = service(request), query.page(), visible_countries(who)
-    # Everything the page depends on: the caller's organisation and countries, the filters, the page asked.
-    seen = None if countries is None else tuple(countries)
-    key = ("participants", who.organisation, seen, filters, page.cursor, page.limit)
+    enrollment, page = service(request), query.page()
+    # Everything the page depends on: what the caller sees, the filters, the page asked.
+    key = ("participants", seen_by(who), filters, page.cursor, page.limit)
     found = await enrollment.held_reads.read(
         key, lambda: enrollment.views.participants(enrollment.pool, who, filters, page), ParticipantsPage.holdable
     )

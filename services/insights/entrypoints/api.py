@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from libs.api.app import create_service_app
+from libs.api.held_reads import seen_by
 from libs.api.pagination import Order, Page, PageParams, cursor_key, cursor_scope, cursor_values, page_params
 from libs.api.problems import problem_responses
 from libs.api.routes import ApiRoute
@@ -188,10 +189,9 @@ async def get_network(
 
 async def _rollout(request: Request, who: Principal, programme_id: UUID) -> Rollout:
     countries = views.visible_countries(who)
-    # Held per organisation, countries seen and programme: everything the dashboard depends on.
-    key = ("rollout", who.organisation, None if countries is None else tuple(countries), programme_id)
+    # Held per what the caller sees and programme: everything the dashboard depends on.
     found = await request.app.state.held_reads.read(
-        key,
+        ("rollout", seen_by(who), programme_id),
         lambda: rollout(pool(request), schema(request), who.organisation, programme_id, countries),
         lambda found: found is not None,
     )
