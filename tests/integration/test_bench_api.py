@@ -15,7 +15,9 @@ from tests.support.bench import run_bench
 
 pytestmark = pytest.mark.integration
 
-CLASSES = {"participants", "pair", "rollout", "enrol", "floor"}
+CLASSES = {"participants", "pair", "rollout", "enrol", "enrol-service", "floor"}
+#: Measured on the enrollment service alone: no latency sweep.
+SWEPT = CLASSES - {"enrol-service"}
 
 
 def test_the_tiny_sweep_reports_cpu_and_latency_of_every_endpoint_class(tmp_path: Path) -> None:
@@ -31,7 +33,16 @@ def test_the_tiny_sweep_reports_cpu_and_latency_of_every_endpoint_class(tmp_path
             audit = [calls for query, calls in figure["top_statements"] if query.startswith("INSERT INTO") and
                      ".audit_log " in query]
             assert figure["statements_per_request"] > 0 and audit, figure
-    assert {s["endpoint"] for s in report["steps"]} == CLASSES
+    # The write on the whole platform feeds the projections of five other
+    # services; on the enrollment service alone, its request and relay only.
+    downstream = {"matching.", "evaluation.", "sessions.", "insights.", "notifications."}
+    whole, alone = ({query for query, _ in figure["top_statements"]} for figure in sorted(
+        (f for f in report["cpu"] if f["endpoint"] in ("enrol", "enrol-service")), key=lambda f: f["endpoint"]))
+    assert any(schema in query for query in whole for schema in downstream), whole
+    assert not any(schema in query for query in alone for schema in downstream), alone
+    assert any(query.startswith("DELETE FROM enrollment.outbox") for query in alone), alone  # its relay published
+    assert report["aims"]["cpu enrol-service"]["aim_ms"] == 4.0 and report["aims"]["cpu enrol"]["aim_ms"] is None
+    assert {s["endpoint"] for s in report["steps"]} == SWEPT
     for step in report["steps"]:
         assert step["answered_rps"] > 0 and step["p50_ms"] is not None and step["p99_ms"] is not None, step
     assert {name.split()[1] for name in report["aims"]} == CLASSES - {"floor"}
