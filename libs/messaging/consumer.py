@@ -58,14 +58,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -213,6 +213,38 @@ def _happened_at(item: _Item) -> datetime:
     return min(item.envelope.time, datetime.fromtimestamp(timestamp_ms / 1000, UTC))
 
 
+class _Rebalances(ConsumerRebalanceListener):
+    """Logs the partitions a runner holds after each rebalance, and its first
+    batch after an assignment: after a broker restart or a rejoin, the log
+    says when each consumer got its partitions back and applied again
+    (silence there is a consumer that never resumed)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.awaiting_first_batch = False
+
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        if revoked:
+            log.info("%s: partitions revoked: %s", self.name, _partitions(revoked))
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        log.info("%s: partitions assigned: %s", self.name, _partitions(assigned) or "none")
+        self.awaiting_first_batch = bool(assigned)
+
+    def applied(self, records: int) -> None:
+        if self.awaiting_first_batch:
+            self.awaiting_first_batch = False
+            log.info("%s: first batch since the assignment applied (records: %d)", self.name, records)
+
+
+def _partitions(partitions: Collection[TopicPartition]) -> str:
+    """``topic[0,2]; other[1]``."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{topic}[{','.join(map(str, sorted(ps)))}]" for topic, ps in sorted(by_topic.items()))
+
+
 class _BatchFailed(Exception):
     """The fast path failed deterministically; ``failed`` maps the event that
     raised, if known, to why."""
@@ -270,6 +302,7 @@ class ConsumerRunner:
         self.dead_letter_topic = dead_letter_topic(self.topic_prefix)
         self.dead_letters = DeadLetters(self.schema)
         self._sql_claim = claim_sql(self.schema)
+        self._rebalances = _Rebalances(self.projection.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. Transient failures are retried here,
@@ -281,6 +314,7 @@ class ConsumerRunner:
             self.topics,
             session_timeout_ms=self.session_timeout_ms,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            listener=self._rebalances,
         )
         producer = make_producer(self.bootstrap)
         await consumer.start()
@@ -402,6 +436,7 @@ class ConsumerRunner:
         if self.after_db_commit is not None:
             await self.after_db_commit(offsets)
         self._uncommitted.update(offsets)
+        self._rebalances.applied(len(records))
         if time.monotonic() - self._committed_at >= self.commit_interval_s:
             await self._commit_offsets(consumer)
         name = self.projection.name

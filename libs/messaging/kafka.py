@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -84,9 +84,11 @@ def make_consumer(
     *,
     session_timeout_ms: int = 6000,
     fetch_max_wait_ms: int = 50,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics,
+    """A consumer of ``group_id`` subscribed to ``topics``; ``listener`` hears
+    its partitions revoked and assigned at every rebalance."""
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,  # offsets are committed after the DB transaction
@@ -97,6 +99,8 @@ def make_consumer(
         fetch_max_wait_ms=fetch_max_wait_ms,
         max_poll_records=2000,
     )
+    consumer.subscribe(topics, listener=listener)
+    return consumer
 
 
 async def ensure_topics(bootstrap: str, topics: list[str], spec: TopicSpec = TopicSpec()) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import timedelta
 
@@ -211,3 +212,45 @@ async def test_projection_lag_counts_from_publishing_when_the_event_is_dated_ahe
     await task
     lag = metrics.PROJECTION_LAG_SECONDS.labels("lag-test", tally.name)._value.get()
     assert 0.2 <= lag < 60
+
+
+async def test_the_log_says_when_a_runner_got_its_partitions_and_applied_again(
+    pool, schema, kafka_bootstrap, topic_prefix, tally, caplog
+) -> None:
+    """After a broker restart or a rejoin, what a consumer holds and when it
+    applied again is in the log: silence there is a consumer that never
+    resumed. A second member joining takes partitions from the first: both
+    say what they hold, and each its first batch after the assignment."""
+    caplog.set_level(logging.INFO, logger="libs.messaging.consumer")
+    topic = topic_for_context("platform", topic_prefix)
+    stop = asyncio.Event()
+    first = runner(pool, schema, tally, kafka_bootstrap, topic_prefix)
+    task = asyncio.create_task(first.run(stop))
+    await first.wait_assigned()
+    assigned = [r.getMessage() for r in caplog.records if "partitions assigned" in r.getMessage()]
+    assert assigned == [f"{tally.name}: partitions assigned: {topic}[0,1,2]"]
+    assert not [r for r in caplog.records if "first batch" in r.getMessage()]  # nothing applied yet
+
+    envelopes = [probe(f"s{i}", i) for i in range(6)]
+    await produce(kafka_bootstrap, topic, [dumps(e) for e in envelopes], [e.subject for e in envelopes])
+    await wait_for(lambda: tally_count(pool, tally, 6))
+    more = [probe(f"t{i}", 100 + i) for i in range(6)]
+    await produce(kafka_bootstrap, topic, [dumps(e) for e in more], [e.subject for e in more])
+    await wait_for(lambda: tally_count(pool, tally, 12))
+    firsts = [r.getMessage() for r in caplog.records if "first batch" in r.getMessage()]
+    assert len(firsts) == 1 and firsts[0].startswith(f"{tally.name}: first batch since the assignment applied")
+
+    second = runner(pool, schema, tally, kafka_bootstrap, topic_prefix)
+    joined = asyncio.create_task(second.run(stop))
+    await second.wait_assigned()
+
+    async def shared() -> bool:  # the rebalance done: the three partitions split between them
+        held = [runner._consumer.assignment() if runner._consumer else set() for runner in (first, second)]
+        return all(held) and sum(map(len, held)) == 3
+
+    await wait_for(shared)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"{tally.name}: partitions revoked: {topic}[0,1,2]") for m in messages), messages
+    assert len([m for m in messages if "partitions assigned" in m]) >= 3, messages  # first, then both members
+    stop.set()
+    await asyncio.gather(task, joined)

@@ -50,7 +50,12 @@ def _programme_reaches_insights(platform: PlatformProcess, token: str) -> None:
     )
     assert created.status_code == 201, created.text
     rollout = f"/insights/v1/programmes/{created.json()['programme_id']}/rollout"
-    eventually(lambda: platform.http.get(rollout, headers=auth(token)).status_code == 200, what="rollout of the new programme")
+    try:
+        eventually(lambda: platform.http.get(rollout, headers=auth(token)).status_code == 200, what="rollout of the new programme")
+    except AssertionError as exc:
+        # Which consumers got their partitions back, and applied again, after the fault.
+        said = [line for line in platform.log_lines() if "partitions" in line or "first batch" in line]
+        raise AssertionError(f"{exc}; the consumers' assignments:\n" + "\n".join(said[-40:])) from None
 
 
 def _kill_broker_and_hold_its_port(platform: PlatformProcess) -> tuple[psutil.Process, socket.socket]:
