@@ -107,6 +107,7 @@ WRITE = "enrol"
 #: The write on the enrollment service alone: the request with its event.
 SERVICE_WRITE = "enrol-service"
 FLOOR = "floor"
+CLASSES = (*READS, WRITE, SERVICE_WRITE)
 #: ``binome up``'s arguments for the enrollment service alone.
 ENROLLMENT_ALONE = ("--service", "enrollment")
 #: The aims of issue 15: Python CPU per request, and p99 at a rate.
@@ -608,19 +609,6 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
             rates = args.write_rates if name == WRITE else args.read_rates
             steps += sweep(name, platform.port, requests, rates, args.step, args.patience)
         report["load_average_after_platform"] = [round(x, 2) for x in os.getloadavg()]
-        if SERVICE_WRITE in args.classes:
-            print("the write on the enrollment service alone (`binome up --service enrollment`)", flush=True)
-            alone_dir = tmp / "service"
-            if args.statements:
-                preload_statement_counts(alone_dir / "data")
-            alone = stack.enter_context(PlatformProcess.start(
-                alone_dir, env=env, args=(*extra, *ENROLLMENT_ALONE), ready_timeout=180))  # fmt: skip
-            seeded_alone = seed_service(alone, args.world)
-            check_answers(alone, seeded_alone, reads=False)
-            cpu.append(measure_cpu(SERVICE_WRITE, alone.pid, alone.port, seeded_alone.writes("cpu"), args.cpu_rate / 2,
-                                   args.cpu_step, args.idle, CPU_PATIENCE, drain=True,
-                                   statements=StatementCounts(alone) if args.statements else None))
-            print(f"    {cpu[-1]}", flush=True)
         print("the floor: a bare FastAPI app with the same auth dependency", flush=True)
         with floor_server(platform.data_dir) as (pid, port):
             ping = raw_request("GET", "/v1/ping", seeded.token)
@@ -629,11 +617,31 @@ def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
             print(f"    {cpu[-1]}", flush=True)
             if args.sweep:
                 steps += sweep(FLOOR, port, lambda i: ping, args.read_rates, args.step, args.patience)
+        if SERVICE_WRITE in args.classes:
+            platform.stop()  # idle beside the service alone, it would only add noise
+            cpu.append(measure_service_write(args, tmp / "service", env, extra))
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["cpu"] = [asdict(c) for c in cpu]
     report["steps"] = [asdict(s) for s in steps]
     report["aims"] = aims(cpu, steps)
     return report
+
+
+def measure_service_write(
+    args: argparse.Namespace, directory: Path, env: dict[str, str], extra: tuple[str, ...]
+) -> CpuPerRequest:
+    """The write on the enrollment service alone, started in ``directory``."""
+    print("the write on the enrollment service alone (`binome up --service enrollment`)", flush=True)
+    if args.statements:
+        preload_statement_counts(directory / "data")
+    with PlatformProcess.start(directory, env=env, args=(*extra, *ENROLLMENT_ALONE), ready_timeout=180) as alone:
+        seeded = seed_service(alone, args.world)
+        check_answers(alone, seeded, reads=False)
+        found = measure_cpu(SERVICE_WRITE, alone.pid, alone.port, seeded.writes("cpu"), args.cpu_rate / 2,
+                            args.cpu_step, args.idle, CPU_PATIENCE, drain=True,
+                            statements=StatementCounts(alone) if args.statements else None)
+    print(f"    {found}", flush=True)
+    return found
 
 
 @contextlib.contextmanager
@@ -963,16 +971,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-hide", action="append", default=[], metavar="MODULE",
                         help="baseline mode: a module the baseline does not install (e.g. httptools)")
     parser.add_argument("--rounds", type=int, default=2, help="baseline mode: interleaved steps per class and side")
-    parser.add_argument("--classes", type=lambda s: s.split(","), default=[*READS, WRITE, SERVICE_WRITE],
-                        help=f"endpoint classes, comma-separated (default: all, {','.join((*READS, WRITE, SERVICE_WRITE))})")
+    parser.add_argument("--classes", type=lambda s: s.split(","), default=list(CLASSES),
+                        help=f"endpoint classes, comma-separated (default: all, {','.join(CLASSES)})")
     parser.add_argument("--out", type=Path, help="the JSON report (default bench/out/api.json or api_shedding.json)")
     args = parser.parse_args(argv)
     if args.statements and (args.baseline is not None or args.mode != "sweep"):
         parser.error("--statements: the sweep mode only (one platform, started by the bench)")
-    unknown = set(args.classes) - {*READS, WRITE, SERVICE_WRITE}
+    unknown = set(args.classes) - set(CLASSES)
     if unknown:
         parser.error(f"--classes: unknown {', '.join(sorted(unknown))}")
-    args.classes = [name for name in (*READS, WRITE, SERVICE_WRITE) if name in args.classes]
+    args.classes = [name for name in CLASSES if name in args.classes]
     if args.tiny:
         args.world = "tiny"
         # Two-second CPU steps and idle windows: with less, one periodic burst
