@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -88,6 +89,7 @@ from libs.runtime.clock import (
 from libs.observability.logging import kafka_client_noise
 from libs.retry import until_stopped
 from libs.runtime.shared_file import SharedFile
+from libs.runtime.stopping import close_pool, wait_or_cancel
 from libs.runtime.heap import freeze_startup_heap
 from libs.runtime.service import ServiceContext, ServiceDefinition
 from libs.settings import Settings
@@ -169,7 +171,7 @@ async def vault_pool_for(settings: Settings, pool: asyncpg.Pool) -> asyncpg.Pool
 async def close_vault_pool(vault_pool: asyncpg.Pool, pool: asyncpg.Pool) -> None:
     """Close the vault's pool if it is its own (not the platform's ``pool``)."""
     if vault_pool is not pool:
-        await vault_pool.close()
+        await close_pool(vault_pool, "vault")
 
 
 @contextlib.asynccontextmanager
@@ -545,15 +547,21 @@ class Platform:
             watcher.cancel()
         await asyncio.gather(*self.watchers, return_exceptions=True)
         self.stop.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        started = time.monotonic()
+        await wait_or_cancel(self.tasks)  # a task that does not return is named and cancelled
+        tasks_s, started = time.monotonic() - started, time.monotonic()
         if self.audit_spool is not None:  # after the last request, before the pool goes
             await self.audit_spool.close()
         if self.vault is not None:
             await close_vault_pool(self.vault.pool, self.pool)
-        for source_pool in self.source_pools.values():
-            await source_pool.close()
-        await self.pool.close()
+        for name, source_pool in self.source_pools.items():
+            await close_pool(source_pool, f"{name} event store")
+        await close_pool(self.pool, "platform")
+        pools_s, started = time.monotonic() - started, time.monotonic()
         self.infrastructure.close()
+        # Where a slow stop spent its time (a Ctrl-C that takes long says why).
+        log.info("stopped: background tasks in %.1f s, audit and pools in %.1f s, infrastructure in %.1f s",
+                 tasks_s, pools_s, time.monotonic() - started)  # fmt: skip
 
 
 async def serve(
