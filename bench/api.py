@@ -446,13 +446,17 @@ WORLDS = {
 }
 
 
+#: The demo's story as both seedings build it (the service alone takes the
+#: whole platform's first wave and first mentee).
+STORY = dict(seed=7, second_wave_week=1)
+
+
 def seed(platform: PlatformProcess, world: str) -> Seeded:
     from libs.demo import DemoError, Options, run_demo
 
-    size = WORLDS[world]
     options = Options(
-        base_url=platform.base_url, data_dir=platform.data_dir, out=platform.data_dir / "demo", seed=7, weeks=3,
-        second_wave_week=1, k_anonymity=3, concurrency=4, **size,
+        base_url=platform.base_url, data_dir=platform.data_dir, out=platform.data_dir / "demo", weeks=3,
+        k_anonymity=3, concurrency=4, **STORY, **WORLDS[world],
     )
     for attempt in range(3):
         try:
@@ -464,37 +468,47 @@ def seed(platform: PlatformProcess, world: str) -> Seeded:
             print(f"the demo stopped ({exc}); again", flush=True)
             if attempt == 2:
                 raise
-    token = platform.token("bench-hr", options.organisation, ["hr_admin"], expires_in=12 * 3600)
+    token = bench_hr(platform)
     wave = result.waves[0]
-    opened = platform.post(f"/enrollment/v1/programmes/{result.programme_id}/waves", {
-        "name": "Bench wave", "region": wave.region, "country": wave.country, "committee": wave.committee,
-        "starts_on": "2099-01-04", "ends_on": "2099-06-30", "target_pairs": 1000,
-    }, auth(token))  # fmt: skip
-    template = dict(wave.mentees[0].row)
+    wave_id = open_bench_wave(platform, token, result.programme_id, wave)
     with platform.http as http:
         page = http.get("/enrollment/v1/participants", params={"programme_id": result.programme_id, "limit": 50},
                         headers=auth(token)).json()
-    return Seeded(result.programme_id, result.pairs[0].pair_id, opened["wave_id"], len(page["items"]), token, template)
+    return Seeded(result.programme_id, result.pairs[0].pair_id, wave_id, len(page["items"]), token,
+                  dict(wave.mentees[0].row))
 
 
 def seed_service(platform: PlatformProcess, world: str) -> Seeded:
     """The enrollment service alone: the demo's first wave's programme and wave
     created through its API (no other service runs to play the demo's story),
     and the demo's first mentee as the template of every enrolment."""
-    from libs.demo import Options
     from libs.demo.world import build_world
 
-    built = build_world(seed=7, second_wave_week=1, **WORLDS[world])
-    wave = built.waves[0]
-    token = platform.token("bench-hr", Options.organisation, ["hr_admin"], expires_in=12 * 3600)
+    built = build_world(**STORY, **WORLDS[world])
+    token = bench_hr(platform)
     programme = platform.post("/enrollment/v1/programmes", {
         "name": "Bench programme", "mode": "reverse", "settings": {"languages": built.languages},
     }, auth(token))  # fmt: skip
-    opened = platform.post(f"/enrollment/v1/programmes/{programme['programme_id']}/waves", {
-        "name": "Bench wave", "region": wave.region, "country": wave.country, "committee": wave.committee,
+    wave = built.waves[0]
+    wave_id = open_bench_wave(platform, token, programme["programme_id"], wave)
+    return Seeded(programme["programme_id"], "", wave_id, 0, token, dict(wave.mentees[0].row))
+
+
+def bench_hr(platform: PlatformProcess) -> str:
+    """The token of the bench's client: the demo organisation's global HR admin."""
+    from libs.demo import Options
+
+    return platform.token("bench-hr", Options.organisation, ["hr_admin"], expires_in=12 * 3600)
+
+
+def open_bench_wave(platform: PlatformProcess, token: str, programme_id: str, like: Any) -> str:
+    """A wave open to enrolments for the writes, in the country of the demo's
+    wave ``like``, far enough ahead never to close during a run; its id."""
+    opened = platform.post(f"/enrollment/v1/programmes/{programme_id}/waves", {
+        "name": "Bench wave", "region": like.region, "country": like.country, "committee": like.committee,
         "starts_on": "2099-01-04", "ends_on": "2099-06-30", "target_pairs": 1000,
     }, auth(token))  # fmt: skip
-    return Seeded(programme["programme_id"], "", opened["wave_id"], 0, token, dict(wave.mentees[0].row))
+    return opened["wave_id"]
 
 
 def check_answers(platform: PlatformProcess, seeded: Seeded, *, reads: bool = True) -> None:
